@@ -1,0 +1,85 @@
+/*
+ * log.cc: syslog and stderr targets.
+ */
+#include "util/log.h"
+
+#include <syslog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+
+namespace portcullis::log {
+
+namespace {
+
+std::atomic<Level> current_level{Level::info};
+std::atomic<bool> use_syslog{false};
+
+int syslog_facility(std::string_view name) {
+    struct Entry { std::string_view name; int facility; };
+    static constexpr Entry kFacilities[] = {
+        {"mail", LOG_MAIL},     {"daemon", LOG_DAEMON}, {"user", LOG_USER},     {"local0", LOG_LOCAL0},
+        {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},
+        {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+    };
+    for (const auto& entry : kFacilities) {
+        if (entry.name == name) return entry.facility;
+    }
+    return LOG_MAIL;
+}
+
+int syslog_priority(Level level) {
+    switch (level) {
+        case Level::error: return LOG_ERR;
+        case Level::warning: return LOG_WARNING;
+        case Level::info: return LOG_INFO;
+        case Level::debug: return LOG_DEBUG;
+    }
+    return LOG_INFO;
+}
+
+std::string_view level_prefix(Level level) {
+    switch (level) {
+        case Level::error: return "error: ";
+        case Level::warning: return "warning: ";
+        default: return "";
+    }
+}
+
+}  // namespace
+
+void log_to_stderr(Level level) {
+    current_level = level;
+    use_syslog = false;
+}
+
+void log_to_syslog(Level level, std::string_view facility) {
+    openlog("portcullis", LOG_PID | LOG_NDELAY, syslog_facility(facility));
+    current_level = level;
+    use_syslog = true;
+}
+
+bool enabled(Level level) { return level <= current_level.load(std::memory_order_relaxed); }
+
+void write(Level level, std::string_view text) {
+    if (!enabled(level)) return;
+    if (use_syslog) {
+        syslog(syslog_priority(level), "%.*s%.*s", static_cast<int>(level_prefix(level).size()),
+               level_prefix(level).data(), static_cast<int>(text.size()), text.data());
+        return;
+    }
+    std::string line = "portcullis[" + std::to_string(getpid()) + "]: ";
+    line += level_prefix(level);
+    line += text;
+    line += '\n';
+    // One write per line: lines of concurrent sessions never interleave.
+    size_t done = 0;
+    while (done < line.size()) {
+        const ssize_t n = ::write(STDERR_FILENO, line.data() + done, line.size() - done);
+        if (n <= 0) return;
+        done += static_cast<size_t>(n);
+    }
+}
+
+}  // namespace portcullis::log

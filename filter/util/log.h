@@ -1,0 +1,31 @@
+/*
+ * log.h: the daemon's log, to syslog or stderr, in Postfix's style.
+ *
+ * One line per call.  On stderr each line reads "portcullis[PID]: TEXT",
+ * as syslog would show it; warnings and errors carry Postfix's
+ * "warning: " and "error: " prefixes on both targets.  Lines are written
+ * with one write(2), so lines from several threads never interleave.
+ * Until log_to_syslog() or log_to_stderr() is called, lines go to stderr
+ * at info level.
+ */
+#pragma once
+
+#include <string_view>
+
+namespace portcullis::log {
+
+enum class Level { error, warning, info, debug };
+
+void log_to_stderr(Level level);
+/* FACILITY is a name: mail, daemon, user, local0..local7. */
+void log_to_syslog(Level level, std::string_view facility);
+
+bool enabled(Level level);
+void write(Level level, std::string_view text);
+
+inline void error(std::string_view text) { write(Level::error, text); }
+inline void warning(std::string_view text) { write(Level::warning, text); }
+inline void info(std::string_view text) { write(Level::info, text); }
+inline void debug(std::string_view text) { write(Level::debug, text); }
+
+}  // namespace portcullis::log

@@ -1,0 +1,83 @@
+/*
+ * text.cc: string helpers.
+ */
+#include "util/text.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace portcullis {
+
+namespace {
+
+char lower_ascii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<size_t> row(b.size() + 1);
+    std::iota(row.begin(), row.end(), 0);
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            const size_t above = row[j];
+            const size_t substitution = diagonal + (lower_ascii(a[i - 1]) == lower_ascii(b[j - 1]) ? 0 : 1);
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitution});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+}  // namespace
+
+std::string to_lower(std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(), lower_ascii);
+    return out;
+}
+
+bool equals_nocase(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return lower_ascii(x) == lower_ascii(y);
+           });
+}
+
+bool ends_with_nocase(std::string_view text, std::string_view suffix) {
+    return text.size() >= suffix.size() && equals_nocase(text.substr(text.size() - suffix.size()), suffix);
+}
+
+std::string_view trim(std::string_view text) {
+    const auto first = text.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) return {};
+    const auto last = text.find_last_not_of(" \t\r\n");
+    return text.substr(first, last - first + 1);
+}
+
+std::string_view strip_angle_brackets(std::string_view address) {
+    address = trim(address);
+    if (address.size() >= 2 && address.front() == '<' && address.back() == '>') {
+        address = trim(address.substr(1, address.size() - 2));
+    }
+    return address;
+}
+
+AddressParts split_address(std::string_view address) {
+    const auto at = address.rfind('@');
+    if (at == std::string_view::npos) return {address, {}};
+    return {address.substr(0, at), address.substr(at + 1)};
+}
+
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
+    std::string best;
+    size_t best_distance = std::min<size_t>(3, std::max<size_t>(1, word.size() / 3)) + 1;
+    for (const auto& candidate : candidates) {
+        const size_t distance = edit_distance(word, candidate);
+        if (distance < best_distance) {
+            best_distance = distance;
+            best = candidate;
+        }
+    }
+    return best;
+}
+
+}  // namespace portcullis

@@ -1,0 +1,39 @@
+/*
+ * text.h: small string helpers used across the daemon.
+ *
+ * ASCII case folding (mail names are compared without regard to ASCII
+ * case; we never fold non-ASCII bytes), trimming, splitting an address
+ * into local part and domain, and the "did you mean" suggestion used by
+ * every error message that names an unknown word.
+ */
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portcullis {
+
+std::string to_lower(std::string_view text);
+bool equals_nocase(std::string_view a, std::string_view b);
+bool ends_with_nocase(std::string_view text, std::string_view suffix);
+std::string_view trim(std::string_view text);
+
+/* "<User@Example.COM>" -> "User@Example.COM": strip one pair of angle
+ * brackets and surrounding white space, as MTAs hand envelope addresses. */
+std::string_view strip_angle_brackets(std::string_view address);
+
+/* Local part and domain of an address; the domain is empty without '@'.
+ * The split is at the last '@', so quoted local parts with '@' survive. */
+struct AddressParts {
+    std::string_view local;
+    std::string_view domain;
+};
+AddressParts split_address(std::string_view address);
+
+/* The candidate closest to WORD by edit distance, or "" if none is close
+ * enough to be a plausible typo (distance at most a third of its length,
+ * and at most 3). */
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace portcullis

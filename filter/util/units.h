@@ -1,0 +1,27 @@
+/*
+ * units.h: the duration and size literals shared by the config file and
+ * the policy language.
+ *
+ * parse_duration() takes a number followed by one of ms, s, m, h, d, w
+ * ("30s", "200ms", "2d"); a bare number is seconds.  parse_size() takes a
+ * number with an optional k, M, G suffix (powers of 1024, case of the
+ * suffix ignored).  Both return nullopt on anything else, including
+ * overflow.  format_duration() writes the shortest exact form back.
+ */
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace portcullis {
+
+using Millis = std::chrono::milliseconds;
+
+std::optional<Millis> parse_duration(std::string_view text);
+std::optional<uint64_t> parse_size(std::string_view text);
+std::string format_duration(Millis duration);
+
+}  // namespace portcullis
