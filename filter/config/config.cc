@@ -1,0 +1,600 @@
+/*
+ * config.cc: load_config(), config_keys() and log_level_name().
+ *
+ * Every key is one row of keys(): its name and a setter that turns a
+ * value, from the TOML file or from an -o KEY=VALUE override, into its
+ * field of Config, or throws BadValue saying what is wrong with it.  The
+ * setters are made by one factory per kind of value (text, path, duration,
+ * flag, choice, resolver list), so the rules for a kind live in one place.
+ * A Loader walks the file, then the overrides, remembers where each key
+ * was set, and collects every error; the checks that involve two keys run
+ * last, once every key has its final value.
+ */
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "util/ip.h"
+#include "util/text.h"
+
+namespace portcullis::config {
+
+namespace {
+
+/* What is wrong with a value.  The thrower knows the rule that failed;
+ * the catcher adds the key name and where the value came from. */
+struct BadValue {
+    std::string message;
+};
+
+/* One value for a key: a node of the TOML file, or the VALUE of an
+ * override, which has no type of its own and takes the key's. */
+struct Input {
+    const toml::node* node = nullptr;   // from the file; null for an override
+    std::string_view text;              // the override's VALUE
+    std::filesystem::path base;         // directory of relative paths; empty: the working directory
+};
+
+std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+std::string join(const std::vector<std::string>& words) {
+    std::string out;
+    for (const auto& word : words) out += (out.empty() ? "" : ", ") + word;
+    return out;
+}
+
+/* " (did you mean 'x'?)" when WORD looks like a typo of a candidate. */
+std::string suggestion(std::string_view word, const std::vector<std::string>& candidates) {
+    const auto guess = closest_match(word, candidates);
+    return guess.empty() ? std::string() : " (did you mean " + in_quotes(guess) + "?)";
+}
+
+std::string_view type_name(const toml::node& node) {
+    switch (node.type()) {
+        case toml::node_type::table: return "a table";
+        case toml::node_type::array: return "an array";
+        case toml::node_type::string: return "a string";
+        case toml::node_type::integer: return "an integer";
+        case toml::node_type::floating_point: return "a floating-point number";
+        case toml::node_type::boolean: return "a boolean";
+        case toml::node_type::date: return "a date";
+        case toml::node_type::time: return "a time";
+        case toml::node_type::date_time: return "a date-time";
+        case toml::node_type::none: break;
+    }
+    return "nothing";
+}
+
+[[noreturn]] void wrong_type(const toml::node& node, std::string_view expected) {
+    throw BadValue{"expected " + std::string(expected) + ", found " + std::string(type_name(node))};
+}
+
+/* The text of a string value; EXPECTED names the key's type for the error. */
+std::string text_of(const Input& input, std::string_view expected) {
+    if (!input.node) return std::string(input.text);
+    if (const auto* text = input.node->as_string()) return text->get();
+    wrong_type(*input.node, expected);
+}
+
+/* The index of TEXT among NAMES, ignoring ASCII case. */
+size_t pick(std::string_view text, const std::vector<std::string>& names) {
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (equals_nocase(text, names[i])) return i;
+    }
+    throw BadValue{in_quotes(text) + " is not one of " + join(names) + suggestion(text, names)};
+}
+
+/* "a, b" -> {"a", "b"}: the comma-separated lists of store.url and
+ * dns.resolver, white space around each entry dropped. */
+std::vector<std::string> split_list(std::string_view text) {
+    std::vector<std::string> entries;
+    for (;;) {
+        const auto comma = text.find(',');
+        entries.emplace_back(trim(text.substr(0, comma)));
+        if (comma == std::string_view::npos) return entries;
+        text.remove_prefix(comma + 1);
+    }
+}
+
+bool is_digits(std::string_view text) {
+    return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+bool is_port(std::string_view text) {
+    if (!is_digits(text) || text.size() > 5) return false;
+    const auto port = std::stoul(std::string(text));
+    return port >= 1 && port <= 65535;
+}
+
+bool is_control_or_space(char c) { return static_cast<unsigned char>(c) <= ' ' || c == 0x7f; }
+
+/* A word: no white space or control characters, which no user name,
+ * key prefix or host name contains and which would garble our logs. */
+bool is_word(std::string_view text) {
+    return std::none_of(text.begin(), text.end(), is_control_or_space);
+}
+
+bool is_host(std::string_view text) { return !text.empty() && is_word(text); }
+
+/* HOST[:PORT] or [IPV6][:PORT]; the port is nullopt when not given. */
+struct HostPort {
+    std::string_view host;
+    std::optional<std::string_view> port;
+};
+
+std::optional<HostPort> split_host_port(std::string_view text) {
+    HostPort out;
+    std::string_view rest;
+    if (text.starts_with('[')) {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        out.host = text.substr(1, close - 1);
+        if (!parse_ip(out.host)) return std::nullopt;
+        rest = text.substr(close + 1);
+    } else {
+        const auto colon = text.find(':');
+        out.host = text.substr(0, colon);
+        if (!is_host(out.host)) return std::nullopt;
+        rest = colon == std::string_view::npos ? std::string_view() : text.substr(colon);
+    }
+    if (rest.empty()) return out;
+    if (rest.front() != ':' || !is_port(rest.substr(1))) return std::nullopt;
+    out.port = rest.substr(1);
+    return out;
+}
+
+/* Checks of one string value: each returns the value to store (some
+ * normalise it) or throws BadValue. */
+using Check = std::string (*)(std::string);
+
+std::string check_word(std::string text) {
+    if (!is_word(text)) throw BadValue{in_quotes(text) + " contains white space or control characters"};
+    return text;
+}
+
+/* libmilter's socket syntax; the path of a unix socket must be absolute
+ * because the daemon binds it after it may have changed directory. */
+std::string check_milter_socket(std::string text) {
+    const std::string_view socket = text;
+    const auto colon = socket.find(':');
+    const auto scheme = socket.substr(0, colon);
+    const auto rest = colon == std::string_view::npos ? std::string_view() : socket.substr(colon + 1);
+    if (scheme == "inet" || scheme == "inet6") {
+        const auto at = rest.find('@');
+        if (at != std::string_view::npos && is_port(rest.substr(0, at)) && is_host(rest.substr(at + 1))) return text;
+    } else if (scheme == "unix" || scheme == "local") {
+        if (rest.size() > 1 && rest.front() == '/') return text;
+    }
+    throw BadValue{in_quotes(text) + " is not inet:PORT@HOST, inet6:PORT@HOST, unix:/path or local:/path"};
+}
+
+/* redis://[:password@]host[:port][/db] or unix:///path[?db=N].  Only the
+ * form is checked; the store connects and reports what it finds. */
+bool is_redis_url(std::string_view url) {
+    if (url.starts_with("unix://")) {
+        const auto rest = url.substr(7);
+        const auto query = rest.find('?');
+        const auto path = rest.substr(0, query);
+        if (path.size() < 2 || path.front() != '/') return false;
+        return query == std::string_view::npos ||
+               (rest.substr(query + 1).starts_with("db=") && is_digits(rest.substr(query + 4)));
+    }
+    if (!url.starts_with("redis://")) return false;
+    const auto rest = url.substr(8);
+    const auto slash = rest.find('/');
+    if (slash != std::string_view::npos && !is_digits(rest.substr(slash + 1))) return false;
+    auto authority = rest.substr(0, slash);
+    const auto at = authority.rfind('@');
+    if (at != std::string_view::npos) {
+        const auto password = authority.substr(0, at);
+        if (password.size() < 2 || password.front() != ':') return false;
+        authority.remove_prefix(at + 1);
+    }
+    return split_host_port(authority).has_value();
+}
+
+/* A comma-separated list is the sentinels or the cluster seeds; whether
+ * store.mode allows a list is checked once every key is set. */
+std::string check_store_url(std::string text) {
+    for (const auto& url : split_list(text)) {
+        if (!is_redis_url(url)) {
+            throw BadValue{in_quotes(url) + " is not redis://[:password@]host[:port][/db] or unix:///path[?db=N]"};
+        }
+    }
+    return text;
+}
+
+/* RFC 8601 lets an authserv-id be a token or a quoted-string; we take only
+ * the token of RFC 2045, so the header never needs quoting. */
+std::string check_authserv_id(std::string text) {
+    constexpr std::string_view specials = "()<>@,;:\\\"/[]?=";
+    for (const char c : text) {
+        const bool ascii = static_cast<unsigned char>(c) < 0x80;
+        if (!ascii || is_control_or_space(c) || specials.find(c) != std::string_view::npos) {
+            throw BadValue{in_quotes(text) + " is not a token: no spaces, control characters or any of " +
+                           std::string(specials)};
+        }
+    }
+    return text;
+}
+
+std::string check_facility(std::string text) {
+    static const std::vector<std::string> facilities = {"mail",   "daemon", "user",   "local0", "local1", "local2",
+                                                        "local3", "local4", "local5", "local6", "local7"};
+    return facilities[pick(text, facilities)];
+}
+
+std::string check_listen(std::string text) {
+    if (text.empty()) return text;
+    const auto address = split_host_port(text);
+    if (!address || !address->port) throw BadValue{in_quotes(text) + " is not HOST:PORT or [IPV6]:PORT"};
+    return text;
+}
+
+/* "IP" or "IP@PORT"; '@' cannot occur in an IPv6 address, so it splits
+ * without brackets. */
+bool is_forwarder(std::string_view text) {
+    const auto at = text.find('@');
+    return parse_ip(text.substr(0, at)) && (at == std::string_view::npos || is_port(text.substr(at + 1)));
+}
+
+template <typename E>
+struct Named {
+    std::string_view name;
+    E value;
+};
+
+constexpr Named<PolicyMode> policy_modes[] = {{"enforce", PolicyMode::enforce}, {"monitor", PolicyMode::monitor}};
+constexpr Named<StoreBackend> store_backends[] = {{"memory", StoreBackend::memory}, {"redis", StoreBackend::redis}};
+constexpr Named<StoreMode> store_modes[] = {
+    {"standalone", StoreMode::standalone}, {"sentinel", StoreMode::sentinel}, {"cluster", StoreMode::cluster}};
+constexpr Named<OnError> on_errors[] = {{"tempfail", OnError::tempfail}, {"accept", OnError::accept}};
+constexpr Named<LogTarget> log_targets[] = {{"syslog", LogTarget::syslog}, {"stderr", LogTarget::stderr_stream}};
+constexpr Named<LogLevel> log_levels[] = {
+    {"error", LogLevel::error}, {"warning", LogLevel::warning}, {"info", LogLevel::info}, {"debug", LogLevel::debug}};
+
+/* A key: its "section.key" name and how to store a value in a Config. */
+struct Key {
+    std::string name;
+    std::function<void(Config&, const Input&)> set;
+};
+
+/* The factories below take the field as two member pointers, the section
+ * of Config and the member of that section. */
+
+template <typename S>
+Key text(std::string name, S Config::*section, std::string S::*field, Check check) {
+    return {std::move(name), [=](Config& config, const Input& input) {
+                (config.*section).*field = check(text_of(input, "a string"));
+            }};
+}
+
+enum class Empty { allowed, refused };
+
+/* Relative paths in the file start at the file's directory, so that a
+ * configuration and its rules can move together. */
+template <typename S>
+Key path(std::string name, S Config::*section, std::string S::*field, Empty empty) {
+    return {std::move(name), [=](Config& config, const Input& input) {
+                const std::filesystem::path value = text_of(input, "a path");
+                if (value.empty() && empty == Empty::refused) throw BadValue{"the path must not be empty"};
+                const bool anchored = value.empty() || value.is_absolute() || input.base.empty();
+                (config.*section).*field = anchored ? value.string() : (input.base / value).lexically_normal().string();
+            }};
+}
+
+/* Every duration here is a timeout, and a zero timeout would fail every
+ * operation, so zero is refused.  A TOML integer is seconds, as a bare
+ * number is to parse_duration(). */
+template <typename S>
+Key duration(std::string name, S Config::*section, Millis S::*field) {
+    return {std::move(name), [=](Config& config, const Input& input) {
+                const auto* integer = input.node ? input.node->as_integer() : nullptr;
+                const std::string text =
+                    integer ? std::to_string(integer->get()) : text_of(input, "a duration such as \"200ms\"");
+                const auto value = parse_duration(text);
+                if (!value) {
+                    throw BadValue{in_quotes(text) +
+                                   " is not a duration: a number and one of ms, s, m, h, d, w, as in \"200ms\""};
+                }
+                if (*value <= Millis::zero()) throw BadValue{"the timeout must be more than zero"};
+                (config.*section).*field = *value;
+            }};
+}
+
+template <typename S>
+Key flag(std::string name, S Config::*section, bool S::*field) {
+    return {std::move(name), [=](Config& config, const Input& input) {
+                if (input.node) {
+                    const auto* boolean = input.node->as_boolean();
+                    if (!boolean) wrong_type(*input.node, "true or false");
+                    (config.*section).*field = boolean->get();
+                    return;
+                }
+                // The words alternate between true and false.
+                static const std::vector<std::string> words = {"true", "false", "yes", "no", "1", "0"};
+                (config.*section).*field = pick(input.text, words) % 2 == 0;
+            }};
+}
+
+template <typename S, typename E, size_t N>
+Key choice(std::string name, S Config::*section, E S::*field, const Named<E> (&choices)[N]) {
+    std::vector<std::string> names;
+    for (const auto& named : choices) names.emplace_back(named.name);
+    return {std::move(name), [=](Config& config, const Input& input) {
+                (config.*section).*field = choices[pick(text_of(input, "one of " + join(names)), names)].value;
+            }};
+}
+
+/* dns.resolver: "system", or forwarders given as one comma-separated
+ * string or as an array of strings. */
+std::vector<std::string> resolver_entries(const Input& input) {
+    static constexpr std::string_view expected = "\"system\", or forwarders \"IP[@PORT]\" in a string or an array";
+    const auto* array = input.node ? input.node->as_array() : nullptr;
+    if (!array) return split_list(text_of(input, expected));
+    std::vector<std::string> entries;
+    for (const auto& element : *array) {
+        const auto* entry = element.as_string();
+        if (!entry) wrong_type(element, expected);
+        entries.emplace_back(trim(entry->get()));
+    }
+    return entries;
+}
+
+/* "system" alone, or forwarders "IP[@PORT]". */
+std::vector<std::string> check_resolver(std::vector<std::string> entries) {
+    if (entries.empty()) throw BadValue{"needs \"system\" or at least one forwarder"};
+    if (entries.size() == 1 && equals_nocase(entries.front(), "system")) return {"system"};
+    for (const auto& entry : entries) {
+        if (equals_nocase(entry, "system")) throw BadValue{"\"system\" cannot be mixed with forwarders"};
+        if (!is_forwarder(entry)) throw BadValue{in_quotes(entry) + " is not an IP address with an optional @PORT"};
+    }
+    return entries;
+}
+
+template <typename S>
+Key resolver(std::string name, S Config::*section, std::vector<std::string> S::*field) {
+    return {std::move(name), [=](Config& config, const Input& input) {
+                (config.*section).*field = check_resolver(resolver_entries(input));
+            }};
+}
+
+const std::vector<Key>& keys() {
+    using C = Config;
+    static const std::vector<Key> table = {
+        text("milter.socket", &C::milter, &C::Milter::socket, check_milter_socket),
+        duration("milter.timeout", &C::milter, &C::Milter::timeout),
+        text("milter.user", &C::milter, &C::Milter::user, check_word),
+        path("policy.file", &C::policy, &C::Policy::file, Empty::refused),
+        choice("policy.mode", &C::policy, &C::Policy::mode, policy_modes),
+        choice("store.backend", &C::store, &C::Store::backend, store_backends),
+        text("store.url", &C::store, &C::Store::url, check_store_url),
+        choice("store.mode", &C::store, &C::Store::mode, store_modes),
+        text("store.master", &C::store, &C::Store::master, check_word),
+        text("store.prefix", &C::store, &C::Store::prefix, check_word),
+        duration("store.timeout", &C::store, &C::Store::timeout),
+        choice("store.on_error", &C::store, &C::Store::on_error, on_errors),
+        path("store.snapshot", &C::store, &C::Store::snapshot, Empty::allowed),
+        resolver("dns.resolver", &C::dns, &C::Dns::resolver),
+        duration("dns.timeout", &C::dns, &C::Dns::timeout),
+        text("auth.authserv_id", &C::auth, &C::Auth::authserv_id, check_authserv_id),
+        flag("auth.add_header", &C::auth, &C::Auth::add_header),
+        choice("log.target", &C::log, &C::Log::target, log_targets),
+        choice("log.level", &C::log, &C::Log::level, log_levels),
+        text("log.facility", &C::log, &C::Log::facility, check_facility),
+        text("metrics.listen", &C::metrics, &C::Metrics::listen, check_listen),
+    };
+    return table;
+}
+
+const std::vector<std::string>& section_names() {
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> out;
+        for (const auto& key : keys()) {
+            auto section = key.name.substr(0, key.name.find('.'));
+            if (std::find(out.begin(), out.end(), section) == out.end()) out.push_back(std::move(section));
+        }
+        return out;
+    }();
+    return names;
+}
+
+bool is_section(const std::string& name) {
+    return std::find(section_names().begin(), section_names().end(), name) != section_names().end();
+}
+
+/* An entry of the file: a key of a known section, or anything else at the
+ * top level, which can only be an error. */
+struct Entry {
+    std::string name;   // "section.key", or the top-level name
+    const toml::key* key;
+    const toml::node* value;
+    bool top_level;
+};
+
+/* toml++ keeps a table's keys in name order; errors read best in the
+ * order of the file. */
+std::vector<Entry> entries_in_file_order(const toml::table& root) {
+    std::vector<Entry> entries;
+    for (const auto& [section, node] : root) {
+        const std::string name(section.str());
+        const auto* table = node.as_table();
+        if (!table || !is_section(name)) {
+            entries.push_back({name, &section, &node, true});
+            continue;
+        }
+        for (const auto& [key, value] : *table) {
+            entries.push_back({name + "." + std::string(key.str()), &key, &value, false});
+        }
+    }
+    std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+        const auto& x = a.key->source().begin;
+        const auto& y = b.key->source().begin;
+        return x.line != y.line ? x.line < y.line : x.column < y.column;
+    });
+    return entries;
+}
+
+using File = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
+
+/* Reads the file and the overrides into one Config, collecting errors. */
+class Loader {
+public:
+    explicit Loader(const std::string& path) : path_(path), base_(std::filesystem::path(path).parent_path()) {}
+
+    void read_file(bool required);
+    void apply_override(std::string_view assignment);
+    void check_combinations();
+    ConfigResult result();
+
+private:
+    void apply(const toml::table& root);
+    const Key* find(const std::string& name, const std::string& where);
+    void assign(const Key& key, const Input& input, const std::string& where);
+    std::string where(const toml::source_region& region) const;
+    std::string set_at(const std::string& name) const;
+    void error(std::string where, std::string message) { errors_.push_back({std::move(where), std::move(message)}); }
+
+    std::string path_;
+    std::filesystem::path base_;
+    Config config_;
+    std::vector<ConfigError> errors_;
+    std::map<std::string, std::string> set_at_;   // key -> where its value came from
+    std::set<std::string> refused_;               // keys given a bad value
+};
+
+void Loader::read_file(bool required) {
+    const File file(std::fopen(path_.c_str(), "r"), std::fclose);
+    if (!file) {
+        if (errno == ENOENT && !required) return;
+        error(path_, std::string("cannot open the configuration file: ") + std::strerror(errno));
+        return;
+    }
+    std::string text;
+    char buffer[8192];
+    size_t count;
+    while ((count = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, count);
+    if (std::ferror(file.get())) {
+        error(path_, std::string("cannot read the configuration file: ") + std::strerror(errno));
+        return;
+    }
+    try {
+        apply(toml::parse(text, path_));
+    } catch (const toml::parse_error& bad) {
+        error(where(bad.source()), std::string(bad.description()));
+    }
+}
+
+void Loader::apply(const toml::table& root) {
+    for (const auto& entry : entries_in_file_order(root)) {
+        const auto at_name = where(entry.key->source());
+        const auto at_value = where(entry.value->source());
+        if (!entry.top_level) {
+            if (const Key* key = find(entry.name, at_name)) assign(*key, Input{entry.value, {}, base_}, at_value);
+        } else if (is_section(entry.name)) {
+            error(at_value, entry.name + ": expected a table [" + entry.name + "], found " +
+                                std::string(type_name(*entry.value)));
+        } else if (entry.value->is_table()) {
+            error(at_name, "unknown section " + in_quotes(entry.name) + suggestion(entry.name, section_names()));
+        } else {
+            find(entry.name, at_name);   // a key outside any section: reported as unknown
+        }
+    }
+}
+
+void Loader::apply_override(std::string_view assignment) {
+    const std::string where = "-o " + std::string(assignment);
+    const auto equals = assignment.find('=');
+    if (equals == std::string_view::npos) {
+        error(where, "expected KEY=VALUE");
+        return;
+    }
+    if (const Key* key = find(std::string(assignment.substr(0, equals)), where)) {
+        assign(*key, Input{nullptr, assignment.substr(equals + 1), {}}, where);
+    }
+}
+
+const Key* Loader::find(const std::string& name, const std::string& where) {
+    for (const auto& key : keys()) {
+        if (key.name == name) return &key;
+    }
+    error(where, "unknown key " + in_quotes(name) + suggestion(name, config_keys()));
+    return nullptr;
+}
+
+void Loader::assign(const Key& key, const Input& input, const std::string& where) {
+    try {
+        key.set(config_, input);
+        set_at_[key.name] = where;
+        refused_.erase(key.name);
+    } catch (const BadValue& bad) {
+        error(where, key.name + ": " + bad.message);
+        refused_.insert(key.name);
+    }
+}
+
+std::string Loader::where(const toml::source_region& region) const {
+    return path_ + ":" + std::to_string(region.begin.line) + ":" + std::to_string(region.begin.column);
+}
+
+std::string Loader::set_at(const std::string& name) const {
+    const auto found = set_at_.find(name);
+    return found == set_at_.end() ? path_ : found->second;
+}
+
+/* A key whose value was refused keeps its default, which would make the
+ * checks below complain about a value nobody gave; they are skipped then. */
+void Loader::check_combinations() {
+    if (refused_.contains("store.mode") || refused_.contains("store.url")) return;
+    const auto& store = config_.store;
+    if (store.mode == StoreMode::sentinel && store.master.empty()) {
+        error(set_at("store.mode"),
+              "store.mode: \"sentinel\" needs store.master, the name of the master the sentinels watch");
+    }
+    if (store.mode == StoreMode::standalone && store.url.find(',') != std::string::npos) {
+        error(set_at("store.url"), "store.url: a list of servers needs store.mode \"sentinel\" or \"cluster\"");
+    }
+}
+
+ConfigResult Loader::result() {
+    if (!errors_.empty()) return {std::nullopt, std::move(errors_)};
+    return {std::move(config_), {}};
+}
+
+}  // namespace
+
+ConfigResult load_config(const std::string& path, bool required, const std::vector<std::string>& overrides) {
+    Loader loader(path);
+    loader.read_file(required);
+    for (const auto& assignment : overrides) loader.apply_override(assignment);
+    loader.check_combinations();
+    return loader.result();
+}
+
+const std::vector<std::string>& config_keys() {
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> out;
+        for (const auto& key : keys()) out.push_back(key.name);
+        return out;
+    }();
+    return names;
+}
+
+std::string_view log_level_name(LogLevel level) {
+    for (const auto& named : log_levels) {
+        if (named.value == level) return named.name;
+    }
+    return "unknown";
+}
+
+}  // namespace portcullis::config

@@ -1,0 +1,89 @@
+/*
+ * config.h: the daemon's configuration (daemon.md, "Configuration file").
+ *
+ * load_config() reads a TOML file (a missing file named by -c is an
+ * error; the file may be empty), applies -o KEY=VALUE overrides in order,
+ * fills every key not given with its default, and checks every value.
+ * Unknown keys and wrong types are errors naming the file and line
+ * ("portcullis.conf:12:1: error: unknown key 'store.tiemout' (did you mean
+ * 'store.timeout'?)"); overrides are named "-o KEY=VALUE".  All errors are
+ * returned, not just the first.  Relative paths in the file are taken
+ * relative to the file's directory; in -o overrides, relative to the
+ * working directory.
+ */
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/units.h"
+
+namespace portcullis::config {
+
+enum class PolicyMode { enforce, monitor };
+enum class StoreBackend { memory, redis };
+enum class StoreMode { standalone, sentinel, cluster };
+enum class OnError { tempfail, accept };
+enum class LogTarget { syslog, stderr_stream };
+enum class LogLevel { error, warning, info, debug };
+
+struct Config {
+    struct Milter {
+        std::string socket = "inet:8891@127.0.0.1";
+        Millis timeout = std::chrono::seconds(30);
+        std::string user = "portcullis";       // "" keeps the starting user
+    } milter;
+    struct Policy {
+        std::string file = "/etc/portcullis/policy.rules";
+        PolicyMode mode = PolicyMode::enforce;
+    } policy;
+    struct Store {
+        StoreBackend backend = StoreBackend::memory;
+        std::string url = "redis://127.0.0.1:6379/0";
+        StoreMode mode = StoreMode::standalone;
+        std::string master;                  // sentinel master name
+        std::string prefix = "pc:";
+        Millis timeout = std::chrono::milliseconds(200);
+        OnError on_error = OnError::tempfail;
+        std::string snapshot;                // memory backend; "" = no snapshot
+    } store;
+    struct Dns {
+        std::vector<std::string> resolver{"system"};   // "system", or forwarders "ip[@port]"
+        Millis timeout = std::chrono::seconds(5);
+    } dns;
+    struct Auth {
+        std::string authserv_id;             // "" = no Authentication-Results header
+        bool add_header = true;
+    } auth;
+    struct Log {
+        LogTarget target = LogTarget::syslog;
+        LogLevel level = LogLevel::info;
+        std::string facility = "mail";       // a syslog facility name
+    } log;
+    struct Metrics {
+        std::string listen;                  // "host:port"; "" = off
+    } metrics;
+};
+
+struct ConfigError {
+    std::string where;      // "FILE:LINE:COL", "FILE", or "-o KEY=VALUE"
+    std::string message;
+    std::string str() const { return where + ": error: " + message; }
+};
+
+struct ConfigResult {
+    std::optional<Config> config;     // empty when there are errors
+    std::vector<ConfigError> errors;
+};
+
+/* PATH is the config file; when REQUIRED is false a missing file is the
+ * same as an empty one (used for the built-in default path). */
+ConfigResult load_config(const std::string& path, bool required, const std::vector<std::string>& overrides);
+
+/* Every key as "section.key", for `did you mean` and for docs checks. */
+const std::vector<std::string>& config_keys();
+
+std::string_view log_level_name(LogLevel level);
+
+}  // namespace portcullis::config
