@@ -1,0 +1,220 @@
+/*
+ * evaluator.cc: conditions, actions and the first-terminal-wins walk.
+ */
+#include "policy/evaluator.h"
+
+#include <re2/re2.h>
+
+#include "policy/template.h"
+#include "policy/values.h"
+#include "util/text.h"
+
+namespace portcullis::policy {
+
+namespace {
+
+FieldValue operand_value(const Operand& operand, const Facts& facts) {
+    FieldValue value;
+    switch (operand.kind) {
+        case Operand::Kind::field:
+            return resolve_field(operand.field, operand.argument, facts);
+        case Operand::Kind::string:
+        case Operand::Kind::word:
+            value.kind = FieldValue::Kind::text;
+            value.text = operand.text;
+            break;
+        case Operand::Kind::number:
+            value.kind = FieldValue::Kind::number;
+            value.number = operand.number;
+            break;
+        case Operand::Kind::ip:
+            value.kind = FieldValue::Kind::ip;
+            value.ip = operand.ip;
+            break;
+    }
+    return value;
+}
+
+/* Text compares exactly only when a side is a field of type string. */
+bool folds_case(const Operand& operand) {
+    return !(operand.kind == Operand::Kind::field && field_info(operand.field).type == ValueType::string);
+}
+
+/* -1, 0 or 1; nullopt when the two values cannot be ordered. */
+std::optional<int> order(const FieldValue& a, const FieldValue& b, bool fold_case) {
+    using K = FieldValue::Kind;
+    if (a.kind == K::number && b.kind == K::number) return (a.number > b.number) - (a.number < b.number);
+    if (a.kind == K::ip || b.kind == K::ip) {
+        const auto left = a.kind == K::ip ? std::optional(a.ip) : parse_ip(a.text);
+        const auto right = b.kind == K::ip ? std::optional(b.ip) : parse_ip(b.text);
+        if (!left || !right) return std::nullopt;
+        return *left == *right ? 0 : 1;
+    }
+    if (a.kind == K::flag || b.kind == K::flag) return a.str() == b.str() ? 0 : 1;
+    if (a.kind == K::text && b.kind == K::text) {
+        if (fold_case) return equals_nocase(a.text, b.text) ? 0 : 1;
+        return a.text.compare(b.text) < 0 ? -1 : (a.text == b.text ? 0 : 1);
+    }
+    return std::nullopt;
+}
+
+bool compare(const Condition& condition, const Facts& facts) {
+    const FieldValue lhs = operand_value(condition.lhs, facts);
+    const FieldValue rhs = operand_value(condition.rhs, facts);
+    if (lhs.kind == FieldValue::Kind::absent || rhs.kind == FieldValue::Kind::absent) {
+        return condition.op == Condition::Op::ne;
+    }
+    const auto result = order(lhs, rhs, folds_case(condition.lhs) && folds_case(condition.rhs));
+    if (!result) return condition.op == Condition::Op::ne;
+    switch (condition.op) {
+        case Condition::Op::eq: return *result == 0;
+        case Condition::Op::ne: return *result != 0;
+        case Condition::Op::lt: return *result < 0;
+        case Condition::Op::gt: return *result > 0;
+        case Condition::Op::le: return *result <= 0;
+        case Condition::Op::ge: return *result >= 0;
+    }
+    return false;
+}
+
+bool in_list(const Condition& condition, const Facts& facts) {
+    const FieldValue value = operand_value(condition.lhs, facts);
+    if (value.kind == FieldValue::Kind::absent) return false;
+    if (value.kind == FieldValue::Kind::ip && condition.list->kind() == ListKind::ip) {
+        return condition.list->contains_ip(value.ip);
+    }
+    const std::string text = value.str();
+    return folds_case(condition.lhs) ? condition.list->contains_text_nocase(text) : condition.list->contains_text(text);
+}
+
+bool in_map(const Condition& condition, const Facts& facts) {
+    const FieldValue value = operand_value(condition.lhs, facts);
+    const FieldValue key = operand_value(condition.rhs, facts);
+    if (value.kind == FieldValue::Kind::absent || key.kind == FieldValue::Kind::absent) return false;
+    const std::string text = value.str();
+    for (const auto& candidate : condition.map->lookup(key.str())) {
+        if (equals_nocase(candidate, text)) return true;
+    }
+    return false;
+}
+
+Verdict make_verdict(const Rule& rule, const Facts& facts) {
+    Verdict verdict;
+    verdict.rule = &rule;
+    switch (rule.action) {
+        case ActionKind::accept: verdict.outcome = Outcome::accept; break;
+        case ActionKind::reject: verdict.outcome = Outcome::reject; break;
+        case ActionKind::tempfail: verdict.outcome = Outcome::tempfail; break;
+        case ActionKind::discard: verdict.outcome = Outcome::discard; break;
+        case ActionKind::quarantine:
+            verdict.outcome = Outcome::quarantine;
+            verdict.text.push_back(clean_line(expand_text(rule.text, facts)));
+            return verdict;
+        default: return verdict;   // not a terminal action
+    }
+    if (verdict.outcome == Outcome::reject || verdict.outcome == Outcome::tempfail) {
+        verdict.code = rule.reply.code;
+        verdict.xcode = rule.reply.xcode;
+        verdict.text = reply_lines(expand_text(rule.reply.text, facts));
+    }
+    return verdict;
+}
+
+/* The non-terminal actions; greylist and ratelimit are refused by the
+ * loader until their checks exist, so they never reach this point. */
+void add_effect(const Rule& rule, const Facts& facts, std::vector<Effect>& effects) {
+    Effect effect;
+    effect.rule = &rule;
+    if (rule.action == ActionKind::add_header) {
+        effect.kind = Effect::Kind::add_header;
+        effect.name = rule.header_name;
+        effect.value = clean_line(expand_text(rule.text, facts));
+    } else if (rule.action == ActionKind::log) {
+        effect.kind = Effect::Kind::log;
+        effect.value = clean_line(expand_text(rule.text, facts));
+    } else {
+        return;
+    }
+    effects.push_back(std::move(effect));
+}
+
+}  // namespace
+
+std::string_view outcome_name(Outcome outcome) {
+    switch (outcome) {
+        case Outcome::none: return "none";
+        case Outcome::accept: return "accept";
+        case Outcome::reject: return "reject";
+        case Outcome::tempfail: return "tempfail";
+        case Outcome::discard: return "discard";
+        case Outcome::quarantine: return "quarantine";
+    }
+    return "?";
+}
+
+bool condition_holds(const Condition& condition, const Facts& facts) {
+    switch (condition.kind) {
+        case Condition::Kind::all_of:
+            return condition_holds(*condition.left, facts) && condition_holds(*condition.right, facts);
+        case Condition::Kind::any_of:
+            return condition_holds(*condition.left, facts) || condition_holds(*condition.right, facts);
+        case Condition::Kind::negation:
+            return !condition_holds(*condition.left, facts);
+        case Condition::Kind::truth: {
+            const FieldValue value = operand_value(condition.lhs, facts);
+            return value.kind == FieldValue::Kind::flag && value.flag;
+        }
+        case Condition::Kind::compare:
+            return compare(condition, facts);
+        case Condition::Kind::match: {
+            const FieldValue value = operand_value(condition.lhs, facts);
+            if (value.kind == FieldValue::Kind::absent) return condition.negated;
+            return RE2::PartialMatch(value.str(), *condition.regex) != condition.negated;
+        }
+        case Condition::Kind::in_list:
+            return in_list(condition, facts);
+        case Condition::Kind::in_map:
+            return in_map(condition, facts);
+        case Condition::Kind::in_dnsbl:
+            return false;   // refused by the loader until DNSBL lookups exist
+    }
+    return false;
+}
+
+StageResult evaluate_stage(const Policy& policy, Stage stage, const Facts& facts, bool monitor_all,
+                           RuleObserver* observer) {
+    StageResult result;
+    for (const Rule& rule : policy.stage_rules(stage)) {
+        const bool applies = !rule.condition || condition_holds(*rule.condition, facts);
+        if (observer) observer->rule_checked(rule, applies);
+        if (!applies) continue;
+
+        const bool monitored = monitor_all || rule.monitor;
+        if (rule.always_terminal()) {
+            Verdict verdict = make_verdict(rule, facts);
+            if (!monitored) {
+                result.verdict = std::move(verdict);
+                return result;
+            }
+            Effect effect;
+            effect.kind = Effect::Kind::monitored;
+            effect.rule = &rule;
+            effect.would_be = std::move(verdict);
+            result.effects.push_back(std::move(effect));
+            continue;
+        }
+        if (monitored && rule.action == ActionKind::add_header) {
+            Effect effect;
+            effect.kind = Effect::Kind::monitored;
+            effect.rule = &rule;
+            effect.name = rule.header_name;
+            effect.value = clean_line(expand_text(rule.text, facts));
+            result.effects.push_back(std::move(effect));
+            continue;
+        }
+        add_effect(rule, facts, result.effects);
+    }
+    return result;
+}
+
+}  // namespace portcullis::policy

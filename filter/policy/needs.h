@@ -1,0 +1,33 @@
+/*
+ * needs.h: what a loaded policy needs from the MTA.
+ *
+ * A milter costs the MTA a round trip for every stage it asks for and
+ * every reply it must wait for.  analyse_needs() tells the glue, for each
+ * stage, whether any rule runs there (else the stage can be skipped) and
+ * whether a rule there can answer the client (else the MTA need not wait
+ * for a reply), and whether header or body data is needed at all.  It is
+ * computed once per loaded policy, so a reload recomputes it.
+ */
+#pragma once
+
+#include <array>
+
+#include "policy/ast.h"
+
+namespace portcullis::policy {
+
+struct PolicyNeeds {
+    std::array<bool, kStageCount> runs{};       // some rule runs at this stage
+    std::array<bool, kStageCount> answers{};    // some rule here can give a verdict
+    std::array<bool, kStageCount> uses_fields_of{};   // a field of this stage is read somewhere
+    bool headers = false;    // header(), from, from.domain are read
+    bool body_size = false;  // size is read at eom (the real size)
+
+    bool runs_at(Stage stage) const { return runs[static_cast<size_t>(stage)]; }
+    bool answers_at(Stage stage) const { return answers[static_cast<size_t>(stage)]; }
+    bool reads_fields_of(Stage stage) const { return uses_fields_of[static_cast<size_t>(stage)]; }
+};
+
+PolicyNeeds analyse_needs(const Policy& policy, bool monitor_all);
+
+}  // namespace portcullis::policy

@@ -1,0 +1,34 @@
+/*
+ * template.h: expanding ${field} text and making it safe for SMTP.
+ *
+ * expand_text() joins a Template's pieces, with each field's value
+ * cleaned of control characters (a value comes from the client and must
+ * not end a reply line or start a new one).  reply_lines() splits the
+ * result at the line breaks the rule's author wrote ("\n"), drops any
+ * other control character, and cuts each line to kMaxReplyLine bytes
+ * without splitting a UTF-8 sequence.  Escaping '%' for libmilter is the
+ * milter glue's business, not this file's.
+ */
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/ast.h"
+#include "policy/facts.h"
+
+namespace portcullis::policy {
+
+inline constexpr size_t kMaxReplyLine = 980;   // libmilter's MAXREPLYLEN
+inline constexpr size_t kMaxReplyLines = 32;   // libmilter's MAXREPLIES
+
+std::string expand_text(const Template& text, const Facts& facts);
+
+/* Control characters removed (tab becomes a space), cut to LIMIT bytes
+ * on a UTF-8 boundary. */
+std::string clean_line(std::string_view text, size_t limit = kMaxReplyLine);
+
+std::vector<std::string> reply_lines(std::string_view expanded);
+
+}  // namespace portcullis::policy

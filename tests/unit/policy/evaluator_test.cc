@@ -1,0 +1,258 @@
+/*
+ * evaluator_test.cc: conditions, operators, precedence, first-terminal-wins,
+ * monitor, templates and the needs analysis, on policies parsed from text.
+ */
+#include "policy/evaluator.h"
+
+#include <gtest/gtest.h>
+
+#include "policy/loader.h"
+#include "policy/needs.h"
+#include "policy/template.h"
+
+namespace portcullis::policy {
+namespace {
+
+std::shared_ptr<const Policy> parse(const std::string& text) {
+    auto result = parse_policy(text, "test.rules", ".");
+    std::string errors;
+    for (const auto& error : result.errors) errors += error.str() + "\n";
+    EXPECT_TRUE(result.ok()) << errors;
+    return result.policy;
+}
+
+Facts external_client() {
+    Facts facts;
+    facts.client_ip = parse_ip("203.0.113.5");
+    facts.client_host = "mail.example.net";
+    facts.helo = "mail.example.net";
+    facts.sender = "alice@example.net";
+    facts.rcpt = "bob@example.com";
+    return facts;
+}
+
+Verdict run(const Policy& policy, Stage stage, const Facts& facts) {
+    return evaluate_stage(policy, stage, facts, false).verdict;
+}
+
+TEST(Evaluator, FirstTerminalRuleWins) {
+    const auto policy = parse(
+        "on rcpt {\n"
+        "  log \"seen ${rcpt}\"\n"
+        "  reject 550 5.7.1 \"first\" if rcpt.domain == example.com\n"
+        "  reject 551 5.7.1 \"second\"\n"
+        "}\n");
+    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false);
+    EXPECT_EQ(result.verdict.outcome, Outcome::reject);
+    EXPECT_EQ(result.verdict.code, "550");
+    EXPECT_EQ(result.verdict.text, std::vector<std::string>{"first"});
+    EXPECT_EQ(result.verdict.rule->where.line, 3u);
+    ASSERT_EQ(result.effects.size(), 1u);
+    EXPECT_EQ(result.effects[0].kind, Effect::Kind::log);
+    EXPECT_EQ(result.effects[0].value, "seen bob@example.com");
+}
+
+TEST(Evaluator, NoRuleAppliesGivesNone) {
+    const auto policy = parse("on rcpt { reject if rcpt.domain == example.org }\n");
+    EXPECT_EQ(run(*policy, Stage::rcpt, external_client()).outcome, Outcome::none);
+    EXPECT_EQ(run(*policy, Stage::mail, external_client()).outcome, Outcome::none);
+}
+
+TEST(Evaluator, DefaultRepliesPerAction) {
+    const auto policy = parse(
+        "on connect { reject }\n"
+        "on mail { tempfail }\n"
+        "on rcpt { reject }\n");
+    const auto connect = run(*policy, Stage::connect, external_client());
+    EXPECT_EQ(connect.code + " " + connect.xcode + " " + connect.text.at(0), "554 5.7.1 Rejected by policy");
+    const auto mail = run(*policy, Stage::mail, external_client());
+    EXPECT_EQ(mail.code + " " + mail.xcode + " " + mail.text.at(0), "451 4.7.1 Try again later");
+    const auto rcpt = run(*policy, Stage::rcpt, external_client());
+    EXPECT_EQ(rcpt.code + " " + rcpt.xcode + " " + rcpt.text.at(0), "550 5.7.1 Rejected by policy");
+}
+
+TEST(Evaluator, PrecedenceNotAndOr) {
+    // a or (b and (not c)): with a false, b true, c false it holds.
+    const auto policy = parse(
+        "on rcpt { reject if sender == nobody@x or rcpt.domain == example.com and not authenticated }\n");
+    Facts facts = external_client();
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).outcome, Outcome::reject);
+    facts.authenticated = true;
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).outcome, Outcome::none);
+    facts.sender = "nobody@x";
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).outcome, Outcome::reject);
+}
+
+TEST(Evaluator, ParenthesesOverridePrecedence) {
+    const auto policy = parse(
+        "on rcpt { reject if (sender == nobody@x or rcpt.domain == example.com) and not authenticated }\n");
+    Facts facts = external_client();
+    facts.authenticated = true;
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).outcome, Outcome::none);
+}
+
+TEST(Evaluator, ComparisonsOnNumbersSizesAndText) {
+    const auto policy = parse(
+        "on mail {\n"
+        "  reject 552 5.3.4 \"big\" if size > 10M\n"
+        "  reject 550 5.7.1 \"port\" if client.port <= 1024\n"
+        "  reject 550 5.7.1 \"host\" if client.host == MAIL.EXAMPLE.NET and sender != alice@example.net\n"
+        "}\n");
+    Facts facts = external_client();
+    facts.client_port = 40000;
+    facts.size = 10 * 1024 * 1024;
+    EXPECT_EQ(run(*policy, Stage::mail, facts).outcome, Outcome::none);
+    facts.size += 1;
+    EXPECT_EQ(run(*policy, Stage::mail, facts).text.at(0), "big");
+    facts.size = 0;
+    facts.client_port = 1024;
+    EXPECT_EQ(run(*policy, Stage::mail, facts).text.at(0), "port");
+    facts.client_port = 2000;
+    facts.sender = "mallory@example.net";
+    EXPECT_EQ(run(*policy, Stage::mail, facts).text.at(0), "host");
+}
+
+TEST(Evaluator, IpComparisonAndMissingClientAddress) {
+    const auto policy = parse(
+        "on connect {\n"
+        "  reject 554 5.7.1 \"eq\" if client.ip == 203.0.113.5\n"
+        "  reject 554 5.7.1 \"ne\" if client.ip != 192.0.2.1\n"
+        "}\n");
+    Facts facts = external_client();
+    EXPECT_EQ(run(*policy, Stage::connect, facts).text.at(0), "eq");
+    facts.client_ip.reset();   // local submission: == is false, != is true
+    EXPECT_EQ(run(*policy, Stage::connect, facts).text.at(0), "ne");
+}
+
+TEST(Evaluator, RegexMatchAndNegation) {
+    const auto policy = parse(
+        "on helo {\n"
+        "  reject 550 5.7.1 \"dynamic\" if helo =~ /^dsl-[0-9]+\\./i\n"
+        "  reject 550 5.7.1 \"no dot\" if helo !~ /\\./\n"
+        "}\n");
+    Facts facts = external_client();
+    EXPECT_EQ(run(*policy, Stage::helo, facts).outcome, Outcome::none);
+    facts.helo = "DSL-1234.isp.example";
+    EXPECT_EQ(run(*policy, Stage::helo, facts).text.at(0), "dynamic");
+    facts.helo = "localhost";
+    EXPECT_EQ(run(*policy, Stage::helo, facts).text.at(0), "no dot");
+}
+
+TEST(Evaluator, ListsOfEveryKind) {
+    const auto policy = parse(
+        "list nets ip { 192.0.2.0/24 2001:db8::/32 }\n"
+        "list doms domain { example.org =exact.example }\n"
+        "list addrs address { alice@example.net @spam.example postmaster@ }\n"
+        "list words string { Alice bob }\n"
+        "on rcpt {\n"
+        "  reject 550 5.7.1 \"net\" if client.ip in nets\n"
+        "  reject 550 5.7.1 \"dom\" if rcpt.domain in doms\n"
+        "  reject 550 5.7.1 \"addr\" if sender in addrs\n"
+        "  reject 550 5.7.1 \"word\" if auth.user in words\n"
+        "}\n");
+    Facts facts = external_client();
+    facts.sender = "carol@example.net";
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).outcome, Outcome::none);
+    facts.client_ip = parse_ip("2001:db8:ffff::1");
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).text.at(0), "net");
+    facts.client_ip = parse_ip("203.0.113.5");
+    facts.rcpt = "x@Deep.Sub.Example.ORG";
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).text.at(0), "dom");
+    facts.rcpt = "x@sub.exact.example";
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).outcome, Outcome::none);
+    facts.sender = "POSTMASTER@anywhere.example";
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).text.at(0), "addr");
+    facts.sender = "carol@example.net";
+    facts.auth_user = "alice";   // string lists keep case for string fields
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).outcome, Outcome::none);
+    facts.auth_user = "Alice";
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).text.at(0), "word");
+}
+
+TEST(Evaluator, InlineListAndMapLookup) {
+    const auto policy = parse(
+        "on rcpt { reject 550 5.7.1 \"inline\" if client.ip in { 203.0.113.0/24 } and rcpt.local in { abuse postmaster } }\n");
+    Facts facts = external_client();
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).outcome, Outcome::none);
+    facts.rcpt = "Abuse@example.com";
+    EXPECT_EQ(run(*policy, Stage::rcpt, facts).text.at(0), "inline");
+}
+
+TEST(Evaluator, MonitorRulesAreNeverTerminal) {
+    const auto policy = parse(
+        "on rcpt {\n"
+        "  monitor reject 550 5.7.1 \"would\"\n"
+        "  add-header X-Seen \"yes\"\n"
+        "}\n");
+    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false);
+    EXPECT_EQ(result.verdict.outcome, Outcome::none);
+    ASSERT_EQ(result.effects.size(), 2u);
+    EXPECT_EQ(result.effects[0].kind, Effect::Kind::monitored);
+    EXPECT_EQ(result.effects[0].would_be.outcome, Outcome::reject);
+    EXPECT_EQ(result.effects[0].would_be.text.at(0), "would");
+    EXPECT_EQ(result.effects[1].kind, Effect::Kind::add_header);
+}
+
+TEST(Evaluator, MonitorModeEnforcesNothing) {
+    const auto policy = parse("on rcpt { reject\n add-header X-A \"b\" }\n");
+    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), true);
+    EXPECT_EQ(result.verdict.outcome, Outcome::none);
+    ASSERT_EQ(result.effects.size(), 2u);
+    EXPECT_EQ(result.effects[0].kind, Effect::Kind::monitored);
+    EXPECT_EQ(result.effects[1].kind, Effect::Kind::monitored);   // the header is not added either
+}
+
+TEST(Evaluator, QuarantineCarriesItsReason) {
+    const auto policy = parse("on eom { quarantine \"held: ${from}\" if header(\"Subject\") =~ /free money/i }\n");
+    Facts facts = external_client();
+    facts.headers = {{"From", " Eve <eve@example.net>"}, {"Subject", " FREE MONEY now"}};
+    const auto verdict = run(*policy, Stage::eom, facts);
+    EXPECT_EQ(verdict.outcome, Outcome::quarantine);
+    EXPECT_EQ(verdict.text.at(0), "held: eve@example.net");
+}
+
+TEST(Template, ValuesCannotBreakTheReply) {
+    const auto policy = parse("on mail { reject 550 5.7.1 \"bad sender ${sender}\\nsee https://example.com/\" }\n");
+    Facts facts = external_client();
+    facts.sender = "evil\r\n250 ok@example.net";
+    const auto verdict = run(*policy, Stage::mail, facts);
+    ASSERT_EQ(verdict.text.size(), 2u);   // the author's \n makes two lines; the value's CRLF is removed
+    EXPECT_EQ(verdict.text[0], "bad sender evil250 ok@example.net");
+    EXPECT_EQ(verdict.text[1], "see https://example.com/");
+}
+
+TEST(Template, DollarEscapeAndLongTextCut) {
+    const auto policy = parse("on mail { reject 550 5.7.1 \"costs $$5 for ${sender}\" }\n");
+    Facts facts = external_client();
+    EXPECT_EQ(run(*policy, Stage::mail, facts).text.at(0), "costs $5 for alice@example.net");
+    facts.sender = std::string(5000, 'a') + "@example.net";
+    EXPECT_EQ(run(*policy, Stage::mail, facts).text.at(0).size(), kMaxReplyLine);
+}
+
+TEST(Template, CutNeverSplitsUtf8) {
+    std::string text(kMaxReplyLine - 1, 'a');
+    text += "\xc3\xa9";   // a two-byte character straddling the limit
+    const std::string cut = clean_line(text);
+    EXPECT_EQ(cut.size(), kMaxReplyLine - 1);
+}
+
+TEST(Needs, StagesRepliesHeadersAndBody) {
+    const auto policy = parse(
+        "on connect { accept if client.ip in { 127.0.0.0/8 } }\n"
+        "on rcpt { monitor reject }\n"
+        "on eom { add-header X-Size \"${size}\" if header(\"Subject\") == x }\n");
+    const auto needs = analyse_needs(*policy, false);
+    EXPECT_TRUE(needs.runs_at(Stage::connect));
+    EXPECT_TRUE(needs.answers_at(Stage::connect));
+    EXPECT_FALSE(needs.runs_at(Stage::helo));
+    EXPECT_TRUE(needs.runs_at(Stage::rcpt));
+    EXPECT_FALSE(needs.answers_at(Stage::rcpt));   // monitor rules never answer
+    EXPECT_FALSE(needs.answers_at(Stage::eom));
+    EXPECT_TRUE(needs.headers);
+    EXPECT_TRUE(needs.body_size);
+    const auto monitored = analyse_needs(*policy, true);
+    EXPECT_FALSE(monitored.answers_at(Stage::connect));
+}
+
+}  // namespace
+}  // namespace portcullis::policy
