@@ -1,0 +1,269 @@
+/*
+ * session.cc: stage events -> facts -> policy -> answer, and the log line
+ * for every decision.
+ */
+#include "milter/session.h"
+
+#include "util/log.h"
+#include "util/text.h"
+
+namespace portcullis::milter {
+
+using policy::Outcome;
+using policy::Stage;
+
+namespace {
+
+/* Headers kept for header() and From: enough for any real message; a
+ * hostile one cannot make us hold more. */
+constexpr size_t kMaxStoredHeaderBytes = 256 * 1024;
+constexpr size_t kMaxStoredHeaderValue = 16 * 1024;
+
+Answer refusal_from(const policy::Verdict& verdict) {
+    Answer answer;
+    answer.kind = verdict.outcome == Outcome::reject ? Answer::Kind::reject : Answer::Kind::tempfail;
+    answer.code = verdict.code;
+    answer.xcode = verdict.xcode;
+    answer.text = verdict.text;
+    return answer;
+}
+
+std::string reply_summary(const Answer& answer) {
+    std::string text = answer.code + " " + answer.xcode;
+    for (const auto& line : answer.text) text += " " + line;
+    return "reply=\"" + text + "\"";
+}
+
+}  // namespace
+
+std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Policy> policy, bool monitor_all) {
+    auto snapshot = std::make_shared<Snapshot>();
+    snapshot->needs = policy::analyse_needs(*policy, monitor_all);
+    snapshot->policy = std::move(policy);
+    snapshot->monitor_all = monitor_all;
+    return snapshot;
+}
+
+Session::Session(std::shared_ptr<const Snapshot> snapshot, DecisionSink& sink)
+    : snapshot_(std::move(snapshot)), sink_(sink) {}
+
+Answer Session::connect(std::optional<IpAddress> ip, std::string_view host, uint16_t port) {
+    facts_.client_ip = ip;
+    // Sendmail hands "[192.0.2.1]" when it has no verified name.
+    facts_.client_host = (host.empty() || host.front() == '[') ? "unknown" : std::string(host);
+    facts_.client_port = port;
+    Answer answer = run(Stage::connect);
+    if (answer.kind == Answer::Kind::reject || answer.kind == Answer::Kind::tempfail) {
+        connection_refusal_ = answer;
+        return Answer{};   // given at the next command, where a reply text can be sent
+    }
+    return answer;
+}
+
+Answer Session::helo(std::string_view name, bool tls) {
+    facts_.helo = name;
+    facts_.tls = tls;
+    if (connection_refusal_) return *connection_refusal_;
+    if (connection_accepted_) return Answer{};
+    helo_refusal_.reset();
+    Answer answer = run(Stage::helo);
+    if (answer.kind == Answer::Kind::reject || answer.kind == Answer::Kind::tempfail) helo_refusal_ = answer;
+    return answer;
+}
+
+Answer Session::mail(std::string_view sender, std::string_view auth_user, uint64_t declared_size) {
+    facts_.reset_message();
+    message_headers_.clear();
+    message_quarantine_.reset();
+    message_accepted_ = false;
+    message_bytes_ = 0;
+    stored_header_bytes_ = 0;
+    facts_.sender = strip_angle_brackets(sender);
+    facts_.auth_user = auth_user;
+    facts_.authenticated = !auth_user.empty();
+    facts_.size = declared_size;
+    if (connection_refusal_) return *connection_refusal_;
+    if (helo_refusal_) return *helo_refusal_;
+    if (connection_accepted_) return Answer{};
+    return run(Stage::mail);
+}
+
+Answer Session::rcpt(std::string_view recipient) {
+    facts_.rcpt = strip_angle_brackets(recipient);
+    if (connection_accepted_ || message_accepted_) {
+        ++facts_.rcpt_count;
+        return Answer{};
+    }
+    Answer answer = run(Stage::rcpt);
+    // An accept here covers this recipient only: the message goes on.
+    if (answer.kind == Answer::Kind::accept) answer = Answer{};
+    if (answer.kind == Answer::Kind::proceed) ++facts_.rcpt_count;
+    return answer;
+}
+
+void Session::header(std::string_view name, std::string_view value) {
+    // name ": " value CRLF, as the message travels.
+    message_bytes_ += name.size() + 2 + value.size() + 2;
+    if (!snapshot_->needs.headers) return;
+    const size_t cost = name.size() + std::min(value.size(), kMaxStoredHeaderValue);
+    if (stored_header_bytes_ + cost > kMaxStoredHeaderBytes) return;
+    stored_header_bytes_ += cost;
+    facts_.headers.push_back({std::string(name), std::string(value.substr(0, kMaxStoredHeaderValue))});
+}
+
+void Session::body(size_t bytes) { message_bytes_ += bytes; }
+
+EndOfMessage Session::end_of_message() {
+    EndOfMessage end;
+    if (snapshot_->needs.body_size) facts_.size = message_bytes_ + 2;   // the empty line after the headers
+    if (!connection_accepted_ && !message_accepted_) end.answer = run(Stage::eom);
+
+    if (end.answer.kind == Answer::Kind::reject || end.answer.kind == Answer::Kind::tempfail ||
+        end.answer.kind == Answer::Kind::discard) {
+        return end;
+    }
+    end.add_headers = connection_headers_;
+    end.add_headers.insert(end.add_headers.end(), message_headers_.begin(), message_headers_.end());
+    end.quarantine = message_quarantine_ ? message_quarantine_ : connection_quarantine_;
+    return end;
+}
+
+void Session::abort_message() {
+    facts_.reset_message();
+    message_headers_.clear();
+    message_quarantine_.reset();
+    message_accepted_ = false;
+}
+
+bool Session::has_pending_effects() const {
+    return !connection_headers_.empty() || !message_headers_.empty() || connection_quarantine_ ||
+           message_quarantine_;
+}
+
+Answer Session::run(Stage stage) {
+    const auto& policy = *snapshot_->policy;
+    if (policy.stage_rules(stage).empty()) return Answer{};
+
+    class Relay final : public policy::RuleObserver {
+    public:
+        Relay(const Session& session, Stage stage) : session_(session), stage_(stage) {}
+        void rule_checked(const policy::Rule& rule, bool applies) override {
+            session_.sink_.rule_checked(session_, stage_, rule, applies);
+        }
+
+    private:
+        const Session& session_;
+        Stage stage_;
+    };
+    Relay relay(*this, stage);
+    const auto result = policy::evaluate_stage(policy, stage, facts_, snapshot_->monitor_all,
+                                               sink_.wants_rule_checks() ? &relay : nullptr);
+    return apply(stage, result);
+}
+
+Answer Session::apply(Stage stage, const policy::StageResult& result) {
+    collect(stage, result.effects);
+    const policy::Verdict& verdict = result.verdict;
+    Answer answer;
+    switch (verdict.outcome) {
+        case Outcome::none:
+            return answer;
+        case Outcome::accept:
+            sink_.decision(*this, stage, "accept", verdict.rule, "");
+            if (policy::is_connection_stage(stage)) connection_accepted_ = true;
+            else if (stage == Stage::mail) message_accepted_ = true;
+            // With effects still to apply at eom the MTA must keep calling us.
+            answer.kind = (stage == Stage::rcpt || has_pending_effects()) ? Answer::Kind::proceed : Answer::Kind::accept;
+            return answer;
+        case Outcome::reject:
+        case Outcome::tempfail:
+            answer = refusal_from(verdict);
+            sink_.decision(*this, stage, policy::outcome_name(verdict.outcome), verdict.rule, reply_summary(answer));
+            return answer;
+        case Outcome::discard:
+            sink_.decision(*this, stage, "discard", verdict.rule, "");
+            answer.kind = Answer::Kind::discard;
+            return answer;
+        case Outcome::quarantine: {
+            const std::string& reason = verdict.text.front();
+            sink_.decision(*this, stage, "quarantine", verdict.rule, "reason=\"" + reason + "\"");
+            (policy::is_connection_stage(stage) ? connection_quarantine_ : message_quarantine_) = reason;
+            return answer;
+        }
+    }
+    return answer;
+}
+
+void Session::collect(Stage stage, const std::vector<policy::Effect>& effects) {
+    auto& headers = policy::is_connection_stage(stage) ? connection_headers_ : message_headers_;
+    for (const auto& effect : effects) {
+        switch (effect.kind) {
+            case policy::Effect::Kind::add_header:
+                headers.emplace_back(effect.name, effect.value);
+                sink_.decision(*this, stage, "add-header", effect.rule, "header=\"" + effect.name + ": " + effect.value + "\"");
+                break;
+            case policy::Effect::Kind::log:
+                sink_.decision(*this, stage, "log", effect.rule, "text=\"" + effect.value + "\"");
+                break;
+            case policy::Effect::Kind::monitored: {
+                const auto& would = effect.would_be;
+                std::string action = "monitor ";
+                std::string detail;
+                if (effect.name.empty()) {
+                    action += policy::outcome_name(would.outcome);
+                    if (would.outcome == Outcome::reject || would.outcome == Outcome::tempfail) {
+                        detail = reply_summary(refusal_from(would));
+                    }
+                } else {
+                    action += "add-header";
+                    detail = "header=\"" + effect.name + ": " + effect.value + "\"";
+                }
+                sink_.decision(*this, stage, action, effect.rule, detail);
+                break;
+            }
+        }
+    }
+}
+
+namespace {
+
+/* "QUEUEID: stage: action client=... from=<...> to=<...> rule=FILE:LINE ..." */
+std::string decision_line(const policy::Facts& facts, Stage stage, std::string_view action,
+                          const policy::Rule* rule, std::string_view detail) {
+    std::string line = facts.queue_id.empty() ? "NOQUEUE" : facts.queue_id;
+    line += ": ";
+    line += policy::stage_name(stage);
+    line += ": ";
+    line += action;
+    line += " client=" + (facts.client_ip ? facts.client_ip->str() : std::string("local"));
+    if (!facts.helo.empty()) line += " helo=<" + facts.helo + ">";
+    if (stage >= Stage::mail) line += " from=<" + facts.sender + ">";
+    if (stage == Stage::rcpt) line += " to=<" + facts.rcpt + ">";
+    if (rule) line += " rule=" + rule->where.log_str();
+    if (!detail.empty()) {
+        line += ' ';
+        line += detail;
+    }
+    return line;
+}
+
+class LogSink final : public DecisionSink {
+public:
+    bool wants_rule_checks() const override { return log::enabled(log::Level::debug); }
+    void rule_checked(const Session& session, Stage stage, const policy::Rule& rule, bool applies) override {
+        log::debug(decision_line(session.facts(), stage, applies ? "rule applies" : "rule does not apply", &rule, ""));
+    }
+    void decision(const Session& session, Stage stage, std::string_view action, const policy::Rule* rule,
+                  std::string_view detail) override {
+        log::info(decision_line(session.facts(), stage, action, rule, detail));
+    }
+};
+
+}  // namespace
+
+DecisionSink& log_sink() {
+    static LogSink sink;
+    return sink;
+}
+
+}  // namespace portcullis::milter

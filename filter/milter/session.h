@@ -1,0 +1,100 @@
+/*
+ * session.h: one SMTP session as the filter follows it, without libmilter.
+ *
+ * The glue calls one method per MTA event; each updates the facts, runs
+ * the stage's rules under the session's snapshot, logs the decision and
+ * returns an Answer for the glue to turn into a milter reply.  The rules
+ * of the language live here:
+ *   - accept at connect or helo ends filtering for the connection, at
+ *     mail for the message, at rcpt for that recipient (eom still runs);
+ *   - reject/tempfail at rcpt refuse the recipient; at mail and eom the
+ *     message;
+ *   - a connect-stage refusal cannot be sent at connect (libmilter gives
+ *     no reply text there), so it is kept and given at every later
+ *     command (HELO, MAIL), with the rule's code and text;
+ *   - add-header and quarantine are applied at end of message; those met
+ *     at connect or helo apply to every message of the connection.
+ */
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "milter/snapshot.h"
+#include "policy/evaluator.h"
+#include "policy/facts.h"
+
+namespace portcullis::milter {
+
+struct Answer {
+    enum class Kind { proceed, accept, reject, tempfail, discard };
+    Kind kind = Kind::proceed;
+    std::string code;                   // reject, tempfail
+    std::string xcode;
+    std::vector<std::string> text;      // reply lines
+};
+
+class Session;
+
+/* Where a session's decisions go: the daemon's log, or `try`'s output. */
+class DecisionSink {
+public:
+    virtual ~DecisionSink() = default;
+    virtual bool wants_rule_checks() const = 0;
+    virtual void rule_checked(const Session& session, policy::Stage stage, const policy::Rule& rule,
+                              bool applies) = 0;
+    virtual void decision(const Session& session, policy::Stage stage, std::string_view action,
+                          const policy::Rule* rule, std::string_view detail) = 0;
+};
+
+/* The sink that writes one log line per decision (daemon.md, Logging). */
+DecisionSink& log_sink();
+
+struct EndOfMessage {
+    Answer answer;
+    std::vector<std::pair<std::string, std::string>> add_headers;
+    std::optional<std::string> quarantine;
+};
+
+class Session {
+public:
+    explicit Session(std::shared_ptr<const Snapshot> snapshot, DecisionSink& sink = log_sink());
+
+    const Snapshot& snapshot() const { return *snapshot_; }
+    policy::Facts& facts() { return facts_; }
+    const policy::Facts& facts() const { return facts_; }
+
+    Answer connect(std::optional<IpAddress> ip, std::string_view host, uint16_t port);
+    Answer helo(std::string_view name, bool tls);
+    Answer mail(std::string_view sender, std::string_view auth_user, uint64_t declared_size);
+    Answer rcpt(std::string_view recipient);
+    void header(std::string_view name, std::string_view value);
+    void body(size_t bytes);
+    EndOfMessage end_of_message();
+    void abort_message();
+
+private:
+    Answer run(policy::Stage stage);
+    Answer apply(policy::Stage stage, const policy::StageResult& result);
+    void collect(policy::Stage stage, const std::vector<policy::Effect>& effects);
+    bool has_pending_effects() const;
+
+    std::shared_ptr<const Snapshot> snapshot_;
+    DecisionSink& sink_;
+    policy::Facts facts_;
+
+    bool connection_accepted_ = false;
+    bool message_accepted_ = false;
+    std::optional<Answer> connection_refusal_;         // from connect; given at every later command
+    std::optional<Answer> helo_refusal_;               // from the last HELO
+    std::vector<std::pair<std::string, std::string>> connection_headers_, message_headers_;
+    std::optional<std::string> connection_quarantine_, message_quarantine_;
+    uint64_t message_bytes_ = 0;
+    size_t stored_header_bytes_ = 0;
+};
+
+}  // namespace portcullis::milter
