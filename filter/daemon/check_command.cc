@@ -1,0 +1,29 @@
+/*
+ * check_command.cc: `portcullis check`, what an administrator runs before
+ * a reload.  Every error goes to stderr; a one-line summary to stdout.
+ */
+#include <cstdio>
+
+#include "daemon/commands.h"
+
+namespace portcullis::daemon {
+
+int check_command(const ConfigSource& source) {
+    const auto outcome = load_state(source);
+    for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
+    if (!outcome.state) {
+        std::fprintf(stderr, "portcullis check: %zu error%s\n", outcome.errors.size(),
+                     outcome.errors.size() == 1 ? "" : "s");
+        return kExitBadConfig;
+    }
+    const auto& state = *outcome.state;
+    const auto& policy = *state.snapshot->policy;
+    size_t rules = 0;
+    for (const auto& stage_rules : policy.rules) rules += stage_rules.size();
+    std::printf("portcullis check: ok: %s: %zu rules, %zu lists, %zu maps, %zu files\n",
+                state.config.policy.file.c_str(), rules, policy.lists.size(), policy.maps.size(),
+                policy.files.size());
+    return kExitOk;
+}
+
+}  // namespace portcullis::daemon

@@ -1,0 +1,36 @@
+/*
+ * commands.h: the subcommands of the portcullis executable (daemon.md,
+ * "Command line").  Each returns the process exit code: 0 fine, 1 bad
+ * config or policy, 2 bad usage, 3 a needed service unreachable.
+ */
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "daemon/loading.h"
+
+namespace portcullis::daemon {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitBadConfig = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUnavailable = 3;
+
+int run_command(const ConfigSource& source, bool foreground);
+int check_command(const ConfigSource& source);
+
+struct TryOptions {
+    std::string ip;
+    std::string helo;
+    std::string from;
+    std::vector<std::string> to;
+    std::string user;
+    std::string message_file;
+    bool dry = false;
+};
+int try_command(const ConfigSource& source, const TryOptions& options);
+
+int version_command();
+
+}  // namespace portcullis::daemon

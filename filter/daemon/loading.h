@@ -1,0 +1,42 @@
+/*
+ * loading.h: turning a config path and -o overrides into a runnable
+ * state: the Config and a Snapshot of the policy it names.
+ *
+ * load_state() collects every error, config and policy alike, as the
+ * lines `check` prints and a refused reload logs.  The config file is
+ * required when -c named it; the built-in default path may be absent.
+ */
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "milter/snapshot.h"
+
+namespace portcullis::daemon {
+
+struct ConfigSource {
+    std::string path = "/etc/portcullis/portcullis.conf";
+    bool path_given = false;
+    std::vector<std::string> overrides;
+};
+
+struct State {
+    config::Config config;
+    std::shared_ptr<const milter::Snapshot> snapshot;
+};
+
+struct LoadOutcome {
+    std::optional<State> state;
+    std::vector<std::string> errors;   // "FILE:LINE:COL: error: ..."
+};
+
+LoadOutcome load_state(const ConfigSource& source);
+
+/* Log level and target as the config says; FOREGROUND forces stderr. */
+void apply_log_settings(const config::Config& config, bool foreground);
+
+}  // namespace portcullis::daemon

@@ -1,0 +1,51 @@
+/*
+ * privileges.cc: setgroups/setgid/setuid to the configured user.
+ */
+#include "daemon/privileges.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace portcullis::daemon {
+
+namespace {
+
+/* "unix:/path" or "local:/path" -> "/path"; "" for inet sockets. */
+std::string unix_socket_path(const std::string& socket) {
+    for (const char* prefix : {"unix:", "local:"}) {
+        if (socket.rfind(prefix, 0) == 0) return socket.substr(std::strlen(prefix));
+    }
+    return "";
+}
+
+std::string failure(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+}  // namespace
+
+std::string drop_privileges(const std::string& user, const std::string& milter_socket) {
+    if (geteuid() != 0 || user.empty()) return "";
+    errno = 0;
+    const passwd* account = getpwnam(user.c_str());
+    if (!account) return "milter.user '" + user + "' does not exist (create it, or set milter.user = \"\")";
+    const uid_t uid = account->pw_uid;
+    const gid_t gid = account->pw_gid;
+
+    const std::string path = unix_socket_path(milter_socket);
+    if (!path.empty()) {
+        // The MTA's user joins our group to reach the socket.
+        if (chown(path.c_str(), uid, gid) != 0) return failure("chown " + path);
+        if (chmod(path.c_str(), 0660) != 0) return failure("chmod " + path);
+    }
+    if (initgroups(user.c_str(), gid) != 0) return failure("initgroups " + user);
+    if (setgid(gid) != 0) return failure("setgid");
+    if (setuid(uid) != 0) return failure("setuid");
+    if (uid != 0 && setuid(0) == 0) return "could still regain root after dropping privileges";
+    return "";
+}
+
+}  // namespace portcullis::daemon

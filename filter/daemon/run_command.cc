@@ -1,0 +1,180 @@
+/*
+ * run_command.cc: `portcullis run`, the daemon's life.
+ *
+ * Load config and policy (refuse to start on any error), bind the milter
+ * socket, drop privileges, go to the background unless -f or systemd
+ * started us, then let libmilter run while a signal thread handles:
+ *   SIGHUP          reload config and policy; a broken one is refused and
+ *                   the running one stays; sessions in flight keep theirs
+ *   SIGTERM/SIGINT  stop listening, let sessions in flight finish (up to
+ *                   kDrainLimit), exit 0
+ */
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "daemon/commands.h"
+#include "daemon/privileges.h"
+#include "milter/glue.h"
+#include "util/log.h"
+
+namespace portcullis::daemon {
+
+namespace {
+
+constexpr auto kDrainLimit = std::chrono::seconds(30);
+
+sigset_t handled_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    return set;
+}
+
+size_t rule_count(const policy::Policy& policy) {
+    size_t count = 0;
+    for (const auto& rules : policy.rules) count += rules.size();
+    return count;
+}
+
+void log_loaded(const char* what, const State& state) {
+    const auto& policy = *state.snapshot->policy;
+    log::info(std::string(what) + " policy " + state.config.policy.file + ": " + std::to_string(rule_count(policy)) +
+              " rules, " + std::to_string(policy.lists.size()) + " lists, " + std::to_string(policy.maps.size()) +
+              " maps, " + std::to_string(policy.files.size()) + " files" +
+              (state.snapshot->monitor_all ? " (monitor mode: nothing enforced)" : ""));
+}
+
+class Daemon {
+public:
+    Daemon(ConfigSource source, State state, bool foreground)
+        : source_(std::move(source)), state_(std::move(state)), foreground_(foreground) {}
+
+    void reload() {
+        sd_notify(0, "RELOADING=1");
+        auto outcome = load_state(source_);
+        if (!outcome.state) {
+            for (const auto& error : outcome.errors) log::error("reload refused: " + error);
+            log::error("reload refused: keeping the running policy " + state_.config.policy.file);
+            sd_notify(0, "READY=1\nSTATUS=reload refused; running the previous policy");
+            return;
+        }
+        warn_about_restart_keys(outcome.state->config);
+        apply_log_settings(outcome.state->config, foreground_);
+        state_ = std::move(*outcome.state);
+        milter::publish(state_.snapshot);
+        log_loaded("reloaded", state_);
+        sd_notify(0, "READY=1\nSTATUS=running");
+    }
+
+    /* Signals until SIGTERM or SIGINT; then stop libmilter's listener. */
+    void handle_signals() {
+        const sigset_t set = handled_signals();
+        for (;;) {
+            const int signal = sigwaitinfo(&set, nullptr);
+            if (signal == SIGHUP) {
+                reload();
+            } else if (signal == SIGTERM || signal == SIGINT) {
+                log::info("stopping: no new sessions; " + std::to_string(milter::active_sessions()) +
+                          " in flight may finish");
+                sd_notify(0, "STOPPING=1");
+                stopping_ = true;
+                milter::stop();
+                return;
+            }
+        }
+    }
+
+    bool stopping() const { return stopping_; }
+
+private:
+    void warn_about_restart_keys(const config::Config& next) const {
+        if (next.milter.socket != state_.config.milter.socket || next.milter.user != state_.config.milter.user) {
+            log::warning("milter.socket and milter.user take effect only at restart");
+        }
+    }
+
+    ConfigSource source_;
+    State state_;
+    bool foreground_;
+    std::atomic<bool> stopping_{false};
+};
+
+/* Into the background, as a daemon started from a shell expects. */
+bool daemonize() {
+    if (::daemon(0, 0) != 0) {
+        std::perror("portcullis: cannot go to the background");
+        return false;
+    }
+    return true;
+}
+
+void wait_for_sessions() {
+    const auto deadline = std::chrono::steady_clock::now() + kDrainLimit;
+    while (milter::active_sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (milter::active_sessions() > 0) {
+        log::warning(std::to_string(milter::active_sessions()) +
+                     " sessions still open after the drain limit; the MTA applies its milter_default_action");
+    }
+}
+
+}  // namespace
+
+int run_command(const ConfigSource& source, bool foreground) {
+    // Before any thread exists, so every thread inherits the mask and only
+    // the signal thread receives these.
+    const sigset_t set = handled_signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    auto outcome = load_state(source);
+    if (!outcome.state) {
+        for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
+        std::fprintf(stderr, "portcullis: not started: %zu errors\n", outcome.errors.size());
+        return kExitBadConfig;
+    }
+    State state = std::move(*outcome.state);
+    const bool under_systemd = std::getenv("NOTIFY_SOCKET") != nullptr;
+    apply_log_settings(state.config, foreground);
+
+    milter::publish(state.snapshot);
+    if (const auto error = milter::open_listener(state.config.milter.socket, state.config.milter.timeout);
+        !error.empty()) {
+        log::error(error);
+        if (!foreground) std::fprintf(stderr, "portcullis: %s\n", error.c_str());
+        return kExitBadConfig;
+    }
+    if (const auto error = drop_privileges(state.config.milter.user, state.config.milter.socket); !error.empty()) {
+        log::error(error);
+        if (!foreground) std::fprintf(stderr, "portcullis: %s\n", error.c_str());
+        return kExitBadConfig;
+    }
+    if (!foreground && !under_systemd && !daemonize()) return kExitBadConfig;
+
+    log_loaded("loaded", state);
+    log::info("listening on " + state.config.milter.socket);
+    Daemon daemon(source, std::move(state), foreground);
+    std::thread signals([&daemon] { daemon.handle_signals(); });
+    sd_notify(0, "READY=1\nSTATUS=running");
+
+    const bool ran = milter::run();
+    if (!ran) log::error("libmilter stopped unexpectedly");
+    // When libmilter returned by itself, wake the signal thread to end it.
+    if (!daemon.stopping()) kill(getpid(), SIGTERM);
+    signals.join();
+    wait_for_sessions();
+    log::info("stopped");
+    return ran ? kExitOk : kExitBadConfig;
+}
+
+}  // namespace portcullis::daemon

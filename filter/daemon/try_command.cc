@@ -1,0 +1,144 @@
+/*
+ * try_command.cc: `portcullis try`: one message through the policy with
+ * no MTA, printing stage by stage each rule tested and the verdict.
+ *
+ * It drives the same Session the milter glue drives, with a sink that
+ * prints instead of logging, so what `try` shows is what the daemon does.
+ * A MESSAGE_FILE (headers, empty line, body) feeds the eom stage; without
+ * one the message is empty.
+ */
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "daemon/commands.h"
+#include "milter/session.h"
+#include "util/text.h"
+
+namespace portcullis::daemon {
+
+namespace {
+
+using milter::Answer;
+using policy::Stage;
+
+class PrintSink final : public milter::DecisionSink {
+public:
+    bool wants_rule_checks() const override { return true; }
+    void rule_checked(const milter::Session&, Stage, const policy::Rule& rule, bool applies) override {
+        std::printf("  %-28s %-11s %s\n", rule.where.log_str().c_str(), std::string(policy::action_name(rule.action)).c_str(),
+                    applies ? "applies" : "-");
+    }
+    void decision(const milter::Session&, Stage, std::string_view action, const policy::Rule* rule,
+                  std::string_view detail) override {
+        std::string line = "  => " + std::string(action);
+        if (rule) line += " (" + rule->where.log_str() + ")";
+        if (!detail.empty()) line += " " + std::string(detail);
+        std::printf("%s\n", line.c_str());
+    }
+};
+
+std::string describe(const Answer& answer) {
+    switch (answer.kind) {
+        case Answer::Kind::proceed: return "continue";
+        case Answer::Kind::accept: return "accept";
+        case Answer::Kind::discard: return "discard";
+        case Answer::Kind::reject:
+        case Answer::Kind::tempfail: {
+            std::string text = answer.code + " " + answer.xcode;
+            for (const auto& line : answer.text) text += " " + line;
+            return text;
+        }
+    }
+    return "?";
+}
+
+bool refuses(const Answer& answer) {
+    return answer.kind == Answer::Kind::reject || answer.kind == Answer::Kind::tempfail ||
+           answer.kind == Answer::Kind::discard;
+}
+
+/* Feed headers (unfolded) and the body size of a message file. */
+bool feed_message(const std::string& path, milter::Session& session) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        std::fprintf(stderr, "portcullis try: cannot read %s\n", path.c_str());
+        return false;
+    }
+    std::string line, name, value;
+    auto flush = [&] {
+        if (!name.empty()) session.header(name, value);
+        name.clear();
+        value.clear();
+    };
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) break;
+        if ((line[0] == ' ' || line[0] == '\t') && !name.empty()) {
+            value += "\r\n" + line;
+            continue;
+        }
+        flush();
+        const auto colon = line.find(':');
+        if (colon == std::string::npos) continue;   // not a header line: skipped, as an MTA would refuse it
+        name = line.substr(0, colon);
+        value = line.substr(colon + 1);
+    }
+    flush();
+    std::ostringstream body;
+    body << in.rdbuf();
+    session.body(body.str().size());
+    return true;
+}
+
+}  // namespace
+
+int try_command(const ConfigSource& source, const TryOptions& options) {
+    const auto ip = parse_ip(options.ip);
+    if (!ip) {
+        std::fprintf(stderr, "portcullis try: --ip %s: not an IP address\n", options.ip.c_str());
+        return kExitUsage;
+    }
+    const auto outcome = load_state(source);
+    for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
+    if (!outcome.state) return kExitBadConfig;
+
+    PrintSink sink;
+    milter::Session session(outcome.state->snapshot, sink);
+    std::printf("policy %s%s\n", outcome.state->config.policy.file.c_str(),
+                outcome.state->snapshot->monitor_all ? " (monitor mode)" : "");
+    // Each stage: its heading, the rules the sink prints, then the reply.
+    auto stage = [](const std::string& heading) { std::printf("%s\n", heading.c_str()); };
+    auto reply = [](const Answer& answer) {
+        std::printf("  reply: %s\n", describe(answer).c_str());
+        return answer;
+    };
+
+    stage("connect client=" + ip->str());
+    if (refuses(reply(session.connect(*ip, "unknown", 0)))) return kExitOk;
+    stage("helo " + options.helo);
+    if (refuses(reply(session.helo(options.helo, false)))) return kExitOk;
+    stage("mail from=<" + options.from + ">" + (options.user.empty() ? "" : " user=" + options.user));
+    if (refuses(reply(session.mail(options.from, options.user, 0)))) return kExitOk;
+
+    size_t accepted = 0;
+    for (const auto& recipient : options.to) {
+        stage("rcpt to=<" + recipient + ">");
+        if (!refuses(reply(session.rcpt(recipient)))) ++accepted;
+    }
+    if (accepted == 0) {
+        std::printf("verdict: no recipient accepted; no DATA\n");
+        return kExitOk;
+    }
+    if (!options.message_file.empty() && !feed_message(options.message_file, session)) return kExitUsage;
+    stage("eom " + std::to_string(accepted) + " of " + std::to_string(options.to.size()) + " recipients");
+    const auto end = session.end_of_message();
+    reply(end.answer);
+    for (const auto& [name, value] : end.add_headers) std::printf("  add header %s: %s\n", name.c_str(), value.c_str());
+    if (end.quarantine) std::printf("  quarantine: %s\n", end.quarantine->c_str());
+    std::printf("verdict: %s\n", refuses(end.answer) ? describe(end.answer).c_str()
+                                                      : (end.quarantine ? "delivered to quarantine" : "delivered"));
+    return kExitOk;
+}
+
+}  // namespace portcullis::daemon
