@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install what building Portcullis needs on Debian 12, and with --test what
+# its test suite needs too (Postfix, swaks, miltertest, ...).  Creates the
+# system user the daemon drops to.  Run as root; safe to run again.
+set -euo pipefail
+
+build_packages=(
+  cmake g++ make pkg-config
+  libmilter-dev libopendkim-dev libspf2-dev libopendmarc-dev libhiredis-dev libunbound-dev
+  libtomlplusplus-dev libre2-dev libcli11-dev prometheus-cpp-dev libsystemd-dev
+)
+test_packages=(
+  libgtest-dev python3 postfix swaks miltertest m4 iproute2 util-linux bsdutils
+  redis-server unbound libbenchmark-dev
+)
+
+packages=("${build_packages[@]}")
+if [ "${1:-}" = "--test" ]; then packages+=("${test_packages[@]}"); fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (sudo)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Postfix must install without touching a system configuration.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${packages[@]}"
+
+if ! getent passwd portcullis >/dev/null; then
+  adduser --system --group --no-create-home --home /nonexistent portcullis >/dev/null
+fi

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install, build and run every test: the unit tests and the end-to-end
+# tests through real Postfix, Sendmail and miltertest.  Needs root (apt,
+# Postfix).  With --sanitize the build goes to build-asan with
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir=build
+cmake_flags=()
+if [ "${1:-}" = "--sanitize" ]; then
+  build_dir=build-asan
+  cmake_flags=(-DPORTCULLIS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fi
+
+bash contrib/install-deps.sh --test
+bash tests/e2e/fetch-sendmail.sh /var/cache/portcullis-tests/sendmail
+cmake -S . -B "$build_dir" "${cmake_flags[@]}"
+cmake --build "$build_dir" -j"$(nproc)"
+ctest --test-dir "$build_dir" --output-on-failure --timeout 900
