@@ -53,6 +53,17 @@ void log_loaded(const char* what, const State& state) {
               (state.snapshot->monitor_all ? " (monitor mode: nothing enforced)" : ""));
 }
 
+void wait_for_sessions() {
+    const auto deadline = std::chrono::steady_clock::now() + kDrainLimit;
+    while (milter::active_sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (milter::active_sessions() > 0) {
+        log::warning(std::to_string(milter::active_sessions()) +
+                     " sessions still open after the drain limit; the MTA applies its milter_default_action");
+    }
+}
+
 class Daemon {
 public:
     Daemon(ConfigSource source, State state, bool foreground)
@@ -83,10 +94,12 @@ public:
             if (signal == SIGHUP) {
                 reload();
             } else if (signal == SIGTERM || signal == SIGINT) {
-                log::info("stopping: no new sessions; " + std::to_string(milter::active_sessions()) +
+                log::info("stopping: new sessions get a tempfail; " + std::to_string(milter::active_sessions()) +
                           " in flight may finish");
                 sd_notify(0, "STOPPING=1");
                 stopping_ = true;
+                milter::begin_drain();
+                wait_for_sessions();
                 milter::stop();
                 return;
             }
@@ -115,17 +128,6 @@ bool daemonize() {
         return false;
     }
     return true;
-}
-
-void wait_for_sessions() {
-    const auto deadline = std::chrono::steady_clock::now() + kDrainLimit;
-    while (milter::active_sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (milter::active_sessions() > 0) {
-        log::warning(std::to_string(milter::active_sessions()) +
-                     " sessions still open after the drain limit; the MTA applies its milter_default_action");
-    }
 }
 
 }  // namespace
@@ -159,7 +161,10 @@ int run_command(const ConfigSource& source, bool foreground) {
         if (!foreground) std::fprintf(stderr, "portcullis: %s\n", error.c_str());
         return kExitBadConfig;
     }
-    if (!foreground && !under_systemd && !daemonize()) return kExitBadConfig;
+    if (!foreground && !under_systemd) {
+        if (!daemonize()) return kExitBadConfig;
+        apply_log_settings(state.config, foreground);   // the log names the new process id
+    }
 
     log_loaded("loaded", state);
     log::info("listening on " + state.config.milter.socket);
@@ -172,7 +177,6 @@ int run_command(const ConfigSource& source, bool foreground) {
     // When libmilter returned by itself, wake the signal thread to end it.
     if (!daemon.stopping()) kill(getpid(), SIGTERM);
     signals.join();
-    wait_for_sessions();
     log::info("stopped");
     return ran ? kExitOk : kExitBadConfig;
 }

@@ -30,17 +30,24 @@ namespace {
 std::mutex snapshot_mutex;
 std::shared_ptr<const Snapshot> published_snapshot;
 std::atomic<size_t> session_count{0};
+std::atomic<bool> draining{false};
 
-/* What one session negotiated, kept beside the Session. */
+/* What one session negotiated, kept beside the Session.  Sessions that
+ * start while draining are refused at connect and not counted as in
+ * flight, so a steady stream of them cannot hold up the stop. */
 struct Connection {
-    explicit Connection(std::shared_ptr<const Snapshot> snapshot) : session(std::move(snapshot)) {
-        ++session_count;
+    explicit Connection(std::shared_ptr<const Snapshot> snapshot)
+        : session(std::move(snapshot)), refused_for_drain(draining.load()) {
+        if (!refused_for_drain) ++session_count;
     }
-    ~Connection() { --session_count; }
+    ~Connection() {
+        if (!refused_for_drain) --session_count;
+    }
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
     Session session;
+    const bool refused_for_drain;
     unsigned long no_reply_flags = 0;   // the SMFIP_NR_* we negotiated
 };
 
@@ -193,13 +200,15 @@ unsigned long wanted_protocol(const policy::PolicyNeeds& needs) {
     using policy::Stage;
     unsigned long flags = SMFIP_NODATA | SMFIP_NOEOH | SMFIP_NOUNKNOWN | SMFIP_NR_DATA | SMFIP_NR_EOH |
                           SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_NR_UNKN;
-    // A connect-stage refusal is given at the next command: HELO or MAIL.
-    const bool connect_refuses = needs.answers_at(Stage::connect);
+    // A refusal at connect is given at the next command (HELO or MAIL); one
+    // at HELO again at MAIL.
+    const bool connect_refuses = needs.refuses_at(Stage::connect);
+    const bool helo_refuses = needs.refuses_at(Stage::helo);
     const bool helo_needed = needs.runs_at(Stage::helo) || needs.reads_fields_of(Stage::helo) || connect_refuses;
     if (!helo_needed) flags |= SMFIP_NOHELO;
     if (!needs.answers_at(Stage::connect)) flags |= SMFIP_NR_CONN;
     if (!needs.answers_at(Stage::helo) && !connect_refuses) flags |= SMFIP_NR_HELO;
-    if (!needs.answers_at(Stage::mail) && !needs.answers_at(Stage::helo) && !connect_refuses) flags |= SMFIP_NR_MAIL;
+    if (!needs.answers_at(Stage::mail) && !connect_refuses && !helo_refuses) flags |= SMFIP_NR_MAIL;
     if (!needs.runs_at(Stage::rcpt) && !needs.reads_fields_of(Stage::rcpt)) flags |= SMFIP_NORCPT;
     if (!needs.answers_at(Stage::rcpt)) flags |= SMFIP_NR_RCPT;
     if (!needs.headers && !needs.body_size) flags |= SMFIP_NOHDRS;
@@ -219,7 +228,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long mta_actions, unsigned long mta
     *actions = wanted_actions & mta_actions;
     // libmilter emulates the no-reply steps an old MTA lacks; the others
     // we may only ask for when the MTA offers them.
-    const unsigned long wanted = wanted_protocol(connection->session.snapshot().needs);
+    unsigned long wanted = wanted_protocol(connection->session.snapshot().needs);
+    // A session refused for the drain is answered at connect.
+    if (connection->refused_for_drain) wanted &= ~SMFIP_NR_CONN;
     *steps = (wanted & mta_steps) | (wanted & kNoReplyFlags);
     *reserved2 = 0;
     *reserved3 = 0;
@@ -233,6 +244,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long mta_actions, unsigned long mta
 sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
     Connection* connection = ensure_connection(ctx);
     if (!connection) return SMFIS_TEMPFAIL;
+    if (connection->refused_for_drain) return SMFIS_TEMPFAIL;
     auto ip = address_of(hostaddr);
     if (!ip) ip = parse_ip(macro(ctx, "{client_addr}"));
     const Answer answer = connection->session.connect(ip, hostname ? hostname : "", port_of(hostaddr));
@@ -316,6 +328,7 @@ void publish(std::shared_ptr<const Snapshot> snapshot) {
     published_snapshot = std::move(snapshot);
 }
 
+void begin_drain() { draining = true; }
 size_t active_sessions() { return session_count.load(); }
 
 std::string open_listener(const std::string& socket, Millis timeout) {

@@ -3,9 +3,13 @@
  *
  * open_listener() registers the filter and binds its socket (before
  * privileges are dropped); run() hands the thread to libmilter until
- * stop() is called; stop() closes the listener, and the sessions in
- * flight go on until they end (active_sessions() counts them).  publish()
- * installs the snapshot that new sessions start under.
+ * stop() is called.  publish() installs the snapshot that new sessions
+ * start under.
+ *
+ * Once stop() is called libmilter serves no session, not even one in
+ * flight, so a graceful stop first calls begin_drain(): sessions that
+ * start from then on get a temporary failure at connect, and those in
+ * flight go on; when active_sessions() reaches 0, stop().
  *
  * libmilter's smfi_main() starts a thread that sigwait()s for SIGHUP,
  * SIGTERM and SIGINT and stops the filter on any of them, so a SIGHUP
@@ -32,6 +36,7 @@ void stop();
 void publish(std::shared_ptr<const Snapshot> snapshot);
 std::shared_ptr<const Snapshot> current_snapshot();
 
+void begin_drain();
 size_t active_sessions();
 
 /* "libmilter X.Y.Z (milter protocol N)" */
