@@ -7,6 +7,19 @@ namespace portcullis::policy {
 
 namespace {
 
+bool can_refuse(ActionKind action) {
+    return action == ActionKind::reject || action == ActionKind::tempfail || action == ActionKind::discard ||
+           action == ActionKind::greylist || action == ActionKind::ratelimit;
+}
+
+/* Whether the MTA must wait for the reply of a stage where ACTION applies.
+ * An accept ends filtering early (so it is answered) except at rcpt,
+ * where it only covers the recipient; quarantine waits for eom. */
+bool needs_reply(ActionKind action, Stage stage) {
+    if (can_refuse(action)) return true;
+    return action == ActionKind::accept && stage != Stage::rcpt;
+}
+
 class NeedsWalker {
 public:
     explicit NeedsWalker(PolicyNeeds& needs) : needs_(needs) {}
@@ -57,10 +70,11 @@ PolicyNeeds analyse_needs(const Policy& policy, bool monitor_all) {
         const size_t index = static_cast<size_t>(stage);
         for (const Rule& rule : policy.stage_rules(stage)) {
             needs.runs[index] = true;
-            // greylist and ratelimit can refuse; monitored rules never answer.
-            const bool can_refuse = rule.always_terminal() || rule.action == ActionKind::greylist ||
-                                    rule.action == ActionKind::ratelimit;
-            if (can_refuse && !rule.monitor && !monitor_all) needs.answers[index] = true;
+            // Monitored rules never answer.
+            if (!rule.monitor && !monitor_all) {
+                needs.answers[index] = needs.answers[index] || needs_reply(rule.action, stage);
+                needs.refuses[index] = needs.refuses[index] || can_refuse(rule.action);
+            }
             walker.rule(rule);
         }
     }

@@ -18,13 +18,15 @@ namespace portcullis::policy {
 
 struct PolicyNeeds {
     std::array<bool, kStageCount> runs{};       // some rule runs at this stage
-    std::array<bool, kStageCount> answers{};    // some rule here can give a verdict
+    std::array<bool, kStageCount> answers{};    // some rule here needs the MTA to wait for its reply
+    std::array<bool, kStageCount> refuses{};    // some rule here can refuse (reject, tempfail, ...)
     std::array<bool, kStageCount> uses_fields_of{};   // a field of this stage is read somewhere
     bool headers = false;    // header(), from, from.domain are read
     bool body_size = false;  // size is read at eom (the real size)
 
     bool runs_at(Stage stage) const { return runs[static_cast<size_t>(stage)]; }
     bool answers_at(Stage stage) const { return answers[static_cast<size_t>(stage)]; }
+    bool refuses_at(Stage stage) const { return refuses[static_cast<size_t>(stage)]; }
     bool reads_fields_of(Stage stage) const { return uses_fields_of[static_cast<size_t>(stage)]; }
 };
 

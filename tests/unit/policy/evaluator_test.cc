@@ -254,5 +254,16 @@ TEST(Needs, StagesRepliesHeadersAndBody) {
     EXPECT_FALSE(monitored.answers_at(Stage::connect));
 }
 
+TEST(Needs, AcceptIsAnAnswerButNotARefusal) {
+    const auto accepting = analyse_needs(*parse("on connect { accept if client.ip in { 127.0.0.0/8 } }\n"
+                                                "on rcpt { accept if rcpt == a@b.example }\n"),
+                                         false);
+    EXPECT_TRUE(accepting.answers_at(Stage::connect));
+    EXPECT_FALSE(accepting.refuses_at(Stage::connect));   // no reason to wait for HELO or MAIL replies
+    EXPECT_FALSE(accepting.answers_at(Stage::rcpt));      // accept at rcpt covers that recipient only
+    const auto refusing = analyse_needs(*parse("on connect { reject if client.host == unknown }\n"), false);
+    EXPECT_TRUE(refusing.refuses_at(Stage::connect));
+}
+
 }  // namespace
 }  // namespace portcullis::policy
