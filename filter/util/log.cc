@@ -15,6 +15,9 @@ namespace {
 
 std::atomic<Level> current_level{Level::info};
 std::atomic<bool> use_syslog{false};
+// Read once per configuration (after any fork), not once per line: getpid
+// is a system call.
+std::atomic<pid_t> process_id{getpid()};
 
 int syslog_facility(std::string_view name) {
     struct Entry { std::string_view name; int facility; };
@@ -50,6 +53,7 @@ std::string_view level_prefix(Level level) {
 }  // namespace
 
 void log_to_stderr(Level level) {
+    process_id = getpid();
     current_level = level;
     use_syslog = false;
 }
@@ -69,7 +73,7 @@ void write(Level level, std::string_view text) {
                level_prefix(level).data(), static_cast<int>(text.size()), text.data());
         return;
     }
-    std::string line = "portcullis[" + std::to_string(getpid()) + "]: ";
+    std::string line = "portcullis[" + std::to_string(process_id.load(std::memory_order_relaxed)) + "]: ";
     line += level_prefix(level);
     line += text;
     line += '\n';
