@@ -16,7 +16,7 @@ if [ "${1:-}" = "--sanitize" ]; then
 fi
 
 bash contrib/install-deps.sh --test
-bash tests/e2e/fetch-sendmail.sh /var/cache/portcullis-tests/sendmail
+sh tests/e2e/fetch-sendmail.sh /var/tmp/portcullis-e2e-cache/sendmail   # the e2e harness reads it there
 cmake -S . -B "$build_dir" "${cmake_flags[@]}"
 cmake --build "$build_dir" -j"$(nproc)"
 ctest --test-dir "$build_dir" --output-on-failure --timeout 900
