@@ -21,6 +21,7 @@
 
 #include "daemon/commands.h"
 #include "daemon/privileges.h"
+#include "metrics/metrics.h"
 #include "milter/glue.h"
 #include "util/log.h"
 
@@ -75,6 +76,7 @@ public:
         if (!outcome.state) {
             for (const auto& error : outcome.errors) log::error("reload refused: " + error);
             log::error("reload refused: keeping the running policy " + state_.config.policy.file);
+            metrics::count_reload(false);
             sd_notify(0, "READY=1\nSTATUS=reload refused; running the previous policy");
             return;
         }
@@ -83,6 +85,7 @@ public:
         state_ = std::move(*outcome.state);
         milter::publish(state_.snapshot);
         log_loaded("reloaded", state_);
+        metrics::count_reload(true);
         sd_notify(0, "READY=1\nSTATUS=running");
     }
 
@@ -110,8 +113,9 @@ public:
 
 private:
     void warn_about_restart_keys(const config::Config& next) const {
-        if (next.milter.socket != state_.config.milter.socket || next.milter.user != state_.config.milter.user) {
-            log::warning("milter.socket and milter.user take effect only at restart");
+        if (next.milter.socket != state_.config.milter.socket || next.milter.user != state_.config.milter.user ||
+            next.metrics.listen != state_.config.metrics.listen) {
+            log::warning("milter.socket, milter.user and metrics.listen take effect only at restart");
         }
     }
 
@@ -164,6 +168,11 @@ int run_command(const ConfigSource& source, bool foreground) {
     if (!foreground && !under_systemd) {
         if (!daemonize()) return kExitBadConfig;
         apply_log_settings(state.config, foreground);   // the log names the new process id
+    }
+    // After the fork: the metrics server runs threads of its own.
+    if (const auto error = metrics::serve(state.config.metrics.listen); !error.empty()) {
+        log::error(error);
+        return kExitBadConfig;
     }
 
     log_loaded("loaded", state);

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "metrics/metrics.h"
 #include "milter/session.h"
 #include "util/log.h"
 #include "util/text.h"
@@ -245,6 +246,7 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
     Connection* connection = ensure_connection(ctx);
     if (!connection) return SMFIS_TEMPFAIL;
     if (connection->refused_for_drain) return SMFIS_TEMPFAIL;
+    metrics::count_connection();
     auto ip = address_of(hostaddr);
     if (!ip) ip = parse_ip(macro(ctx, "{client_addr}"));
     const Answer answer = connection->session.connect(ip, hostname ? hostname : "", port_of(hostaddr));
@@ -292,6 +294,7 @@ sfsistat on_eom(SMFICTX* ctx) {
     Connection* connection = connection_of(ctx);
     if (!connection) return SMFIS_CONTINUE;
     note_queue_id(ctx, *connection);
+    metrics::count_message();
     const EndOfMessage end = connection->session.end_of_message();
     for (const auto& [name, value] : end.add_headers) {
         if (smfi_addheader(ctx, const_cast<char*>(name.c_str()), const_cast<char*>(value.c_str())) != MI_SUCCESS) {

@@ -4,6 +4,7 @@
  */
 #include "milter/session.h"
 
+#include "metrics/metrics.h"
 #include "util/log.h"
 #include "util/text.h"
 
@@ -247,7 +248,7 @@ std::string decision_line(const policy::Facts& facts, Stage stage, std::string_v
     return line;
 }
 
-class LogSink final : public DecisionSink {
+class DaemonSink final : public DecisionSink {
 public:
     bool wants_rule_checks() const override { return log::enabled(log::Level::debug); }
     void rule_checked(const Session& session, Stage stage, const policy::Rule& rule, bool applies) override {
@@ -256,13 +257,16 @@ public:
     void decision(const Session& session, Stage stage, std::string_view action, const policy::Rule* rule,
                   std::string_view detail) override {
         log::info(decision_line(session.facts(), stage, action, rule, detail));
+        const bool monitored = action.starts_with("monitor ");
+        metrics::count_decision(policy::stage_name(stage), monitored ? action.substr(8) : action, monitored,
+                                rule ? rule->where.log_str() : std::string());
     }
 };
 
 }  // namespace
 
-DecisionSink& log_sink() {
-    static LogSink sink;
+DecisionSink& daemon_sink() {
+    static DaemonSink sink;
     return sink;
 }
 

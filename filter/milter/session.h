@@ -51,8 +51,9 @@ public:
                           const policy::Rule* rule, std::string_view detail) = 0;
 };
 
-/* The sink that writes one log line per decision (daemon.md, Logging). */
-DecisionSink& log_sink();
+/* The daemon's sink: one log line per decision (daemon.md, Logging),
+ * and the decision counted in the metrics. */
+DecisionSink& daemon_sink();
 
 struct EndOfMessage {
     Answer answer;
@@ -62,7 +63,7 @@ struct EndOfMessage {
 
 class Session {
 public:
-    explicit Session(std::shared_ptr<const Snapshot> snapshot, DecisionSink& sink = log_sink());
+    explicit Session(std::shared_ptr<const Snapshot> snapshot, DecisionSink& sink = daemon_sink());
 
     const Snapshot& snapshot() const { return *snapshot_; }
     policy::Facts& facts() { return facts_; }

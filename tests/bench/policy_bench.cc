@@ -146,7 +146,7 @@ void BM_Message(benchmark::State& state, Client client, SinkKind sink_kind) {
         return;
     }
     NullSink null_sink;
-    DecisionSink& sink = sink_kind == SinkKind::null ? static_cast<DecisionSink&>(null_sink) : log_sink();
+    DecisionSink& sink = sink_kind == SinkKind::null ? static_cast<DecisionSink&>(null_sink) : daemon_sink();
     log::log_to_stderr(log::Level::info);
     StderrToDevNull quiet;
     if (!answers_as_expected(run_message(snapshot, sink, client), client)) {

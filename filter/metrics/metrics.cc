@@ -1,0 +1,67 @@
+/*
+ * metrics.cc: prometheus-cpp counters and the /metrics endpoint.
+ */
+#include "metrics/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+
+namespace portcullis::metrics {
+
+namespace {
+
+using prometheus::Counter;
+using prometheus::Family;
+
+struct Registry {
+    std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+    Counter& connections = counter_family("portcullis_connections_total", "SMTP sessions the MTA passed to the filter").Add({});
+    Counter& messages = counter_family("portcullis_messages_total", "Messages that reached end of message").Add({});
+    Family<Counter>& verdicts =
+        counter_family("portcullis_verdicts_total", "Decisions by stage and action; monitor=\"true\" when only logged");
+    Family<Counter>& rule_hits = counter_family("portcullis_rule_hits_total", "Decisions by the rule (file:line) that made them");
+    Family<Counter>& reloads = counter_family("portcullis_policy_reloads_total", "Reloads of config and policy by result");
+    std::unique_ptr<prometheus::Exposer> exposer;
+
+    Family<Counter>& counter_family(const std::string& name, const std::string& help) {
+        return prometheus::BuildCounter().Name(name).Help(help).Register(*registry);
+    }
+};
+
+Registry& metrics() {
+    static Registry instance;
+    return instance;
+}
+
+}  // namespace
+
+std::string serve(const std::string& listen) {
+    if (listen.empty()) return "";
+    try {
+        auto exposer = std::make_unique<prometheus::Exposer>(listen);
+        exposer->RegisterCollectable(metrics().registry);
+        metrics().exposer = std::move(exposer);
+        return "";
+    } catch (const std::exception& error) {
+        return "metrics.listen " + listen + ": " + error.what();
+    }
+}
+
+void count_connection() { metrics().connections.Increment(); }
+
+void count_message() { metrics().messages.Increment(); }
+
+void count_decision(std::string_view stage, std::string_view action, bool monitored, const std::string& rule) {
+    auto& registry = metrics();
+    registry.verdicts
+        .Add({{"stage", std::string(stage)}, {"action", std::string(action)}, {"monitor", monitored ? "true" : "false"}})
+        .Increment();
+    if (!rule.empty()) registry.rule_hits.Add({{"rule", rule}}).Increment();
+}
+
+void count_reload(bool ok) { metrics().reloads.Add({{"result", ok ? "ok" : "failed"}}).Increment(); }
+
+}  // namespace portcullis::metrics

@@ -1,0 +1,27 @@
+/*
+ * metrics.h: the daemon's Prometheus metrics (daemon.md, "Metrics").
+ *
+ * The counters always count (an atomic add, or a label lookup for the
+ * labelled ones); serve() exposes them as Prometheus text on
+ * http://LISTEN/metrics.  This is the only code that includes
+ * prometheus-cpp.  Metrics of checks that later releases add (greylist,
+ * rate limits, SPF/DKIM/DMARC, store and DNS latency) belong here too.
+ */
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace portcullis::metrics {
+
+/* LISTEN is "host:port"; "" serves nothing.  Returns "" or the error. */
+std::string serve(const std::string& listen);
+
+void count_connection();
+void count_message();
+/* A decision: STAGE and ACTION as logged ("rcpt", "reject"); MONITORED
+ * when a monitor rule only logged it.  RULE is "file:line", or "". */
+void count_decision(std::string_view stage, std::string_view action, bool monitored, const std::string& rule);
+void count_reload(bool ok);
+
+}  // namespace portcullis::metrics
