@@ -1,0 +1,63 @@
+"""The shipped policy (policies/default.rules and its lists) behind Postfix.
+
+The files are used as shipped, except that lists/local-domains.txt names
+example.com, as an administrator's would.  Trusted networks are accepted,
+the open-relay guard refuses foreign recipients from untrusted,
+unauthenticated clients, and a declared size over 50 MB is refused at MAIL.
+"""
+
+import os
+import unittest
+
+from harness import EXTERNAL_IP, SOURCE_DIR, PostfixTestCase, SMTPClient, rule_line
+
+
+def shipped(relative):
+    with open(os.path.join(SOURCE_DIR, "policies", relative)) as f:
+        return f.read()
+
+
+DEFAULT_POLICY = shipped("default.rules")
+RELAY_LINE = rule_line(DEFAULT_POLICY, '"Relay access denied"')
+SIZE_LINE = rule_line(DEFAULT_POLICY, '"Message size exceeds fixed limit"')
+
+
+class DefaultPolicyTest(PostfixTestCase):
+    # Postfix's own size limit off, so that the policy's limit is what refuses.
+    postfix_params = {"message_size_limit": "0"}
+
+    def setUp(self):
+        super().setUp()
+        self.filter = self.start_filter(DEFAULT_POLICY, files={
+            "lists/trusted-networks.txt": shipped("lists/trusted-networks.txt"),
+            "lists/local-domains.txt": shipped("lists/local-domains.txt") + "example.com\n",
+        })
+
+    def test_open_relay_guard(self):
+        refused = self.send_external("user@foreign.example")
+        reply = refused.reply_to("RCPT")
+        self.assertEqual((reply.code, reply.text), (554, "5.7.1 Relay access denied"), refused)
+        self.filter.wait_for_log(r"rcpt: reject .*rule=test\.rules:%d\b" % RELAY_LINE)
+
+        delivered = self.send_external("user@example.com")
+        self.assertEqual(self.delivered_recipients(delivered), ["user@example.com"])
+
+    def test_authenticated_and_trusted_clients_may_relay(self):
+        authenticated = self.send_external("user@foreign.example", xclient={"login": "alice"})
+        self.assertEqual(self.delivered_recipients(authenticated), ["user@foreign.example"])
+        trusted = self.send("user@foreign.example")   # from 127.0.0.1, in trusted-networks.txt
+        self.assertEqual(self.delivered_recipients(trusted), ["user@foreign.example"])
+
+    def test_declared_size_limit(self):
+        client = SMTPClient(self.postfix.port)
+        self.addCleanup(client.close)
+        self.assertEqual(client.hello(xclient={"addr": EXTERNAL_IP}).code, 250)
+        too_big = client.command("MAIL FROM:<a@sender.example> SIZE=%d" % (50 * 1024 * 1024 + 1))
+        self.assertEqual((too_big.code, too_big.text), (552, "5.3.4 Message size exceeds fixed limit"))
+        self.filter.wait_for_log(r"mail: reject .*rule=test\.rules:%d\b" % SIZE_LINE)
+        fits = client.command("MAIL FROM:<a@sender.example> SIZE=%d" % (50 * 1024 * 1024))
+        self.assertEqual(fits.code, 250)
+
+
+if __name__ == "__main__":
+    unittest.main()
