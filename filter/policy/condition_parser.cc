@@ -76,6 +76,13 @@ bool is_reserved(const Token& token) {
            token.is_word("if");
 }
 
+/* Bounds that keep parsing, evaluating and freeing one condition within a
+ * small stack whatever a file holds: each '(' or 'not' is a level of
+ * parser recursion, and each node can add a level to the tree the
+ * evaluator walks recursively. */
+constexpr unsigned kMaxNesting = 64;
+constexpr unsigned kMaxConditionNodes = 1000;
+
 class ConditionParser {
 public:
     ConditionParser(TokenCursor& cursor, const FieldUse& use, std::vector<ListReference>& references)
@@ -106,12 +113,35 @@ private:
     void check_result_word(const FieldInfo& field, const Token& token);
     std::unique_ptr<Condition> make(Condition::Kind kind, const Token& token) const;
 
+    /* One level of '(' or 'not', refused past kMaxNesting. */
+    class Nesting {
+    public:
+        Nesting(ConditionParser& parser, const Token& token) : parser_(parser) {
+            if (++parser_.nesting_ > kMaxNesting) {
+                parser_.cursor_.fail(token, "condition nested too deeply (more than " + std::to_string(kMaxNesting) +
+                                                " levels of parentheses and 'not')");
+            }
+        }
+        ~Nesting() { --parser_.nesting_; }
+        Nesting(const Nesting&) = delete;
+        Nesting& operator=(const Nesting&) = delete;
+
+    private:
+        ConditionParser& parser_;
+    };
+
     TokenCursor& cursor_;
     const FieldUse& use_;
     std::vector<ListReference>& references_;
+    unsigned nesting_ = 0;
+    mutable unsigned nodes_ = 0;
 };
 
 std::unique_ptr<Condition> ConditionParser::make(Condition::Kind kind, const Token& token) const {
+    if (++nodes_ > kMaxConditionNodes) {
+        cursor_.fail(token, "condition too long (more than " + std::to_string(kMaxConditionNodes) +
+                                " terms): put the values in a list");
+    }
     auto condition = std::make_unique<Condition>();
     condition->kind = kind;
     condition->where = cursor_.where(token);
@@ -132,6 +162,7 @@ std::unique_ptr<Condition> ConditionParser::binary(Condition::Kind kind, std::st
 
 std::unique_ptr<Condition> ConditionParser::negation() {
     if (!cursor_.peek().is_word("not")) return primary();
+    const Nesting level(*this, cursor_.peek());
     auto condition = make(Condition::Kind::negation, cursor_.next());
     condition->left = negation();
     return condition;
@@ -139,6 +170,7 @@ std::unique_ptr<Condition> ConditionParser::negation() {
 
 std::unique_ptr<Condition> ConditionParser::primary() {
     if (cursor_.peek().is_punct('(')) {
+        const Nesting level(*this, cursor_.peek());
         const Token& open = cursor_.next();
         cursor_.enter();
         auto inner = any_of();
@@ -155,10 +187,10 @@ std::unique_ptr<Condition> ConditionParser::primary() {
 
 Term ConditionParser::term() {
     const Token& token = cursor_.peek();
-    if (token.kind == TokenKind::string) return {&cursor_.next()};
+    if (token.kind == TokenKind::string) return Term{&cursor_.next(), nullptr, {}};
     if (token.kind != TokenKind::word || is_reserved(token)) cursor_.unexpected("a field or a value");
     cursor_.next();
-    Term term{&token, find_field(token.text)};
+    Term term{&token, find_field(token.text), {}};
     std::optional<std::string> argument;
     if (cursor_.peek().is_punct('(')) argument = parenthesized_argument();
     if (!term.field) {

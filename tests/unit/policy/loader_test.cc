@@ -262,5 +262,33 @@ TEST(SpecExamples, OtherSnippetsParse) {
     EXPECT_TRUE(load_text("include \"conf.d/*.rules\"\n", "include"));
 }
 
+TEST(LoadErrors, DeviceFilesAreRefusedNotRead) {
+    // /dev/zero would fill memory and a FIFO would block a reload for ever.
+    EXPECT_EQ(text_errors("include \"/dev/zero\"\n"),
+              Strings{"t.rules:1:1: error: '/dev/zero' is not a regular file"});
+    EXPECT_EQ(text_errors("list x ip file \"/dev/stdin\"\n"),
+              Strings{"t.rules:1:1: error: '/dev/stdin' is not a regular file"});
+}
+
+TEST(LoadErrors, ConditionDepthIsBounded) {
+    // Deeper conditions would overflow the stack of the parser or of the
+    // evaluator; they are refused at load instead.
+    const std::string nested = "on helo { reject if " + std::string(100, '(') + "tls" + std::string(100, ')') + " }\n";
+    const Strings deep = text_errors(nested);
+    ASSERT_EQ(deep.size(), 1u);
+    EXPECT_EQ(deep[0], "t.rules:1:85: error: condition nested too deeply (more than 64 levels of parentheses and 'not')");
+
+    std::string chain = "on helo { reject if tls";
+    for (int i = 0; i < 1500; ++i) chain += " and tls";
+    const Strings wide = text_errors(chain + " }\n");
+    ASSERT_EQ(wide.size(), 1u);
+    EXPECT_NE(wide[0].find("error: condition too long (more than 1000 terms): put the values in a list"),
+              std::string::npos);
+
+    std::string fits = "on helo { reject if tls";
+    for (int i = 0; i < 400; ++i) fits += " and tls";
+    EXPECT_TRUE(parse_policy(fits + " }\n", "t.rules", ".").ok());
+}
+
 }  // namespace
 }  // namespace portcullis::policy
