@@ -24,6 +24,7 @@
 #include <memory>
 #include <set>
 
+#include "util/files.h"
 #include "util/ip.h"
 #include "util/text.h"
 
@@ -474,20 +475,15 @@ private:
 };
 
 void Loader::read_file(bool required) {
-    const File file(std::fopen(path_.c_str(), "r"), std::fclose);
-    if (!file) {
-        if (errno == ENOENT && !required) return;
-        error(path_, std::string("cannot open the configuration file: ") + std::strerror(errno));
+    // A config file is a few kilobytes; the cap only stops /dev/zero.
+    constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
+    FileText file = read_text_file(path_, kMaxConfigBytes);
+    if (!file.ok) {
+        if (file.error_number == ENOENT && !required) return;
+        error(path_, file.error);
         return;
     }
-    std::string text;
-    char buffer[8192];
-    size_t count;
-    while ((count = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, count);
-    if (std::ferror(file.get())) {
-        error(path_, std::string("cannot read the configuration file: ") + std::strerror(errno));
-        return;
-    }
+    const std::string& text = file.text;
     try {
         apply(toml::parse(text, path_));
     } catch (const toml::parse_error& bad) {

@@ -16,6 +16,7 @@
  */
 #include "policy/loader.h"
 
+
 #include <fcntl.h>
 #include <glob.h>
 #include <sys/stat.h>
@@ -32,6 +33,7 @@
 #include "policy/diagnostics.h"
 #include "policy/lexer.h"
 #include "policy/parser.h"
+#include "util/files.h"
 #include "util/text.h"
 
 namespace portcullis::policy {
@@ -45,29 +47,19 @@ struct FileIdentity {
     friend bool operator==(const FileIdentity&, const FileIdentity&) = default;
 };
 
+/* Policy, list and map files: big lists are fine, /dev/zero is not. */
+constexpr size_t kMaxPolicyFileBytes = 256 * 1024 * 1024;
+
 /* Read the whole file at PATH into TEXT.  On failure returns false and
- * sets ERROR to "cannot open 'PATH': strerror". */
+ * sets ERROR ("cannot open 'PATH': strerror", "... not a regular file"). */
 bool read_file(const std::string& path, std::string& text, FileIdentity& identity, std::string& error) {
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        error = "cannot open '" + path + "': " + std::strerror(errno);
+    FileText file = read_text_file(path, kMaxPolicyFileBytes);
+    if (!file.ok) {
+        error = std::move(file.error);
         return false;
     }
-    struct stat status {};
-    if (fstat(fd, &status) == 0) identity = {status.st_dev, status.st_ino};
-    text.clear();
-    char buffer[65536];
-    ssize_t count = 0;
-    while ((count = read(fd, buffer, sizeof buffer)) != 0) {
-        if (count < 0 && errno == EINTR) continue;
-        if (count < 0) {
-            error = "cannot read '" + path + "': " + std::strerror(errno);
-            close(fd);
-            return false;
-        }
-        text.append(buffer, static_cast<size_t>(count));
-    }
-    close(fd);
+    text = std::move(file.text);
+    identity = {file.device, file.inode};
     return true;
 }
 
