@@ -46,8 +46,6 @@ struct Input {
     std::filesystem::path base;         // directory of relative paths; empty: the working directory
 };
 
-std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
-
 std::string join(const std::vector<std::string>& words) {
     std::string out;
     for (const auto& word : words) out += (out.empty() ? "" : ", ") + word;

@@ -32,8 +32,15 @@ public:
     void decision(const milter::Session&, Stage, std::string_view action, const policy::Rule* rule,
                   std::string_view detail) override {
         std::string line = "  => " + std::string(action);
-        if (rule) line += " (" + rule->where.log_str() + ")";
-        if (!detail.empty()) line += " " + std::string(detail);
+        if (rule) {
+            line += " (";
+            line += rule->where.log_str();
+            line += ')';
+        }
+        if (!detail.empty()) {
+            line += ' ';
+            line += detail;
+        }
         std::printf("%s\n", line.c_str());
     }
 };

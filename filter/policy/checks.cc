@@ -60,16 +60,14 @@ std::vector<std::string> action_names() {
     return names;
 }
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
-
 std::string field_with_type(const FieldInfo& info) {
-    return "field " + quoted(info.name) + " (" + std::string(value_type_name(info.type)) + ")";
+    return "field " + in_quotes(info.name) + " (" + std::string(value_type_name(info.type)) + ")";
 }
 
 std::string unavailable_message(const FieldInfo& info) {
     if (info.available) return "";
     if (info.id == FieldId::dnsbl) return "dnsbl lookups are not available yet";
-    return "'" + std::string(info.name) + "' is not available yet";
+    return in_quotes(info.name) + " is not available yet";
 }
 
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {

@@ -41,8 +41,6 @@ struct ActionRules {
 const ActionRules* find_action(std::string_view name);
 std::vector<std::string> action_names();
 
-/* 'TEXT': how messages quote what was written. */
-std::string quoted(std::string_view text);
 /* "field 'client.ip' (ip)" */
 std::string field_with_type(const FieldInfo& info);
 

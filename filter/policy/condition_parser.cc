@@ -250,7 +250,7 @@ Operand ConditionParser::literal_operand(const Term& term, const FieldInfo& fiel
     operand.where = cursor_.where(token);
     operand.text = token.text;
     const auto fail_type = [&](std::string_view type) {
-        cursor_.error(token, quoted(token.text) + " is not " + std::string(type));
+        cursor_.error(token, in_quotes(token.text) + " is not " + std::string(type));
     };
     switch (field.type) {
         case ValueType::ip:
@@ -322,7 +322,7 @@ std::unique_ptr<Condition> ConditionParser::comparison(Term lhs) {
     const FieldInfo& field = *lhs.field;
     condition->lhs = field_operand(lhs);
     if (is_ordering(condition->op) && group_of(field.type) != Group::numeric) {
-        cursor_.error(op_token, quoted(op_token.text) + " compares numbers and sizes, and " + field_with_type(field) +
+        cursor_.error(op_token, in_quotes(op_token.text) + " compares numbers and sizes, and " + field_with_type(field) +
                                     " is neither");
     } else if (rhs.field && group_of(rhs.field->type) != group_of(field.type)) {
         cursor_.error(op_token, "cannot compare " + field_with_type(field) + " with " + field_with_type(*rhs.field));
@@ -336,10 +336,10 @@ std::unique_ptr<Condition> ConditionParser::match(const Term& lhs) {
     auto condition = make(Condition::Kind::match, *lhs.token);
     const Token& op_token = cursor_.next();
     condition->negated = op_token.text == "!~";
-    if (cursor_.peek().kind != TokenKind::regex) cursor_.unexpected("a /regex/ after " + quoted(op_token.text));
+    if (cursor_.peek().kind != TokenKind::regex) cursor_.unexpected("a /regex/ after " + in_quotes(op_token.text));
     const Token& regex = cursor_.next();
     if (!lhs.field) {
-        not_a_field(lhs, "the left side of " + quoted(op_token.text) + " must be a field");
+        not_a_field(lhs, "the left side of " + in_quotes(op_token.text) + " must be a field");
     } else if (usable_field(lhs)) {
         condition->lhs = field_operand(lhs);
     }
@@ -369,7 +369,7 @@ std::unique_ptr<Condition> ConditionParser::membership(const Term& lhs) {
     }
     if (cursor_.peek().is_punct('[')) map_lookup(*condition, has_lhs);
     if (!is_valid_name(set.text)) {
-        cursor_.error(set, quoted(set.text) + " is not a list or map name");
+        cursor_.error(set, in_quotes(set.text) + " is not a list or map name");
     } else if (has_lhs) {
         references_.push_back({condition.get(), to_lower(set.text), cursor_.where(set)});
     }

@@ -3,6 +3,8 @@
  */
 #include "policy/cursor.h"
 
+#include "util/text.h"
+
 namespace portcullis::policy {
 
 TokenCursor::TokenCursor(const std::vector<Token>& tokens, std::shared_ptr<const SourceFile> file,
@@ -36,8 +38,8 @@ bool TokenCursor::accept_punct(char c) {
 
 void TokenCursor::expect_close(const Token& open, char close) {
     if (accept_punct(close)) return;
-    if (peek().kind == TokenKind::end) fail(open, "unclosed '" + open.text + "'");
-    unexpected("'" + std::string(1, close) + "'");
+    if (peek().kind == TokenKind::end) fail(open, "unclosed " + in_quotes(open.text));
+    unexpected(in_quotes(std::string_view(&close, 1)));
 }
 
 void TokenCursor::skip_newlines() {

@@ -53,8 +53,6 @@ std::string fold_domain(std::string_view domain) {
     return to_lower(domain);
 }
 
-std::string quoted(std::string_view item) { return "'" + std::string(item) + "'"; }
-
 }  // namespace
 
 std::string_view list_kind_name(ListKind kind) { return kKindNames[static_cast<size_t>(kind)]; }
@@ -141,7 +139,7 @@ std::string List::add(std::string_view item, bool caseless) {
             if (const auto prefix = parse_prefix(item)) {
                 prefixes_.add(*prefix);
             } else {
-                error = quoted(item) + " is not an IP address or CIDR prefix";
+                error = in_quotes(item) + " is not an IP address or CIDR prefix";
             }
             break;
         case ListKind::domain: error = add_domain(item); break;
@@ -159,7 +157,7 @@ std::string List::add(std::string_view item, bool caseless) {
 std::string List::add_domain(std::string_view item) {
     const bool exact = !item.empty() && item.front() == '=';
     std::string domain = fold_domain(exact ? item.substr(1) : item);
-    if (!is_domain_name(domain)) return quoted(item) + " is not a domain name";
+    if (!is_domain_name(domain)) return in_quotes(item) + " is not a domain name";
     (exact ? exact_names_ : names_).insert(std::move(domain));
     return "";
 }
@@ -170,7 +168,7 @@ std::string List::add_address(std::string_view item) {
     const bool local_ok = local.empty() || is_local_part(local);
     const bool domain_ok = domain.empty() || is_domain_name(fold_domain(domain));
     if (!has_at || (local.empty() && domain.empty()) || !local_ok || !domain_ok) {
-        return quoted(item) + " is not an address: write user@domain, @domain or user@";
+        return in_quotes(item) + " is not an address: write user@domain, @domain or user@";
     }
     if (local.empty()) {
         address_domains_.insert(fold_domain(domain));

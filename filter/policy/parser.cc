@@ -54,12 +54,19 @@ std::string rate_text(const Rate& rate) { return std::to_string(rate.count) + "/
 std::string bucket_name(const RatelimitParams& params) {
     std::string key;
     for (const Operand& field : params.key) {
-        key += (key.empty() ? "" : ",") + field.text;
+        if (!key.empty()) key += ',';
+        key += field.text;
         if (!field.argument.empty()) key += "(\"" + field.argument + "\")";
     }
-    if (params.key.size() > 1) key = "(" + key + ")";
+    if (params.key.size() > 1) {
+        key.insert(0, 1, '(');
+        key += ')';
+    }
     std::string rates;
-    for (const Rate& rate : params.rates) rates += (rates.empty() ? "" : ",") + rate_text(rate);
+    for (const Rate& rate : params.rates) {
+        if (!rates.empty()) rates += ',';
+        rates += rate_text(rate);
+    }
     return key + ":" + rates;
 }
 
@@ -193,7 +200,7 @@ Definition Parser::definition(std::string_view what) {
     if (name.kind != TokenKind::word) cursor_.unexpected(what);
     cursor_.next();
     if (!is_valid_name(name.text)) {
-        cursor_.error(name, quoted(name.text) + " is not a valid name: use letters, digits, '_' and '-'");
+        cursor_.error(name, in_quotes(name.text) + " is not a valid name: use letters, digits, '_' and '-'");
     }
     return {to_lower(name.text), cursor_.where(name)};
 }
@@ -277,9 +284,9 @@ void Parser::rule(Stage stage) {
     if (!action) cursor_.fail(name, unknown_word_message("action", name.text, action_names()));
     cursor_.next();
     rule.action = action->kind;
-    const std::string action_text = quoted(action_name(action->kind));
+    const std::string action_text = in_quotes(action_name(action->kind));
     if (!(action->stages & (1u << static_cast<unsigned>(stage)))) {
-        cursor_.error(name, "action " + action_text + " is not allowed at stage " + quoted(stage_name(stage)) +
+        cursor_.error(name, "action " + action_text + " is not allowed at stage " + in_quotes(stage_name(stage)) +
                                 " (only at " + stage_list(action->stages) + ")");
     }
     if (!action->available) cursor_.error(name, "action " + action_text + " is not available yet");
@@ -346,19 +353,19 @@ void Parser::reply(Rule& rule, const FieldUse& use) {
 
 void Parser::check_reply_code(const Token& code, ActionKind action) {
     if (!is_digits(code.text, 3, 3)) {
-        cursor_.error(code, quoted(code.text) + " is not a reply code: write three digits, as in 550");
+        cursor_.error(code, in_quotes(code.text) + " is not a reply code: write three digits, as in 550");
         return;
     }
     const std::string_view classes = code_classes(action);
     if (classes.find(code.text[0]) != std::string_view::npos) return;
     const std::string wanted = classes.size() == 1 ? std::string(classes) + "xx" : "4xx or 5xx";
-    cursor_.error(code, quoted(action_name(action)) + " needs a " + wanted + " reply code, not " + code.text);
+    cursor_.error(code, in_quotes(action_name(action)) + " needs a " + wanted + " reply code, not " + code.text);
 }
 
 void Parser::check_enhanced_code(const Token& xcode, std::string_view code) {
     if (!is_enhanced_code(xcode.text)) {
         cursor_.error(xcode,
-                      quoted(xcode.text) + " is not an enhanced status code: write CLASS.SUBJECT.DETAIL, as in 5.7.1");
+                      in_quotes(xcode.text) + " is not an enhanced status code: write CLASS.SUBJECT.DETAIL, as in 5.7.1");
     } else if (!code.empty() && xcode.text[0] != code[0]) {
         cursor_.error(xcode, "enhanced status code " + xcode.text + " does not match reply code " + std::string(code));
     }
@@ -376,22 +383,22 @@ void Parser::greylist(Rule& rule) {
         if (found == std::end(kGreylistKeys)) return;
         const auto index = static_cast<size_t>(found - std::begin(kGreylistKeys));
         cursor_.next();
-        if (seen & (1u << index)) cursor_.error(key, quoted(*found) + " is given twice");
+        if (seen & (1u << index)) cursor_.error(key, in_quotes(*found) + " is given twice");
         seen |= 1u << index;
-        if (cursor_.peek().kind != TokenKind::word) cursor_.unexpected("a value after " + quoted(*found));
+        if (cursor_.peek().kind != TokenKind::word) cursor_.unexpected("a value after " + in_quotes(*found));
         const Token& value = cursor_.next();
         if (index < std::size(durations)) {
             const auto duration = parse_duration(value.text);
             if (duration) *durations[index] = *duration;
-            else cursor_.error(value, quoted(value.text) + " is not a duration, as in 30s, 5m, 2h, 3d or 1w");
+            else cursor_.error(value, in_quotes(value.text) + " is not a duration, as in 30s, 5m, 2h, 3d or 1w");
         } else if (key.is_word("awl")) {
             const auto count = parse_count(value.text);
             if (count && *count <= UINT_MAX) params.awl = static_cast<unsigned>(*count);
-            else cursor_.error(value, quoted(value.text) + " is not a number");
+            else cursor_.error(value, in_quotes(value.text) + " is not a number");
         } else if (value.is_word("host") || value.is_word("subnet")) {
             params.by_host = value.is_word("host");
         } else {
-            cursor_.error(value, "'by' takes host or subnet, not " + quoted(value.text));
+            cursor_.error(value, "'by' takes host or subnet, not " + in_quotes(value.text));
         }
     }
 }
@@ -432,7 +439,7 @@ Rate Parser::rate(const Token& token) {
     const auto period = slash == std::string::npos ? std::nullopt : parse_duration(token.text.substr(slash + 1));
     if (!count || *count == 0 || !period || period->count() <= 0) {
         cursor_.error(
-            token, quoted(token.text) + " is not a rate: write COUNT/PERIOD with a COUNT of at least 1, as in 200/1h");
+            token, in_quotes(token.text) + " is not a rate: write COUNT/PERIOD with a COUNT of at least 1, as in 200/1h");
         return {};
     }
     return {*count, *period};
@@ -443,7 +450,7 @@ void Parser::add_header(Rule& rule, const FieldUse& use) {
     const Token& name = cursor_.peek();
     if (name.kind != TokenKind::word && name.kind != TokenKind::string) cursor_.unexpected("a header name");
     cursor_.next();
-    if (!is_header_name(name.text)) cursor_.error(name, quoted(name.text) + " is not a header name");
+    if (!is_header_name(name.text)) cursor_.error(name, in_quotes(name.text) + " is not a header name");
     rule.header_name = name.text;
     rule.text = required_text(use, "the header's text in quotes");
 }

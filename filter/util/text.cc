@@ -67,6 +67,17 @@ AddressParts split_address(std::string_view address) {
     return {address.substr(0, at), address.substr(at + 1)};
 }
 
+std::string in_quotes(std::string_view text) {
+    // Appended piece by piece: GCC 12 at -O3 warns falsely (-Wrestrict)
+    // about "'" + std::string(text) + "'".
+    std::string out;
+    out.reserve(text.size() + 2);
+    out += '\'';
+    out += text;
+    out += '\'';
+    return out;
+}
+
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
     std::string best;
     size_t best_distance = std::min<size_t>(3, std::max<size_t>(1, word.size() / 3)) + 1;

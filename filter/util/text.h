@@ -31,6 +31,9 @@ struct AddressParts {
 };
 AddressParts split_address(std::string_view address);
 
+/* 'TEXT': how error messages quote what an administrator wrote. */
+std::string in_quotes(std::string_view text);
+
 /* The candidate closest to WORD by edit distance, or "" if none is close
  * enough to be a plausible typo (distance at most a third of its length,
  * and at most 3). */
