@@ -21,6 +21,7 @@
 
 #include "metrics/metrics.h"
 #include "milter/session.h"
+#include "policy/template.h"
 #include "util/log.h"
 #include "util/text.h"
 
@@ -75,20 +76,6 @@ std::string macro(SMFICTX* ctx, const char* name) {
 void note_queue_id(SMFICTX* ctx, Connection& connection) {
     const std::string id = macro(ctx, "i");
     if (!id.empty()) connection.session.facts().queue_id = id;
-}
-
-/* libmilter wants '%' doubled and lines of at most 980 bytes. */
-std::string milter_text(std::string_view line) {
-    std::string out;
-    for (const char c : line) {
-        const size_t width = c == '%' ? 2 : 1;
-        if (out.size() + width > 980) break;
-        out += c;
-        if (c == '%') out += '%';
-    }
-    while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) out.pop_back();
-    if (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0xC0) out.pop_back();
-    return out;
 }
 
 void set_reply(SMFICTX* ctx, const Answer& answer) {
@@ -320,6 +307,26 @@ sfsistat on_close(SMFICTX* ctx) {
 }
 
 }  // namespace
+
+std::string milter_text(std::string_view line) {
+    auto continuation = [](char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; };
+    std::string out;
+    out.reserve(line.size());
+    for (size_t i = 0; i < line.size(); ++i) {
+        const char c = line[i];
+        if (out.size() + (c == '%' ? 2 : 1) > policy::kMaxReplyLine) {
+            // Cut inside a multi-byte character: drop its first bytes too.
+            if (continuation(c)) {
+                while (!out.empty() && continuation(out.back())) out.pop_back();
+                if (!out.empty()) out.pop_back();
+            }
+            break;
+        }
+        out += c;
+        if (c == '%') out += '%';
+    }
+    return out;
+}
 
 std::shared_ptr<const Snapshot> current_snapshot() {
     std::lock_guard lock(snapshot_mutex);

@@ -21,6 +21,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "milter/snapshot.h"
 #include "util/units.h"
@@ -38,6 +39,10 @@ std::shared_ptr<const Snapshot> current_snapshot();
 
 void begin_drain();
 size_t active_sessions();
+
+/* A reply line as libmilter takes it: '%' doubled, at most 980 bytes,
+ * never ending inside a UTF-8 character. */
+std::string milter_text(std::string_view line);
 
 /* "libmilter X.Y.Z (milter protocol N)" */
 std::string library_version();
