@@ -73,12 +73,7 @@ Answer Session::helo(std::string_view name, bool tls) {
 }
 
 Answer Session::mail(std::string_view sender, std::string_view auth_user, uint64_t declared_size) {
-    facts_.reset_message();
-    message_headers_.clear();
-    message_quarantine_.reset();
-    message_accepted_ = false;
-    message_bytes_ = 0;
-    stored_header_bytes_ = 0;
+    abort_message();
     facts_.sender = strip_angle_brackets(sender);
     facts_.auth_user = auth_user;
     facts_.authenticated = !auth_user.empty();
@@ -134,6 +129,8 @@ void Session::abort_message() {
     message_headers_.clear();
     message_quarantine_.reset();
     message_accepted_ = false;
+    message_bytes_ = 0;
+    stored_header_bytes_ = 0;
 }
 
 bool Session::has_pending_effects() const {

@@ -76,6 +76,8 @@ public:
     void header(std::string_view name, std::string_view value);
     void body(size_t bytes);
     EndOfMessage end_of_message();
+    /* Forget the current message (MAIL FROM starts a new one; RSET, or the
+     * MTA giving up on it). */
     void abort_message();
 
 private:
