@@ -134,6 +134,14 @@ bool daemonize() {
     return true;
 }
 
+/* Log why the daemon does not start; say it on the terminal too when the
+ * log goes elsewhere. */
+int refuse_start(const std::string& error, bool foreground) {
+    log::error(error);
+    if (!foreground) std::fprintf(stderr, "portcullis: %s\n", error.c_str());
+    return kExitBadConfig;
+}
+
 }  // namespace
 
 int run_command(const ConfigSource& source, bool foreground) {
@@ -156,14 +164,10 @@ int run_command(const ConfigSource& source, bool foreground) {
     milter::publish(state.snapshot);
     if (const auto error = milter::open_listener(state.config.milter.socket, state.config.milter.timeout);
         !error.empty()) {
-        log::error(error);
-        if (!foreground) std::fprintf(stderr, "portcullis: %s\n", error.c_str());
-        return kExitBadConfig;
+        return refuse_start(error, foreground);
     }
     if (const auto error = drop_privileges(state.config.milter.user, state.config.milter.socket); !error.empty()) {
-        log::error(error);
-        if (!foreground) std::fprintf(stderr, "portcullis: %s\n", error.c_str());
-        return kExitBadConfig;
+        return refuse_start(error, foreground);
     }
     if (!foreground && !under_systemd) {
         if (!daemonize()) return kExitBadConfig;
