@@ -26,6 +26,7 @@
 
 #include "util/files.h"
 #include "util/ip.h"
+#include "util/redis_url.h"
 #include "util/text.h"
 
 namespace portcullis::config {
@@ -177,37 +178,19 @@ std::string check_milter_socket(std::string text) {
     throw BadValue{in_quotes(text) + " is not inet:PORT@HOST, inet6:PORT@HOST, unix:/path or local:/path"};
 }
 
-/* redis://[:password@]host[:port][/db] or unix:///path[?db=N].  Only the
- * form is checked; the store connects and reports what it finds. */
-bool is_redis_url(std::string_view url) {
-    if (url.starts_with("unix://")) {
-        const auto rest = url.substr(7);
-        const auto query = rest.find('?');
-        const auto path = rest.substr(0, query);
-        if (path.size() < 2 || path.front() != '/') return false;
-        return query == std::string_view::npos ||
-               (rest.substr(query + 1).starts_with("db=") && is_digits(rest.substr(query + 4)));
-    }
-    if (!url.starts_with("redis://")) return false;
-    const auto rest = url.substr(8);
-    const auto slash = rest.find('/');
-    if (slash != std::string_view::npos && !is_digits(rest.substr(slash + 1))) return false;
-    auto authority = rest.substr(0, slash);
-    const auto at = authority.rfind('@');
-    if (at != std::string_view::npos) {
-        const auto password = authority.substr(0, at);
-        if (password.size() < 2 || password.front() != ':') return false;
-        authority.remove_prefix(at + 1);
-    }
-    return split_host_port(authority).has_value();
-}
-
 /* A comma-separated list is the sentinels or the cluster seeds; whether
- * store.mode allows a list is checked once every key is set. */
+ * store.mode allows a list is checked once every key is set.  Only the
+ * form is checked; the store connects and reports what it finds.  A bad
+ * entry is named by its place in the list, not quoted: it may hold a
+ * password. */
 std::string check_store_url(std::string text) {
-    for (const auto& url : split_list(text)) {
-        if (!is_redis_url(url)) {
-            throw BadValue{in_quotes(url) + " is not redis://[:password@]host[:port][/db] or unix:///path[?db=N]"};
+    const auto urls = split_list(text);
+    for (size_t i = 0; i < urls.size(); ++i) {
+        try {
+            parse_redis_url(urls[i]);
+        } catch (const RedisUrlError& bad) {
+            const std::string entry = urls.size() > 1 ? "URL " + std::to_string(i + 1) + ": " : "";
+            throw BadValue{entry + bad.what() + " (expected " + std::string(kRedisUrlForms) + ")"};
         }
     }
     return text;

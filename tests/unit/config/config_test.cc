@@ -18,37 +18,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/temp_dir.h"
+
 namespace portcullis::config {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "portcullis-config-XXXXXX").string();
-        if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    /* Write TEXT to NAME inside the directory; returns the file's path. */
-    std::string write(const std::string& name, const std::string& text) const {
-        const fs::path file = path_ / name;
-        fs::create_directories(file.parent_path());
-        std::ofstream(file) << text;
-        return file.string();
-    }
-    std::string path(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    fs::path path_;
-};
+using test_support::TempDir;
 
 std::vector<std::string> messages(const ConfigResult& result) {
     std::vector<std::string> out;
@@ -457,11 +434,43 @@ TEST(Values, StoreUrl) {
                              "unix:///run/redis.sock?db=3"}) {
         EXPECT_EQ(override_ok(std::string("store.url=") + good).store.url, good);
     }
-    for (const auto* bad : {"http://h", "redis://", "redis://h:0", "redis://h:port", "redis://h/db",
-                            "redis://user@h", "redis://[::1", "redis://::1:6379", "unix://run/r.sock",
-                            "unix:///r.sock?db=", "unix:///r.sock?x=1", "unix:///"}) {
+    for (const auto* bad : {"http://h", "redis://", "redis://h:0", "redis://h:65536", "redis://h:port",
+                            "redis://h/db", "redis://user@h", "redis://[::1", "redis://[h]", "redis://::1:6379",
+                            "redis://h st", "unix://run/r.sock", "unix:///r.sock?db=", "unix:///r.sock?x=1",
+                            "unix:///"}) {
         EXPECT_EQ(override_errors(std::string("store.url=") + bad).size(), 1u) << bad;
     }
+}
+
+TEST(Values, StoreUrlWithUserAndPassword) {
+    for (const auto* good : {"redis://alice:pw@h", "redis://alice:pw@[::1]:6380/2", "redis://al%69ce:p%40ss@h"}) {
+        EXPECT_EQ(override_ok(std::string("store.url=") + good).store.url, good);
+    }
+    EXPECT_EQ(load_ok("[store]\nurl = \"redis://alice:secret@10.0.0.1:6380/1\"\n").store.url,
+              "redis://alice:secret@10.0.0.1:6380/1");
+}
+
+TEST(Values, UnixStoreUrlWithPassword) {
+    for (const auto* good : {"unix:///run/redis.sock?password=pw", "unix:///run/redis.sock?db=3&password=pw",
+                             "unix:///run/redis.sock?password=p%26w&db=3"}) {
+        EXPECT_EQ(override_ok(std::string("store.url=") + good).store.url, good);
+    }
+}
+
+TEST(Values, StoreUrlErrorNamesTheFormsAndTheReason) {
+    EXPECT_EQ(override_errors("store.url=unix:///r.sock?x=1"),
+              Strings{"-o store.url=unix:///r.sock?x=1: error: store.url: unknown parameter 'x' (known: db, "
+                      "password) (expected redis://[[user]:password@]host[:port][/db] or "
+                      "unix:///path[?db=N][&password=P])"});
+}
+
+/* The URL of a file is not repeated, so its password stays out of the log. */
+TEST(Values, StoreUrlErrorInAListNamesTheEntryByItsPlace) {
+    const TempDir dir;
+    const auto path = dir.write("c.conf", "[store]\nmode = \"cluster\"\nurl = \"redis://a, redis://:secret@b:0\"\n");
+    EXPECT_EQ(messages(load_config(path, true, {})),
+              Strings{path + ":3:7: error: store.url: URL 2: the port must be a number from 1 to 65535 (expected "
+                             "redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N][&password=P])"});
 }
 
 TEST(Values, StoreUrlListNeedsSentinelOrCluster) {
