@@ -1,0 +1,478 @@
+/*
+ * memory_store.cc: the sharded in-process store, its sweeping and saving
+ * thread, and the snapshot file's encoding.
+ */
+#include "store/memory_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <limits>
+
+#include "util/files.h"
+#include "util/log.h"
+#include "util/text.h"
+
+namespace portcullis::store {
+
+namespace {
+
+constexpr std::string_view snapshot_magic = "pcstore\n";
+constexpr uint32_t snapshot_version = 1;
+constexpr char entry_tag = 'E';
+constexpr char end_tag = 'Z';
+
+bool is_live(int64_t expires_at_ms, int64_t now) { return expires_at_ms == 0 || expires_at_ms > now; }
+
+// CRC-32 as in zlib and Ethernet: enough to catch a torn or scribbled
+// entry, which is all the snapshot needs (it guards against accidents, not
+// against someone forging a file).
+constexpr std::array<uint32_t, 256> make_crc_table() {
+    std::array<uint32_t, 256> table{};
+    for (uint32_t index = 0; index < table.size(); ++index) {
+        uint32_t crc = index;
+        for (int bit = 0; bit < 8; ++bit) crc = (crc & 1) ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
+        table[index] = crc;
+    }
+    return table;
+}
+
+constexpr std::array<uint32_t, 256> crc_table = make_crc_table();
+
+uint32_t crc32(std::string_view bytes) {
+    uint32_t crc = 0xFFFFFFFFu;
+    for (const unsigned char byte : bytes) crc = crc_table[(crc ^ byte) & 0xFFu] ^ (crc >> 8);
+    return crc ^ 0xFFFFFFFFu;
+}
+
+void put_u32(std::string& out, uint32_t number) {
+    for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((number >> shift) & 0xFFu);
+}
+
+void put_u64(std::string& out, uint64_t number) {
+    for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((number >> shift) & 0xFFu);
+}
+
+void put_header(std::string& out) {
+    out += snapshot_magic;
+    put_u32(out, snapshot_version);
+}
+
+// Lengths are 32-bit: keys are short and values are counters and lists of
+// timestamps, nowhere near 4 GiB.
+void put_entry(std::string& out, const Entry& entry) {
+    const size_t start = out.size();
+    out += entry_tag;
+    put_u32(out, static_cast<uint32_t>(entry.key.size()));
+    put_u32(out, static_cast<uint32_t>(entry.value.size()));
+    put_u64(out, static_cast<uint64_t>(entry.expires_at_ms));
+    out += entry.key;
+    out += entry.value;
+    put_u32(out, crc32(std::string_view(out).substr(start)));
+}
+
+void put_end(std::string& out, uint64_t entry_count) {
+    const size_t start = out.size();
+    out += end_tag;
+    put_u64(out, entry_count);
+    put_u32(out, crc32(std::string_view(out).substr(start)));
+}
+
+/* Reads a snapshot front to back; every read fails, taking nothing, when
+ * the bytes asked for run past the end. */
+class Reader {
+public:
+    explicit Reader(std::string_view bytes) : bytes_(bytes) {}
+
+    size_t offset() const { return offset_; }
+    bool at_end() const { return offset_ == bytes_.size(); }
+
+    bool take(size_t count, std::string_view& out) {
+        if (count > bytes_.size() - offset_) return false;
+        out = bytes_.substr(offset_, count);
+        offset_ += count;
+        return true;
+    }
+
+    bool u32(uint32_t& out) {
+        std::string_view bytes;
+        if (!take(4, bytes)) return false;
+        out = 0;
+        for (const unsigned char byte : bytes) out = (out << 8) | byte;
+        return true;
+    }
+
+    bool u64(uint64_t& out) {
+        std::string_view bytes;
+        if (!take(8, bytes)) return false;
+        out = 0;
+        for (const unsigned char byte : bytes) out = (out << 8) | byte;
+        return true;
+    }
+
+private:
+    std::string_view bytes_;
+    size_t offset_ = 0;
+};
+
+struct Decoded {
+    std::vector<Entry> entries;         // every intact entry before any damage
+    std::string problem;                // "" when the file is whole
+    size_t problem_offset = 0;
+};
+
+Decoded decode(std::string_view bytes) {
+    Decoded decoded;
+    Reader in(bytes);
+    const auto damaged = [&decoded](size_t offset, std::string problem) {
+        decoded.problem = std::move(problem);
+        decoded.problem_offset = offset;
+        return std::move(decoded);
+    };
+
+    std::string_view magic;
+    if (!in.take(snapshot_magic.size(), magic) || magic != snapshot_magic) {
+        return damaged(0, "not a Portcullis memory store snapshot");
+    }
+    uint32_t version = 0;
+    if (!in.u32(version)) return damaged(magic.size(), "the header is cut short");
+    if (version != snapshot_version) {
+        return damaged(magic.size(), "snapshot version " + std::to_string(version) + " is not supported");
+    }
+
+    for (;;) {
+        const size_t start = in.offset();
+        std::string_view tag;
+        if (!in.take(1, tag)) return damaged(start, "the file ends without its end record");
+        if (tag[0] == end_tag) {
+            uint64_t count = 0;
+            uint32_t crc = 0;
+            if (!in.u64(count) || !in.u32(crc)) return damaged(start, "the end record is cut short");
+            if (crc != crc32(bytes.substr(start, in.offset() - 4 - start))) {
+                return damaged(start, "the end record's checksum does not match");
+            }
+            if (count != decoded.entries.size()) {
+                return damaged(start, "the end record counts " + std::to_string(count) + " entries, the file holds " +
+                                          std::to_string(decoded.entries.size()));
+            }
+            if (!in.at_end()) return damaged(in.offset(), "bytes follow the end record");
+            return decoded;
+        }
+        if (tag[0] != entry_tag) return damaged(start, "unknown record type");
+
+        uint32_t key_size = 0;
+        uint32_t value_size = 0;
+        uint64_t expires_at_ms = 0;
+        std::string_view key;
+        std::string_view value;
+        uint32_t crc = 0;
+        if (!in.u32(key_size) || !in.u32(value_size) || !in.u64(expires_at_ms) || !in.take(key_size, key) ||
+            !in.take(value_size, value) || !in.u32(crc)) {
+            return damaged(start, "an entry runs past the end of the file");
+        }
+        if (crc != crc32(bytes.substr(start, in.offset() - 4 - start))) {
+            return damaged(start, "an entry's checksum does not match");
+        }
+        decoded.entries.push_back({std::string(key), std::string(value), static_cast<int64_t>(expires_at_ms)});
+    }
+}
+
+std::string error_text(int error_number) { return std::strerror(error_number); }
+
+std::string directory_of(const std::string& path) {
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    return parent.empty() ? "." : parent.string();
+}
+
+/* An open file descriptor, closed when it goes out of scope unless
+ * close() already did (and reported how that went). */
+class Descriptor {
+public:
+    explicit Descriptor(int fd) : fd_(fd) {}
+    ~Descriptor() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    Descriptor(const Descriptor&) = delete;
+    Descriptor& operator=(const Descriptor&) = delete;
+
+    int get() const { return fd_; }
+    bool close() {
+        const int fd = fd_;
+        fd_ = -1;
+        return ::close(fd) == 0;
+    }
+
+private:
+    int fd_;
+};
+
+bool write_all(int fd, std::string_view bytes) {
+    while (!bytes.empty()) {
+        const ssize_t count = ::write(fd, bytes.data(), bytes.size());
+        if (count < 0 && errno == EINTR) continue;
+        if (count < 0) return false;
+        bytes.remove_prefix(static_cast<size_t>(count));
+    }
+    return true;
+}
+
+/* Puts BYTES at PATH so that a crash at any point leaves either the old
+ * file or the new one, mode 0600.  Returns "" or what went wrong. */
+std::string replace_file(const std::string& path, std::string_view bytes) {
+    const std::string directory = directory_of(path);
+    std::string temporary = path + ".tmp.XXXXXX";
+    Descriptor file(mkostemp(temporary.data(), O_CLOEXEC));
+    if (file.get() < 0) return "cannot create a temporary file in " + in_quotes(directory) + ": " + error_text(errno);
+
+    // Until the rename, a failure leaves nothing behind.
+    const auto abandon = [&temporary](const std::string& step) {
+        const int error_number = errno;
+        ::unlink(temporary.c_str());
+        return step + " " + in_quotes(temporary) + ": " + error_text(error_number);
+    };
+    // mkostemp's mode is subject to the umask; the state is nobody else's.
+    if (fchmod(file.get(), S_IRUSR | S_IWUSR) != 0) return abandon("cannot set the mode of");
+    if (!write_all(file.get(), bytes)) return abandon("cannot write");
+    if (fsync(file.get()) != 0) return abandon("cannot sync");
+    if (!file.close()) return abandon("cannot close");
+    if (std::rename(temporary.c_str(), path.c_str()) != 0) return abandon("cannot rename");
+
+    // The rename itself is durable only once the directory is synced.
+    Descriptor parent(open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (parent.get() < 0 || fsync(parent.get()) != 0) {
+        return "cannot sync the directory " + in_quotes(directory) + ": " + error_text(errno);
+    }
+    return "";
+}
+
+}  // namespace
+
+MemoryStore::MemoryStore(std::string snapshot_path, std::function<int64_t()> clock, bool read_only)
+    : path_(std::move(snapshot_path)), clock_(std::move(clock)), read_only_(read_only) {
+    if (!path_.empty()) load();
+}
+
+MemoryStore::MemoryStore(std::string snapshot_path, std::function<int64_t()> clock, Millis snapshot_interval)
+    : MemoryStore(std::move(snapshot_path), std::move(clock), false) {
+    // A zero interval would spin.
+    const Millis interval = std::max(snapshot_interval, Millis(1));
+    maintainer_ = std::thread([this, interval] { maintain(interval); });
+}
+
+std::unique_ptr<MemoryStore> MemoryStore::open_read_only(std::string snapshot_path,
+                                                         std::function<int64_t()> clock) {
+    // Not make_unique: this constructor is private.
+    return std::unique_ptr<MemoryStore>(new MemoryStore(std::move(snapshot_path), std::move(clock), true));
+}
+
+MemoryStore::~MemoryStore() {
+    if (maintainer_.joinable()) {
+        {
+            const std::lock_guard lock(stop_mutex_);
+            stopping_ = true;
+        }
+        stop_signal_.notify_one();
+        maintainer_.join();
+    }
+    write_if_changed();
+}
+
+MemoryStore::Shard& MemoryStore::shard_for(std::string_view key) {
+    // Each shard's map hashes its keys with the same std::hash, so the
+    // shard comes from the top bits of a remixed hash: were it the hash's
+    // low bits, all keys of a shard would share them and crowd the map's
+    // buckets.
+    static_assert(std::has_single_bit(shard_count));
+    constexpr int shard_bits = std::bit_width(shard_count - 1);
+    const uint64_t hash = static_cast<uint64_t>(std::hash<std::string_view>{}(key)) * 0x9E3779B97F4A7C15u;
+    return shards_[hash >> (64 - shard_bits)];
+}
+
+std::vector<std::string> MemoryStore::run(const Script& script, std::string_view key, int64_t now_ms,
+                                          std::span<const std::string> args) {
+    Shard& shard = shard_for(key);
+    std::string name(key);
+    const std::lock_guard lock(shard.mutex);
+    const auto found = shard.entries.find(name);
+    const bool live = found != shard.entries.end() && is_live(found->second.expires_at_ms, now_ms);
+
+    Record record;
+    if (live) {
+        record.value = found->second.value;
+        record.expires_at_ms = found->second.expires_at_ms;
+    }
+    std::vector<std::string> result;
+    try {
+        result = script.apply(record, now_ms, args);
+    } catch (const std::exception& error) {
+        // As a failing Lua script is an error reply from Redis; the key is
+        // left as it was.
+        throw StoreError("memory store: script " + std::string(script.name) + " failed: " + error.what());
+    }
+
+    if (!record.value) {
+        if (found != shard.entries.end()) shard.entries.erase(found);
+        if (live) ++changes_;
+    } else if (found == shard.entries.end()) {
+        shard.entries.emplace(std::move(name), Value{std::move(*record.value), record.expires_at_ms});
+        ++changes_;
+    } else if (!live || found->second.value != *record.value || found->second.expires_at_ms != record.expires_at_ms) {
+        found->second = Value{std::move(*record.value), record.expires_at_ms};
+        ++changes_;
+    }
+    return result;
+}
+
+std::vector<Entry> MemoryStore::live_entries(Shard& shard, std::string_view key_prefix, int64_t now) {
+    std::vector<Entry> entries;
+    const std::lock_guard lock(shard.mutex);
+    for (const auto& [key, value] : shard.entries) {
+        if (key.starts_with(key_prefix) && is_live(value.expires_at_ms, now)) {
+            entries.push_back({key, value.value, value.expires_at_ms});
+        }
+    }
+    return entries;
+}
+
+void MemoryStore::scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) {
+    const int64_t now = clock_();
+    // One shard at a time: VISIT may be slow, or call back into the store.
+    for (Shard& shard : shards_) {
+        for (const Entry& entry : live_entries(shard, key_prefix, now)) visit(entry);
+    }
+}
+
+bool MemoryStore::erase(std::string_view key) {
+    Shard& shard = shard_for(key);
+    const std::lock_guard lock(shard.mutex);
+    const auto found = shard.entries.find(std::string(key));
+    if (found == shard.entries.end()) return false;
+    // Like Redis DEL, an expired key did not exist.
+    const bool live = is_live(found->second.expires_at_ms, clock_());
+    shard.entries.erase(found);
+    if (live) ++changes_;
+    return live;
+}
+
+void MemoryStore::ping() {
+    if (!read_only_) check_snapshot_directory(path_);
+}
+
+std::string MemoryStore::describe() const {
+    return path_.empty() ? "memory (no snapshot)" : "memory (snapshot " + path_ + ")";
+}
+
+void MemoryStore::load() {
+    // No size limit: the file is ours, and its size is the state's.
+    const FileText file = read_text_file(path_, std::numeric_limits<size_t>::max());
+    if (!file.ok) {
+        if (file.error_number == ENOENT) {
+            log::info("memory store: no snapshot " + in_quotes(path_) + " yet; starting empty");
+        } else {
+            log::error("memory store: " + file.error + "; starting empty");
+        }
+        return;
+    }
+
+    const Decoded decoded = decode(file.text);
+    const int64_t now = clock_();
+    size_t expired = 0;
+    // No locks: the constructor runs before any other thread sees the store.
+    for (const Entry& entry : decoded.entries) {
+        if (!is_live(entry.expires_at_ms, now)) {
+            ++expired;
+            continue;
+        }
+        shard_for(entry.key).entries.insert_or_assign(entry.key, Value{entry.value, entry.expires_at_ms});
+    }
+    const size_t kept = decoded.entries.size() - expired;
+    if (!decoded.problem.empty()) {
+        log::error("memory store: snapshot " + in_quotes(path_) + " is damaged at byte " +
+                   std::to_string(decoded.problem_offset) + " (" + decoded.problem + "); read the " +
+                   std::to_string(decoded.entries.size()) + " entries before it");
+    }
+    log::info("memory store: loaded snapshot " + in_quotes(path_) + " (keys: " + std::to_string(kept) + " live, " +
+              std::to_string(expired) + " expired)");
+}
+
+void MemoryStore::maintain(Millis interval) {
+    std::unique_lock lock(stop_mutex_);
+    while (!stop_signal_.wait_for(lock, interval, [this] { return stopping_; })) {
+        lock.unlock();
+        sweep();
+        write_if_changed();
+        lock.lock();
+    }
+}
+
+void MemoryStore::sweep() {
+    // Not a change: the snapshot holds only live keys, and loading drops
+    // any that expired since.
+    const int64_t now = clock_();
+    for (Shard& shard : shards_) {
+        const std::lock_guard lock(shard.mutex);
+        std::erase_if(shard.entries, [now](const auto& item) { return !is_live(item.second.expires_at_ms, now); });
+    }
+}
+
+bool MemoryStore::write_snapshot() {
+    if (path_.empty() || read_only_) return false;
+    const std::lock_guard lock(write_mutex_);
+    return write_locked();
+}
+
+void MemoryStore::write_if_changed() {
+    if (path_.empty() || read_only_) return;
+    const std::lock_guard lock(write_mutex_);
+    if (changes_.load() != saved_changes_) write_locked();
+}
+
+bool MemoryStore::write_locked() {
+    // Read first: a change made while we copy bumps it past what we record,
+    // so the next interval saves again.
+    const uint64_t changes = changes_.load();
+    const int64_t now = clock_();
+    std::string image;
+    put_header(image);
+    uint64_t count = 0;
+    for (Shard& shard : shards_) {
+        const std::vector<Entry> entries = live_entries(shard, "", now);
+        for (const Entry& entry : entries) put_entry(image, entry);
+        count += entries.size();
+    }
+    put_end(image, count);
+
+    const std::string problem = replace_file(path_, image);
+    if (problem.empty()) {
+        saved_changes_ = changes;
+        if (!last_failure_.empty()) log::info("memory store: snapshot " + in_quotes(path_) + " saved again");
+        last_failure_.clear();
+        return true;
+    }
+    const std::string message = "memory store: cannot save snapshot " + in_quotes(path_) + ": " + problem;
+    if (message != last_failure_) log::error(message);
+    last_failure_ = message;
+    return false;
+}
+
+void check_snapshot_directory(const std::string& snapshot_path) {
+    if (snapshot_path.empty()) return;
+    const std::string directory = directory_of(snapshot_path);
+    const std::string problem =
+        "cannot save snapshot " + in_quotes(snapshot_path) + ": directory " + in_quotes(directory);
+    struct stat status {};
+    if (stat(directory.c_str(), &status) != 0) throw StoreError(problem + ": " + error_text(errno));
+    if (!S_ISDIR(status.st_mode)) throw StoreError(problem + " is not a directory");
+    // Creating the temporary file takes write and search permission.
+    if (access(directory.c_str(), W_OK | X_OK) != 0) throw StoreError(problem + ": " + error_text(errno));
+}
+
+}  // namespace portcullis::store

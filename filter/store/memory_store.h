@@ -1,0 +1,141 @@
+/*
+ * memory_store.h: the store inside the filter process, optionally saved
+ * to a snapshot file.
+ *
+ * MemoryStore keeps the keys of one filter process with the semantics of
+ * the Redis backend: each key holds a value and an absolute expiry in ms
+ * (0: none), and an expired key is absent to scripts, scan() and erase().
+ * run() applies a Script's C++ half under the lock of the key's shard; the
+ * keys are spread over 64 shards so libmilter's worker threads rarely wait
+ * for each other.
+ *
+ * A background thread wakes every SNAPSHOT_INTERVAL to drop expired keys
+ * (by CLOCK), so a store without a snapshot does not grow with keys nobody
+ * reads again, and, when a snapshot path is set, to save the store if it
+ * changed since the last save.  The destructor stops the thread at once
+ * and saves what changed one last time.  write_snapshot() saves now.
+ *
+ * The snapshot is read at construction.  A missing file is an empty
+ * store; keys already expired are dropped; a damaged or truncated file is
+ * logged with the byte offset of the damage and the keys before it are
+ * kept.  The constructor never throws because of the file.  A save that
+ * fails is logged (path and reason) once, not at every interval, until a
+ * save works again; the daemon goes on with the state in memory.
+ *
+ * check_snapshot_directory() is ping()'s check on its own, for the
+ * daemon to call before it forks, when no store exists yet.
+ *
+ * open_read_only() reads a snapshot for the admin commands: no thread,
+ * and neither write_snapshot() nor the destructor ever writes, so a
+ * running daemon's file is safe from them.  Its changes stay in memory.
+ *
+ * Snapshot format, version 1 (all integers big-endian):
+ *   header  "pcstore\n", then the version (u32)
+ *   entry   'E', key length (u32), value length (u32), expires_at_ms
+ *           (i64), the key, the value, CRC-32 of the entry's bytes so far
+ *   end     'Z', the number of entries (u64), CRC-32 of 'Z' and the count
+ * Keys and values are raw bytes; the end record tells a complete file
+ * from one cut at an entry boundary.  A save writes a temporary file in
+ * the snapshot's directory with mode 0600, syncs it, renames it over the
+ * snapshot and syncs the directory, so a crash leaves the old file or
+ * the new one, never a mix.
+ */
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "store/store.h"
+#include "util/units.h"
+
+namespace portcullis::store {
+
+class MemoryStore final : public Store {
+public:
+    /* SNAPSHOT_PATH "" keeps no file.  CLOCK (ms since the epoch) decides
+     * expiry at load, in scan(), erase() and the sweeps; run() uses the
+     * time its caller passes. */
+    explicit MemoryStore(std::string snapshot_path, std::function<int64_t()> clock = now_ms,
+                         Millis snapshot_interval = std::chrono::minutes(1));
+    ~MemoryStore() override;
+    MemoryStore(const MemoryStore&) = delete;
+    MemoryStore& operator=(const MemoryStore&) = delete;
+
+    /* The snapshot at SNAPSHOT_PATH, loaded as the constructor would, in a
+     * store that never writes it and runs no thread. */
+    static std::unique_ptr<MemoryStore> open_read_only(std::string snapshot_path,
+                                                       std::function<int64_t()> clock = now_ms);
+
+    std::vector<std::string> run(const Script& script, std::string_view key, int64_t now_ms,
+                                 std::span<const std::string> args) override;
+    void scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) override;
+    bool erase(std::string_view key) override;
+    /* With a snapshot path (and not read-only): throws StoreError unless
+     * the snapshot's directory exists and this process may create files in
+     * it. */
+    void ping() override;
+    std::string describe() const override;
+
+    /* Saves the live keys now, changed or not; whether the file was
+     * written.  Failures are logged, never thrown.  Without a path, or
+     * read-only, writes nothing and returns false. */
+    bool write_snapshot();
+
+private:
+    struct Value {
+        std::string value;
+        int64_t expires_at_ms = 0;
+    };
+    struct Shard {
+        std::mutex mutex;
+        std::unordered_map<std::string, Value> entries;
+    };
+    static constexpr size_t shard_count = 64;
+
+    /* Loads the snapshot; starts no thread. */
+    MemoryStore(std::string snapshot_path, std::function<int64_t()> clock, bool read_only);
+
+    Shard& shard_for(std::string_view key);
+    void load();
+    void maintain(Millis interval);
+    void sweep();
+    void write_if_changed();
+    bool write_locked();
+    static std::vector<Entry> live_entries(Shard& shard, std::string_view key_prefix, int64_t now);
+
+    const std::string path_;
+    const std::function<int64_t()> clock_;
+    const bool read_only_;
+    std::array<Shard, shard_count> shards_;
+
+    // Bumped by every change to a live key, so a save knows whether the
+    // file is current (dropping expired keys changes nothing it holds).
+    std::atomic<uint64_t> changes_{0};
+
+    // Saves run one at a time, so an older image never replaces a newer one.
+    std::mutex write_mutex_;
+    uint64_t saved_changes_ = 0;        // changes_ as of the last good save
+    std::string last_failure_;          // the last save error logged, until a save works
+
+    std::mutex stop_mutex_;
+    std::condition_variable stop_signal_;
+    bool stopping_ = false;
+    std::thread maintainer_;            // started last, once the snapshot is loaded
+};
+
+/* Throws StoreError, naming SNAPSHOT_PATH, unless its directory exists and
+ * this process may create files in it; "" passes.  What ping() checks,
+ * without a store: no thread, nothing read or written. */
+void check_snapshot_directory(const std::string& snapshot_path);
+
+}  // namespace portcullis::store

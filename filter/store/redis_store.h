@@ -1,0 +1,83 @@
+/*
+ * redis_store.h: the Store on one Redis server (store.mode "standalone").
+ *
+ * The constructor reads store.url, redis://[[user]:password@]host[:port][/db]
+ * (host may be [IPv6]; port 6379 and db 0 by default; user and password
+ * may be %-encoded) or unix:///path[?db=N][&password=P], and throws
+ * StoreError on anything else, on store.mode "sentinel" or "cluster"
+ * (hiredis 0.14 speaks to one server), or on a timeout that is not
+ * positive.  It does not connect.
+ *
+ * Connections are made when needed, up to 16, and shared by all threads.
+ * A caller waits for a free one until store.timeout has passed, and every
+ * connect, read and write is bounded by store.timeout too.  A connection
+ * that fails is dropped, with every idle one (a restarted Redis has closed
+ * them all), and replaced by the next caller.  After a failed connect no
+ * caller connects for a second: meanwhile every call that needs a new
+ * connection fails at once with the last error, so workers do not each
+ * wait a timeout per message while Redis is down.  The log says once that
+ * Redis became unreachable and once that it is back.
+ *
+ * run() calls EVALSHA, and EVAL when Redis does not know the script
+ * (after a restart or SCRIPT FLUSH).  Its reply becomes strings: integers
+ * in decimal, nil in an array as "", and a nil reply as no strings.
+ * scan() walks the keys with SCAN, so a key may be visited twice if Redis
+ * resizes its table meanwhile.
+ */
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/redis_connection.h"
+#include "store/store.h"
+
+namespace portcullis::store {
+
+class RedisStore final : public Store {
+public:
+    explicit RedisStore(const config::Config::Store& settings);
+
+    std::vector<std::string> run(const Script& script, std::string_view key, int64_t now_ms,
+                                 std::span<const std::string> args) override;
+    void scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) override;
+    bool erase(std::string_view key) override;
+    void ping() override;
+    std::string describe() const override;
+
+private:
+    using Clock = std::chrono::steady_clock;
+    class Lease;
+
+    Lease acquire();
+    void give_back(RedisConnection connection);
+    void connection_failed(const std::string& reason);
+    void note_failure(const std::string& reason);
+    void note_success();
+    [[noreturn]] void reply_failed(std::string_view what, const RedisReply& reply) const;
+
+    RedisEndpoint endpoint_;
+    std::string prefix_;
+    Millis timeout_;
+    std::string description_;
+
+    // The pool, guarded by mutex_.  open_ counts the idle connections, the
+    // ones lent out and the ones being connected.
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::vector<RedisConnection> idle_;
+    size_t open_ = 0;
+    // The server's health, guarded by mutex_.  While connect_failed_, no
+    // one connects before retry_at_, and then one caller at a time.
+    bool reachable_ = true;
+    bool connect_failed_ = false;
+    bool probing_ = false;
+    Clock::time_point retry_at_;
+    std::string last_error_;
+};
+
+}  // namespace portcullis::store

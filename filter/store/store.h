@@ -1,0 +1,113 @@
+/*
+ * store.h: the shared state behind greylisting and rate limits.
+ *
+ * A Store holds keys, each a string value with an absolute expiry time.
+ * Every change is a Script: one read-modify-write of one key, atomic on
+ * the server, so a Redis Cluster could hold the data and two filters on
+ * one Redis never race.  A Script is written twice, once in Lua for
+ * Redis and once in C++ for the memory store; the unit tests run every
+ * script on both and compare.
+ *
+ * Keys given to a Store are relative ("g:...", "a:..."); the store puts
+ * store.prefix in front.  Times are milliseconds since the Unix epoch,
+ * taken by the caller, so tests inject a clock and MX hosts agree on
+ * expiry as long as their clocks do.
+ *
+ * A store that cannot answer within store.timeout throws StoreError; it
+ * never blocks a caller longer, and recovers by itself (reconnecting)
+ * when the server is back.
+ *
+ * open_store() builds the backend the config names.
+ */
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+
+namespace portcullis::store {
+
+/* What a script sees of its key.  An expired key is absent. */
+struct Record {
+    std::optional<std::string> value;
+    int64_t expires_at_ms = 0;          // 0: no expiry (meaningful only with a value)
+};
+
+/* One atomic operation on one key.
+ *
+ * lua: KEYS[1] is the key (prefix included), ARGV[1] the current time in
+ *   ms, ARGV[2..] the arguments.  It sets expiry with PEXPIREAT (absolute,
+ *   from ARGV[1]) and returns an array of strings or integers.
+ * apply: the same on a Record, for the memory store: ARGS are ARGV[2..].
+ *   Setting value to nullopt deletes the key.
+ * Both return the same list, integers written in decimal. */
+struct Script {
+    std::string_view name;
+    std::string_view lua;
+    std::vector<std::string> (*apply)(Record& record, int64_t now_ms, std::span<const std::string> args);
+};
+
+class StoreError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct Entry {
+    std::string key;                    // relative, as given to run()
+    std::string value;
+    int64_t expires_at_ms = 0;
+};
+
+class Store {
+public:
+    virtual ~Store() = default;
+
+    /* Runs SCRIPT on KEY at NOW_MS with ARGS; throws StoreError. */
+    virtual std::vector<std::string> run(const Script& script, std::string_view key, int64_t now_ms,
+                                         std::span<const std::string> args) = 0;
+
+    /* Calls VISIT for every live key starting with KEY_PREFIX (relative).
+     * For the admin commands: not atomic, may be slow; throws StoreError. */
+    virtual void scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) = 0;
+
+    /* Deletes KEY; whether it existed.  Throws StoreError. */
+    virtual bool erase(std::string_view key) = 0;
+
+    /* Throws StoreError unless the store answers now (startup check). */
+    virtual void ping() = 0;
+
+    /* "redis 127.0.0.1:6379/0", "memory (snapshot /var/lib/...)": for logs. */
+    virtual std::string describe() const = 0;
+};
+
+/* The wall clock in ms since the epoch: what the daemon passes as now. */
+int64_t now_ms();
+
+/* The backend SETTINGS name, for the daemon.  Does not connect: a Redis
+ * that is down is an error of ping() and run(). */
+std::unique_ptr<Store> open_store(const config::Config::Store& settings);
+
+/* For the command line (`greylist`, `try`): Redis as configured, or the
+ * memory backend as a view of its snapshot file that never writes (the
+ * running daemon alone owns the live state). */
+std::unique_ptr<Store> open_store_view(const config::Config::Store& settings);
+
+/* Throws StoreError when SETTINGS name a store this build cannot open
+ * (store.mode "sentinel" or "cluster": hiredis 0.14 speaks to one server).
+ * Connects to nothing. */
+void check_store_settings(const config::Config::Store& settings);
+
+/* Throws StoreError unless the store SETTINGS name can serve now: Redis
+ * answers, or the memory store's snapshot directory is writable.  Starts
+ * no thread and writes nothing, so the daemon asks it before it forks. */
+void probe_store(const config::Config::Store& settings);
+
+}  // namespace portcullis::store

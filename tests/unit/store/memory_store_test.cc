@@ -1,0 +1,532 @@
+/*
+ * memory_store_test.cc: MemoryStore's scripts, expiry, scan and erase,
+ * its snapshot file (round trip, atomic save, damage, failures, the
+ * read-only open), its threads and its background saving.
+ *
+ * Each test works in a fresh temporary directory removed when it ends,
+ * and drives expiry with a clock it advances by hand.
+ */
+#include "store/memory_store.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <stdexcept>
+#include <thread>
+
+#include "support/temp_dir.h"
+
+namespace portcullis::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+using test_support::TempDir;
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+/* ARGS: a TTL in ms ("0": no expiry).  Adds one to the value; returns it. */
+std::vector<std::string> increment(Record& record, int64_t now, std::span<const std::string> args) {
+    const int64_t total = record.value ? std::stoll(*record.value) + 1 : 1;
+    const int64_t ttl = std::stoll(args[0]);
+    record.value = std::to_string(total);
+    record.expires_at_ms = ttl > 0 ? now + ttl : 0;
+    return {std::to_string(total)};
+}
+
+/* ARGS: a value and an absolute expiry.  Returns nothing. */
+std::vector<std::string> set_value(Record& record, int64_t, std::span<const std::string> args) {
+    record.value = args[0];
+    record.expires_at_ms = std::stoll(args[1]);
+    return {};
+}
+
+/* Returns the value and expiry, or "absent"; changes nothing. */
+std::vector<std::string> peek(Record& record, int64_t, std::span<const std::string>) {
+    if (!record.value) return {"absent"};
+    return {*record.value, std::to_string(record.expires_at_ms)};
+}
+
+/* Deletes the key; returns whether it was there. */
+std::vector<std::string> delete_key(Record& record, int64_t, std::span<const std::string>) {
+    const bool existed = record.value.has_value();
+    record.value.reset();
+    return {existed ? "1" : "0"};
+}
+
+std::vector<std::string> fail(Record& record, int64_t, std::span<const std::string>) {
+    record.value = "half-done";
+    throw std::runtime_error("boom");
+}
+
+const Script counter{"counter", "", increment};
+const Script setter{"setter", "", set_value};
+const Script peeker{"peeker", "", peek};
+const Script remover{"remover", "", delete_key};
+const Script failer{"failer", "", fail};
+
+class MemoryStoreTest : public ::testing::Test {
+protected:
+    std::function<int64_t()> clock() {
+        return [this] { return now.load(); };
+    }
+
+    std::vector<std::string> run(Store& store, const Script& script, std::string_view key,
+                                 std::vector<std::string> args = {}) {
+        return store.run(script, key, now.load(), args);
+    }
+
+    void put(Store& store, std::string_view key, const std::string& value, int64_t expires_at_ms) {
+        run(store, setter, key, {value, std::to_string(expires_at_ms)});
+    }
+
+    static std::map<std::string, std::pair<std::string, int64_t>> contents(Store& store,
+                                                                           std::string_view prefix = "") {
+        std::map<std::string, std::pair<std::string, int64_t>> out;
+        store.scan(prefix, [&out](const Entry& entry) { out[entry.key] = {entry.value, entry.expires_at_ms}; });
+        return out;
+    }
+
+    std::atomic<int64_t> now{1'000'000};
+    TempDir dir;
+};
+
+TEST_F(MemoryStoreTest, CounterRunsAndExpires) {
+    MemoryStore store("", clock());
+    EXPECT_EQ(run(store, counter, "c", {"100"}), std::vector<std::string>{"1"});
+    now += 50;
+    EXPECT_EQ(run(store, counter, "c", {"100"}), std::vector<std::string>{"2"});
+    EXPECT_EQ(run(store, peeker, "c"), (std::vector<std::string>{"2", std::to_string(now.load() + 100)}));
+    // Expiry is inclusive: at expires_at_ms the key is gone.
+    now += 100;
+    EXPECT_EQ(run(store, peeker, "c"), std::vector<std::string>{"absent"});
+    EXPECT_EQ(run(store, counter, "c", {"0"}), std::vector<std::string>{"1"});
+    EXPECT_EQ(run(store, peeker, "c"), (std::vector<std::string>{"1", "0"}));
+}
+
+TEST_F(MemoryStoreTest, ExpiredKeyIsAbsentToScanAndErase) {
+    MemoryStore store("", clock());
+    put(store, "short", "x", now + 10);
+    put(store, "long", "y", now + 1000);
+    put(store, "forever", "z", 0);
+    now += 10;
+    EXPECT_EQ(contents(store),
+              (std::map<std::string, std::pair<std::string, int64_t>>{{"long", {"y", now + 990}},
+                                                                      {"forever", {"z", 0}}}));
+    EXPECT_FALSE(store.erase("short"));
+    EXPECT_TRUE(store.erase("long"));
+}
+
+TEST_F(MemoryStoreTest, NoValueDeletesTheKey) {
+    MemoryStore store("", clock());
+    put(store, "k", "v", 0);
+    EXPECT_EQ(run(store, remover, "k"), std::vector<std::string>{"1"});
+    EXPECT_EQ(run(store, peeker, "k"), std::vector<std::string>{"absent"});
+    EXPECT_EQ(run(store, remover, "k"), std::vector<std::string>{"0"});
+    EXPECT_TRUE(contents(store).empty());
+}
+
+TEST_F(MemoryStoreTest, ScanSelectsByPrefix) {
+    MemoryStore store("", clock());
+    put(store, "g:one", "1", 0);
+    put(store, "g:two", "2", now + 500);
+    put(store, "a:one", "3", 0);
+    put(store, "g", "4", 0);
+    EXPECT_EQ(contents(store, "g:"),
+              (std::map<std::string, std::pair<std::string, int64_t>>{{"g:one", {"1", 0}},
+                                                                      {"g:two", {"2", now + 500}}}));
+    EXPECT_EQ(contents(store).size(), 4u);
+    EXPECT_TRUE(contents(store, "x:").empty());
+}
+
+TEST_F(MemoryStoreTest, ScanMayCallBackIntoTheStore) {
+    MemoryStore store("", clock());
+    for (int index = 0; index < 100; ++index) put(store, "k" + std::to_string(index), "v", 0);
+    // The visitor erases what it sees: it would deadlock if scan held a lock.
+    store.scan("k", [&store](const Entry& entry) { EXPECT_TRUE(store.erase(entry.key)); });
+    EXPECT_TRUE(contents(store).empty());
+}
+
+TEST_F(MemoryStoreTest, EraseSaysWhetherTheKeyExisted) {
+    MemoryStore store("", clock());
+    put(store, "k", "v", 0);
+    EXPECT_TRUE(store.erase("k"));
+    EXPECT_FALSE(store.erase("k"));
+    EXPECT_FALSE(store.erase("never"));
+    EXPECT_EQ(run(store, peeker, "k"), std::vector<std::string>{"absent"});
+}
+
+TEST_F(MemoryStoreTest, ThrowingScriptIsAStoreErrorAndChangesNothing) {
+    MemoryStore store("", clock());
+    put(store, "k", "v", 0);
+    EXPECT_THROW(run(store, failer, "k"), StoreError);
+    EXPECT_EQ(run(store, peeker, "k"), (std::vector<std::string>{"v", "0"}));
+}
+
+TEST_F(MemoryStoreTest, DescribeNamesTheSnapshot) {
+    EXPECT_EQ(MemoryStore("", clock()).describe(), "memory (no snapshot)");
+    const std::string path = dir.path("state");
+    EXPECT_EQ(MemoryStore(path, clock()).describe(), "memory (snapshot " + path + ")");
+}
+
+TEST_F(MemoryStoreTest, SnapshotRoundTripKeepsBinaryValuesAndExpiry) {
+    const std::string path = dir.path("state");
+    const std::string with_nul("a\0b\0", 4);
+    std::string every_byte;
+    for (int byte = 0; byte < 256; ++byte) every_byte += static_cast<char>(byte);
+    const std::string binary_key = std::string("k\0\n", 3) + every_byte;
+    {
+        MemoryStore store(path, clock());
+        put(store, "lines", "one\ntwo\n", 0);
+        put(store, "nul", with_nul, now + 5000);
+        put(store, binary_key, every_byte, now + 100);
+        put(store, "empty", "", 0);
+        put(store, "", "empty key", 0);
+        EXPECT_TRUE(store.write_snapshot());
+    }
+    MemoryStore loaded(path, clock());
+    EXPECT_EQ(contents(loaded), (std::map<std::string, std::pair<std::string, int64_t>>{
+                                    {"lines", {"one\ntwo\n", 0}},
+                                    {"nul", {with_nul, now + 5000}},
+                                    {binary_key, {every_byte, now + 100}},
+                                    {"empty", {"", 0}},
+                                    {"", {"empty key", 0}}}));
+}
+
+TEST_F(MemoryStoreTest, KeysExpiredAtLoadAreDropped) {
+    const std::string path = dir.path("state");
+    {
+        MemoryStore store(path, clock());
+        put(store, "soon", "x", now + 100);
+        put(store, "later", "y", now + 10'000);
+    }
+    now += 100;
+    MemoryStore loaded(path, clock());
+    EXPECT_EQ(contents(loaded),
+              (std::map<std::string, std::pair<std::string, int64_t>>{{"later", {"y", now + 9900}}}));
+    // Even once the clock is back before its expiry: it was never loaded.
+    now -= 50;
+    EXPECT_EQ(run(loaded, peeker, "soon"), std::vector<std::string>{"absent"});
+}
+
+TEST_F(MemoryStoreTest, MissingSnapshotIsAnEmptyStore) {
+    const std::string path = dir.path("state");
+    ::testing::internal::CaptureStderr();
+    {
+        MemoryStore store(path, clock());
+        EXPECT_TRUE(contents(store).empty());
+    }
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find(path), std::string::npos) << log;
+    EXPECT_EQ(log.find("error"), std::string::npos) << log;
+    // Nothing changed, so nothing was saved.
+    EXPECT_FALSE(fs::exists(path));
+}
+
+TEST_F(MemoryStoreTest, DestructorSavesWithModeOwnerOnlyAndNoTemporaryFile) {
+    const std::string path = dir.path("state");
+    {
+        MemoryStore store(path, clock());
+        put(store, "k", "v", 0);
+        EXPECT_FALSE(fs::exists(path));
+    }
+    ASSERT_TRUE(fs::exists(path));
+    struct stat status {};
+    ASSERT_EQ(stat(path.c_str(), &status), 0);
+    EXPECT_EQ(status.st_mode & 07777, 0600u);
+    EXPECT_EQ(dir.names(), std::vector<std::string>{"state"});
+}
+
+TEST_F(MemoryStoreTest, WriteSnapshotSavesNow) {
+    const std::string path = dir.path("state");
+    MemoryStore store(path, clock());
+    put(store, "k", "v", 0);
+    ASSERT_TRUE(store.write_snapshot());
+    EXPECT_EQ(dir.names(), std::vector<std::string>{"state"});
+    struct stat status {};
+    ASSERT_EQ(stat(path.c_str(), &status), 0);
+    EXPECT_EQ(status.st_mode & 07777, 0600u);
+    const auto copy = MemoryStore::open_read_only(path, clock());
+    EXPECT_EQ(contents(*copy), (std::map<std::string, std::pair<std::string, int64_t>>{{"k", {"v", 0}}}));
+}
+
+TEST_F(MemoryStoreTest, DestructorSavesOnlyWhatChanged) {
+    const std::string path = dir.path("state");
+    {
+        MemoryStore store(path, clock());
+        put(store, "k", "v", 0);
+    }
+    struct stat before {};
+    ASSERT_EQ(stat(path.c_str(), &before), 0);
+    {
+        // Reading, and writing back the same value, change nothing.
+        MemoryStore store(path, clock());
+        run(store, peeker, "k");
+        put(store, "k", "v", 0);
+    }
+    struct stat after {};
+    ASSERT_EQ(stat(path.c_str(), &after), 0);
+    // Every save renames a new file into place: the same inode is the same file.
+    EXPECT_EQ(before.st_ino, after.st_ino);
+}
+
+/* A snapshot of three keys; returns its bytes. */
+std::string three_key_snapshot(const std::string& path, const std::function<int64_t()>& clock) {
+    {
+        MemoryStore store(path, clock);
+        for (const std::string name : {"a", "b", "c"}) {
+            const std::vector<std::string> args{"value of " + name, "0"};
+            store.run(setter, name, clock(), args);
+        }
+    }
+    return read_file(path);
+}
+
+TEST_F(MemoryStoreTest, TruncatedSnapshotKeepsTheEntriesBeforeTheCut) {
+    const std::string path = dir.path("state");
+    const std::string whole = three_key_snapshot(path, clock());
+    const std::map<std::string, std::pair<std::string, int64_t>> all{
+        {"a", {"value of a", 0}}, {"b", {"value of b", 0}}, {"c", {"value of c", 0}}};
+    const size_t end_record = 1 + 8 + 4;
+
+    size_t previous = 0;
+    for (size_t size = 0; size < whole.size(); ++size) {
+        const std::string cut = dir.path("cut");
+        write_file(cut, whole.substr(0, size));
+        ::testing::internal::CaptureStderr();
+        std::map<std::string, std::pair<std::string, int64_t>> loaded;
+        EXPECT_NO_THROW(loaded = contents(*MemoryStore::open_read_only(cut, clock()))) << size;
+        const std::string log = ::testing::internal::GetCapturedStderr();
+
+        // What loads is intact, and more of the file never loads less.
+        for (const auto& [key, value] : loaded) EXPECT_EQ(all.at(key), value) << size;
+        EXPECT_GE(loaded.size(), previous) << size;
+        previous = loaded.size();
+        if (size >= whole.size() - end_record) {
+            EXPECT_EQ(loaded, all) << size;
+        }
+        EXPECT_NE(log.find("error: memory store: snapshot '" + cut + "' is damaged at byte "), std::string::npos)
+            << size << ": " << log;
+    }
+    // The cut at the very end of an entry is reported there.
+    const std::string cut = dir.path("cut");
+    write_file(cut, whole.substr(0, whole.size() - end_record));
+    ::testing::internal::CaptureStderr();
+    MemoryStore::open_read_only(cut, clock());
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("damaged at byte " + std::to_string(whole.size() - end_record)), std::string::npos) << log;
+}
+
+TEST_F(MemoryStoreTest, CorruptEntryKeepsTheEntriesBeforeIt) {
+    const std::string path = dir.path("state");
+    std::string bytes = three_key_snapshot(path, clock());
+    // Damage the value of whichever entry comes last in the file.
+    size_t last = 0;
+    std::string last_key;
+    for (const std::string name : {"a", "b", "c"}) {
+        const size_t at = bytes.find("value of " + name);
+        if (at > last) {
+            last = at;
+            last_key = name;
+        }
+    }
+    bytes[last] ^= 0x20;
+    write_file(path, bytes);
+
+    ::testing::internal::CaptureStderr();
+    std::unique_ptr<MemoryStore> store;
+    ASSERT_NO_THROW(store = std::make_unique<MemoryStore>(path, clock()));
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    const auto loaded = contents(*store);
+    EXPECT_EQ(loaded.size(), 2u);
+    EXPECT_FALSE(loaded.contains(last_key));
+    // The entry starts with its tag, two lengths, the expiry and the key.
+    const size_t entry_start = last - (1 + 4 + 4 + 8 + 1);
+    EXPECT_NE(log.find("'" + path + "' is damaged at byte " + std::to_string(entry_start) +
+                       " (an entry's checksum does not match)"),
+              std::string::npos)
+        << log;
+}
+
+TEST_F(MemoryStoreTest, ForeignOrNewerFileLoadsNothing) {
+    const std::string path = dir.path("state");
+    write_file(path, "key value\nanother line\n");
+    ::testing::internal::CaptureStderr();
+    {
+        MemoryStore store(path, clock());
+        EXPECT_TRUE(contents(store).empty());
+    }
+    std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("damaged at byte 0 (not a Portcullis memory store snapshot)"), std::string::npos) << log;
+
+    write_file(path, std::string("pcstore\n\0\0\0\x02", 12));
+    ::testing::internal::CaptureStderr();
+    EXPECT_TRUE(contents(*MemoryStore::open_read_only(path, clock())).empty());
+    log = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(log.find("damaged at byte 8 (snapshot version 2 is not supported)"), std::string::npos) << log;
+}
+
+TEST_F(MemoryStoreTest, UnwritableDirectoryIsLoggedOnceAndNeverFatal) {
+    // A directory that does not exist: unwritable even for root.
+    const std::string path = dir.path("missing/state");
+    ::testing::internal::CaptureStderr();
+    {
+        MemoryStore store(path, clock());
+        put(store, "k", "v", 0);
+        EXPECT_FALSE(store.write_snapshot());
+        EXPECT_FALSE(store.write_snapshot());
+        EXPECT_EQ(run(store, peeker, "k"), (std::vector<std::string>{"v", "0"}));
+    }
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    const std::string failure = "error: memory store: cannot save snapshot '" + path + "'";
+    const size_t first = log.find(failure);
+    ASSERT_NE(first, std::string::npos) << log;
+    EXPECT_NE(log.find("No such file or directory", first), std::string::npos) << log;
+    // Two writes and the destructor's: one message.
+    EXPECT_EQ(log.find(failure, first + 1), std::string::npos) << log;
+}
+
+TEST_F(MemoryStoreTest, FailureIsLoggedAgainAfterASuccess) {
+    const std::string directory = dir.path("sub");
+    const std::string path = directory + "/state";
+    ::testing::internal::CaptureStderr();
+    {
+        MemoryStore store(path, clock());
+        put(store, "k", "v", 0);
+        EXPECT_FALSE(store.write_snapshot());
+        fs::create_directory(directory);
+        EXPECT_TRUE(store.write_snapshot());
+        fs::remove_all(directory);
+        EXPECT_FALSE(store.write_snapshot());
+    }
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    const std::string failure = "cannot save snapshot '" + path + "'";
+    const size_t first = log.find(failure);
+    ASSERT_NE(first, std::string::npos) << log;
+    const size_t again = log.find("saved again", first);
+    ASSERT_NE(again, std::string::npos) << log;
+    EXPECT_NE(log.find(failure, again), std::string::npos) << log;
+}
+
+TEST_F(MemoryStoreTest, PingChecksTheSnapshotDirectory) {
+    EXPECT_NO_THROW(MemoryStore("", clock()).ping());
+    EXPECT_NO_THROW(MemoryStore(dir.path("state"), clock()).ping());
+
+    const std::string missing = dir.path("missing/state");
+    try {
+        MemoryStore(missing, clock()).ping();
+        ADD_FAILURE() << "ping() accepted " << missing;
+    } catch (const StoreError& error) {
+        EXPECT_NE(std::string(error.what()).find(missing), std::string::npos) << error.what();
+        EXPECT_NE(std::string(error.what()).find("No such file or directory"), std::string::npos) << error.what();
+    }
+
+    EXPECT_THROW(check_snapshot_directory(missing), StoreError);
+    EXPECT_NO_THROW(check_snapshot_directory(dir.path("state")));
+    EXPECT_NO_THROW(check_snapshot_directory(""));
+
+    write_file(dir.path("file"), "");
+    const std::string under_file = dir.path("file/state");
+    try {
+        MemoryStore(under_file, clock()).ping();
+        ADD_FAILURE() << "ping() accepted " << under_file;
+    } catch (const StoreError& error) {
+        EXPECT_NE(std::string(error.what()).find(under_file), std::string::npos) << error.what();
+    }
+}
+
+TEST_F(MemoryStoreTest, ReadOnlyOpenNeverWrites) {
+    const std::string path = dir.path("state");
+    {
+        MemoryStore store(path, clock());
+        put(store, "k", "v", 0);
+    }
+    const std::string bytes = read_file(path);
+    struct stat before {};
+    ASSERT_EQ(stat(path.c_str(), &before), 0);
+    {
+        const auto store = MemoryStore::open_read_only(path, clock());
+        EXPECT_EQ(contents(*store), (std::map<std::string, std::pair<std::string, int64_t>>{{"k", {"v", 0}}}));
+        put(*store, "k", "changed", 0);
+        put(*store, "new", "x", 0);
+        EXPECT_TRUE(store->erase("k"));
+        EXPECT_FALSE(store->write_snapshot());
+    }
+    struct stat after {};
+    ASSERT_EQ(stat(path.c_str(), &after), 0);
+    EXPECT_EQ(before.st_ino, after.st_ino);
+    EXPECT_EQ(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
+    EXPECT_EQ(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+    EXPECT_EQ(read_file(path), bytes);
+    EXPECT_EQ(dir.names(), std::vector<std::string>{"state"});
+
+    // Nor does it create a missing file.
+    const std::string missing = dir.path("missing");
+    {
+        const auto store = MemoryStore::open_read_only(missing, clock());
+        put(*store, "k", "v", 0);
+    }
+    EXPECT_FALSE(fs::exists(missing));
+}
+
+TEST_F(MemoryStoreTest, ConcurrentIncrementsAreExact) {
+    MemoryStore store("", clock());
+    constexpr int threads = 8;
+    constexpr int increments = 10'000;
+    constexpr int keys = 4;
+    std::vector<std::thread> workers;
+    for (int worker = 0; worker < threads; ++worker) {
+        workers.emplace_back([&store, worker] {
+            const std::vector<std::string> args{"0"};
+            for (int step = 0; step < increments; ++step) {
+                store.run(counter, "key" + std::to_string((worker + step) % keys), 1, args);
+            }
+        });
+    }
+    for (auto& thread : workers) thread.join();
+    const auto totals = contents(store);
+    ASSERT_EQ(totals.size(), static_cast<size_t>(keys));
+    for (const auto& [key, value] : totals) EXPECT_EQ(value.first, std::to_string(threads * increments / keys)) << key;
+}
+
+TEST_F(MemoryStoreTest, BackgroundThreadSavesAfterTheInterval) {
+    const std::string path = dir.path("state");
+    MemoryStore store(path, clock(), std::chrono::milliseconds(50));
+    put(store, "k", "v", 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!fs::exists(path) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(fs::exists(path));
+    EXPECT_EQ(contents(*MemoryStore::open_read_only(path, clock())),
+              (std::map<std::string, std::pair<std::string, int64_t>>{{"k", {"v", 0}}}));
+}
+
+TEST_F(MemoryStoreTest, DestructorDoesNotWaitForTheInterval) {
+    const auto start = std::chrono::steady_clock::now();
+    {
+        MemoryStore store(dir.path("state"), clock(), std::chrono::hours(1));
+        put(store, "k", "v", 0);
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+    EXPECT_TRUE(fs::exists(dir.path("state")));
+}
+
+}  // namespace
+}  // namespace portcullis::store
