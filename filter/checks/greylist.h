@@ -1,0 +1,126 @@
+/*
+ * greylist.h: greylisting of (client network, sender, recipient) triplets
+ * in the store, and the admin operations on that state.
+ *
+ * make_triplet() builds the triplet: the client's /24 or /64 (or the
+ * exact address "by host"), the sender normalised by normalize_sender(),
+ * the recipient lowercased.  Greylist::check() decides for one triplet:
+ *   - the client network is auto-whitelisted (awl passes seen within
+ *     expire): pass, reason awl;
+ *   - unknown triplet, or its window or expiry ran out: record it, defer
+ *     (new) for `delay`;
+ *   - retried before delay: defer (early) for the rest of it;
+ *   - retried after delay and before window ends: pass, keep for expire,
+ *     refreshed on every later pass; each pass counts towards the
+ *     network's awl.
+ * Every step is one atomic script on one key; times are judged against
+ * the clock given here, never the server's, so two MX hosts (and tests
+ * with an injected clock) agree.  check() throws store::StoreError when
+ * the store cannot answer: what to do then is the caller's choice.
+ *
+ * Store keys: "g:" + digest of the triplet, value "f<first-seen ms>" or
+ * "p<last-pass ms>", then "\n" and the parts for `greylist list`;
+ * "a:" + digest of the network, value "<passes> <flag> <last ms>\n<net>"
+ * with flag '-' (counting), 'w' (auto-whitelisted) or 'a' (allowed by
+ * an administrator).
+ */
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "store/store.h"
+#include "util/ip.h"
+#include "util/units.h"
+
+namespace portcullis::checks {
+
+struct GreylistSettings {
+    Millis delay = std::chrono::minutes(5);
+    Millis window = std::chrono::hours(48);
+    Millis expire = std::chrono::hours(24 * 35);
+    unsigned awl = 5;           // passes that whitelist a network; 0 = never
+    bool by_host = false;
+};
+
+struct Triplet {
+    std::string network;        // "203.0.113.0/24", "2001:db8::/64", or an address
+    std::string sender;         // normalised; "" for the null sender
+    std::string rcpt;           // lowercased
+};
+
+/* Lowercase; BATV prvs=TAG= unwrapped; +extension removed; runs of digits
+ * in the local part folded to '#'.  "" (the null sender) stays "". */
+std::string normalize_sender(std::string_view sender);
+
+std::string client_network(const IpAddress& client, bool by_host);
+
+Triplet make_triplet(const IpAddress& client, std::string_view sender, std::string_view rcpt, bool by_host);
+
+enum class GreylistReason { new_triplet, early, pass, awl };
+std::string_view reason_name(GreylistReason reason);   // "new", "early", "pass", "awl"
+
+struct GreylistDecision {
+    GreylistReason reason = GreylistReason::new_triplet;
+    uint64_t wait_seconds = 0;  // new and early: until a retry passes
+    bool passes() const { return reason == GreylistReason::pass || reason == GreylistReason::awl; }
+};
+
+/* One triplet as `greylist list` shows it. */
+struct TripletState {
+    Triplet triplet;
+    bool passed = false;
+    int64_t since_ms = 0;       // first seen (pending) or last pass (passed)
+    int64_t expires_at_ms = 0;
+};
+
+/* One client network's auto-whitelist record. */
+struct NetworkState {
+    std::string network;
+    uint64_t passes = 0;
+    char flag = '-';            // '-', 'w' auto-whitelisted, 'a' allowed
+    int64_t last_ms = 0;
+    int64_t expires_at_ms = 0;
+};
+
+struct GreylistStats {
+    uint64_t pending = 0;
+    uint64_t passed = 0;
+    uint64_t auto_whitelisted = 0;   // networks
+    uint64_t allowed = 0;            // networks an administrator allowed
+};
+
+class Greylist {
+public:
+    explicit Greylist(store::Store& store, std::function<int64_t()> clock = store::now_ms);
+
+    GreylistDecision check(const Triplet& triplet, const GreylistSettings& settings);
+
+    /* The admin side (`portcullis greylist ...`); all throw StoreError. */
+    void allow(const Triplet& triplet, Millis expire);
+    void allow_network(const std::string& network, Millis expire);
+    bool drop(const Triplet& triplet);
+    /* The network's whitelist record and every triplet from it. */
+    size_t drop_network(const std::string& network);
+    void list(const std::function<void(const TripletState&)>& visit);
+    void list_networks(const std::function<void(const NetworkState&)>& visit);
+    GreylistStats stats();
+
+private:
+    bool whitelisted(const std::string& network, const GreylistSettings& settings, int64_t now);
+    void count_pass(const std::string& network, const GreylistSettings& settings, int64_t now);
+
+    store::Store& store_;
+    std::function<int64_t()> clock_;
+};
+
+/* The scripts, for the tests that run them on both backends. */
+const store::Script& triplet_script();
+const store::Script& awl_check_script();
+const store::Script& awl_count_script();
+const store::Script& allow_triplet_script();
+const store::Script& allow_network_script();
+
+}  // namespace portcullis::checks

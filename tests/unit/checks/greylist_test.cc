@@ -1,0 +1,282 @@
+/*
+ * greylist_test.cc: triplet normalisation and the greylist decisions, with
+ * an injected clock, on both store backends (the memory store, and a real
+ * redis-server the test starts), so the Lua and C++ halves of every
+ * script are held to the same answers.
+ */
+#include "checks/greylist.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+
+#include "store/memory_store.h"
+#include "store/redis_store.h"
+#include "support/redis_server.h"
+
+namespace portcullis::checks {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+IpAddress ip(std::string_view text) { return *parse_ip(text); }
+
+TEST(GreylistNormalize, LowercasesAndStripsExtension) {
+    EXPECT_EQ(normalize_sender("John.Doe+Lists@Example.COM"), "john.doe@example.com");
+}
+
+TEST(GreylistNormalize, UnwrapsBatv) {
+    EXPECT_EQ(normalize_sender("prvs=4a5b6c7d8e=alice@example.org"), "alice@example.org");
+    EXPECT_EQ(normalize_sender("PRVS=0123ABCDEF=Bob@Example.org"), "bob@example.org");
+}
+
+TEST(GreylistNormalize, FoldsVerpDigits) {
+    EXPECT_EQ(normalize_sender("bounce-12345-67@lists.example.net"), "bounce-#-#@lists.example.net");
+    EXPECT_EQ(normalize_sender("bounce-99999-1@lists.example.net"), normalize_sender("bounce-1-23@lists.example.net"));
+}
+
+TEST(GreylistNormalize, AllStepsTogether) {
+    // BATV first, then the extension, then the VERP digits.
+    EXPECT_EQ(normalize_sender("prvs=1111aaaa=News-2024+id77@Mail.Example"), "news-#@mail.example");
+}
+
+TEST(GreylistNormalize, NullSenderStaysNull) { EXPECT_EQ(normalize_sender(""), ""); }
+
+TEST(GreylistNormalize, DigitsInTheDomainAreKept) {
+    EXPECT_EQ(normalize_sender("user1@mx1.example123.com"), "user#@mx1.example123.com");
+}
+
+TEST(GreylistNetwork, Ipv4GroupsBySlash24) {
+    EXPECT_EQ(client_network(ip("203.0.113.77"), false), "203.0.113.0/24");
+    EXPECT_EQ(client_network(ip("203.0.113.77"), true), "203.0.113.77");
+}
+
+TEST(GreylistNetwork, Ipv6GroupsBySlash64) {
+    EXPECT_EQ(client_network(ip("2001:db8:1:2:aaaa::5"), false), "2001:db8:1:2::/64");
+    EXPECT_EQ(client_network(ip("2001:db8:1:2:bbbb:cccc:dddd:eeee"), false), "2001:db8:1:2::/64");
+    EXPECT_NE(client_network(ip("2001:db8:1:3::5"), false), "2001:db8:1:2::/64");
+    EXPECT_EQ(client_network(ip("2001:db8:1:2::5"), true), "2001:db8:1:2::5");
+}
+
+TEST(GreylistNetwork, MappedIpv4IsIpv4) {
+    EXPECT_EQ(client_network(ip("::ffff:198.51.100.9"), false), "198.51.100.0/24");
+}
+
+TEST(GreylistTriplet, RecipientIsLowercased) {
+    const auto triplet = make_triplet(ip("192.0.2.1"), "A@B.example", "Postmaster@Example.COM", false);
+    EXPECT_EQ(triplet.rcpt, "postmaster@example.com");
+    EXPECT_EQ(triplet.sender, "a@b.example");
+}
+
+/* The store behind a test: memory, or a redis-server of its own. */
+enum class Backend { memory, redis };
+
+class GreylistDecisions : public testing::TestWithParam<Backend> {
+protected:
+    void SetUp() override {
+        if (GetParam() == Backend::memory) {
+            store_ = std::make_unique<store::MemoryStore>("", [this] { return now_.load(); });
+        } else {
+            redis_ = std::make_unique<test_support::RedisServer>();
+            config::Config::Store settings;
+            settings.backend = config::StoreBackend::redis;
+            settings.url = redis_->url();
+            store_ = std::make_unique<store::RedisStore>(settings);
+        }
+        greylist_ = std::make_unique<Greylist>(*store_, [this] { return now_.load(); });
+    }
+
+    void advance(Millis by) { now_ += by.count(); }
+
+    GreylistDecision check(const Triplet& triplet) { return greylist_->check(triplet, settings_); }
+
+    GreylistSettings settings_;                       // 5m, 2d, 35d, awl 5
+    Triplet triplet_ = make_triplet(ip("203.0.113.5"), "sender@example.org", "rcpt@example.com", false);
+    std::atomic<int64_t> now_{1'800'000'000'000};
+    std::unique_ptr<test_support::RedisServer> redis_;
+    std::unique_ptr<store::Store> store_;
+    std::unique_ptr<Greylist> greylist_;
+};
+
+TEST_P(GreylistDecisions, FirstAttemptIsNewAndWaitsTheDelay) {
+    const auto decision = check(triplet_);
+    EXPECT_EQ(decision.reason, GreylistReason::new_triplet);
+    EXPECT_EQ(decision.wait_seconds, 300u);
+    EXPECT_FALSE(decision.passes());
+}
+
+TEST_P(GreylistDecisions, RetryBeforeTheDelayIsEarly) {
+    check(triplet_);
+    advance(seconds(100));
+    const auto decision = check(triplet_);
+    EXPECT_EQ(decision.reason, GreylistReason::early);
+    EXPECT_EQ(decision.wait_seconds, 200u);
+    // One millisecond short of the delay still waits (rounded up to 1 s).
+    advance(seconds(200) - Millis(1));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::early);
+    EXPECT_EQ(check(triplet_).wait_seconds, 1u);
+}
+
+TEST_P(GreylistDecisions, RetryExactlyAtTheDelayPasses) {
+    check(triplet_);
+    advance(minutes(5));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::pass);
+}
+
+TEST_P(GreylistDecisions, RetryJustBeforeTheWindowEndsPasses) {
+    check(triplet_);
+    advance(hours(48) - Millis(1));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::pass);
+}
+
+TEST_P(GreylistDecisions, RetryAtTheEndOfTheWindowStartsOver) {
+    check(triplet_);
+    advance(hours(48));
+    const auto decision = check(triplet_);
+    EXPECT_EQ(decision.reason, GreylistReason::new_triplet);
+    EXPECT_EQ(decision.wait_seconds, 300u);
+    advance(minutes(4));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::early);
+}
+
+TEST_P(GreylistDecisions, PassIsKeptForExpireAndRefreshedOnEveryPass) {
+    check(triplet_);
+    advance(minutes(5));
+    ASSERT_EQ(check(triplet_).reason, GreylistReason::pass);
+    advance(hours(24 * 34));
+    ASSERT_EQ(check(triplet_).reason, GreylistReason::pass);   // refreshes
+    advance(hours(24 * 34));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::pass);   // 68 days after the first pass
+    advance(hours(24 * 35));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::new_triplet);   // 35 days without a pass
+}
+
+TEST_P(GreylistDecisions, SameNetworkSharesTheTriplet) {
+    check(triplet_);
+    advance(minutes(6));
+    const auto neighbour = make_triplet(ip("203.0.113.200"), "sender@example.org", "rcpt@example.com", false);
+    EXPECT_EQ(check(neighbour).reason, GreylistReason::pass);
+    const auto elsewhere = make_triplet(ip("203.0.114.5"), "sender@example.org", "rcpt@example.com", false);
+    EXPECT_EQ(check(elsewhere).reason, GreylistReason::new_triplet);
+}
+
+TEST_P(GreylistDecisions, ByHostKeepsAddressesApart) {
+    settings_.by_host = true;
+    const auto first = make_triplet(ip("203.0.113.5"), "s@example.org", "r@example.com", true);
+    const auto second = make_triplet(ip("203.0.113.6"), "s@example.org", "r@example.com", true);
+    check(first);
+    advance(minutes(6));
+    EXPECT_EQ(check(first).reason, GreylistReason::pass);
+    EXPECT_EQ(check(second).reason, GreylistReason::new_triplet);
+}
+
+TEST_P(GreylistDecisions, Ipv6GroupsBySlash64) {
+    const auto first = make_triplet(ip("2001:db8:5:6::1"), "s@example.org", "r@example.com", false);
+    const auto same_64 = make_triplet(ip("2001:db8:5:6:ffff::2"), "s@example.org", "r@example.com", false);
+    const auto other_64 = make_triplet(ip("2001:db8:5:7::1"), "s@example.org", "r@example.com", false);
+    check(first);
+    advance(minutes(5));
+    EXPECT_EQ(check(same_64).reason, GreylistReason::pass);
+    EXPECT_EQ(check(other_64).reason, GreylistReason::new_triplet);
+}
+
+TEST_P(GreylistDecisions, NormalisedSendersShareTheTriplet) {
+    check(make_triplet(ip("198.51.100.1"), "bounce-123+x@Lists.Example", "r@example.com", false));
+    advance(minutes(5));
+    const auto later = make_triplet(ip("198.51.100.1"), "prvs=abcd1234=bounce-987@lists.example", "R@Example.com", false);
+    EXPECT_EQ(check(later).reason, GreylistReason::pass);
+}
+
+/* Passes triplet number I from 203.0.113.0/24 (new, then after the delay). */
+void pass_one(Greylist& greylist, const GreylistSettings& settings, int i, std::atomic<int64_t>& now) {
+    const auto triplet = make_triplet(ip("203.0.113.9"), "s" + std::string(1, char('a' + i)) + "@example.org",
+                                      "r@example.com", false);
+    ASSERT_EQ(greylist.check(triplet, settings).reason, GreylistReason::new_triplet);
+    now += std::chrono::duration_cast<Millis>(minutes(5)).count();
+    ASSERT_EQ(greylist.check(triplet, settings).reason, GreylistReason::pass);
+}
+
+TEST_P(GreylistDecisions, NetworkIsWhitelistedAfterAwlPasses) {
+    settings_.awl = 3;
+    for (int i = 0; i < 2; ++i) pass_one(*greylist_, settings_, i, now_);
+    const auto stranger = make_triplet(ip("203.0.113.44"), "new@elsewhere.example", "r@example.com", false);
+    EXPECT_EQ(check(stranger).reason, GreylistReason::new_triplet) << "2 passes are below awl 3";
+    pass_one(*greylist_, settings_, 2, now_);
+    const auto another = make_triplet(ip("203.0.113.45"), "other@elsewhere.example", "x@example.com", false);
+    EXPECT_EQ(check(another).reason, GreylistReason::awl);
+    EXPECT_EQ(greylist_->stats().auto_whitelisted, 1u);
+    // The whitelist lapses after expire without a pass from the network.
+    advance(hours(24 * 35));
+    const auto late = make_triplet(ip("203.0.113.46"), "late@elsewhere.example", "x@example.com", false);
+    EXPECT_EQ(check(late).reason, GreylistReason::new_triplet);
+}
+
+TEST_P(GreylistDecisions, AwlPassesRefreshTheWhitelist) {
+    settings_.awl = 1;
+    pass_one(*greylist_, settings_, 0, now_);
+    for (int day = 0; day < 3; ++day) {
+        advance(hours(24 * 30));
+        const auto triplet = make_triplet(ip("203.0.113.50"), "d" + std::to_string(day) + "@x.example",
+                                          "r@example.com", false);
+        EXPECT_EQ(check(triplet).reason, GreylistReason::awl) << "day " << day * 30;
+    }
+}
+
+TEST_P(GreylistDecisions, AwlZeroNeverWhitelists) {
+    settings_.awl = 0;
+    for (int i = 0; i < 6; ++i) pass_one(*greylist_, settings_, i, now_);
+    const auto stranger = make_triplet(ip("203.0.113.44"), "new@elsewhere.example", "r@example.com", false);
+    EXPECT_EQ(check(stranger).reason, GreylistReason::new_triplet);
+}
+
+TEST_P(GreylistDecisions, AllowedTripletPassesAtOnce) {
+    greylist_->allow(triplet_, hours(24));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::pass);
+}
+
+TEST_P(GreylistDecisions, AllowedNetworkSkipsGreylisting) {
+    greylist_->allow_network("203.0.113.0/24", hours(24));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::awl);
+    EXPECT_EQ(greylist_->stats().allowed, 1u);
+}
+
+TEST_P(GreylistDecisions, ListStatsAndDrop) {
+    check(triplet_);
+    const auto other = make_triplet(ip("198.51.100.7"), "x@example.net", "y@example.com", false);
+    check(other);
+    advance(minutes(5));
+    check(other);
+    auto stats = greylist_->stats();
+    EXPECT_EQ(stats.pending, 1u);
+    EXPECT_EQ(stats.passed, 1u);
+
+    std::vector<TripletState> listed;
+    greylist_->list([&](const TripletState& state) { listed.push_back(state); });
+    ASSERT_EQ(listed.size(), 2u);
+    for (const auto& state : listed) {
+        if (state.passed) {
+            EXPECT_EQ(state.triplet.network, "198.51.100.0/24");
+            EXPECT_EQ(state.triplet.sender, "x@example.net");
+            EXPECT_EQ(state.triplet.rcpt, "y@example.com");
+        } else {
+            EXPECT_EQ(state.triplet.network, "203.0.113.0/24");
+        }
+    }
+
+    EXPECT_TRUE(greylist_->drop(triplet_));
+    EXPECT_FALSE(greylist_->drop(triplet_));
+    EXPECT_EQ(greylist_->drop_network("198.51.100.0/24"), 2u);   // its whitelist record and its triplet
+    stats = greylist_->stats();
+    EXPECT_EQ(stats.pending + stats.passed, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, GreylistDecisions, testing::Values(Backend::memory, Backend::redis),
+                         [](const testing::TestParamInfo<Backend>& param) {
+                             return param.param == Backend::memory ? "memory" : "redis";
+                         });
+
+}  // namespace
+}  // namespace portcullis::checks
