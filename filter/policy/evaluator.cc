@@ -120,8 +120,8 @@ Verdict make_verdict(const Rule& rule, const Facts& facts) {
     return verdict;
 }
 
-/* The non-terminal actions; greylist and ratelimit are refused by the
- * loader until their checks exist, so they never reach this point. */
+/* The non-terminal actions that cannot refuse; ratelimit is refused by
+ * the loader until its check exists, so it never reaches this point. */
 void add_effect(const Rule& rule, const Facts& facts, std::vector<Effect>& effects) {
     Effect effect;
     effect.rule = &rule;
@@ -138,7 +138,55 @@ void add_effect(const Rule& rule, const Facts& facts, std::vector<Effect>& effec
     effects.push_back(std::move(effect));
 }
 
+/* A greylist rule that applies: nullopt when the unit passes (noted in
+ * EFFECTS), else the refusal. */
+std::optional<Verdict> greylist(const Rule& rule, const Facts& facts, StatefulChecks* stateful,
+                                std::vector<Effect>& effects) {
+    GreylistAnswer answer;
+    if (stateful) answer = stateful->greylist(rule.greylist, facts);
+    else answer.note = "reason=store-unavailable";
+    if (answer.kind == GreylistAnswer::Kind::pass) {
+        Effect effect;
+        effect.kind = Effect::Kind::passed;
+        effect.rule = &rule;
+        effect.value = std::move(answer.note);
+        effects.push_back(std::move(effect));
+        return std::nullopt;
+    }
+    Verdict verdict;
+    verdict.rule = &rule;
+    verdict.note = std::move(answer.note);
+    if (answer.kind == GreylistAnswer::Kind::unavailable) {
+        verdict.outcome = Outcome::tempfail;
+        verdict.code = "451";
+        verdict.xcode = "4.3.0";
+        verdict.text = {"Temporary failure, please try again later"};
+        return verdict;
+    }
+    verdict.outcome = rule.reply.code.starts_with('5') ? Outcome::reject : Outcome::tempfail;
+    verdict.code = rule.reply.code;
+    verdict.xcode = rule.reply.xcode;
+    Facts with_wait = facts;
+    with_wait.greylist_wait = answer.wait_seconds;
+    verdict.text = reply_lines(expand_text(rule.reply.text, with_wait));
+    return verdict;
+}
+
+/* What a monitor rule would have done: WOULD_BE, or (add-header) no verdict. */
+Effect monitor_effect(const Rule& rule, Verdict would_be = {}) {
+    Effect effect;
+    effect.kind = Effect::Kind::monitored;
+    effect.rule = &rule;
+    effect.would_be = std::move(would_be);
+    return effect;
+}
+
 }  // namespace
+
+std::string verdict_label(const Verdict& verdict) {
+    if (verdict.rule && verdict.rule->action == ActionKind::greylist) return "greylist defer";
+    return std::string(outcome_name(verdict.outcome));
+}
 
 std::string_view outcome_name(Outcome outcome) {
     switch (outcome) {
@@ -182,7 +230,7 @@ bool condition_holds(const Condition& condition, const Facts& facts) {
 }
 
 StageResult evaluate_stage(const Policy& policy, Stage stage, const Facts& facts, bool monitor_all,
-                           RuleObserver* observer) {
+                           RuleObserver* observer, StatefulChecks* stateful) {
     StageResult result;
     for (const Rule& rule : policy.stage_rules(stage)) {
         const bool applies = !rule.condition || condition_holds(*rule.condition, facts);
@@ -190,23 +238,19 @@ StageResult evaluate_stage(const Policy& policy, Stage stage, const Facts& facts
         if (!applies) continue;
 
         const bool monitored = monitor_all || rule.monitor;
-        if (rule.always_terminal()) {
-            Verdict verdict = make_verdict(rule, facts);
-            if (!monitored) {
-                result.verdict = std::move(verdict);
-                return result;
-            }
-            Effect effect;
-            effect.kind = Effect::Kind::monitored;
-            effect.rule = &rule;
-            effect.would_be = std::move(verdict);
-            result.effects.push_back(std::move(effect));
+        std::optional<Verdict> verdict;
+        if (rule.always_terminal()) verdict = make_verdict(rule, facts);
+        else if (rule.action == ActionKind::greylist) verdict = greylist(rule, facts, stateful, result.effects);
+        if (verdict && !monitored) {
+            result.verdict = std::move(*verdict);
+            return result;
+        }
+        if (verdict) {
+            result.effects.push_back(monitor_effect(rule, std::move(*verdict)));
             continue;
         }
         if (monitored && rule.action == ActionKind::add_header) {
-            Effect effect;
-            effect.kind = Effect::Kind::monitored;
-            effect.rule = &rule;
+            Effect effect = monitor_effect(rule);
             effect.name = rule.header_name;
             effect.value = clean_line(expand_text(rule.text, facts));
             result.effects.push_back(std::move(effect));

@@ -8,8 +8,10 @@
  * monitor_all (policy.mode = "monitor") every rule is a monitor rule.
  * Reply codes come from the rule; texts are expanded and made safe
  * (template.h).  An optional RuleObserver sees every rule tested; `try`
- * and debug logging use it.  The evaluator never blocks and never fails:
- * a fact that is missing makes comparisons false (and != true).
+ * and debug logging use it.  A greylist rule asks STATEFUL (stateful.h);
+ * without one it behaves as when the store is unreachable.  Apart from
+ * what STATEFUL does, the evaluator never blocks and never fails: a fact
+ * that is missing makes comparisons false (and != true).
  */
 #pragma once
 
@@ -19,6 +21,7 @@
 
 #include "policy/ast.h"
 #include "policy/facts.h"
+#include "policy/stateful.h"
 
 namespace portcullis::policy {
 
@@ -31,14 +34,20 @@ struct Verdict {
     std::string code;                  // reject and tempfail
     std::string xcode;
     std::vector<std::string> text;     // reply lines, or the quarantine reason
+    std::string note;                  // more for the log line ("reason=new wait=300s")
 };
 
+/* "greylist defer" for a greylist rule's refusal, else the outcome's name. */
+std::string verdict_label(const Verdict& verdict);
+
+/* What a rule did without ending the stage: add-header, log, a monitor
+ * rule's would-be verdict, or a greylist rule that let the unit pass. */
 struct Effect {
-    enum class Kind { add_header, log, monitored };
+    enum class Kind { add_header, log, monitored, passed };
     Kind kind = Kind::log;
     const Rule* rule = nullptr;
     std::string name;                  // add-header: the header name
-    std::string value;                 // add-header value, log text
+    std::string value;                 // add-header value, log text; passed: the note
     Verdict would_be;                  // monitored: what the rule would have done
 };
 
@@ -54,7 +63,7 @@ public:
 };
 
 StageResult evaluate_stage(const Policy& policy, Stage stage, const Facts& facts, bool monitor_all,
-                           RuleObserver* observer = nullptr);
+                           RuleObserver* observer = nullptr, StatefulChecks* stateful = nullptr);
 
 /* Whether CONDITION holds for FACTS (exposed for tests). */
 bool condition_holds(const Condition& condition, const Facts& facts);

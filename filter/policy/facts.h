@@ -39,6 +39,7 @@ struct Facts {
     // rcpt
     std::string rcpt;
     uint64_t rcpt_count = 0;             // recipients accepted before this one
+    std::optional<uint64_t> greylist_wait;   // set only to expand a greylist reply
     // eom
     std::vector<Header> headers;
 

@@ -376,11 +376,12 @@ void Parser::greylist(Rule& rule) {
     GreylistParams& params = rule.greylist;
     Millis* const durations[] = {&params.delay, &params.window, &params.expire};
     unsigned seen = 0;
+    const Token* timing = nullptr;   // the last delay or window given
     while (true) {
         const Token& key = cursor_.peek();
         const auto found = std::find_if(std::begin(kGreylistKeys), std::end(kGreylistKeys),
                                         [&](std::string_view candidate) { return key.is_word(candidate); });
-        if (found == std::end(kGreylistKeys)) return;
+        if (found == std::end(kGreylistKeys)) break;
         const auto index = static_cast<size_t>(found - std::begin(kGreylistKeys));
         cursor_.next();
         if (seen & (1u << index)) cursor_.error(key, in_quotes(*found) + " is given twice");
@@ -388,6 +389,7 @@ void Parser::greylist(Rule& rule) {
         if (cursor_.peek().kind != TokenKind::word) cursor_.unexpected("a value after " + in_quotes(*found));
         const Token& value = cursor_.next();
         if (index < std::size(durations)) {
+            if (!key.is_word("expire")) timing = &key;
             const auto duration = parse_duration(value.text);
             if (duration) *durations[index] = *duration;
             else cursor_.error(value, in_quotes(value.text) + " is not a duration, as in 30s, 5m, 2h, 3d or 1w");
@@ -400,6 +402,11 @@ void Parser::greylist(Rule& rule) {
         } else {
             cursor_.error(value, "'by' takes host or subnet, not " + in_quotes(value.text));
         }
+    }
+    // A retry must be able to come after the delay and inside the window.
+    if (timing && params.delay >= params.window) {
+        cursor_.error(*timing, "greylist delay " + format_duration(params.delay) + " must be shorter than window " +
+                                   format_duration(params.window));
     }
 }
 

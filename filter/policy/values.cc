@@ -98,8 +98,9 @@ FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& 
         case FieldId::from: return text_value(from_address(facts));
         case FieldId::from_domain: return text_value(split_address(from_address(facts)).domain);
         case FieldId::header: return text_value(first_header(facts, argument));
-        // Facts that later checks compute (SPF, DKIM, DMARC, greylisting,
-        // DNSBL); the loader refuses policies that name them until then.
+        case FieldId::greylist_wait: return facts.greylist_wait ? number_value(*facts.greylist_wait) : FieldValue{};
+        // Facts that later checks compute (SPF, DKIM, DMARC, DNSBL); the
+        // loader refuses policies that name them until then.
         case FieldId::spf:
         case FieldId::spf_domain:
         case FieldId::dkim:
@@ -107,7 +108,6 @@ FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& 
         case FieldId::dmarc:
         case FieldId::dmarc_policy:
         case FieldId::dmarc_domain:
-        case FieldId::greylist_wait:
         case FieldId::dnsbl:
             return {};
     }

@@ -1,6 +1,9 @@
 /*
  * evaluator_test.cc: conditions, operators, precedence, first-terminal-wins,
- * monitor, templates and the needs analysis, on policies parsed from text.
+ * monitor, templates and the needs analysis, on policies parsed from text;
+ * and what a greylist rule makes of each answer of the stateful checks (a
+ * fake here): defer with the rule's reply and ${greylist.wait}, pass and go
+ * on, 451 4.3.0 when the store is unavailable or missing, and monitor.
  */
 #include "policy/evaluator.h"
 
@@ -263,6 +266,109 @@ TEST(Needs, AcceptIsAnAnswerButNotARefusal) {
     EXPECT_FALSE(accepting.answers_at(Stage::rcpt));      // accept at rcpt covers that recipient only
     const auto refusing = analyse_needs(*parse("on connect { reject if client.host == unknown }\n"), false);
     EXPECT_TRUE(refusing.refuses_at(Stage::connect));
+}
+
+/* Answers every greylist question with ANSWER and remembers the question. */
+class FakeChecks final : public StatefulChecks {
+public:
+    explicit FakeChecks(GreylistAnswer answer) : answer_(std::move(answer)) {}
+    GreylistAnswer greylist(const GreylistParams& params, const Facts& facts) override {
+        seen_params = params;
+        seen_rcpt = facts.rcpt;
+        ++calls;
+        return answer_;
+    }
+    GreylistParams seen_params;
+    std::string seen_rcpt;
+    int calls = 0;
+
+private:
+    GreylistAnswer answer_;
+};
+
+const std::string kPolicy =
+    "on rcpt {\n"
+    "  greylist delay 2m window 1d expire 10d awl 3 by host if not authenticated\n"
+    "  reject 550 5.7.1 \"after greylist\"\n"
+    "}\n";
+
+TEST(GreylistRule, DeferUsesTheDefaultReplyWithTheWait) {
+    const auto policy = parse(kPolicy);
+    FakeChecks checks({GreylistAnswer::Kind::defer, 120, "reason=new wait=120s"});
+    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
+    EXPECT_EQ(result.verdict.outcome, Outcome::tempfail);
+    EXPECT_EQ(result.verdict.code, "451");
+    EXPECT_EQ(result.verdict.xcode, "4.7.1");
+    EXPECT_EQ(result.verdict.text, std::vector<std::string>{"Greylisted, please try again in 120 seconds"});
+    EXPECT_EQ(result.verdict.note, "reason=new wait=120s");
+    EXPECT_EQ(verdict_label(result.verdict), "greylist defer");
+    EXPECT_EQ(checks.seen_params.delay, std::chrono::minutes(2));
+    EXPECT_EQ(checks.seen_params.window, std::chrono::hours(24));
+    EXPECT_EQ(checks.seen_params.expire, std::chrono::hours(240));
+    EXPECT_EQ(checks.seen_params.awl, 3u);
+    EXPECT_TRUE(checks.seen_params.by_host);
+    EXPECT_EQ(checks.seen_rcpt, "bob@example.com");
+}
+
+TEST(GreylistRule, OwnCodeAndTextAndPermanentRefusal) {
+    const auto policy = parse("on rcpt { greylist 550 5.7.1 \"come back in ${greylist.wait}s\" }\n");
+    FakeChecks checks({GreylistAnswer::Kind::defer, 7, ""});
+    const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks).verdict;
+    EXPECT_EQ(verdict.outcome, Outcome::reject);
+    EXPECT_EQ(verdict.code, "550");
+    EXPECT_EQ(verdict.text, std::vector<std::string>{"come back in 7s"});
+}
+
+TEST(GreylistRule, PassGoesOnToTheNextRule) {
+    const auto policy = parse(kPolicy);
+    FakeChecks checks({GreylistAnswer::Kind::pass, 0, "reason=pass"});
+    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
+    EXPECT_EQ(result.verdict.text, std::vector<std::string>{"after greylist"});
+    ASSERT_EQ(result.effects.size(), 1u);
+    EXPECT_EQ(result.effects[0].kind, Effect::Kind::passed);
+    EXPECT_EQ(result.effects[0].value, "reason=pass");
+}
+
+TEST(GreylistRule, NotAskedWhenTheConditionFails) {
+    const auto policy = parse(kPolicy);
+    FakeChecks checks({GreylistAnswer::Kind::defer, 1, ""});
+    Facts facts = external_client();
+    facts.authenticated = true;
+    evaluate_stage(*policy, Stage::rcpt, facts, false, nullptr, &checks);
+    EXPECT_EQ(checks.calls, 0);
+}
+
+TEST(GreylistRule, UnavailableStoreTempfails430) {
+    const auto policy = parse(kPolicy);
+    FakeChecks checks({GreylistAnswer::Kind::unavailable, 0, "reason=store-error"});
+    const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks).verdict;
+    EXPECT_EQ(verdict.outcome, Outcome::tempfail);
+    EXPECT_EQ(verdict.code, "451");
+    EXPECT_EQ(verdict.xcode, "4.3.0");
+}
+
+TEST(GreylistRule, NoStoreAtAllTempfails430) {
+    const auto policy = parse(kPolicy);
+    const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false).verdict;
+    EXPECT_EQ(verdict.code, "451");
+    EXPECT_EQ(verdict.xcode, "4.3.0");
+}
+
+TEST(GreylistRule, MonitorLogsTheDeferAndGoesOn) {
+    const auto policy = parse("on rcpt { monitor greylist\n reject 550 5.7.1 \"next\" }\n");
+    FakeChecks checks({GreylistAnswer::Kind::defer, 300, "reason=new wait=300s"});
+    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
+    EXPECT_EQ(result.verdict.text, std::vector<std::string>{"next"});
+    ASSERT_EQ(result.effects.size(), 1u);
+    EXPECT_EQ(result.effects[0].kind, Effect::Kind::monitored);
+    EXPECT_EQ(verdict_label(result.effects[0].would_be), "greylist defer");
+}
+
+TEST(GreylistRule, WaitIsOnlyKnownInTheReplyText) {
+    const auto result = parse_policy("on rcpt { log \"${greylist.wait}\" }\n", "test.rules", ".");
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.errors[0].str(),
+              "test.rules:1:18: error: field 'greylist.wait' is only known in the reply text of a greylist rule");
 }
 
 }  // namespace

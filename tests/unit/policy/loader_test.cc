@@ -64,7 +64,6 @@ TEST(FirstLook, OnlyTheNotYetBuiltFeaturesAreErrors) {
                                       path + ":10:25: error: dnsbl lookups are not available yet",
                                       path + ":25:5: error: action 'ratelimit' is not available yet",
                                       path + ":26:5: error: action 'ratelimit' is not available yet",
-                                      path + ":28:5: error: action 'greylist' is not available yet",
                                       path + ":31:12: error: 'spf' is not available yet",
                                       path + ":35:51: error: 'dmarc.domain' is not available yet",
                                       path + ":36:12: error: 'dmarc' is not available yet",
