@@ -31,3 +31,5 @@ apt-get install -y -q --no-install-recommends "${packages[@]}"
 if ! getent passwd portcullis >/dev/null; then
   adduser --system --group --no-create-home --home /nonexistent portcullis >/dev/null
 fi
+# The memory store's snapshot (store.snapshot) lives here.
+install -d -o portcullis -g portcullis -m 0750 /var/lib/portcullis

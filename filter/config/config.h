@@ -46,7 +46,7 @@ struct Config {
         std::string prefix = "pc:";
         Millis timeout = std::chrono::milliseconds(200);
         OnError on_error = OnError::tempfail;
-        std::string snapshot;                // memory backend; "" = no snapshot
+        std::string snapshot = "/var/lib/portcullis/state.snapshot";   // memory backend; "" = none
     } store;
     struct Dns {
         std::vector<std::string> resolver{"system"};   // "system", or forwarders "ip[@port]"

@@ -5,11 +5,20 @@
 #include <cstdio>
 
 #include "daemon/commands.h"
+#include "store/store.h"
 
 namespace portcullis::daemon {
 
 int check_command(const ConfigSource& source) {
-    const auto outcome = load_state(source);
+    auto outcome = load_state(source);
+    if (outcome.state) {
+        try {
+            store::check_store_settings(outcome.state->config.store);
+        } catch (const store::StoreError& error) {
+            outcome.errors.push_back(source.path + ": error: " + error.what());
+            outcome.state.reset();
+        }
+    }
     for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
     if (!outcome.state) {
         std::fprintf(stderr, "portcullis check: %zu error%s\n", outcome.errors.size(),

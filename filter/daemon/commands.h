@@ -31,6 +31,16 @@ struct TryOptions {
 };
 int try_command(const ConfigSource& source, const TryOptions& options);
 
+struct GreylistOptions {
+    std::string action;          // list, allow, drop, stats
+    std::string client;          // an IP address
+    std::string sender;          // "<>" for the null sender
+    std::string rcpt;
+    bool host = false;           // the client's address, not its /24 or /64
+    std::string expire = "35d";  // allow
+};
+int greylist_command(const ConfigSource& source, const GreylistOptions& options);
+
 int version_command();
 
 }  // namespace portcullis::daemon

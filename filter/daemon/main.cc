@@ -1,5 +1,5 @@
 /*
- * main.cc: the portcullis command line: run, check, try, version.
+ * main.cc: the portcullis command line: run, check, try, greylist, version.
  */
 #include <CLI/CLI.hpp>
 
@@ -42,6 +42,29 @@ int main(int argc, char** argv) {
     try_cmd->add_flag("--dry", try_options.dry, "touch no store and no resolver");
     try_cmd->add_option("message", try_options.message_file, "message file (headers and body) for the eom stage");
 
+    daemon::GreylistOptions greylist_options;
+    CLI::App* greylist = app.add_subcommand("greylist", "inspect and edit greylisting state in the store");
+    add_config_options(*greylist, source);
+    greylist->require_subcommand(1);
+    const std::pair<const char*, const char*> greylist_actions[] = {
+        {"list", "list triplets and client networks"},
+        {"allow", "let a triplet, or with --client alone a whole client network, pass at once"},
+        {"drop", "forget a triplet, or a client network and its triplets"},
+        {"stats", "count pending and passed triplets and whitelisted networks"},
+    };
+    for (const auto& [name, help] : greylist_actions) {
+        CLI::App* action = greylist->add_subcommand(name, help);
+        add_config_options(*action, source);
+        action->callback([&greylist_options, name = std::string(name)] { greylist_options.action = name; });
+        if (name == std::string("stats")) continue;
+        action->add_option("--client", greylist_options.client, "client IP address");
+        action->add_option("--sender", greylist_options.sender, "envelope sender (\"<>\" for the null sender)");
+        action->add_option("--rcpt", greylist_options.rcpt, "recipient");
+        if (name == std::string("list")) continue;
+        action->add_flag("--host", greylist_options.host, "the client address itself, not its /24 or /64");
+        if (name == std::string("allow")) action->add_option("--expire", greylist_options.expire, "how long (default 35d)");
+    }
+
     CLI::App* version = app.add_subcommand("version", "print the version and the linked libraries' versions");
 
     try {
@@ -50,13 +73,17 @@ int main(int argc, char** argv) {
         const int code = app.exit(error);
         return code == 0 ? 0 : daemon::kExitUsage;
     }
-    for (CLI::App* command : {run, check, try_cmd}) {
+    for (CLI::App* command : {run, check, try_cmd, greylist}) {
         if (command->parsed() && command->count("-c") > 0) source.path_given = true;
+    }
+    for (CLI::App* action : greylist->get_subcommands({})) {
+        if (action->parsed() && action->count("-c") > 0) source.path_given = true;
     }
 
     if (run->parsed()) return daemon::run_command(source, foreground);
     if (check->parsed()) return daemon::check_command(source);
     if (try_cmd->parsed()) return daemon::try_command(source, try_options);
+    if (greylist->parsed()) return daemon::greylist_command(source, greylist_options);
     if (version->parsed()) return daemon::version_command();
     return daemon::kExitUsage;
 }

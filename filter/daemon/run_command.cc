@@ -2,8 +2,9 @@
  * run_command.cc: `portcullis run`, the daemon's life.
  *
  * Load config and policy (refuse to start on any error), bind the milter
- * socket, drop privileges, go to the background unless -f or systemd
- * started us, then let libmilter run while a signal thread handles:
+ * socket, drop privileges, check the store if the policy needs it (exit
+ * 3), go to the background unless -f or systemd started us, open the
+ * store, then let libmilter run while a signal thread handles:
  *   SIGHUP          reload config and policy; a broken one is refused and
  *                   the running one stays; sessions in flight keep theirs
  *   SIGTERM/SIGINT  stop listening, let sessions in flight finish (up to
@@ -21,6 +22,7 @@
 
 #include "daemon/commands.h"
 #include "daemon/privileges.h"
+#include "daemon/store_checks.h"
 #include "metrics/metrics.h"
 #include "milter/glue.h"
 #include "util/log.h"
@@ -67,8 +69,8 @@ void wait_for_sessions() {
 
 class Daemon {
 public:
-    Daemon(ConfigSource source, State state, bool foreground)
-        : source_(std::move(source)), state_(std::move(state)), foreground_(foreground) {}
+    Daemon(ConfigSource source, State state, std::shared_ptr<store::Store> store, bool foreground)
+        : source_(std::move(source)), state_(std::move(state)), store_(std::move(store)), foreground_(foreground) {}
 
     void reload() {
         sd_notify(0, "RELOADING=1");
@@ -81,6 +83,7 @@ public:
             return;
         }
         warn_about_restart_keys(outcome.state->config);
+        attach_store(*outcome.state, store_);
         apply_log_settings(outcome.state->config, foreground_);
         state_ = std::move(*outcome.state);
         milter::publish(state_.snapshot);
@@ -113,14 +116,22 @@ public:
 
 private:
     void warn_about_restart_keys(const config::Config& next) const {
-        if (next.milter.socket != state_.config.milter.socket || next.milter.user != state_.config.milter.user ||
-            next.metrics.listen != state_.config.metrics.listen) {
+        const auto& now = state_.config;
+        if (next.milter.socket != now.milter.socket || next.milter.user != now.milter.user ||
+            next.metrics.listen != now.metrics.listen) {
             log::warning("milter.socket, milter.user and metrics.listen take effect only at restart");
+        }
+        const auto& store = next.store;
+        if (store.backend != now.store.backend || store.url != now.store.url || store.mode != now.store.mode ||
+            store.master != now.store.master || store.prefix != now.store.prefix ||
+            store.timeout != now.store.timeout || store.snapshot != now.store.snapshot) {
+            log::warning("store settings other than store.on_error take effect only at restart");
         }
     }
 
     ConfigSource source_;
     State state_;
+    std::shared_ptr<store::Store> store_;
     bool foreground_;
     std::atomic<bool> stopping_{false};
 };
@@ -136,10 +147,29 @@ bool daemonize() {
 
 /* Log why the daemon does not start; say it on the terminal too when the
  * log goes elsewhere. */
-int refuse_start(const std::string& error, bool foreground) {
+int refuse_start(const std::string& error, bool foreground, int exit_code = kExitBadConfig) {
     log::error(error);
     if (!foreground) std::fprintf(stderr, "portcullis: %s\n", error.c_str());
-    return kExitBadConfig;
+    return exit_code;
+}
+
+/* Store settings this build cannot serve stop the start (exit 1); so does
+ * a store that a policy with greylist rules needs and cannot reach (exit
+ * 3).  Asked before going to the background, so the shell hears about it. */
+int check_store(const State& state, bool foreground) {
+    const auto& settings = state.config.store;
+    try {
+        store::check_store_settings(settings);
+    } catch (const store::StoreError& error) {
+        return refuse_start(error.what(), foreground);
+    }
+    if (!uses_store(*state.snapshot->policy)) return kExitOk;
+    try {
+        store::probe_store(settings);
+        return kExitOk;
+    } catch (const store::StoreError& error) {
+        return refuse_start(std::string("store unreachable: ") + error.what(), foreground, kExitUnavailable);
+    }
 }
 
 }  // namespace
@@ -169,6 +199,7 @@ int run_command(const ConfigSource& source, bool foreground) {
     if (const auto error = drop_privileges(state.config.milter.user, state.config.milter.socket); !error.empty()) {
         return refuse_start(error, foreground);
     }
+    if (const int refused = check_store(state, foreground); refused != kExitOk) return refused;
     if (!foreground && !under_systemd) {
         if (!daemonize()) return kExitBadConfig;
         apply_log_settings(state.config, foreground);   // the log names the new process id
@@ -179,9 +210,14 @@ int run_command(const ConfigSource& source, bool foreground) {
         return kExitBadConfig;
     }
 
+    // After the fork too: the memory store keeps a thread for its snapshot.
+    std::shared_ptr<store::Store> store = store::open_store(state.config.store);
+    attach_store(state, store);
+    milter::publish(state.snapshot);
+
     log_loaded("loaded", state);
-    log::info("listening on " + state.config.milter.socket);
-    Daemon daemon(source, std::move(state), foreground);
+    log::info("listening on " + state.config.milter.socket + "; store: " + store->describe());
+    Daemon daemon(source, std::move(state), store, foreground);
     std::thread signals([&daemon] { daemon.handle_signals(); });
     sd_notify(0, "READY=1\nSTATUS=running");
 
@@ -190,6 +226,9 @@ int run_command(const ConfigSource& source, bool foreground) {
     // When libmilter returned by itself, wake the signal thread to end it.
     if (!daemon.stopping()) kill(getpid(), SIGTERM);
     signals.join();
+    // Only this function's locals hold the store now, so it closes (the
+    // memory store writes its snapshot) before the process exits.
+    milter::publish(nullptr);
     log::info("stopped");
     return ran ? kExitOk : kExitBadConfig;
 }

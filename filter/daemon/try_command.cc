@@ -5,14 +5,19 @@
  * It drives the same Session the milter glue drives, with a sink that
  * prints instead of logging, so what `try` shows is what the daemon does.
  * A MESSAGE_FILE (headers, empty line, body) feeds the eom stage; without
- * one the message is empty.
+ * one the message is empty.  Greylist rules use the configured store (so
+ * with Redis a try records its triplets, as a real attempt would; with the
+ * memory backend they read the daemon's snapshot and record nothing), or
+ * with --dry an empty store of their own.
  */
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "daemon/commands.h"
+#include "daemon/store_checks.h"
 #include "milter/session.h"
+#include "store/memory_store.h"
 #include "util/text.h"
 
 namespace portcullis::daemon {
@@ -106,9 +111,12 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
         std::fprintf(stderr, "portcullis try: --ip %s: not an IP address\n", options.ip.c_str());
         return kExitUsage;
     }
-    const auto outcome = load_state(source);
+    auto outcome = load_state(source);
     for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
     if (!outcome.state) return kExitBadConfig;
+    // --dry: a fresh store of our own, so greylisting sees every triplet as new.
+    attach_store(*outcome.state, options.dry ? std::make_unique<store::MemoryStore>("")
+                                             : store::open_store_view(outcome.state->config.store));
 
     PrintSink sink;
     milter::Session session(outcome.state->snapshot, sink);

@@ -5,6 +5,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include <memory>
@@ -15,6 +16,7 @@ namespace {
 
 using prometheus::Counter;
 using prometheus::Family;
+using prometheus::Histogram;
 
 struct Registry {
     std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
@@ -24,6 +26,14 @@ struct Registry {
         counter_family("portcullis_verdicts_total", "Decisions by stage and action; monitor=\"true\" when only logged");
     Family<Counter>& rule_hits = counter_family("portcullis_rule_hits_total", "Decisions by the rule (file:line) that made them");
     Family<Counter>& reloads = counter_family("portcullis_policy_reloads_total", "Reloads of config and policy by result");
+    Family<Counter>& greylist = counter_family("portcullis_greylist_total", "Greylist outcomes: new, early, pass, awl, store-error");
+    Counter& store_errors = counter_family("portcullis_store_errors_total", "Store operations that failed or timed out").Add({});
+    Histogram& store_seconds = prometheus::BuildHistogram()
+                                   .Name("portcullis_store_seconds")
+                                   .Help("Latency of the store's answers to greylist checks")
+                                   .Register(*registry)
+                                   .Add({}, Histogram::BucketBoundaries{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+                                                                        0.05, 0.1, 0.2, 0.5, 1});
     std::unique_ptr<prometheus::Exposer> exposer;
 
     Family<Counter>& counter_family(const std::string& name, const std::string& help) {
@@ -63,5 +73,13 @@ void count_decision(std::string_view stage, std::string_view action, bool monito
 }
 
 void count_reload(bool ok) { metrics().reloads.Add({{"result", ok ? "ok" : "failed"}}).Increment(); }
+
+void count_greylist(std::string_view result) { metrics().greylist.Add({{"result", std::string(result)}}).Increment(); }
+
+void observe_store(std::chrono::steady_clock::duration took, bool ok) {
+    auto& registry = metrics();
+    registry.store_seconds.Observe(std::chrono::duration<double>(took).count());
+    if (!ok) registry.store_errors.Increment();
+}
 
 }  // namespace portcullis::metrics

@@ -4,11 +4,12 @@
  * The counters always count (an atomic add, or a label lookup for the
  * labelled ones); serve() exposes them as Prometheus text on
  * http://LISTEN/metrics.  This is the only code that includes
- * prometheus-cpp.  Metrics of checks that later releases add (greylist,
- * rate limits, SPF/DKIM/DMARC, store and DNS latency) belong here too.
+ * prometheus-cpp.  Metrics of checks that later releases add (rate
+ * limits, SPF/DKIM/DMARC, DNS latency) belong here too.
  */
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -23,5 +24,9 @@ void count_message();
  * when a monitor rule only logged it.  RULE is "file:line", or "". */
 void count_decision(std::string_view stage, std::string_view action, bool monitored, const std::string& rule);
 void count_reload(bool ok);
+/* A greylist outcome: "new", "early", "pass", "awl" or "store-error". */
+void count_greylist(std::string_view result);
+/* How long one store operation took, and whether it failed. */
+void observe_store(std::chrono::steady_clock::duration took, bool ok);
 
 }  // namespace portcullis::metrics

@@ -29,19 +29,24 @@ Answer refusal_from(const policy::Verdict& verdict) {
     return answer;
 }
 
-std::string reply_summary(const Answer& answer) {
-    std::string text = answer.code + " " + answer.xcode;
-    for (const auto& line : answer.text) text += " " + line;
-    return "reply=\"" + text + "\"";
+/* 'reply="451 4.7.1 text"', then the verdict's note. */
+std::string refusal_detail(const policy::Verdict& verdict) {
+    std::string text = verdict.code + " " + verdict.xcode;
+    for (const auto& line : verdict.text) text += " " + line;
+    std::string detail = "reply=\"" + text + "\"";
+    if (!verdict.note.empty()) detail += " " + verdict.note;
+    return detail;
 }
 
 }  // namespace
 
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Policy> policy, bool monitor_all) {
+std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Policy> policy, bool monitor_all,
+                                              std::shared_ptr<policy::StatefulChecks> stateful) {
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->needs = policy::analyse_needs(*policy, monitor_all);
     snapshot->policy = std::move(policy);
     snapshot->monitor_all = monitor_all;
+    snapshot->stateful = std::move(stateful);
     return snapshot;
 }
 
@@ -155,7 +160,7 @@ Answer Session::run(Stage stage) {
     };
     Relay relay(*this, stage);
     const auto result = policy::evaluate_stage(policy, stage, facts_, snapshot_->monitor_all,
-                                               sink_.wants_rule_checks() ? &relay : nullptr);
+                                               sink_.wants_rule_checks() ? &relay : nullptr, snapshot_->stateful.get());
     return apply(stage, result);
 }
 
@@ -175,9 +180,8 @@ Answer Session::apply(Stage stage, const policy::StageResult& result) {
             return answer;
         case Outcome::reject:
         case Outcome::tempfail:
-            answer = refusal_from(verdict);
-            sink_.decision(*this, stage, policy::outcome_name(verdict.outcome), verdict.rule, reply_summary(answer));
-            return answer;
+            sink_.decision(*this, stage, policy::verdict_label(verdict), verdict.rule, refusal_detail(verdict));
+            return refusal_from(verdict);
         case Outcome::discard:
             sink_.decision(*this, stage, "discard", verdict.rule, "");
             answer.kind = Answer::Kind::discard;
@@ -203,14 +207,17 @@ void Session::collect(Stage stage, const std::vector<policy::Effect>& effects) {
             case policy::Effect::Kind::log:
                 sink_.decision(*this, stage, "log", effect.rule, "text=\"" + effect.value + "\"");
                 break;
+            case policy::Effect::Kind::passed:
+                sink_.decision(*this, stage, "greylist pass", effect.rule, effect.value);
+                break;
             case policy::Effect::Kind::monitored: {
                 const auto& would = effect.would_be;
                 std::string action = "monitor ";
                 std::string detail;
                 if (effect.name.empty()) {
-                    action += policy::outcome_name(would.outcome);
+                    action += policy::verdict_label(would);
                     if (would.outcome == Outcome::reject || would.outcome == Outcome::tempfail) {
-                        detail = reply_summary(refusal_from(would));
+                        detail = refusal_detail(would);
                     }
                 } else {
                     action += "add-header";

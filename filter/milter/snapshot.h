@@ -2,7 +2,8 @@
  * snapshot.h: the policy a session runs under.
  *
  * A Snapshot is what one load of config and policy produced: the rules,
- * what they need from the MTA, and the mode.  Sessions hold a
+ * what they need from the MTA, the mode, and the stateful checks (the
+ * store behind greylist rules) they run with.  Sessions hold a
  * shared_ptr to the snapshot current when they started, so a reload
  * never changes the rules under a session in flight.
  */
@@ -13,6 +14,7 @@
 
 #include "policy/ast.h"
 #include "policy/needs.h"
+#include "policy/stateful.h"
 
 namespace portcullis::milter {
 
@@ -20,8 +22,10 @@ struct Snapshot {
     std::shared_ptr<const policy::Policy> policy;
     policy::PolicyNeeds needs;
     bool monitor_all = false;     // policy.mode = "monitor"
+    std::shared_ptr<policy::StatefulChecks> stateful;   // null: as if the store were down
 };
 
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Policy> policy, bool monitor_all);
+std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Policy> policy, bool monitor_all,
+                                              std::shared_ptr<policy::StatefulChecks> stateful = nullptr);
 
 }  // namespace portcullis::milter

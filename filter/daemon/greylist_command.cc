@@ -1,0 +1,169 @@
+/*
+ * greylist_command.cc: `portcullis greylist list|allow|drop|stats`, the
+ * administrator's view of greylisting state in the configured store.
+ *
+ *   list  [--client IP] [--sender A] [--rcpt A]   triplets (and, with no
+ *         sender or recipient given, the client networks' whitelist state)
+ *   allow --client IP [--sender A --rcpt A] [--host] [--expire D]
+ *         a triplet passes at once; with --client alone, the whole client
+ *         network (its /24 or /64, or the address with --host) skips
+ *         greylisting for D (default 35d)
+ *   drop  --client IP [--sender A --rcpt A] [--host]
+ *         forget a triplet, or a network and every triplet from it
+ *   stats pending and passed triplets, auto-whitelisted and allowed networks
+ *
+ * Only the config is read (a broken policy does not lock the
+ * administrator out).  With the memory backend, list and stats read the
+ * snapshot the daemon last wrote; allow and drop need the live state, so
+ * they need Redis.
+ */
+#include <cstdio>
+#include <ctime>
+
+#include "checks/greylist.h"
+#include "daemon/commands.h"
+#include "util/text.h"
+
+namespace portcullis::daemon {
+
+namespace {
+
+std::string utc_time(int64_t ms) {
+    if (ms == 0) return "never";
+    const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+    std::tm parts{};
+    gmtime_r(&seconds, &parts);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+    return text;
+}
+
+/* Whether a stored network ("203.0.113.0/24" or an address) holds IP. */
+bool network_holds(const std::string& network, const IpAddress& ip) {
+    const auto prefix = parse_prefix(network);
+    return prefix && prefix->contains(ip);
+}
+
+struct Filter {
+    std::optional<IpAddress> client;
+    std::string sender;      // normalised
+    std::string rcpt;        // lowercased
+    bool has_sender = false;
+    bool has_rcpt = false;
+
+    bool matches(const checks::Triplet& triplet) const {
+        return (!client || network_holds(triplet.network, *client)) && (!has_sender || triplet.sender == sender) &&
+               (!has_rcpt || triplet.rcpt == rcpt);
+    }
+};
+
+int list(checks::Greylist& greylist, const Filter& filter) {
+    size_t shown = 0;
+    std::printf("%-8s %-22s %-34s %-34s %-21s %s\n", "STATE", "NETWORK", "SENDER", "RECIPIENT", "SINCE", "EXPIRES");
+    greylist.list([&](const checks::TripletState& state) {
+        if (!filter.matches(state.triplet)) return;
+        ++shown;
+        std::printf("%-8s %-22s %-34s %-34s %-21s %s\n", state.passed ? "passed" : "pending",
+                    state.triplet.network.c_str(), ("<" + state.triplet.sender + ">").c_str(),
+                    ("<" + state.triplet.rcpt + ">").c_str(), utc_time(state.since_ms).c_str(),
+                    utc_time(state.expires_at_ms).c_str());
+    });
+    std::printf("%zu triplets\n", shown);
+    if (filter.has_sender || filter.has_rcpt) return kExitOk;
+
+    size_t networks = 0;
+    greylist.list_networks([&](const checks::NetworkState& state) {
+        if (filter.client && !network_holds(state.network, *filter.client)) return;
+        const char* status = state.flag == 'a' ? "allowed" : state.flag == 'w' ? "auto-whitelisted" : "counting";
+        std::printf("network %-22s %-17s passes=%llu last=%s expires=%s\n", state.network.c_str(), status,
+                    static_cast<unsigned long long>(state.passes), utc_time(state.last_ms).c_str(),
+                    utc_time(state.expires_at_ms).c_str());
+        ++networks;
+    });
+    std::printf("%zu networks\n", networks);
+    return kExitOk;
+}
+
+int stats(checks::Greylist& greylist) {
+    const auto counts = greylist.stats();
+    std::printf("pending %llu\npassed %llu\nauto-whitelisted %llu\nallowed %llu\n",
+                static_cast<unsigned long long>(counts.pending), static_cast<unsigned long long>(counts.passed),
+                static_cast<unsigned long long>(counts.auto_whitelisted),
+                static_cast<unsigned long long>(counts.allowed));
+    return kExitOk;
+}
+
+int usage(const std::string& message) {
+    std::fprintf(stderr, "portcullis greylist: %s\n", message.c_str());
+    return kExitUsage;
+}
+
+int edit(checks::Greylist& greylist, const GreylistOptions& options, const IpAddress& client, Millis expire) {
+    const bool whole_network = options.sender.empty() && options.rcpt.empty();
+    const std::string network = checks::client_network(client, options.host);
+    if (whole_network) {
+        if (options.action == "allow") {
+            greylist.allow_network(network, expire);
+            std::printf("allowed network %s for %s\n", network.c_str(), format_duration(expire).c_str());
+        } else {
+            const size_t dropped = greylist.drop_network(network);
+            std::printf("dropped network %s: %zu records\n", network.c_str(), dropped);
+        }
+        return kExitOk;
+    }
+    if (options.rcpt.empty() || options.sender.empty()) {
+        return usage("a triplet needs both --sender (\"<>\" for the null sender) and --rcpt");
+    }
+    const auto triplet = checks::make_triplet(client, strip_angle_brackets(options.sender),
+                                              strip_angle_brackets(options.rcpt), options.host);
+    if (options.action == "allow") {
+        greylist.allow(triplet, expire);
+        std::printf("allowed %s <%s> <%s> for %s\n", triplet.network.c_str(), triplet.sender.c_str(),
+                    triplet.rcpt.c_str(), format_duration(expire).c_str());
+    } else {
+        const bool dropped = greylist.drop(triplet);
+        std::printf("%s %s <%s> <%s>\n", dropped ? "dropped" : "no such triplet:", triplet.network.c_str(),
+                    triplet.sender.c_str(), triplet.rcpt.c_str());
+    }
+    return kExitOk;
+}
+
+}  // namespace
+
+int greylist_command(const ConfigSource& source, const GreylistOptions& options) {
+    auto loaded = config::load_config(source.path, source.path_given, source.overrides);
+    for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.str().c_str());
+    if (!loaded.config) return kExitBadConfig;
+    const auto& settings = loaded.config->store;
+
+    Filter filter;
+    if (!options.client.empty()) {
+        filter.client = parse_ip(options.client);
+        if (!filter.client) return usage("--client " + in_quotes(options.client) + " is not an IP address");
+    }
+    filter.has_sender = !options.sender.empty();
+    filter.sender = checks::normalize_sender(strip_angle_brackets(options.sender));
+    filter.has_rcpt = !options.rcpt.empty();
+    filter.rcpt = to_lower(strip_angle_brackets(options.rcpt));
+    const auto expire = parse_duration(options.expire);
+    if (!expire || expire->count() <= 0) return usage("--expire " + in_quotes(options.expire) + " is not a duration");
+
+    const bool edits = options.action == "allow" || options.action == "drop";
+    if (edits && !filter.client) return usage(options.action + " needs --client IP");
+    if (edits && settings.backend == config::StoreBackend::memory) {
+        return usage(options.action + " needs store.backend = \"redis\": with \"memory\" only the running "
+                     "daemon holds the state (list and stats read its snapshot)");
+    }
+    try {
+        auto store = store::open_store_view(settings);
+        checks::Greylist greylist(*store);
+        if (options.action == "list") return list(greylist, filter);
+        if (options.action == "stats") return stats(greylist);
+        return edit(greylist, options, *filter.client, *expire);
+    } catch (const store::StoreError& error) {
+        std::fprintf(stderr, "portcullis greylist: store %s\n", error.what());
+        return kExitUnavailable;
+    }
+}
+
+}  // namespace portcullis::daemon
