@@ -6,7 +6,9 @@
  * helo, mail, two recipients (one local, one foreign that the relay guard
  * refuses) and end of message.  The policy is policies/default.rules with
  * its lists, copied to a temp dir where lists/local-domains.txt also names
- * example.com (the shipped list names none).  Variants: an untrusted client
+ * example.com (the shipped list names none) and the greylist skip list
+ * holds the untrusted client (greylisting itself is bench_greylist's: here
+ * the greylist rule's condition runs, and it passes the client).  Variants: an untrusted client
  * (203.0.113.5, every rule runs) and a trusted one (127.0.0.1, accepted at
  * connect), each with a sink that drops decisions and with the daemon's
  * log sink at info level writing to stderr redirected to /dev/null.
@@ -33,9 +35,10 @@ namespace fs = std::filesystem;
 const std::string kSourceDir = PORTCULLIS_SOURCE_DIR;
 const std::string kShippedPolicy = kSourceDir + "/policies/default.rules";
 constexpr const char* kLocalDomain = "example.com";
+constexpr const char* kUntrustedClient = "203.0.113.5";
 
 /* policies/ copied to a temp dir, with kLocalDomain added to the local
- * domains; removed at exit. */
+ * domains and kUntrustedClient to the greylist skip list; removed at exit. */
 class PolicyCopy {
 public:
     PolicyCopy() {
@@ -44,6 +47,7 @@ public:
         dir_ = pattern;
         fs::copy(kSourceDir + "/policies", dir_, fs::copy_options::recursive);
         std::ofstream(dir_ / "lists" / "local-domains.txt", std::ios::app) << kLocalDomain << "\n";
+        std::ofstream(dir_ / "lists" / "greylist-skip-networks.txt", std::ios::app) << kUntrustedClient << "\n";
     }
     ~PolicyCopy() {
         std::error_code ignored;
@@ -106,7 +110,7 @@ enum class Client { untrusted, trusted };
 enum class SinkKind { null, log };
 
 const IpAddress& client_ip(Client client) {
-    static const IpAddress untrusted = *parse_ip("203.0.113.5");
+    static const IpAddress untrusted = *parse_ip(kUntrustedClient);
     static const IpAddress trusted = *parse_ip("127.0.0.1");
     return client == Client::untrusted ? untrusted : trusted;
 }

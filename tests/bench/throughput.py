@@ -6,8 +6,10 @@ One Postfix instance (tests/e2e/harness.py's, plus the limits below), one
 smtp-sink as its next hop, and two filter processes: one on the shipped
 default policy (smtp-source connects from 127.0.0.1, which it trusts, so
 every connection is accepted at connect) and one on a copy of that policy
-whose trusted networks leave out 127.0.0.0/8 and whose local domains list
-the recipient's domain (every rule runs; the mail is still delivered).
+whose trusted networks leave out 127.0.0.0/8, whose local domains list
+the recipient's domain and whose greylist skip list holds 127.0.0.1 (every
+rule runs, the greylist rule's condition included; the mail is still
+delivered).
 Configurations differ only in smtpd_milters (changed with postfix reload)
 and are measured in turn, REPEATS times each.  For each run: the wall time
 from starting smtp-source until smtp-sink has counted every message,
@@ -189,8 +191,9 @@ class BenchPostfix(harness.Postfix):
 # ------------------------------------------------------------------- filter
 
 def copy_untrusting_policy(source_policies, dest, domain, client="127.0.0.1"):
-    """Copy the policy dir; drop every trusted network that covers CLIENT
-    and add DOMAIN to the local domains.  Returns the rules file."""
+    """Copy the policy dir; drop every trusted network that covers CLIENT,
+    add DOMAIN to the local domains and CLIENT to the greylist skip list
+    (smtp-source never retries).  Returns the rules file."""
     shutil.copytree(source_policies, dest)
     trusted = os.path.join(dest, "lists", "trusted-networks.txt")
     with open(trusted) as f:
@@ -199,6 +202,8 @@ def copy_untrusting_policy(source_policies, dest, domain, client="127.0.0.1"):
     harness.write_file(trusted, "\n".join(kept) + "\n")
     with open(os.path.join(dest, "lists", "local-domains.txt"), "a") as f:
         f.write(domain + "\n")
+    with open(os.path.join(dest, "lists", "greylist-skip-networks.txt"), "a") as f:
+        f.write(client + "\n")
     return os.path.join(dest, "default.rules")
 
 

@@ -396,6 +396,52 @@ def _pid_file_alive(path):
         return False
 
 
+# -------------------------------------------------------------------- redis
+
+class RedisServer:
+    """A private redis-server on 127.0.0.1:PORT (no persistence), which a
+    test may kill, restart on the same port, or pause (SIGSTOP) to play a
+    Redis that stopped answering."""
+
+    def __init__(self, tmp, name="redis"):
+        self.dir = tmp.sub(name)
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d/0" % self.port
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(lambda: self.cli("PING", check=False).stdout.strip() == "PONG", 20,
+                   "redis-server to answer on port %d" % self.port)
+        return self
+
+    def kill(self):
+        """SIGKILL: the state goes too, as with a crashed Redis without persistence."""
+        if self.proc and self.proc.poll() is None:
+            self.resume()
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def cli(self, *args, check=True):
+        return run(["redis-cli", "-p", str(self.port), "--no-raw"] + list(args), timeout=20, check=check)
+
+    def keys(self, pattern="*"):
+        out = run(["redis-cli", "-p", str(self.port), "--raw", "KEYS", pattern], timeout=20).stdout
+        return sorted(line for line in out.splitlines() if line)
+
+
 # ------------------------------------------------------------------- filter
 
 def policy(*parts):
@@ -437,7 +483,7 @@ class Filter:
             "milter": {"socket": self.milter_socket, "user": ""},
             "policy": {"file": self.policy_file},
             "log": {"target": "stderr", "level": "debug"},
-            "store": {"backend": "memory"},
+            "store": {"backend": "memory", "snapshot": os.path.join(self.dir, "state.snapshot")},
         }
         for section, values in (settings or {}).items():
             self.config.setdefault(section, {}).update(values)

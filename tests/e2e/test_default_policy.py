@@ -3,7 +3,9 @@
 The files are used as shipped, except that lists/local-domains.txt names
 example.com, as an administrator's would.  Trusted networks are accepted,
 the open-relay guard refuses foreign recipients from untrusted,
-unauthenticated clients, and a declared size over 50 MB is refused at MAIL.
+unauthenticated clients, other mail from them is greylisted unless the
+client is a large sender in the skip lists, and a declared size over 50 MB
+is refused at MAIL.  The store is the memory backend, as shipped.
 """
 
 import os
@@ -20,6 +22,7 @@ def shipped(relative):
 DEFAULT_POLICY = shipped("default.rules")
 RELAY_LINE = rule_line(DEFAULT_POLICY, '"Relay access denied"')
 SIZE_LINE = rule_line(DEFAULT_POLICY, '"Message size exceeds fixed limit"')
+GREYLIST_LINE = rule_line(DEFAULT_POLICY, "greylist delay 5m")
 
 
 class DefaultPolicyTest(PostfixTestCase):
@@ -31,6 +34,8 @@ class DefaultPolicyTest(PostfixTestCase):
         self.filter = self.start_filter(DEFAULT_POLICY, files={
             "lists/trusted-networks.txt": shipped("lists/trusted-networks.txt"),
             "lists/local-domains.txt": shipped("lists/local-domains.txt") + "example.com\n",
+            "lists/greylist-skip-clients.txt": shipped("lists/greylist-skip-clients.txt"),
+            "lists/greylist-skip-networks.txt": shipped("lists/greylist-skip-networks.txt"),
         })
 
     def test_open_relay_guard(self):
@@ -39,8 +44,26 @@ class DefaultPolicyTest(PostfixTestCase):
         self.assertEqual((reply.code, reply.text), (554, "5.7.1 Relay access denied"), refused)
         self.filter.wait_for_log(r"rcpt: reject .*rule=test\.rules:%d\b" % RELAY_LINE)
 
-        delivered = self.send_external("user@example.com")
-        self.assertEqual(self.delivered_recipients(delivered), ["user@example.com"])
+    def test_unknown_clients_are_greylisted(self):
+        greylisted = self.send_external("user@example.com")
+        reply = greylisted.reply_to("RCPT")
+        self.assertEqual((reply.code, reply.text),
+                         (451, "4.7.1 Greylisted, please try again in 300 seconds"), greylisted)
+        self.filter.wait_for_log(r"rcpt: greylist defer .*rule=test\.rules:%d\b.*reason=new wait=300s"
+                                 % GREYLIST_LINE)
+
+    def test_large_senders_skip_greylisting(self):
+        # Known by the host name the MTA verified...
+        by_name = self.send_external("user@example.com", addr="198.18.20.1",
+                                     xclient={"name": "mail-ej1-f41.google.com"})
+        self.assertEqual(self.delivered_recipients(by_name), ["user@example.com"])
+        # ... or by address, when reverse DNS fails.
+        by_address = self.send_external("user@example.com", addr="209.85.128.41")
+        self.assertEqual(self.delivered_recipients(by_address), ["user@example.com"])
+        # A HELO claiming to be Google is not enough.
+        helo_only = self.send_external("user@example.com", addr="198.18.20.2",
+                                       helo="mail-ej1-f41.google.com")
+        self.assertEqual(helo_only.reply_to("RCPT").code, 451, helo_only)
 
     def test_authenticated_and_trusted_clients_may_relay(self):
         authenticated = self.send_external("user@foreign.example", xclient={"login": "alice"})
