@@ -45,6 +45,14 @@ struct TripletValue {
     std::string parts;
 };
 
+std::string triplet_value(char state, int64_t at, std::string_view parts) {
+    std::string value(1, state);
+    value += std::to_string(at);
+    value += '\n';
+    value += parts;
+    return value;
+}
+
 std::optional<TripletValue> parse_triplet_value(std::string_view value) {
     const size_t newline = value.find('\n');
     if (value.size() < 2 || newline == std::string_view::npos || (value[0] != 'f' && value[0] != 'p')) {
@@ -119,13 +127,13 @@ std::vector<std::string> apply_triplet(store::Record& record, int64_t now, std::
                 if (value->state == 'f' && now - value->at < delay) {
                     return {"early", std::to_string(value->at + delay - now)};
                 }
-                record.value = "p" + std::to_string(now) + "\n" + parts;
+                record.value = triplet_value('p', now, parts);
                 record.expires_at_ms = now + expire;
                 return {"pass", "0"};
             }
         }
     }
-    record.value = "f" + std::to_string(now) + "\n" + parts;
+    record.value = triplet_value('f', now, parts);
     record.expires_at_ms = now + window;
     return {"new", std::to_string(delay)};
 }
@@ -198,7 +206,7 @@ return 1
 )lua";
 
 std::vector<std::string> apply_allow_triplet(store::Record& record, int64_t now, std::span<const std::string> args) {
-    record.value = "p" + std::to_string(now) + "\n" + args[1];
+    record.value = triplet_value('p', now, args[1]);
     record.expires_at_ms = now + arg(args, 0);
     return {"1"};
 }

@@ -3,7 +3,7 @@
  * triplet costs Redis in memory.
  *
  *   bench_greylist --url redis://127.0.0.1:PORT/0 [--sessions 50]
- *                  [--seconds 10] [--triplets 1000000]
+ *                  [--seconds 10] [--triplets 1000000] [--short]
  *
  * Phase "new": SESSIONS threads, one per concurrent SMTP session, each
  * asking checks::Greylist about triplets nobody has seen (every decision
@@ -14,11 +14,13 @@
  * "memory": FLUSHDB, then TRIPLETS new triplets, then Redis's
  * used_memory (INFO memory) before and after, per triplet.
  *
- * Addresses are shaped like real traffic: a client /24 out of 65,536, a
- * sender like "newsletter-4711@shop17.example.com" (VERP digits fold
- * away only in part of the local part), a recipient like
- * "firstname.lastname123@customer42.example.net".  The database named by
- * --url is flushed: point it at a Redis of its own.
+ * Addresses are shaped like bulk traffic: a client /24 out of 65,536, a
+ * sender like "newsletter-4711@shop17.example.com" (the VERP digits fold
+ * to '#'), a recipient like "firstname.lastname123@customer42.example.net"
+ * (a triplet's value is then about 105 bytes).  --short uses addresses
+ * like "u4711@s17.example" and "r123@c42.example" (about 60 bytes), to
+ * show what the address length costs.  The database named by --url is
+ * flushed: point it at a Redis of its own.
  */
 #include <algorithm>
 #include <atomic>
@@ -43,12 +45,19 @@ struct Options {
     int sessions = 50;
     int seconds = 10;
     long triplets = 1'000'000;
+    bool short_addresses = false;
 };
 
 Options parse_options(int argc, char** argv) {
     Options options;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
         const std::string name = argv[i];
+        if (name == "--short") {
+            options.short_addresses = true;
+            --i;
+            continue;
+        }
+        if (i + 1 >= argc) std::fprintf(stderr, "bench_greylist: %s needs a value\n", name.c_str()), std::exit(2);
         const char* value = argv[i + 1];
         if (name == "--url") options.url = value;
         else if (name == "--sessions") options.sessions = std::max(1, std::atoi(value));
@@ -59,15 +68,22 @@ Options parse_options(int argc, char** argv) {
     return options;
 }
 
-/* Triplet number N: distinct for every N, with realistic lengths. */
+bool short_addresses = false;
+
+/* Triplet number N: distinct for every N. */
 checks::Triplet triplet(long n) {
     const unsigned net = static_cast<unsigned>(n) & 0xffff;
     char client[32];
     std::snprintf(client, sizeof client, "10.%u.%u.7", net >> 8, net & 0xff);
     char sender[64];
-    std::snprintf(sender, sizeof sender, "newsletter-%ld@shop%ld.example.com", n % 9973, (n / 9973) % 1000);
     char rcpt[64];
-    std::snprintf(rcpt, sizeof rcpt, "firstname.lastname%ld@customer%ld.example.net", n, n % 97);
+    if (short_addresses) {
+        std::snprintf(sender, sizeof sender, "u%ld@s%ld.example", n % 9973, (n / 9973) % 1000);
+        std::snprintf(rcpt, sizeof rcpt, "r%ld@c%ld.example", n, n % 97);
+    } else {
+        std::snprintf(sender, sizeof sender, "newsletter-%ld@shop%ld.example.com", n % 9973, (n / 9973) % 1000);
+        std::snprintf(rcpt, sizeof rcpt, "firstname.lastname%ld@customer%ld.example.net", n, n % 97);
+    }
     return checks::make_triplet(*parse_ip(client), sender, rcpt, false);
 }
 
@@ -147,6 +163,7 @@ long long used_memory(store::RedisConnection& connection) {
 
 int main(int argc, char** argv) {
     const Options options = parse_options(argc, argv);
+    short_addresses = options.short_addresses;
     const auto endpoint = parse_redis_url(options.url);
     store::RedisConnection admin(endpoint, std::chrono::seconds(30));
     const std::string_view flush[] = {"FLUSHDB"};
