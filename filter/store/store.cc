@@ -7,6 +7,7 @@
 
 #include "store/memory_store.h"
 #include "store/redis_store.h"
+#include "util/log.h"
 
 namespace portcullis::store {
 
@@ -30,7 +31,12 @@ void check_store_settings(const config::Config::Store& settings) {
 
 void probe_store(const config::Config::Store& settings) {
     if (settings.backend == config::StoreBackend::memory) {
-        check_snapshot_directory(settings.snapshot);
+        // The store itself is always there; only saving it may not work.
+        try {
+            check_snapshot_directory(settings.snapshot);
+        } catch (const StoreError& error) {
+            log::warning(std::string(error.what()) + "; greylisting state will not survive a restart");
+        }
         return;
     }
     RedisStore(settings).ping();

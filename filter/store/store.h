@@ -106,8 +106,9 @@ std::unique_ptr<Store> open_store_view(const config::Config::Store& settings);
 void check_store_settings(const config::Config::Store& settings);
 
 /* Throws StoreError unless the store SETTINGS name can serve now: Redis
- * answers, or the memory store's snapshot directory is writable.  Starts
- * no thread and writes nothing, so the daemon asks it before it forks. */
+ * answers.  A memory store always can; a snapshot directory it cannot
+ * write to is logged as a warning.  Starts no thread and writes nothing,
+ * so the daemon asks it before it forks. */
 void probe_store(const config::Config::Store& settings);
 
 }  // namespace portcullis::store
