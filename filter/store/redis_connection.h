@@ -2,11 +2,20 @@
  * redis_connection.h: one blocking connection to one Redis server, the
  * only code that includes hiredis.
  *
+ * Every call has a Deadline: the moment it must be over by, and the
+ * allowance it started with, which a timeout names ("no reply within
+ * 200ms") however little of it the call had left.  Each write and each
+ * read of the socket may wait only for the time left, so neither a hung
+ * server nor a reply trickling in keeps a call past its deadline; with
+ * no time left, a call fails at once.
+ *
  * Constructing a RedisConnection connects to a RedisEndpoint (TCP or a
- * unix socket) within TIMEOUT, bounds every later read and write by the
- * same TIMEOUT, then sends AUTH and SELECT if the endpoint asks for them;
- * it throws StoreError with the reason ("Connection refused", "AUTH
- * refused: WRONGPASS ...").
+ * unix socket), then sends AUTH and SELECT if the endpoint asks for them,
+ * all by DEADLINE; it throws StoreError with the reason ("Connection
+ * refused", "AUTH refused: WRONGPASS ...").  Given a TIMEOUT instead of
+ * a deadline, it has that long.  A command() without a deadline has the
+ * connection's allowance (the TIMEOUT, or the DEADLINE's) afresh: for a
+ * tool's long-lived connection.
  *
  * command() sends one command as an argument vector (binary-safe: any
  * byte may appear in a key or a value) and returns the reply as a plain
@@ -22,6 +31,7 @@
  */
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <span>
 #include <string>
@@ -35,6 +45,16 @@ struct redisContext;
 
 namespace portcullis::store {
 
+/* When a call must be over by, and the allowance it was given. */
+struct Deadline {
+    using Clock = std::chrono::steady_clock;
+
+    static Deadline after(Millis allowance) { return {Clock::now() + allowance, allowance}; }
+
+    Clock::time_point at;
+    Millis allowance;
+};
+
 struct RedisReply {
     enum class Type { string, array, integer, nil, status, error };
     Type type = Type::nil;
@@ -45,10 +65,13 @@ struct RedisReply {
 
 class RedisConnection {
 public:
+    RedisConnection(const RedisEndpoint& endpoint, const Deadline& deadline);
     RedisConnection(const RedisEndpoint& endpoint, Millis timeout);
 
+    RedisReply command(std::span<const std::string_view> args, const Deadline& deadline);
     RedisReply command(std::span<const std::string_view> args);
-    std::vector<RedisReply> pipeline(std::span<const std::vector<std::string_view>> commands);
+    std::vector<RedisReply> pipeline(std::span<const std::vector<std::string_view>> commands,
+                                     const Deadline& deadline);
 
     bool broken() const;
 
@@ -57,11 +80,15 @@ private:
         void operator()(redisContext* context) const;
     };
 
-    [[noreturn]] void fail() const;
-    void expect_ok(std::span<const std::string_view> args, std::string_view what);
+    void append(std::span<const std::string_view> args, const Deadline& deadline);
+    void send(const Deadline& deadline);
+    RedisReply receive(const Deadline& deadline);
+    void limit_to(int option, const Deadline& deadline);
+    [[noreturn]] void fail(const Deadline& deadline) const;
+    void expect_ok(std::span<const std::string_view> args, std::string_view what, const Deadline& deadline);
 
     std::unique_ptr<redisContext, ContextFree> context_;
-    Millis timeout_;
+    Millis timeout_;            // for a command() without a deadline
 };
 
 }  // namespace portcullis::store

@@ -69,17 +69,18 @@ public:
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
 
-    RedisReply command(std::span<const std::string_view> args) {
+    RedisReply command(std::span<const std::string_view> args, const Deadline& deadline) {
         try {
-            return connection_.command(args);
+            return connection_.command(args, deadline);
         } catch (const StoreError& error) {
             lost(error);
         }
     }
 
-    std::vector<RedisReply> pipeline(std::span<const std::vector<std::string_view>> commands) {
+    std::vector<RedisReply> pipeline(std::span<const std::vector<std::string_view>> commands,
+                                     const Deadline& deadline) {
         try {
-            return connection_.pipeline(commands);
+            return connection_.pipeline(commands, deadline);
         } catch (const StoreError& error) {
             lost(error);
         }
@@ -113,20 +114,21 @@ RedisStore::RedisStore(const config::Config::Store& settings) : prefix_(settings
 
 std::vector<std::string> RedisStore::run(const Script& script, std::string_view key, int64_t now_ms,
                                          std::span<const std::string> args) {
+    const Deadline deadline = Deadline::after(timeout_);
     const std::string sha = sha1_hex(script.lua);
     const std::string full_key = prefix_ + std::string(key);
     const std::string now = std::to_string(now_ms);
     std::vector<std::string_view> command{"EVALSHA", sha, "1", full_key, now};
     command.insert(command.end(), args.begin(), args.end());
 
-    Lease lease = acquire();
-    RedisReply reply = lease.command(command);
+    Lease lease = acquire(deadline);
+    RedisReply reply = lease.command(command, deadline);
     // Redis forgets its scripts on restart and on SCRIPT FLUSH; EVAL runs
     // the source and caches it again.
     if (reply.type == RedisReply::Type::error && reply.text.starts_with("NOSCRIPT")) {
         command[0] = "EVAL";
         command[1] = script.lua;
-        reply = lease.command(command);
+        reply = lease.command(command, deadline);
     }
 
     if (reply.type == RedisReply::Type::error) reply_failed(script_label(script), reply);
@@ -144,11 +146,13 @@ std::vector<std::string> RedisStore::run(const Script& script, std::string_view 
 
 void RedisStore::scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) {
     const std::string pattern = glob_escape(prefix_ + std::string(key_prefix)) + "*";
-    Lease lease = acquire();
+    // A deadline per batch, not per scan, which may take long over many keys.
+    Deadline deadline = Deadline::after(timeout_);
+    Lease lease = acquire(deadline);
     std::string cursor = "0";
     do {
         const std::string_view command[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
-        RedisReply batch = lease.command(command);
+        RedisReply batch = lease.command(command, deadline);
         if (batch.type != RedisReply::Type::array || batch.elements.size() != 2 ||
             batch.elements[0].type != RedisReply::Type::string || batch.elements[1].type != RedisReply::Type::array) {
             reply_failed("SCAN", batch);
@@ -161,7 +165,7 @@ void RedisStore::scan(std::string_view key_prefix, const std::function<void(cons
             lookups.push_back({"GET", key.text});
             lookups.push_back({"PTTL", key.text});
         }
-        const auto answers = lease.pipeline(lookups);
+        const auto answers = lease.pipeline(lookups, deadline);
         const int64_t now = now_ms();
         for (size_t i = 0; i < keys.size(); ++i) {
             const RedisReply& value = answers[2 * i];
@@ -173,22 +177,25 @@ void RedisStore::scan(std::string_view key_prefix, const std::function<void(cons
             visit(Entry{keys[i].text.substr(prefix_.size()), value.text, ttl.integer >= 0 ? now + ttl.integer : 0});
         }
         cursor = std::move(batch.elements[0].text);
+        deadline = Deadline::after(timeout_);
     } while (cursor != "0");
 }
 
 bool RedisStore::erase(std::string_view key) {
+    const Deadline deadline = Deadline::after(timeout_);
     const std::string full_key = prefix_ + std::string(key);
     const std::string_view command[] = {"DEL", full_key};
-    Lease lease = acquire();
-    const RedisReply reply = lease.command(command);
+    Lease lease = acquire(deadline);
+    const RedisReply reply = lease.command(command, deadline);
     if (reply.type != RedisReply::Type::integer) reply_failed("DEL", reply);
     return reply.integer > 0;
 }
 
 void RedisStore::ping() {
+    const Deadline deadline = Deadline::after(timeout_);
     const std::string_view command[] = {"PING"};
-    Lease lease = acquire();
-    const RedisReply reply = lease.command(command);
+    Lease lease = acquire(deadline);
+    const RedisReply reply = lease.command(command, deadline);
     if (reply.type == RedisReply::Type::error) reply_failed("PING", reply);
 }
 
@@ -196,9 +203,8 @@ std::string RedisStore::describe() const { return description_; }
 
 /* An idle connection, else a new one while the pool has room and no
  * failed connect forbids it; with all of them lent out, waits for one to
- * come back until store.timeout has passed. */
-RedisStore::Lease RedisStore::acquire() {
-    const auto deadline = Clock::now() + timeout_;
+ * come back until DEADLINE. */
+RedisStore::Lease RedisStore::acquire(const Deadline& deadline) {
     std::unique_lock lock(mutex_);
     for (;;) {
         if (!idle_.empty()) {
@@ -209,15 +215,19 @@ RedisStore::Lease RedisStore::acquire() {
         if (connect_failed_ && (probing_ || Clock::now() < retry_at_)) {
             throw StoreError(description_ + ": " + last_error_);
         }
-        if (open_ < kMaxConnections) break;
-        if (changed_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
-            open_ >= kMaxConnections) {
+        if (open_ < kMaxConnections) return connect(lock, deadline);
+        // Past the deadline even a connection that just came back is no
+        // use: there is no time left to send on it.
+        if (changed_.wait_until(lock, deadline.at) == std::cv_status::timeout) {
             throw StoreError(description_ + ": all " + std::to_string(kMaxConnections) +
                              " connections stayed busy for " + format_duration(timeout_));
         }
     }
+}
 
-    // Connect without the lock, holding a place in the pool.
+/* A new connection, made by DEADLINE without the lock LOCK holds,
+ * keeping a place in the pool meanwhile. */
+RedisStore::Lease RedisStore::connect(std::unique_lock<std::mutex>& lock, const Deadline& deadline) {
     ++open_;
     const bool probe = connect_failed_;
     if (probe) probing_ = true;
@@ -225,7 +235,7 @@ RedisStore::Lease RedisStore::acquire() {
     std::optional<RedisConnection> connection;
     std::string error;
     try {
-        connection.emplace(endpoint_, timeout_);
+        connection.emplace(endpoint_, deadline);
     } catch (const StoreError& failure) {
         error = failure.what();
     }

@@ -8,15 +8,26 @@
  * (hiredis 0.14 speaks to one server), or on a timeout that is not
  * positive.  It does not connect.
  *
+ * Each call has one deadline, store.timeout after it starts, shared by
+ * all its steps: the wait for a free connection, a connect with its AUTH
+ * and SELECT, and every write and read of each command (EVAL after
+ * NOSCRIPT included) may take only the time left, and a step with no time
+ * left fails at once ("no reply within 200ms", naming store.timeout).  So
+ * no call blocks longer than store.timeout, bar the scheduler's delays
+ * and the resolving of a host name (the system's, before the connect:
+ * give an address where that matters).  scan(), for the admin commands,
+ * may take long over many keys, so it has a deadline per batch instead:
+ * a SCAN and the GET and PTTL of the keys it returns, the first batch
+ * sharing its deadline with the wait for a connection.
+ *
  * Connections are made when needed, up to 16, and shared by all threads.
- * A caller waits for a free one until store.timeout has passed, and every
- * connect, read and write is bounded by store.timeout too.  A connection
- * that fails is dropped, with every idle one (a restarted Redis has closed
- * them all), and replaced by the next caller.  After a failed connect no
- * caller connects for a second: meanwhile every call that needs a new
- * connection fails at once with the last error, so workers do not each
- * wait a timeout per message while Redis is down.  The log says once that
- * Redis became unreachable and once that it is back.
+ * A connection that fails (a timeout included) is dropped, with every
+ * idle one (a restarted Redis has closed them all), and replaced by the
+ * next caller.  After a failed connect no caller connects for a second:
+ * meanwhile every call that needs a new connection fails at once with the
+ * last error, so workers do not each wait a timeout per message while
+ * Redis is down.  The log says once that Redis became unreachable and
+ * once that it is back.
  *
  * run() calls EVALSHA, and EVAL when Redis does not know the script
  * (after a restart or SCRIPT FLUSH).  Its reply becomes strings: integers
@@ -53,7 +64,8 @@ private:
     using Clock = std::chrono::steady_clock;
     class Lease;
 
-    Lease acquire();
+    Lease acquire(const Deadline& deadline);
+    Lease connect(std::unique_lock<std::mutex>& lock, const Deadline& deadline);
     void give_back(RedisConnection connection);
     void connection_failed(const std::string& reason);
     void note_failure(const std::string& reason);
