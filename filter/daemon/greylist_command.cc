@@ -156,6 +156,7 @@ int greylist_command(const ConfigSource& source, const GreylistOptions& options)
     }
     try {
         auto store = store::open_store_view(settings);
+        store->ping();   // before any output: a dead store prints only the error
         checks::Greylist greylist(*store);
         if (options.action == "list") return list(greylist, filter);
         if (options.action == "stats") return stats(greylist);
