@@ -5,7 +5,6 @@
 #include "checks/greylist.h"
 
 #include <cctype>
-#include <charconv>
 
 #include "util/digest.h"
 #include "util/text.h"
@@ -27,13 +26,6 @@ std::string triplet_key(const Triplet& triplet) {
 
 std::string network_key(const std::string& network) {
     return std::string(kNetworkKeys) + key_digest(network);
-}
-
-std::optional<int64_t> parse_number(std::string_view text) {
-    int64_t value = 0;
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
-    return value;
 }
 
 std::string ms_arg(Millis duration) { return std::to_string(duration.count()); }
@@ -58,7 +50,7 @@ std::optional<TripletValue> parse_triplet_value(std::string_view value) {
     if (value.size() < 2 || newline == std::string_view::npos || (value[0] != 'f' && value[0] != 'p')) {
         return std::nullopt;
     }
-    const auto at = parse_number(value.substr(1, newline - 1));
+    const auto at = parse_decimal<int64_t>(value.substr(1, newline - 1));
     if (!at) return std::nullopt;
     return TripletValue{value[0], *at, std::string(value.substr(newline + 1))};
 }
@@ -79,8 +71,8 @@ std::optional<NetworkValue> parse_network_value(std::string_view value) {
     if (first_space == std::string_view::npos || first_space + 3 >= head.size() || head[first_space + 2] != ' ') {
         return std::nullopt;
     }
-    const auto passes = parse_number(head.substr(0, first_space));
-    const auto last = parse_number(head.substr(first_space + 3));
+    const auto passes = parse_decimal<int64_t>(head.substr(0, first_space));
+    const auto last = parse_decimal<int64_t>(head.substr(first_space + 3));
     const char flag = head[first_space + 1];
     if (!passes || !last || (flag != '-' && flag != 'w' && flag != 'a')) return std::nullopt;
     return NetworkValue{*passes, flag, *last, std::string(value.substr(newline + 1))};
@@ -90,7 +82,7 @@ std::string network_value(int64_t passes, char flag, int64_t now, std::string_vi
     return std::to_string(passes) + " " + flag + " " + std::to_string(now) + "\n" + std::string(network);
 }
 
-int64_t arg(std::span<const std::string> args, size_t index) { return parse_number(args[index]).value_or(0); }
+int64_t arg(std::span<const std::string> args, size_t index) { return parse_decimal<int64_t>(args[index]).value_or(0); }
 
 /* ARGV: now, delay, window, expire, parts.  Returns {verdict, wait ms}. */
 constexpr std::string_view kTripletLua = R"lua(
@@ -317,7 +309,7 @@ GreylistDecision Greylist::check(const Triplet& triplet, const GreylistSettings&
                                 triplet_parts(triplet)};
     const auto reply = store_.run(triplet_script(), triplet_key(triplet), now, args);
     if (reply.size() != 2) throw store::StoreError("greylist-triplet: unexpected reply from the store");
-    const uint64_t wait_ms = static_cast<uint64_t>(std::max<int64_t>(0, parse_number(reply[1]).value_or(0)));
+    const uint64_t wait_ms = static_cast<uint64_t>(std::max<int64_t>(0, parse_decimal<int64_t>(reply[1]).value_or(0)));
     const uint64_t wait_seconds = (wait_ms + 999) / 1000;
     if (reply[0] == "new") return {GreylistReason::new_triplet, wait_seconds};
     if (reply[0] == "early") return {GreylistReason::early, wait_seconds};

@@ -14,7 +14,6 @@
 #include <sys/socket.h>
 
 #include <atomic>
-#include <charconv>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -153,10 +152,7 @@ uint64_t declared_size(char** argv) {
     for (char** arg = argv; arg && *arg; ++arg) {
         const std::string_view text(*arg);
         if (text.size() > 5 && equals_nocase(text.substr(0, 5), "SIZE=")) {
-            uint64_t size = 0;
-            const auto digits = text.substr(5);
-            const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
-            if (error == std::errc() && end == digits.data() + digits.size()) return size;
+            if (const auto size = parse_decimal<uint64_t>(text.substr(5))) return *size;
         }
     }
     return 0;

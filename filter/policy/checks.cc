@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 
 #include "util/text.h"
 
@@ -138,14 +137,6 @@ std::optional<ListKind> inline_list_kind(ValueType type) {
         case ValueType::boolean: break;
     }
     return std::nullopt;
-}
-
-std::optional<uint64_t> parse_count(std::string_view text) {
-    uint64_t value = 0;
-    const char* end = text.data() + text.size();
-    const auto [stop, error] = std::from_chars(text.data(), end, value);
-    if (text.empty() || error != std::errc() || stop != end) return std::nullopt;
-    return value;
 }
 
 bool is_valid_name(std::string_view name) {

@@ -72,9 +72,6 @@ std::string list_mismatch(ListKind kind, const Operand& lhs, std::string_view li
  * or nullopt when such a field cannot be looked up in a list. */
 std::optional<ListKind> inline_list_kind(ValueType type);
 
-/* A plain decimal number ("25"), or nullopt. */
-std::optional<uint64_t> parse_count(std::string_view text);
-
 /* A list or map name: letters, digits, '_' and '-'. */
 bool is_valid_name(std::string_view name);
 /* A header field name: printable ASCII without ':' (RFC 5322 ftext). */

@@ -394,7 +394,7 @@ void Parser::greylist(Rule& rule) {
             if (duration) *durations[index] = *duration;
             else cursor_.error(value, in_quotes(value.text) + " is not a duration, as in 30s, 5m, 2h, 3d or 1w");
         } else if (key.is_word("awl")) {
-            const auto count = parse_count(value.text);
+            const auto count = parse_decimal<uint64_t>(value.text);
             if (count && *count <= UINT_MAX) params.awl = static_cast<unsigned>(*count);
             else cursor_.error(value, in_quotes(value.text) + " is not a number");
         } else if (value.is_word("host") || value.is_word("subnet")) {
@@ -442,7 +442,7 @@ std::vector<Operand> Parser::ratelimit_key(const FieldUse& use) {
 /* COUNT/PERIOD with a COUNT of at least 1 and a PERIOD above zero. */
 Rate Parser::rate(const Token& token) {
     const size_t slash = token.text.find('/');
-    const auto count = parse_count(std::string_view(token.text).substr(0, slash));
+    const auto count = parse_decimal<uint64_t>(std::string_view(token.text).substr(0, slash));
     const auto period = slash == std::string::npos ? std::nullopt : parse_duration(token.text.substr(slash + 1));
     if (!count || *count == 0 || !period || period->count() <= 0) {
         cursor_.error(

@@ -6,8 +6,9 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
+
+#include "util/text.h"
 
 namespace portcullis {
 
@@ -86,9 +87,9 @@ std::optional<IpPrefix> parse_prefix(std::string_view text) {
     if (slash == std::string_view::npos) return IpPrefix{*ip, ip->bit_length()};
 
     const std::string_view digits = text.substr(slash + 1);
-    unsigned length = 0;
-    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), length);
-    if (error != std::errc() || end != digits.data() + digits.size() || digits.empty()) return std::nullopt;
+    const auto parsed = parse_decimal<unsigned>(digits);
+    if (!parsed) return std::nullopt;
+    unsigned length = *parsed;
     // A mapped IPv6 prefix (::ffff:10.0.0.0/104) was turned into IPv4 above.
     if (ip->is_v4() && text.substr(0, slash).find(':') != std::string_view::npos) {
         if (length < 96) return std::nullopt;

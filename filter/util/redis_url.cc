@@ -11,6 +11,8 @@
 #include <limits>
 #include <optional>
 
+#include "util/text.h"
+
 namespace portcullis {
 
 namespace {
@@ -20,11 +22,9 @@ namespace {
 
 /* Decimal digits alone, no sign, from 0 to MAX. */
 std::optional<int> parse_number(std::string_view text, int max) {
-    unsigned value = 0;
-    const char* end = text.data() + text.size();
-    const auto [stop, error] = std::from_chars(text.data(), end, value);
-    if (error != std::errc() || stop != end || value > static_cast<unsigned>(max)) return std::nullopt;
-    return static_cast<int>(value);
+    const auto value = parse_decimal<unsigned>(text);
+    if (!value || *value > static_cast<unsigned>(max)) return std::nullopt;
+    return static_cast<int>(*value);
 }
 
 /* %XX escapes let a user name or password hold ':', '@', '/' or '&'. */

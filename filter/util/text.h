@@ -3,11 +3,15 @@
  *
  * ASCII case folding (mail names are compared without regard to ASCII
  * case; we never fold non-ASCII bytes), trimming, splitting an address
- * into local part and domain, and the "did you mean" suggestion used by
- * every error message that names an unknown word.
+ * into local part and domain, the whole-text decimal numbers that config,
+ * policy, URLs, milter macros and store replies all read, and the "did
+ * you mean" suggestion used by every error message that names an unknown
+ * word.
  */
 #pragma once
 
+#include <charconv>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +34,17 @@ struct AddressParts {
     std::string_view domain;
 };
 AddressParts split_address(std::string_view address);
+
+/* TEXT as a decimal T, all of it: no sign for unsigned T, no '+', no
+ * spaces; nullopt for anything else, for "" and on overflow. */
+template <typename T>
+std::optional<T> parse_decimal(std::string_view text) {
+    T value{};
+    const char* end = text.data() + text.size();
+    const auto [stop, error] = std::from_chars(text.data(), end, value);
+    if (text.empty() || error != std::errc() || stop != end) return std::nullopt;
+    return value;
+}
 
 /* 'TEXT': how error messages quote what an administrator wrote. */
 std::string in_quotes(std::string_view text);

@@ -1,0 +1,35 @@
+/*
+ * text_test.cc: parse_decimal, the one whole-text number reader.
+ */
+#include "util/text.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+
+namespace portcullis {
+namespace {
+
+TEST(ParseDecimal, WholeTextOnly) {
+    EXPECT_EQ(parse_decimal<uint64_t>("25"), 25u);
+    EXPECT_EQ(parse_decimal<uint64_t>("0"), 0u);
+    EXPECT_FALSE(parse_decimal<uint64_t>(""));
+    EXPECT_FALSE(parse_decimal<uint64_t>("25x"));
+    EXPECT_FALSE(parse_decimal<uint64_t>(" 25"));
+    EXPECT_FALSE(parse_decimal<uint64_t>("+25"));
+}
+
+TEST(ParseDecimal, SignOnlyForSignedTypes) {
+    EXPECT_FALSE(parse_decimal<unsigned>("-0"));
+    EXPECT_EQ(parse_decimal<int64_t>("-5"), -5);
+    EXPECT_EQ(parse_decimal<int64_t>("1800000000000"), 1'800'000'000'000);
+}
+
+TEST(ParseDecimal, OverflowIsRefused) {
+    EXPECT_EQ(parse_decimal<uint64_t>("18446744073709551615"), UINT64_MAX);
+    EXPECT_FALSE(parse_decimal<uint64_t>("18446744073709551616"));
+    EXPECT_FALSE(parse_decimal<unsigned>("4294967296"));
+}
+
+}  // namespace
+}  // namespace portcullis
