@@ -163,7 +163,7 @@ int check_store(const State& state, bool foreground) {
     } catch (const store::StoreError& error) {
         return refuse_start(error.what(), foreground);
     }
-    if (!uses_store(*state.snapshot->policy)) return kExitOk;
+    if (!state.snapshot->needs.store) return kExitOk;
     try {
         store::probe_store(settings);
         return kExitOk;
@@ -191,7 +191,6 @@ int run_command(const ConfigSource& source, bool foreground) {
     const bool under_systemd = std::getenv("NOTIFY_SOCKET") != nullptr;
     apply_log_settings(state.config, foreground);
 
-    milter::publish(state.snapshot);
     if (const auto error = milter::open_listener(state.config.milter.socket, state.config.milter.timeout);
         !error.empty()) {
         return refuse_start(error, foreground);

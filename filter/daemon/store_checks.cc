@@ -46,18 +46,10 @@ policy::GreylistAnswer StoreChecks::greylist(const policy::GreylistParams& param
 }
 
 void attach_store(State& state, std::shared_ptr<store::Store> store) {
-    const auto& snapshot = *state.snapshot;
-    auto checks = std::make_shared<StoreChecks>(std::move(store), state.config.store.on_error);
-    state.snapshot = milter::make_snapshot(snapshot.policy, snapshot.monitor_all, std::move(checks));
-}
-
-bool uses_store(const policy::Policy& policy) {
-    for (const auto& rules : policy.rules) {
-        for (const auto& rule : rules) {
-            if (rule.action == policy::ActionKind::greylist || rule.action == policy::ActionKind::ratelimit) return true;
-        }
-    }
-    return false;
+    // The policy and its needs stay as loaded; only the checks are added.
+    auto snapshot = std::make_shared<milter::Snapshot>(*state.snapshot);
+    snapshot->stateful = std::make_shared<StoreChecks>(std::move(store), state.config.store.on_error);
+    state.snapshot = std::move(snapshot);
 }
 
 }  // namespace portcullis::daemon

@@ -35,7 +35,4 @@ private:
 /* Rebuilds STATE's snapshot so its greylist rules use STORE. */
 void attach_store(State& state, std::shared_ptr<store::Store> store);
 
-/* Whether any rule keeps state (greylist): only then is the store needed. */
-bool uses_store(const policy::Policy& policy);
-
 }  // namespace portcullis::daemon

@@ -40,13 +40,11 @@ std::string refusal_detail(const policy::Verdict& verdict) {
 
 }  // namespace
 
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Policy> policy, bool monitor_all,
-                                              std::shared_ptr<policy::StatefulChecks> stateful) {
+std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Policy> policy, bool monitor_all) {
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->needs = policy::analyse_needs(*policy, monitor_all);
     snapshot->policy = std::move(policy);
     snapshot->monitor_all = monitor_all;
-    snapshot->stateful = std::move(stateful);
     return snapshot;
 }
 

@@ -25,7 +25,7 @@ struct Snapshot {
     std::shared_ptr<policy::StatefulChecks> stateful;   // null: as if the store were down
 };
 
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Policy> policy, bool monitor_all,
-                                              std::shared_ptr<policy::StatefulChecks> stateful = nullptr);
+/* A snapshot without stateful checks; the daemon adds its store's. */
+std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Policy> policy, bool monitor_all);
 
 }  // namespace portcullis::milter

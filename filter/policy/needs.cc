@@ -70,6 +70,7 @@ PolicyNeeds analyse_needs(const Policy& policy, bool monitor_all) {
         const size_t index = static_cast<size_t>(stage);
         for (const Rule& rule : policy.stage_rules(stage)) {
             needs.runs[index] = true;
+            needs.store = needs.store || rule.action == ActionKind::greylist || rule.action == ActionKind::ratelimit;
             // Monitored rules never answer.
             if (!rule.monitor && !monitor_all) {
                 needs.answers[index] = needs.answers[index] || needs_reply(rule.action, stage);

@@ -5,7 +5,8 @@
  * every reply it must wait for.  analyse_needs() tells the glue, for each
  * stage, whether any rule runs there (else the stage can be skipped) and
  * whether a rule there can answer the client (else the MTA need not wait
- * for a reply), and whether header or body data is needed at all.  It is
+ * for a reply), whether header or body data is needed at all, and whether
+ * a rule keeps state between sessions (so the store must be there).  It is
  * computed once per loaded policy, so a reload recomputes it.
  */
 #pragma once
@@ -23,6 +24,7 @@ struct PolicyNeeds {
     std::array<bool, kStageCount> uses_fields_of{};   // a field of this stage is read somewhere
     bool headers = false;    // header(), from, from.domain are read
     bool body_size = false;  // size is read at eom (the real size)
+    bool store = false;      // a greylist or ratelimit rule (monitored ones too: they record)
 
     bool runs_at(Stage stage) const { return runs[static_cast<size_t>(stage)]; }
     bool answers_at(Stage stage) const { return answers[static_cast<size_t>(stage)]; }

@@ -268,6 +268,13 @@ TEST(Needs, AcceptIsAnAnswerButNotARefusal) {
     EXPECT_TRUE(refusing.refuses_at(Stage::connect));
 }
 
+TEST(Needs, StoreOnlyForRulesThatKeepState) {
+    EXPECT_FALSE(analyse_needs(*parse("on rcpt { reject if rcpt.count > 5 }\n"), false).store);
+    EXPECT_TRUE(analyse_needs(*parse("on rcpt { greylist if not authenticated }\n"), false).store);
+    // A monitored greylist rule still records its triplets.
+    EXPECT_TRUE(analyse_needs(*parse("on rcpt { monitor greylist }\n"), true).store);
+}
+
 /* Answers every greylist question with ANSWER and remembers the question. */
 class FakeChecks final : public StatefulChecks {
 public:
