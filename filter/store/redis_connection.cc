@@ -95,8 +95,7 @@ RedisReply convert(const redisReply& reply) {
 
 void RedisConnection::ContextFree::operator()(redisContext* context) const { redisFree(context); }
 
-RedisConnection::RedisConnection(const RedisEndpoint& endpoint, const Deadline& deadline)
-    : timeout_(deadline.allowance) {
+RedisConnection::RedisConnection(const RedisEndpoint& endpoint, const Deadline& deadline) {
     // The connect's own limit bounds the connect alone: each read and
     // write after it sets another (see limit_to()).
     const auto limit = time_left(deadline);
@@ -120,17 +119,10 @@ RedisConnection::RedisConnection(const RedisEndpoint& endpoint, const Deadline& 
     }
 }
 
-RedisConnection::RedisConnection(const RedisEndpoint& endpoint, Millis timeout)
-    : RedisConnection(endpoint, Deadline::after(timeout)) {}
-
 RedisReply RedisConnection::command(std::span<const std::string_view> args, const Deadline& deadline) {
     append(args, deadline);
     send(deadline);
     return receive(deadline);
-}
-
-RedisReply RedisConnection::command(std::span<const std::string_view> args) {
-    return command(args, Deadline::after(timeout_));
 }
 
 std::vector<RedisReply> RedisConnection::pipeline(std::span<const std::vector<std::string_view>> commands,

@@ -12,10 +12,7 @@
  * Constructing a RedisConnection connects to a RedisEndpoint (TCP or a
  * unix socket), then sends AUTH and SELECT if the endpoint asks for them,
  * all by DEADLINE; it throws StoreError with the reason ("Connection
- * refused", "AUTH refused: WRONGPASS ...").  Given a TIMEOUT instead of
- * a deadline, it has that long.  A command() without a deadline has the
- * connection's allowance (the TIMEOUT, or the DEADLINE's) afresh: for a
- * tool's long-lived connection.
+ * refused", "AUTH refused: WRONGPASS ...").
  *
  * command() sends one command as an argument vector (binary-safe: any
  * byte may appear in a key or a value) and returns the reply as a plain
@@ -66,10 +63,8 @@ struct RedisReply {
 class RedisConnection {
 public:
     RedisConnection(const RedisEndpoint& endpoint, const Deadline& deadline);
-    RedisConnection(const RedisEndpoint& endpoint, Millis timeout);
 
     RedisReply command(std::span<const std::string_view> args, const Deadline& deadline);
-    RedisReply command(std::span<const std::string_view> args);
     std::vector<RedisReply> pipeline(std::span<const std::vector<std::string_view>> commands,
                                      const Deadline& deadline);
 
@@ -88,7 +83,6 @@ private:
     void expect_ok(std::span<const std::string_view> args, std::string_view what, const Deadline& deadline);
 
     std::unique_ptr<redisContext, ContextFree> context_;
-    Millis timeout_;            // for a command() without a deadline
 };
 
 }  // namespace portcullis::store

@@ -152,9 +152,13 @@ void report(const char* phase, PhaseResult result) {
                 percentile(result.latencies_us, 0.50), percentile(result.latencies_us, 0.99), max, result.errors);
 }
 
+/* The benchmark's own commands (FLUSHDB on a big database, INFO) may take
+ * a while, each one. */
+store::Deadline admin_deadline() { return store::Deadline::after(std::chrono::seconds(30)); }
+
 long long used_memory(store::RedisConnection& connection) {
     const std::string_view info[] = {"INFO", "memory"};
-    const auto reply = connection.command(info);
+    const auto reply = connection.command(info, admin_deadline());
     const auto at = reply.text.find("used_memory:");
     return at == std::string::npos ? -1 : std::atoll(reply.text.c_str() + at + std::strlen("used_memory:"));
 }
@@ -165,9 +169,9 @@ int main(int argc, char** argv) {
     const Options options = parse_options(argc, argv);
     short_addresses = options.short_addresses;
     const auto endpoint = parse_redis_url(options.url);
-    store::RedisConnection admin(endpoint, std::chrono::seconds(30));
+    store::RedisConnection admin(endpoint, admin_deadline());
     const std::string_view flush[] = {"FLUSHDB"};
-    admin.command(flush);
+    admin.command(flush, admin_deadline());
 
     store::RedisStore store(settings_for(options.url));
     std::printf("greylist decisions, %d sessions, %d s per phase, %s\n", options.sessions, options.seconds,
@@ -177,14 +181,14 @@ int main(int argc, char** argv) {
     report("new", fresh);
     report("pass", run_phase(store, options, 10 * 60 * 1000, per_thread));
 
-    admin.command(flush);
+    admin.command(flush, admin_deadline());
     const long long before = used_memory(admin);
     Options fill = options;
     fill.seconds = 3600;
     const PhaseResult filled = run_phase(store, fill, 0, options.triplets / options.sessions);
     const long long after = used_memory(admin);
     const std::string_view dbsize[] = {"DBSIZE"};
-    const long long keys = admin.command(dbsize).integer;
+    const long long keys = admin.command(dbsize, admin_deadline()).integer;
     std::printf("memory: %lld keys after %ld new triplets (%.1f s); used_memory %lld -> %lld = %.1f bytes per triplet\n",
                 keys, filled.decisions, filled.seconds, before, after,
                 static_cast<double>(after - before) / static_cast<double>(std::max(1LL, keys)));

@@ -394,10 +394,10 @@ TEST_F(RedisStoreTest, EvalAfterNoscriptHasOnlyWhatIsLeftOfTheTimeout) {
     // waits behind it for its NOSCRIPT, and the EVAL that follows would
     // run for a second.
     const std::string held = std::string(kSlow.lua) + "-- another client's copy\n";
-    RedisConnection other(parse_redis_url(server_.url()), 5s);
+    RedisConnection other(parse_redis_url(server_.url()), Deadline::after(5s));
     std::jthread blocker([&] {
         const std::string_view command[] = {"EVAL", held, "1", "hold", "0", "180"};
-        other.command(command);
+        other.command(command, Deadline::after(5s));
     });
     std::this_thread::sleep_for(30ms);
     const auto [message, elapsed] = timed_error([&] { run(store_, kSlow, "s", {"1000"}); });
