@@ -192,7 +192,7 @@ TEST_P(GreylistDecisions, NormalisedSendersShareTheTriplet) {
 
 /* Passes triplet number I from 203.0.113.0/24 (new, then after the delay). */
 void pass_one(Greylist& greylist, const GreylistSettings& settings, int i, std::atomic<int64_t>& now) {
-    const auto triplet = make_triplet(ip("203.0.113.9"), "s" + std::string(1, char('a' + i)) + "@example.org",
+    const auto triplet = make_triplet(ip("203.0.113.9"), std::string("s").append(1, char('a' + i)) + "@example.org",
                                       "r@example.com", false);
     ASSERT_EQ(greylist.check(triplet, settings).reason, GreylistReason::new_triplet);
     now += std::chrono::duration_cast<Millis>(minutes(5)).count();
@@ -219,7 +219,7 @@ TEST_P(GreylistDecisions, AwlPassesRefreshTheWhitelist) {
     pass_one(*greylist_, settings_, 0, now_);
     for (int day = 0; day < 3; ++day) {
         advance(hours(24 * 30));
-        const auto triplet = make_triplet(ip("203.0.113.50"), "d" + std::to_string(day) + "@x.example",
+        const auto triplet = make_triplet(ip("203.0.113.50"), std::string("d").append(std::to_string(day)) + "@x.example",
                                           "r@example.com", false);
         EXPECT_EQ(check(triplet).reason, GreylistReason::awl) << "day " << day * 30;
     }

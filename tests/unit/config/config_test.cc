@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "support/temp_dir.h"
+#include "util/text.h"
 
 namespace portcullis::config {
 namespace {
@@ -123,7 +124,7 @@ TEST(Defaults, UnreadableFileIsAnErrorEvenWhenNotRequired) {
     EXPECT_FALSE(result.config);
     ASSERT_EQ(result.errors.size(), 1u);
     EXPECT_EQ(result.errors[0].where, dir.path("sub"));
-    EXPECT_EQ(result.errors[0].message, "'" + dir.path("sub") + "' is not a regular file");
+    EXPECT_EQ(result.errors[0].message, in_quotes(dir.path("sub")) + " is not a regular file");
 }
 
 TEST(Defaults, DeviceFilesAreRefusedNotRead) {

@@ -157,7 +157,7 @@ TEST_F(MemoryStoreTest, ScanSelectsByPrefix) {
 
 TEST_F(MemoryStoreTest, ScanMayCallBackIntoTheStore) {
     MemoryStore store("", clock());
-    for (int index = 0; index < 100; ++index) put(store, "k" + std::to_string(index), "v", 0);
+    for (int index = 0; index < 100; ++index) put(store, std::string("k").append(std::to_string(index)), "v", 0);
     // The visitor erases what it sees: it would deadlock if scan held a lock.
     store.scan("k", [&store](const Entry& entry) { EXPECT_TRUE(store.erase(entry.key)); });
     EXPECT_TRUE(contents(store).empty());
