@@ -1,6 +1,6 @@
 /*
- * memory_store.cc: the sharded in-process store, its sweeping and saving
- * thread, and the snapshot file's encoding.
+ * memory_store.cc: the sharded in-process store of strings and hashes,
+ * its sweeping and saving thread, and the snapshot file's encoding.
  */
 #include "store/memory_store.h"
 
@@ -16,6 +16,7 @@
 #include <exception>
 #include <filesystem>
 #include <limits>
+#include <variant>
 
 #include "util/files.h"
 #include "util/log.h"
@@ -26,8 +27,10 @@ namespace portcullis::store {
 namespace {
 
 constexpr std::string_view snapshot_magic = "pcstore\n";
-constexpr uint32_t snapshot_version = 1;
+constexpr uint32_t snapshot_version = 2;
+constexpr uint32_t oldest_snapshot_version = 1;   // no hash records
 constexpr char entry_tag = 'E';
+constexpr char hash_tag = 'H';
 constexpr char end_tag = 'Z';
 
 bool is_live(int64_t expires_at_ms, int64_t now) { return expires_at_ms == 0 || expires_at_ms > now; }
@@ -79,6 +82,22 @@ void put_entry(std::string& out, const Entry& entry) {
     put_u32(out, crc32(std::string_view(out).substr(start)));
 }
 
+void put_hash(std::string& out, const HashEntry& hash) {
+    const size_t start = out.size();
+    out += hash_tag;
+    put_u32(out, static_cast<uint32_t>(hash.key.size()));
+    put_u32(out, static_cast<uint32_t>(hash.fields.size()));
+    put_u64(out, static_cast<uint64_t>(hash.expires_at_ms));
+    out += hash.key;
+    for (const auto& [field, value] : hash.fields) {
+        put_u32(out, static_cast<uint32_t>(field.size()));
+        put_u32(out, static_cast<uint32_t>(value.size()));
+        out += field;
+        out += value;
+    }
+    put_u32(out, crc32(std::string_view(out).substr(start)));
+}
+
 void put_end(std::string& out, uint64_t entry_count) {
     const size_t start = out.size();
     out += end_tag;
@@ -124,7 +143,8 @@ private:
 };
 
 struct Decoded {
-    std::vector<Entry> entries;         // every intact entry before any damage
+    std::vector<Entry> entries;         // every intact record before any damage
+    std::vector<HashEntry> hashes;
     std::string problem;                // "" when the file is whole
     size_t problem_offset = 0;
 };
@@ -144,7 +164,7 @@ Decoded decode(std::string_view bytes) {
     }
     uint32_t version = 0;
     if (!in.u32(version)) return damaged(magic.size(), "the header is cut short");
-    if (version != snapshot_version) {
+    if (version < oldest_snapshot_version || version > snapshot_version) {
         return damaged(magic.size(), "snapshot version " + std::to_string(version) + " is not supported");
     }
 
@@ -159,12 +179,41 @@ Decoded decode(std::string_view bytes) {
             if (crc != crc32(bytes.substr(start, in.offset() - 4 - start))) {
                 return damaged(start, "the end record's checksum does not match");
             }
-            if (count != decoded.entries.size()) {
+            const size_t held = decoded.entries.size() + decoded.hashes.size();
+            if (count != held) {
                 return damaged(start, "the end record counts " + std::to_string(count) + " entries, the file holds " +
-                                          std::to_string(decoded.entries.size()));
+                                          std::to_string(held));
             }
             if (!in.at_end()) return damaged(in.offset(), "bytes follow the end record");
             return decoded;
+        }
+        if (tag[0] == hash_tag && version >= 2) {
+            uint32_t key_size = 0;
+            uint32_t field_count = 0;
+            uint64_t expires_at_ms = 0;
+            std::string_view key;
+            if (!in.u32(key_size) || !in.u32(field_count) || !in.u64(expires_at_ms) || !in.take(key_size, key)) {
+                return damaged(start, "a hash runs past the end of the file");
+            }
+            HashEntry hash{std::string(key), {}, static_cast<int64_t>(expires_at_ms)};
+            for (uint32_t index = 0; index < field_count; ++index) {
+                uint32_t field_size = 0;
+                uint32_t value_size = 0;
+                std::string_view field;
+                std::string_view value;
+                if (!in.u32(field_size) || !in.u32(value_size) || !in.take(field_size, field) ||
+                    !in.take(value_size, value)) {
+                    return damaged(start, "a hash runs past the end of the file");
+                }
+                hash.fields.insert_or_assign(std::string(field), std::string(value));
+            }
+            uint32_t crc = 0;
+            if (!in.u32(crc)) return damaged(start, "a hash runs past the end of the file");
+            if (crc != crc32(bytes.substr(start, in.offset() - 4 - start))) {
+                return damaged(start, "a hash's checksum does not match");
+            }
+            decoded.hashes.push_back(std::move(hash));
+            continue;
         }
         if (tag[0] != entry_tag) return damaged(start, "unknown record type");
 
@@ -296,6 +345,15 @@ MemoryStore::Shard& MemoryStore::shard_for(std::string_view key) {
     return shards_[hash >> (64 - shard_bits)];
 }
 
+namespace {
+
+/* As a failing Lua script is an error reply from Redis. */
+StoreError script_failed(std::string_view name, std::string_view why) {
+    return StoreError("memory store: script " + std::string(name) + " failed: " + std::string(why));
+}
+
+}  // namespace
+
 std::vector<std::string> MemoryStore::run(const Script& script, std::string_view key, int64_t now_ms,
                                           std::span<const std::string> args) {
     Shard& shard = shard_for(key);
@@ -306,16 +364,17 @@ std::vector<std::string> MemoryStore::run(const Script& script, std::string_view
 
     Record record;
     if (live) {
-        record.value = found->second.value;
+        const auto* value = std::get_if<std::string>(&found->second.data);
+        if (!value) throw script_failed(script.name, "WRONGTYPE the key holds a hash");
+        record.value = *value;
         record.expires_at_ms = found->second.expires_at_ms;
     }
     std::vector<std::string> result;
     try {
         result = script.apply(record, now_ms, args);
     } catch (const std::exception& error) {
-        // As a failing Lua script is an error reply from Redis; the key is
-        // left as it was.
-        throw StoreError("memory store: script " + std::string(script.name) + " failed: " + error.what());
+        // The key is left as it was.
+        throw script_failed(script.name, error.what());
     }
 
     if (!record.value) {
@@ -324,29 +383,75 @@ std::vector<std::string> MemoryStore::run(const Script& script, std::string_view
     } else if (found == shard.entries.end()) {
         shard.entries.emplace(std::move(name), Value{std::move(*record.value), record.expires_at_ms});
         ++changes_;
-    } else if (!live || found->second.value != *record.value || found->second.expires_at_ms != record.expires_at_ms) {
+    } else if (!live || std::get<std::string>(found->second.data) != *record.value ||
+               found->second.expires_at_ms != record.expires_at_ms) {
         found->second = Value{std::move(*record.value), record.expires_at_ms};
         ++changes_;
     }
     return result;
 }
 
-std::vector<Entry> MemoryStore::live_entries(Shard& shard, std::string_view key_prefix, int64_t now) {
-    std::vector<Entry> entries;
+std::vector<std::string> MemoryStore::run(const HashScript& script, std::string_view key, int64_t now_ms,
+                                          std::span<const std::string> args) {
+    Shard& shard = shard_for(key);
+    std::string name(key);
+    const std::lock_guard lock(shard.mutex);
+    auto found = shard.entries.find(name);
+    HashRecord record;
+    if (found != shard.entries.end() && is_live(found->second.expires_at_ms, now_ms)) {
+        auto* fields = std::get_if<Fields>(&found->second.data);
+        if (!fields) throw script_failed(script.name, "WRONGTYPE the key holds a string");
+        // Moved, not copied: a network's hash may hold hundreds of fields.
+        record = HashRecord(std::move(*fields), found->second.expires_at_ms);
+    }
+    std::vector<std::string> result;
+    std::string failure;
+    try {
+        result = script.apply(record, now_ms, args);
+    } catch (const std::exception& error) {
+        failure = error.what();
+    }
+
+    if (record.changed()) ++changes_;
+    const int64_t expires_at_ms = record.expires_at_ms();
+    Fields fields = std::move(record).release();
+    if (fields.empty()) {
+        if (found != shard.entries.end()) shard.entries.erase(found);
+    } else if (found == shard.entries.end()) {
+        shard.entries.emplace(std::move(name), Value{std::move(fields), expires_at_ms});
+    } else {
+        found->second = Value{std::move(fields), expires_at_ms};
+    }
+    if (!failure.empty()) throw script_failed(script.name, failure);
+    return result;
+}
+
+MemoryStore::Live MemoryStore::live_records(Shard& shard, std::string_view key_prefix, int64_t now) {
+    Live live;
     const std::lock_guard lock(shard.mutex);
     for (const auto& [key, value] : shard.entries) {
-        if (key.starts_with(key_prefix) && is_live(value.expires_at_ms, now)) {
-            entries.push_back({key, value.value, value.expires_at_ms});
+        if (!key.starts_with(key_prefix) || !is_live(value.expires_at_ms, now)) continue;
+        if (const auto* text = std::get_if<std::string>(&value.data)) {
+            live.strings.push_back({key, *text, value.expires_at_ms});
+        } else {
+            live.hashes.push_back({key, std::get<Fields>(value.data), value.expires_at_ms});
         }
     }
-    return entries;
+    return live;
 }
 
 void MemoryStore::scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) {
     const int64_t now = clock_();
     // One shard at a time: VISIT may be slow, or call back into the store.
     for (Shard& shard : shards_) {
-        for (const Entry& entry : live_entries(shard, key_prefix, now)) visit(entry);
+        for (const Entry& entry : live_records(shard, key_prefix, now).strings) visit(entry);
+    }
+}
+
+void MemoryStore::scan_hashes(std::string_view key_prefix, const std::function<void(const HashEntry&)>& visit) {
+    const int64_t now = clock_();
+    for (Shard& shard : shards_) {
+        for (const HashEntry& hash : live_records(shard, key_prefix, now).hashes) visit(hash);
     }
 }
 
@@ -386,18 +491,21 @@ void MemoryStore::load() {
     const int64_t now = clock_();
     size_t expired = 0;
     // No locks: the constructor runs before any other thread sees the store.
-    for (const Entry& entry : decoded.entries) {
-        if (!is_live(entry.expires_at_ms, now)) {
+    const auto keep = [&](const std::string& key, Value value) {
+        if (!is_live(value.expires_at_ms, now)) {
             ++expired;
-            continue;
+            return;
         }
-        shard_for(entry.key).entries.insert_or_assign(entry.key, Value{entry.value, entry.expires_at_ms});
-    }
-    const size_t kept = decoded.entries.size() - expired;
+        shard_for(key).entries.insert_or_assign(key, std::move(value));
+    };
+    for (const Entry& entry : decoded.entries) keep(entry.key, Value{entry.value, entry.expires_at_ms});
+    for (const HashEntry& hash : decoded.hashes) keep(hash.key, Value{hash.fields, hash.expires_at_ms});
+    const size_t read = decoded.entries.size() + decoded.hashes.size();
+    const size_t kept = read - expired;
     if (!decoded.problem.empty()) {
         log::error("memory store: snapshot " + in_quotes(path_) + " is damaged at byte " +
                    std::to_string(decoded.problem_offset) + " (" + decoded.problem + "); read the " +
-                   std::to_string(decoded.entries.size()) + " entries before it");
+                   std::to_string(read) + " entries before it");
     }
     log::info("memory store: loaded snapshot " + in_quotes(path_) + " (keys: " + std::to_string(kept) + " live, " +
               std::to_string(expired) + " expired)");
@@ -444,9 +552,10 @@ bool MemoryStore::write_locked() {
     put_header(image);
     uint64_t count = 0;
     for (Shard& shard : shards_) {
-        const std::vector<Entry> entries = live_entries(shard, "", now);
-        for (const Entry& entry : entries) put_entry(image, entry);
-        count += entries.size();
+        const Live live = live_records(shard, "", now);
+        for (const Entry& entry : live.strings) put_entry(image, entry);
+        for (const HashEntry& hash : live.hashes) put_hash(image, hash);
+        count += live.strings.size() + live.hashes.size();
     }
     put_end(image, count);
 

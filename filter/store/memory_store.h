@@ -3,11 +3,14 @@
  * to a snapshot file.
  *
  * MemoryStore keeps the keys of one filter process with the semantics of
- * the Redis backend: each key holds a value and an absolute expiry in ms
- * (0: none), and an expired key is absent to scripts, scan() and erase().
- * run() applies a Script's C++ half under the lock of the key's shard; the
- * keys are spread over 64 shards so libmilter's worker threads rarely wait
- * for each other.
+ * the Redis backend: each key holds a string value or a hash, and an
+ * absolute expiry in ms (0: none); an expired key is absent to scripts,
+ * scan(), scan_hashes() and erase().  run() applies a script's C++ half
+ * under the lock of the key's shard; the keys are spread over 64 shards
+ * so libmilter's worker threads rarely wait for each other.  A hash
+ * script that throws leaves what it wrote before, as a Lua script that
+ * fails half-way does in Redis; a string script that throws leaves the
+ * key as it was.
  *
  * A background thread wakes every SNAPSHOT_INTERVAL to drop expired keys
  * (by CLOCK), so a store without a snapshot does not grow with keys nobody
@@ -29,13 +32,18 @@
  * and neither write_snapshot() nor the destructor ever writes, so a
  * running daemon's file is safe from them.  Its changes stay in memory.
  *
- * Snapshot format, version 1 (all integers big-endian):
+ * Snapshot format, version 2 (all integers big-endian):
  *   header  "pcstore\n", then the version (u32)
  *   entry   'E', key length (u32), value length (u32), expires_at_ms
  *           (i64), the key, the value, CRC-32 of the entry's bytes so far
- *   end     'Z', the number of entries (u64), CRC-32 of 'Z' and the count
- * Keys and values are raw bytes; the end record tells a complete file
- * from one cut at an entry boundary.  A save writes a temporary file in
+ *   hash    'H', key length (u32), field count (u32), expires_at_ms (i64),
+ *           the key, then per field its length (u32), its value's length
+ *           (u32), the field and the value; CRC-32 of the record so far
+ *   end     'Z', the number of records (u64), CRC-32 of 'Z' and the count
+ * Keys, fields and values are raw bytes; the end record tells a complete
+ * file from one cut at a record boundary.  Version 1 is version 2 without
+ * hash records: such a file loads as it is (greylisting kept its state
+ * in string keys then, which the greylist no longer reads; they expire).  A save writes a temporary file in
  * the snapshot's directory with mode 0600, syncs it, renames it over the
  * snapshot and syncs the directory, so a crash leaves the old file or
  * the new one, never a mix.
@@ -53,6 +61,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "store/store.h"
@@ -78,7 +87,10 @@ public:
 
     std::vector<std::string> run(const Script& script, std::string_view key, int64_t now_ms,
                                  std::span<const std::string> args) override;
+    std::vector<std::string> run(const HashScript& script, std::string_view key, int64_t now_ms,
+                                 std::span<const std::string> args) override;
     void scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) override;
+    void scan_hashes(std::string_view key_prefix, const std::function<void(const HashEntry&)>& visit) override;
     bool erase(std::string_view key) override;
     /* With a snapshot path (and not read-only): throws StoreError unless
      * the snapshot's directory exists and this process may create files in
@@ -93,8 +105,13 @@ public:
 
 private:
     struct Value {
-        std::string value;
+        std::variant<std::string, Fields> data;
         int64_t expires_at_ms = 0;
+    };
+    /* Copies of the live keys of one shard, by kind. */
+    struct Live {
+        std::vector<Entry> strings;
+        std::vector<HashEntry> hashes;
     };
     struct Shard {
         std::mutex mutex;
@@ -111,7 +128,7 @@ private:
     void sweep();
     void write_if_changed();
     bool write_locked();
-    static std::vector<Entry> live_entries(Shard& shard, std::string_view key_prefix, int64_t now);
+    static Live live_records(Shard& shard, std::string_view key_prefix, int64_t now);
 
     const std::string path_;
     const std::function<int64_t()> clock_;

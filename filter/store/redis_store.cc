@@ -58,7 +58,7 @@ std::string glob_escape(std::string_view text) {
     return escaped;
 }
 
-std::string script_label(const Script& script) { return "script \"" + std::string(script.name) + "\""; }
+std::string script_label(std::string_view name) { return "script \"" + std::string(name) + "\""; }
 
 /* A script's answer as the memory store gives it. */
 std::optional<std::string> as_text(const RedisReply& reply) {
@@ -128,8 +128,18 @@ RedisStore::RedisStore(const config::Config::Store& settings) : prefix_(settings
 
 std::vector<std::string> RedisStore::run(const Script& script, std::string_view key, int64_t now_ms,
                                          std::span<const std::string> args) {
+    return evaluate(script.name, script.lua, key, now_ms, args);
+}
+
+std::vector<std::string> RedisStore::run(const HashScript& script, std::string_view key, int64_t now_ms,
+                                         std::span<const std::string> args) {
+    return evaluate(script.name, script.lua, key, now_ms, args);
+}
+
+std::vector<std::string> RedisStore::evaluate(std::string_view name, std::string_view lua, std::string_view key,
+                                              int64_t now_ms, std::span<const std::string> args) {
     const Deadline deadline = Deadline::after(timeout_);
-    const std::string sha = sha1_hex(script.lua);
+    const std::string sha = sha1_hex(lua);
     const std::string full_key = prefix_ + std::string(key);
     const std::string now = std::to_string(now_ms);
     std::vector<std::string_view> command{"EVALSHA", sha, "1", full_key, now};
@@ -141,31 +151,52 @@ std::vector<std::string> RedisStore::run(const Script& script, std::string_view 
     // the source and caches it again.
     if (reply.type == RedisReply::Type::error && reply.text.starts_with("NOSCRIPT")) {
         command[0] = "EVAL";
-        command[1] = script.lua;
+        command[1] = lua;
         reply = lease.command(command, deadline);
     }
 
-    if (reply.type == RedisReply::Type::error) reply_failed(script_label(script), reply);
+    if (reply.type == RedisReply::Type::error) reply_failed(script_label(name), reply);
     if (reply.type == RedisReply::Type::nil) return {};
     if (reply.type != RedisReply::Type::array) return {*as_text(reply)};
     std::vector<std::string> result;
     result.reserve(reply.elements.size());
     for (const auto& element : reply.elements) {
         auto text = as_text(element);
-        if (!text) reply_failed(script_label(script), element);
+        if (!text) reply_failed(script_label(name), element);
         result.push_back(std::move(*text));
     }
     return result;
 }
 
 void RedisStore::scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) {
+    walk(key_prefix, "string", "GET",
+         [&](std::string key, const RedisReply& value, int64_t expires_at_ms) {
+             if (value.type == RedisReply::Type::string) visit(Entry{std::move(key), value.text, expires_at_ms});
+         });
+}
+
+void RedisStore::scan_hashes(std::string_view key_prefix, const std::function<void(const HashEntry&)>& visit) {
+    walk(key_prefix, "hash", "HGETALL",
+         [&](std::string key, const RedisReply& value, int64_t expires_at_ms) {
+             // HGETALL of a key deleted since SCAN saw it is empty.
+             if (value.type != RedisReply::Type::array || value.elements.empty()) return;
+             HashEntry hash{std::move(key), {}, expires_at_ms};
+             for (size_t i = 0; i + 1 < value.elements.size(); i += 2) {
+                 hash.fields.insert_or_assign(value.elements[i].text, value.elements[i + 1].text);
+             }
+             visit(hash);
+         });
+}
+
+void RedisStore::walk(std::string_view key_prefix, std::string_view type, std::string_view read,
+                      const std::function<void(std::string, const RedisReply&, int64_t)>& visit) {
     const std::string pattern = glob_escape(prefix_ + std::string(key_prefix)) + "*";
     // A deadline per batch, not per scan, which may take long over many keys.
     Deadline deadline = Deadline::after(timeout_);
     Lease lease = acquire(deadline);
     std::string cursor = "0";
     do {
-        const std::string_view command[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+        const std::string_view command[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000", "TYPE", type};
         RedisReply batch = lease.command(command, deadline);
         if (batch.type != RedisReply::Type::array || batch.elements.size() != 2 ||
             batch.elements[0].type != RedisReply::Type::string || batch.elements[1].type != RedisReply::Type::array) {
@@ -176,19 +207,16 @@ void RedisStore::scan(std::string_view key_prefix, const std::function<void(cons
         std::vector<std::vector<std::string_view>> lookups;
         lookups.reserve(2 * keys.size());
         for (const auto& key : keys) {
-            lookups.push_back({"GET", key.text});
+            lookups.push_back({read, key.text});
             lookups.push_back({"PTTL", key.text});
         }
         const auto answers = lease.pipeline(lookups, deadline);
         const int64_t now = now_ms();
         for (size_t i = 0; i < keys.size(); ++i) {
-            const RedisReply& value = answers[2 * i];
             const RedisReply& ttl = answers[2 * i + 1];
-            // Gone since SCAN saw it, or not a string and so not ours.
-            if (value.type != RedisReply::Type::string || ttl.type != RedisReply::Type::integer || ttl.integer == -2) {
-                continue;
-            }
-            visit(Entry{keys[i].text.substr(prefix_.size()), value.text, ttl.integer >= 0 ? now + ttl.integer : 0});
+            // Gone since SCAN saw it.
+            if (ttl.type != RedisReply::Type::integer || ttl.integer == -2) continue;
+            visit(keys[i].text.substr(prefix_.size()), answers[2 * i], ttl.integer >= 0 ? now + ttl.integer : 0);
         }
         cursor = std::move(batch.elements[0].text);
         deadline = Deadline::after(timeout_);

@@ -17,8 +17,9 @@
  * and the resolving of a host name (the system's, before the connect:
  * give an address where that matters).  scan(), for the admin commands,
  * may take long over many keys, so it has a deadline per batch instead:
- * a SCAN and the GET and PTTL of the keys it returns, the first batch
- * sharing its deadline with the wait for a connection.
+ * a SCAN and the GET (HGETALL for scan_hashes()) and PTTL of the keys
+ * it returns, the first batch sharing its deadline with the wait for a
+ * connection.
  *
  * Connections are made when needed, up to 16, and shared by all threads.
  * A connection that fails (a timeout included) is dropped, with every
@@ -30,10 +31,11 @@
  * once that it is back.
  *
  * run() calls EVALSHA, and EVAL when Redis does not know the script
- * (after a restart or SCRIPT FLUSH).  Its reply becomes strings: integers
- * in decimal, nil in an array as "", and a nil reply as no strings.
- * scan() walks the keys with SCAN, so a key may be visited twice if Redis
- * resizes its table meanwhile.
+ * (after a restart or SCRIPT FLUSH), for a Script and a HashScript
+ * alike.  Its reply becomes strings: integers in decimal, nil in an
+ * array as "", and a nil reply as no strings.  scan() and scan_hashes()
+ * walk the keys of their type with SCAN ... TYPE, so a key may be visited
+ * twice if Redis resizes its table meanwhile.
  */
 #pragma once
 
@@ -55,7 +57,10 @@ public:
 
     std::vector<std::string> run(const Script& script, std::string_view key, int64_t now_ms,
                                  std::span<const std::string> args) override;
+    std::vector<std::string> run(const HashScript& script, std::string_view key, int64_t now_ms,
+                                 std::span<const std::string> args) override;
     void scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) override;
+    void scan_hashes(std::string_view key_prefix, const std::function<void(const HashEntry&)>& visit) override;
     bool erase(std::string_view key) override;
     void ping() override;
     std::string describe() const override;
@@ -64,6 +69,12 @@ private:
     using Clock = std::chrono::steady_clock;
     class Lease;
 
+    std::vector<std::string> evaluate(std::string_view name, std::string_view lua, std::string_view key,
+                                      int64_t now_ms, std::span<const std::string> args);
+    /* SCAN for the keys of TYPE under KEY_PREFIX; VISIT gets each one's
+     * relative name, its READ reply and its expiry. */
+    void walk(std::string_view key_prefix, std::string_view type, std::string_view read,
+              const std::function<void(std::string, const RedisReply&, int64_t)>& visit);
     Lease acquire(const Deadline& deadline);
     Lease connect(std::unique_lock<std::mutex>& lock, const Deadline& deadline);
     void give_back(RedisConnection connection);

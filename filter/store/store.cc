@@ -1,5 +1,5 @@
 /*
- * store.cc: the wall clock and the choice of backend.
+ * store.cc: the wall clock, the choice of backend, and HashRecord.
  */
 #include "store/store.h"
 
@@ -10,6 +10,33 @@
 #include "util/log.h"
 
 namespace portcullis::store {
+
+const std::string* HashRecord::get(std::string_view field) const {
+    const auto found = fields_.find(field);
+    return found == fields_.end() ? nullptr : &found->second;
+}
+
+void HashRecord::set(std::string_view field, std::string value) {
+    fields_.insert_or_assign(std::string(field), std::move(value));
+    changed_ = true;
+}
+
+void HashRecord::erase(std::string_view field) {
+    const auto found = fields_.find(field);
+    if (found == fields_.end()) return;
+    fields_.erase(found);
+    changed_ = true;
+}
+
+void HashRecord::clear() {
+    if (!fields_.empty()) changed_ = true;
+    fields_.clear();
+}
+
+void HashRecord::expire_at(int64_t expires_at_ms) {
+    if (expires_at_ms != expires_at_ms_) changed_ = true;
+    expires_at_ms_ = expires_at_ms;
+}
 
 int64_t now_ms() {
     return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -1,14 +1,17 @@
 /*
  * store.h: the shared state behind greylisting and rate limits.
  *
- * A Store holds keys, each a string value with an absolute expiry time.
- * Every change is a Script: one read-modify-write of one key, atomic on
- * the server, so a Redis Cluster could hold the data and two filters on
- * one Redis never race.  A Script is written twice, once in Lua for
- * Redis and once in C++ for the memory store; the unit tests run every
- * script on both and compare.
+ * A Store holds keys, each with an absolute expiry time and either a
+ * string value or a hash (fields and their values, as a Redis hash).
+ * Every change is a Script (on a string key) or a HashScript (on a hash
+ * key): one read-modify-write of one key, atomic on the server, so a
+ * Redis Cluster could hold the data and two filters on one Redis never
+ * race.  A script is written twice, once in Lua for Redis and once in
+ * C++ for the memory store; the unit tests run every script on both and
+ * compare.  A script of one kind on a key of the other kind fails
+ * (StoreError), as Redis answers WRONGTYPE.
  *
- * Keys given to a Store are relative ("g:...", "a:..."); the store puts
+ * Keys given to a Store are relative ("g:..."); the store puts
  * store.prefix in front.  Times are milliseconds since the Unix epoch,
  * taken by the caller, so tests inject a clock and MX hosts agree on
  * expiry as long as their clocks do.
@@ -23,6 +26,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -55,6 +59,42 @@ struct Script {
     std::vector<std::string> (*apply)(Record& record, int64_t now_ms, std::span<const std::string> args);
 };
 
+/* A hash's fields and their values. */
+using Fields = std::map<std::string, std::string, std::less<>>;
+
+/* What a hash script sees of its key: no fields when the key is absent
+ * or expired.  Removing the last field deletes the key, as in Redis.
+ * changed() tells the memory store whether the script wrote anything,
+ * and so whether the snapshot needs saving. */
+class HashRecord {
+public:
+    HashRecord() = default;
+    HashRecord(Fields fields, int64_t expires_at_ms) : fields_(std::move(fields)), expires_at_ms_(expires_at_ms) {}
+
+    const Fields& fields() const { return fields_; }
+    const std::string* get(std::string_view field) const;
+    void set(std::string_view field, std::string value);
+    void erase(std::string_view field);
+    void clear();
+    int64_t expires_at_ms() const { return expires_at_ms_; }
+    void expire_at(int64_t expires_at_ms);   // 0: no expiry
+    bool changed() const { return changed_; }
+    Fields release() && { return std::move(fields_); }
+
+private:
+    Fields fields_;
+    int64_t expires_at_ms_ = 0;
+    bool changed_ = false;
+};
+
+/* One atomic operation on one hash key: as Script, with HSET, HDEL, DEL
+ * and PEXPIREAT on KEYS[1] in Lua, and a HashRecord in C++. */
+struct HashScript {
+    std::string_view name;
+    std::string_view lua;
+    std::vector<std::string> (*apply)(HashRecord& record, int64_t now_ms, std::span<const std::string> args);
+};
+
 class StoreError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
@@ -66,6 +106,12 @@ struct Entry {
     int64_t expires_at_ms = 0;
 };
 
+struct HashEntry {
+    std::string key;                    // relative, as given to run()
+    Fields fields;
+    int64_t expires_at_ms = 0;
+};
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -73,12 +119,17 @@ public:
     /* Runs SCRIPT on KEY at NOW_MS with ARGS; throws StoreError. */
     virtual std::vector<std::string> run(const Script& script, std::string_view key, int64_t now_ms,
                                          std::span<const std::string> args) = 0;
+    virtual std::vector<std::string> run(const HashScript& script, std::string_view key, int64_t now_ms,
+                                         std::span<const std::string> args) = 0;
 
-    /* Calls VISIT for every live key starting with KEY_PREFIX (relative).
-     * For the admin commands: not atomic, may be slow; throws StoreError. */
+    /* Calls VISIT for every live string key starting with KEY_PREFIX
+     * (relative).  For the admin commands: not atomic, may be slow;
+     * throws StoreError. */
     virtual void scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) = 0;
+    /* The same for the hash keys. */
+    virtual void scan_hashes(std::string_view key_prefix, const std::function<void(const HashEntry&)>& visit) = 0;
 
-    /* Deletes KEY; whether it existed.  Throws StoreError. */
+    /* Deletes KEY, string or hash; whether it existed.  Throws StoreError. */
     virtual bool erase(std::string_view key) = 0;
 
     /* Throws StoreError unless the store answers now (startup check). */

@@ -1,7 +1,8 @@
 /*
- * memory_store_test.cc: MemoryStore's scripts, expiry, scan and erase,
- * its snapshot file (round trip, atomic save, damage, failures, the
- * read-only open), its threads and its background saving.
+ * memory_store_test.cc: MemoryStore's scripts on strings and hashes,
+ * expiry, scan and erase, its snapshot file (round trip, atomic save,
+ * damage, failures, version 1, the read-only open), its threads and its
+ * background saving.
  *
  * Each test works in a fresh temporary directory removed when it ends,
  * and drives expiry with a clock it advances by hand.
@@ -75,6 +76,39 @@ std::vector<std::string> fail(Record& record, int64_t, std::span<const std::stri
     throw std::runtime_error("boom");
 }
 
+/* ARGS: field, value, TTL in ms.  Sets the field; returns the field count. */
+std::vector<std::string> hash_set(HashRecord& record, int64_t now, std::span<const std::string> args) {
+    record.set(args[0], args[1]);
+    record.expire_at(now + std::stoll(args[2]));
+    return {std::to_string(record.fields().size())};
+}
+
+/* ARGS: a field.  Removes it; returns the fields left. */
+std::vector<std::string> hash_delete(HashRecord& record, int64_t, std::span<const std::string> args) {
+    record.erase(args[0]);
+    return {std::to_string(record.fields().size())};
+}
+
+/* Returns each field and value; changes nothing. */
+std::vector<std::string> hash_peek(HashRecord& record, int64_t, std::span<const std::string>) {
+    std::vector<std::string> out;
+    for (const auto& [field, value] : record.fields()) {
+        out.push_back(field);
+        out.push_back(value);
+    }
+    return out;
+}
+
+std::vector<std::string> hash_fail(HashRecord& record, int64_t, std::span<const std::string>) {
+    record.set("half", "done");
+    throw std::runtime_error("boom");
+}
+
+const HashScript hash_setter{"hash-setter", "", hash_set};
+const HashScript hash_remover{"hash-remover", "", hash_delete};
+const HashScript hash_peeker{"hash-peeker", "", hash_peek};
+const HashScript hash_failer{"hash-failer", "", hash_fail};
+
 const Script counter{"counter", "", increment};
 const Script setter{"setter", "", set_value};
 const Script peeker{"peeker", "", peek};
@@ -87,7 +121,8 @@ protected:
         return [this] { return now.load(); };
     }
 
-    std::vector<std::string> run(Store& store, const Script& script, std::string_view key,
+    template <typename AnyScript>
+    std::vector<std::string> run(Store& store, const AnyScript& script, std::string_view key,
                                  std::vector<std::string> args = {}) {
         return store.run(script, key, now.load(), args);
     }
@@ -118,6 +153,46 @@ TEST_F(MemoryStoreTest, CounterRunsAndExpires) {
     EXPECT_EQ(run(store, peeker, "c"), std::vector<std::string>{"absent"});
     EXPECT_EQ(run(store, counter, "c", {"0"}), std::vector<std::string>{"1"});
     EXPECT_EQ(run(store, peeker, "c"), (std::vector<std::string>{"1", "0"}));
+}
+
+TEST_F(MemoryStoreTest, HashScriptsRunExpireAndDeleteEmptyHashes) {
+    MemoryStore store("", clock());
+    EXPECT_EQ(run(store, hash_setter, "h", {"f1", "v1", "100"}), std::vector<std::string>{"1"});
+    EXPECT_EQ(run(store, hash_setter, "h", {"f2", "v2", "100"}), std::vector<std::string>{"2"});
+    EXPECT_EQ(run(store, hash_peeker, "h"), (std::vector<std::string>{"f1", "v1", "f2", "v2"}));
+    std::vector<HashEntry> hashes;
+    store.scan_hashes("", [&](const HashEntry& hash) { hashes.push_back(hash); });
+    ASSERT_EQ(hashes.size(), 1u);
+    EXPECT_EQ(hashes[0].key, "h");
+    EXPECT_EQ(hashes[0].fields, (Fields{{"f1", "v1"}, {"f2", "v2"}}));
+    EXPECT_EQ(hashes[0].expires_at_ms, now + 100);
+    EXPECT_TRUE(contents(store).empty()) << "scan() lists strings only";
+
+    EXPECT_EQ(run(store, hash_remover, "h", {"f1"}), std::vector<std::string>{"1"});
+    EXPECT_EQ(run(store, hash_remover, "h", {"f2"}), std::vector<std::string>{"0"});
+    EXPECT_FALSE(store.erase("h")) << "the last field took the key with it";
+
+    run(store, hash_setter, "h", {"f", "v", "100"});
+    now += 100;
+    EXPECT_TRUE(run(store, hash_peeker, "h").empty());
+    EXPECT_FALSE(store.erase("h"));
+}
+
+TEST_F(MemoryStoreTest, ScriptOfTheWrongKindIsAStoreError) {
+    MemoryStore store("", clock());
+    put(store, "s", "v", 0);
+    run(store, hash_setter, "h", {"f", "v", "1000"});
+    EXPECT_THROW(run(store, hash_peeker, "s"), StoreError);
+    EXPECT_THROW(run(store, peeker, "h"), StoreError);
+    EXPECT_EQ(run(store, peeker, "s"), (std::vector<std::string>{"v", "0"}));
+    EXPECT_EQ(run(store, hash_peeker, "h"), (std::vector<std::string>{"f", "v"}));
+}
+
+TEST_F(MemoryStoreTest, ThrowingHashScriptKeepsWhatItWroteAsRedisDoes) {
+    MemoryStore store("", clock());
+    run(store, hash_setter, "h", {"f", "v", "1000"});
+    EXPECT_THROW(run(store, hash_failer, "h"), StoreError);
+    EXPECT_EQ(run(store, hash_peeker, "h"), (std::vector<std::string>{"f", "v", "half", "done"}));
 }
 
 TEST_F(MemoryStoreTest, ExpiredKeyIsAbsentToScanAndErase) {
@@ -207,6 +282,48 @@ TEST_F(MemoryStoreTest, SnapshotRoundTripKeepsBinaryValuesAndExpiry) {
                                     {binary_key, {every_byte, now + 100}},
                                     {"empty", {"", 0}},
                                     {"", {"empty key", 0}}}));
+}
+
+TEST_F(MemoryStoreTest, SnapshotRoundTripKeepsHashes) {
+    const std::string path = dir.path("state");
+    std::string every_byte;
+    for (int byte = 0; byte < 256; ++byte) every_byte += static_cast<char>(byte);
+    {
+        MemoryStore store(path, clock());
+        run(store, hash_setter, "h", {"f", "v", "5000"});
+        run(store, hash_setter, "h", {every_byte, "", "5000"});
+        run(store, hash_setter, "h", {"", every_byte, "5000"});
+        run(store, hash_setter, "gone", {"f", "v", "10"});
+        put(store, "s", "string", 0);
+        EXPECT_TRUE(store.write_snapshot());
+    }
+    now += 10;
+    MemoryStore loaded(path, clock());
+    std::vector<HashEntry> hashes;
+    loaded.scan_hashes("", [&](const HashEntry& hash) { hashes.push_back(hash); });
+    ASSERT_EQ(hashes.size(), 1u);
+    EXPECT_EQ(hashes[0].key, "h");
+    EXPECT_EQ(hashes[0].fields, (Fields{{"f", "v"}, {every_byte, ""}, {"", every_byte}}));
+    EXPECT_EQ(hashes[0].expires_at_ms, now + 4990);
+    EXPECT_EQ(contents(loaded), (std::map<std::string, std::pair<std::string, int64_t>>{{"s", {"string", 0}}}));
+}
+
+TEST_F(MemoryStoreTest, HashReadsAreNoChangeToSave) {
+    const std::string path = dir.path("state");
+    {
+        MemoryStore store(path, clock());
+        run(store, hash_setter, "h", {"f", "v", "5000"});
+    }
+    struct stat before {};
+    ASSERT_EQ(stat(path.c_str(), &before), 0);
+    {
+        MemoryStore store(path, clock());
+        run(store, hash_peeker, "h");
+        run(store, hash_remover, "h", {"absent"});
+    }
+    struct stat after {};
+    ASSERT_EQ(stat(path.c_str(), &after), 0);
+    EXPECT_EQ(before.st_ino, after.st_ino);
 }
 
 TEST_F(MemoryStoreTest, KeysExpiredAtLoadAreDropped) {
@@ -375,11 +492,37 @@ TEST_F(MemoryStoreTest, ForeignOrNewerFileLoadsNothing) {
     std::string log = ::testing::internal::GetCapturedStderr();
     EXPECT_NE(log.find("damaged at byte 0 (not a Portcullis memory store snapshot)"), std::string::npos) << log;
 
-    write_file(path, std::string("pcstore\n\0\0\0\x02", 12));
+    write_file(path, std::string("pcstore\n\0\0\0\x03", 12));
     ::testing::internal::CaptureStderr();
     EXPECT_TRUE(contents(*MemoryStore::open_read_only(path, clock())).empty());
     log = ::testing::internal::GetCapturedStderr();
-    EXPECT_NE(log.find("damaged at byte 8 (snapshot version 2 is not supported)"), std::string::npos) << log;
+    EXPECT_NE(log.find("damaged at byte 8 (snapshot version 3 is not supported)"), std::string::npos) << log;
+}
+
+TEST_F(MemoryStoreTest, Version1SnapshotLoads) {
+    // Version 1 is version 2 without hash records; the header has no checksum.
+    const std::string path = dir.path("state");
+    std::string bytes = three_key_snapshot(path, clock());
+    ASSERT_EQ(bytes[11], '\x02');
+    bytes[11] = '\x01';
+    write_file(path, bytes);
+    ::testing::internal::CaptureStderr();
+    const auto loaded = contents(*MemoryStore::open_read_only(path, clock()));
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(loaded.size(), 3u);
+    EXPECT_EQ(log.find("error"), std::string::npos) << log;
+
+    // A hash record has no place in version 1.
+    {
+        MemoryStore store(path, clock());
+        run(store, hash_setter, "h", {"f", "v", "5000"});
+    }
+    bytes = read_file(path);
+    bytes[11] = '\x01';
+    write_file(path, bytes);
+    ::testing::internal::CaptureStderr();
+    MemoryStore::open_read_only(path, clock());
+    EXPECT_NE(::testing::internal::GetCapturedStderr().find("(unknown record type)"), std::string::npos);
 }
 
 TEST_F(MemoryStoreTest, UnwritableDirectoryIsLoggedOnceAndNeverFatal) {

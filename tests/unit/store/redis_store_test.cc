@@ -2,7 +2,8 @@
  * redis_store_test.cc: the Redis store against a real redis-server:
  * store.url, scripts and their replies, keys and expiry as Redis sees
  * them, SCAN, authentication and databases, a hung, killed and restarted
- * server, the one deadline of each call, and many threads on one key.
+ * server, the one deadline of each call, many threads on one key, and
+ * hash scripts with SCAN of hashes.
  */
 #include "store/redis_store.h"
 
@@ -86,10 +87,27 @@ return 1
 )lua",
                    nullptr};
 
+/* Sets field ARGS[0] to ARGS[1], the key expiring ARGS[2] ms after now;
+ * returns the field count and the expiry. */
+std::vector<std::string> hash_put_apply(HashRecord& record, int64_t now, std::span<const std::string> args) {
+    record.set(args[0], args[1]);
+    record.expire_at(now + std::stoll(args[2]));
+    return {std::to_string(record.fields().size()), std::to_string(record.expires_at_ms())};
+}
+
+const HashScript kHashPut{"hash-put", R"lua(
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+local expires_at = tonumber(ARGV[1]) + tonumber(ARGV[4])
+redis.call('PEXPIREAT', KEYS[1], expires_at)
+return {redis.call('HLEN', KEYS[1]), expires_at}
+)lua",
+                          hash_put_apply};
+
 const Script kExplode{"explode", "return redis.error_reply('boom: ' .. ARGV[2])", nullptr};
 const Script kBroken{"broken", "return redis.call('NO_SUCH_COMMAND')", nullptr};
 
-std::vector<std::string> run(Store& store, const Script& script, std::string_view key,
+template <typename AnyScript>
+std::vector<std::string> run(Store& store, const AnyScript& script, std::string_view key,
                              const std::vector<std::string>& args, int64_t now = now_ms()) {
     return store.run(script, key, now, args);
 }
@@ -203,6 +221,33 @@ TEST_F(RedisStoreTest, CounterScriptMatchesItsCppTwin) {
     }
     EXPECT_EQ(record.value, "15");
     EXPECT_EQ(server_.cli({"GET", "t:c:1"}), "15");
+}
+
+TEST_F(RedisStoreTest, HashScriptMatchesItsCppTwinAndScanHashesSeesIt) {
+    HashRecord record;
+    const int64_t now = now_ms();
+    const std::string binary("f\0\r\n", 4);
+    for (const auto& args : {std::vector<std::string>{"a", "1", "60000"}, std::vector<std::string>{binary, "2", "60000"},
+                             std::vector<std::string>{"a", "3", "120000"}}) {
+        EXPECT_EQ(run(store_, kHashPut, "h:1", args, now), hash_put_apply(record, now, args));
+    }
+    EXPECT_EQ(server_.cli({"TYPE", "t:h:1"}), "hash");
+    run(store_, kPut, "h:string", {"v", "0"});
+
+    std::vector<HashEntry> hashes;
+    store_.scan_hashes("h:", [&](const HashEntry& hash) { hashes.push_back(hash); });
+    ASSERT_EQ(hashes.size(), 1u);
+    EXPECT_EQ(hashes[0].key, "h:1");
+    EXPECT_EQ(hashes[0].fields, record.fields());
+    EXPECT_NEAR(static_cast<double>(hashes[0].expires_at_ms), static_cast<double>(now + 120000), 2000);
+    std::vector<std::string> strings;
+    store_.scan("h:", [&](const Entry& entry) { strings.push_back(entry.key); });
+    EXPECT_EQ(strings, std::vector<std::string>{"h:string"});
+
+    // The wrong kind of key is Redis's WRONGTYPE, named with the script.
+    const auto error = store_error([&] { run(store_, kHashPut, "h:string", {"f", "v", "1000"}); });
+    EXPECT_TRUE(contains(error, "script \"hash-put\" failed: ")) << error;
+    EXPECT_TRUE(store_.erase("h:1"));
 }
 
 TEST_F(RedisStoreTest, RepliesBecomeStrings) {
