@@ -1,10 +1,13 @@
 /*
  * greylist.cc: triplets, their normalisation, and the store scripts that
- * decide (each in Lua for Redis and in C++ for the memory store).
+ * decide and administer (each in Lua for Redis and in C++ for the memory
+ * store), all on one hash per client network.
  */
 #include "checks/greylist.h"
 
+#include <algorithm>
 #include <cctype>
+#include <initializer_list>
 
 #include "util/digest.h"
 #include "util/text.h"
@@ -13,215 +16,330 @@ namespace portcullis::checks {
 
 namespace {
 
-constexpr std::string_view kTripletKeys = "g:";
-constexpr std::string_view kNetworkKeys = "a:";
+constexpr std::string_view kNetworkKeys = "g:";
+constexpr std::string_view kMetaField = "m";
+constexpr std::string_view kAwlField = "a";
+// A triplet's field starts with this many characters of the digest of its
+// sender and recipient: 48 bits, so two triplets of one network collide
+// with a chance of about n^2 / 2^49 (1e-9 for a thousand of them).
+constexpr size_t kTripletDigestChars = 8;
+// How often, at most, a write sweeps a network's expired entries.
+constexpr Millis kPruneEvery = std::chrono::hours(1);
 
-std::string triplet_parts(const Triplet& triplet) {
-    return triplet.network + "\n" + triplet.sender + "\n" + triplet.rcpt;
-}
+std::string network_key(const std::string& network) { return std::string(kNetworkKeys) + key_digest(network); }
 
-std::string triplet_key(const Triplet& triplet) {
-    return std::string(kTripletKeys) + key_digest(triplet_parts(triplet));
-}
-
-std::string network_key(const std::string& network) {
-    return std::string(kNetworkKeys) + key_digest(network);
+std::string triplet_field(const Triplet& triplet) {
+    return key_digest(triplet.sender + "\n" + triplet.rcpt).substr(0, kTripletDigestChars) + triplet.rcpt;
 }
 
 std::string ms_arg(Millis duration) { return std::to_string(duration.count()); }
 
-/* "f<ms>\n<parts>" or "p<ms>\n<parts>". */
-struct TripletValue {
-    char state = 0;
+int64_t arg(std::span<const std::string> args, size_t index) { return parse_decimal<int64_t>(args[index]).value_or(0); }
+
+/* Base 36, as Lua's tonumber(text, 36) reads it: the shortest text for a
+ * time in ms (8 characters until 2059). */
+std::string base36(int64_t number) {
+    constexpr std::string_view kDigits = "0123456789abcdefghijklmnopqrstuvwxyz";
+    std::string text;
+    number = std::max<int64_t>(0, number);
+    do {
+        text.insert(text.begin(), kDigits[static_cast<size_t>(number % 36)]);
+        number /= 36;
+    } while (number > 0);
+    return text;
+}
+
+std::optional<int64_t> from_base36(std::string_view text) {
+    // 12 digits stay below 2^63.
+    if (text.empty() || text.size() > 12) return std::nullopt;
+    int64_t number = 0;
+    for (const char c : text) {
+        const unsigned char u = static_cast<unsigned char>(c);
+        int digit = 0;
+        if (std::isdigit(u)) digit = c - '0';
+        else if (std::isalpha(u)) digit = std::tolower(u) - 'a' + 10;
+        else return std::nullopt;
+        number = number * 36 + digit;
+    }
+    return number;
+}
+
+/* Every value in a network's hash: "<kind><at>.<expires>.<text>", times
+ * in base 36.  Triplet (kind f pending, p passed): first seen or last
+ * pass, and the sender.  AWL record (kind '-' counting, 'w', 'a'): last
+ * pass, and the count of passes.  Meta (kind m): when the next write
+ * prunes, the key's expiry, and the network. */
+struct Item {
+    char kind = 0;
     int64_t at = 0;
-    std::string parts;
+    int64_t expires = 0;
+    std::string text;
 };
 
-std::string triplet_value(char state, int64_t at, std::string_view parts) {
-    std::string value(1, state);
-    value += std::to_string(at);
-    value += '\n';
-    value += parts;
+std::string item(char kind, int64_t at, int64_t expires, std::string_view text) {
+    std::string value(1, kind);
+    value += base36(at);
+    value += '.';
+    value += base36(expires);
+    value += '.';
+    value += text;
     return value;
 }
 
-std::optional<TripletValue> parse_triplet_value(std::string_view value) {
-    const size_t newline = value.find('\n');
-    if (value.size() < 2 || newline == std::string_view::npos || (value[0] != 'f' && value[0] != 'p')) {
-        return std::nullopt;
-    }
-    const auto at = parse_decimal<int64_t>(value.substr(1, newline - 1));
-    if (!at) return std::nullopt;
-    return TripletValue{value[0], *at, std::string(value.substr(newline + 1))};
+const std::string* find_field(const store::Fields& fields, std::string_view field) {
+    const auto found = fields.find(field);
+    return found == fields.end() ? nullptr : &found->second;
 }
 
-/* "<passes> <flag> <last ms>\n<network>". */
-struct NetworkValue {
-    int64_t passes = 0;
-    char flag = '-';
-    int64_t last = 0;
-    std::string network;
-};
-
-std::optional<NetworkValue> parse_network_value(std::string_view value) {
-    const size_t newline = value.find('\n');
-    if (newline == std::string_view::npos) return std::nullopt;
-    const std::string_view head = value.substr(0, newline);
-    const size_t first_space = head.find(' ');
-    if (first_space == std::string_view::npos || first_space + 3 >= head.size() || head[first_space + 2] != ' ') {
-        return std::nullopt;
-    }
-    const auto passes = parse_decimal<int64_t>(head.substr(0, first_space));
-    const auto last = parse_decimal<int64_t>(head.substr(first_space + 3));
-    const char flag = head[first_space + 1];
-    if (!passes || !last || (flag != '-' && flag != 'w' && flag != 'a')) return std::nullopt;
-    return NetworkValue{*passes, flag, *last, std::string(value.substr(newline + 1))};
+std::optional<Item> parse_item(const std::string* value) {
+    if (!value || value->empty()) return std::nullopt;
+    const std::string_view text = *value;
+    const size_t first = text.find('.', 1);
+    const size_t second = first == std::string_view::npos ? first : text.find('.', first + 1);
+    if (second == std::string_view::npos) return std::nullopt;
+    const auto at = from_base36(text.substr(1, first - 1));
+    const auto expires = from_base36(text.substr(first + 1, second - first - 1));
+    if (!at || !expires) return std::nullopt;
+    return Item{text[0], *at, *expires, std::string(text.substr(second + 1))};
 }
 
-std::string network_value(int64_t passes, char flag, int64_t now, std::string_view network) {
-    return std::to_string(passes) + " " + flag + " " + std::to_string(now) + "\n" + std::string(network);
-}
-
-int64_t arg(std::span<const std::string> args, size_t index) { return parse_decimal<int64_t>(args[index]).value_or(0); }
-
-/* ARGV: now, delay, window, expire, parts.  Returns {verdict, wait ms}. */
-constexpr std::string_view kTripletLua = R"lua(
+/* What every script shares: ARGV[1] is now; parse() and item() as above;
+ * write() sets field/value pairs after which the key lives until its
+ * latest entry expires, and prunes when the meta field says it is time
+ * (or is missing: a new hash); prune() drops the expired entries (and the
+ * key, when none is left) and computes that expiry anew. */
+constexpr std::string_view kPreludeLua = R"lua(
 local now = tonumber(ARGV[1])
-local delay, window, expire = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local value = redis.call('GET', KEYS[1])
-if value then
-  local state, at = string.match(value, '^([fp])(%d+)\n')
-  if state then
-    at = tonumber(at)
-    if (state == 'p' and now - at < expire) or (state == 'f' and now - at < window) then
-      if state == 'f' and now - at < delay then
-        return {'early', at + delay - now}
+local function base36(n)
+  local digits, text = '0123456789abcdefghijklmnopqrstuvwxyz', ''
+  if n < 0 then n = 0 end
+  repeat
+    local d = n % 36
+    text = string.sub(digits, d + 1, d + 1) .. text
+    n = (n - d) / 36
+  until n == 0
+  return text
+end
+local function item(kind, at, expires, text)
+  return kind .. base36(at) .. '.' .. base36(expires) .. '.' .. text
+end
+local function parse(value)
+  if not value then return nil end
+  local kind, at, expires, text = string.match(value, '^(.)(%w+)%.(%w+)%.(.*)$')
+  if not kind or #at > 12 or #expires > 12 then return nil end
+  return kind, tonumber(at, 36), tonumber(expires, 36), text
+end
+local function prune(network, every)
+  local fields, latest = redis.call('HGETALL', KEYS[1]), 0
+  for i = 1, #fields, 2 do
+    if fields[i] ~= 'm' then
+      local _, _, expires = parse(fields[i + 1])
+      if expires and expires > now then
+        if expires > latest then latest = expires end
+      else
+        redis.call('HDEL', KEYS[1], fields[i])
       end
-      redis.call('SET', KEYS[1], 'p' .. ARGV[1] .. '\n' .. ARGV[5])
-      redis.call('PEXPIREAT', KEYS[1], now + expire)
-      return {'pass', 0}
     end
   end
+  if latest == 0 then
+    redis.call('DEL', KEYS[1])
+    return
+  end
+  redis.call('HSET', KEYS[1], 'm', item('m', now + every, latest, network))
+  redis.call('PEXPIREAT', KEYS[1], latest)
 end
-redis.call('SET', KEYS[1], 'f' .. ARGV[1] .. '\n' .. ARGV[5])
-redis.call('PEXPIREAT', KEYS[1], now + window)
+local function write(meta, network, expires, every, ...)
+  local _, prune_at, latest = parse(meta)
+  if prune_at and now < prune_at then
+    if expires > latest then latest = expires end
+    redis.call('HSET', KEYS[1], 'm', item('m', prune_at, latest, network), ...)
+    redis.call('PEXPIREAT', KEYS[1], latest)
+  else
+    redis.call('HSET', KEYS[1], ...)
+    prune(network, every)
+  end
+end
+)lua";
+
+void prune(store::HashRecord& record, int64_t now, std::string_view network, int64_t every) {
+    int64_t latest = 0;
+    std::vector<std::string> expired;
+    for (const auto& [field, value] : record.fields()) {
+        if (field == kMetaField) continue;
+        const auto entry = parse_item(&value);
+        if (entry && entry->expires > now) latest = std::max(latest, entry->expires);
+        else expired.push_back(field);
+    }
+    for (const auto& field : expired) record.erase(field);
+    if (latest == 0) {
+        record.clear();
+        return;
+    }
+    record.set(kMetaField, item('m', now + every, latest, network));
+    record.expire_at(latest);
+}
+
+void write(store::HashRecord& record, int64_t now, std::string_view network, int64_t expires, int64_t every,
+           std::initializer_list<std::pair<std::string_view, std::string>> entries) {
+    const auto meta = parse_item(record.get(kMetaField));
+    for (const auto& [field, value] : entries) record.set(field, value);
+    if (!meta || now >= meta->at) return prune(record, now, network, every);
+    const int64_t latest = std::max(meta->expires, expires);
+    record.set(kMetaField, item('m', meta->at, latest, network));
+    record.expire_at(latest);
+}
+
+/* ARGV: now, delay, window, expire, awl, prune every, network, field,
+ * sender.  Returns {verdict, wait ms}. */
+constexpr std::string_view kCheckLua = R"lua(
+local delay, window, expire = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local awl, every, network, field, sender = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
+local got = redis.call('HMGET', KEYS[1], 'm', 'a', field)
+local flag, last, until_, passes = parse(got[2])
+passes = tonumber(passes)
+local listed = flag and until_ > now and now - last < expire and passes
+if listed and (flag ~= '-' or (awl > 0 and passes >= awl)) then
+  write(got[1], network, now + expire, every, 'a', item(flag, now, now + expire, string.format('%d', passes)))
+  return {'awl', 0}
+end
+local state, at, expires = parse(got[3])
+if state and expires > now and ((state == 'p' and now - at < expire) or (state == 'f' and now - at < window)) then
+  if state == 'f' and now - at < delay then
+    return {'early', at + delay - now}
+  end
+  if not listed then flag, passes = '-', 0 end
+  passes = passes + 1
+  if flag == '-' and awl > 0 and passes >= awl then flag = 'w' end
+  write(got[1], network, now + expire, every, field, item('p', now, now + expire, sender),
+        'a', item(flag, now, now + expire, string.format('%d', passes)))
+  return {'pass', 0}
+end
+write(got[1], network, now + window, every, field, item('f', now, now + window, sender))
 return {'new', delay}
 )lua";
 
-std::vector<std::string> apply_triplet(store::Record& record, int64_t now, std::span<const std::string> args) {
+std::vector<std::string> apply_check(store::HashRecord& record, int64_t now, std::span<const std::string> args) {
     const int64_t delay = arg(args, 0), window = arg(args, 1), expire = arg(args, 2);
-    const std::string& parts = args[3];
-    if (record.value) {
-        if (const auto value = parse_triplet_value(*record.value)) {
-            const bool live = (value->state == 'p' && now - value->at < expire) ||
-                              (value->state == 'f' && now - value->at < window);
-            if (live) {
-                if (value->state == 'f' && now - value->at < delay) {
-                    return {"early", std::to_string(value->at + delay - now)};
-                }
-                record.value = triplet_value('p', now, parts);
-                record.expires_at_ms = now + expire;
-                return {"pass", "0"};
-            }
-        }
+    const int64_t awl = arg(args, 3), every = arg(args, 4);
+    const std::string &network = args[5], &field = args[6], &sender = args[7];
+
+    const auto whitelist = parse_item(record.get(kAwlField));
+    const auto counted = whitelist ? parse_decimal<int64_t>(whitelist->text) : std::nullopt;
+    const bool listed = whitelist && counted && whitelist->expires > now && now - whitelist->at < expire;
+    char flag = listed ? whitelist->kind : '-';
+    int64_t passes = listed ? *counted : 0;
+    if (listed && (flag != '-' || (awl > 0 && passes >= awl))) {
+        write(record, now, network, now + expire, every,
+              {{kAwlField, item(flag, now, now + expire, std::to_string(passes))}});
+        return {"awl", "0"};
     }
-    record.value = triplet_value('f', now, parts);
-    record.expires_at_ms = now + window;
+
+    const auto triplet = parse_item(record.get(field));
+    if (triplet && triplet->expires > now &&
+        ((triplet->kind == 'p' && now - triplet->at < expire) || (triplet->kind == 'f' && now - triplet->at < window))) {
+        if (triplet->kind == 'f' && now - triplet->at < delay) return {"early", std::to_string(triplet->at + delay - now)};
+        ++passes;
+        if (flag == '-' && awl > 0 && passes >= awl) flag = 'w';
+        write(record, now, network, now + expire, every,
+              {{field, item('p', now, now + expire, sender)},
+               {kAwlField, item(flag, now, now + expire, std::to_string(passes))}});
+        return {"pass", "0"};
+    }
+    write(record, now, network, now + window, every, {{field, item('f', now, now + window, sender)}});
     return {"new", std::to_string(delay)};
 }
 
-/* ARGV: now, expire, awl.  Returns 1 (and refreshes) when whitelisted. */
-constexpr std::string_view kAwlCheckLua = R"lua(
-local now, expire, awl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local value = redis.call('GET', KEYS[1])
-if not value then return 0 end
-local passes, flag, last, network = string.match(value, '^(%d+) ([-wa]) (%d+)\n(.*)$')
-if not passes or now - tonumber(last) >= expire then return 0 end
-if flag == '-' and (awl == 0 or tonumber(passes) < awl) then return 0 end
-redis.call('SET', KEYS[1], passes .. ' ' .. flag .. ' ' .. ARGV[1] .. '\n' .. network)
-redis.call('PEXPIREAT', KEYS[1], now + expire)
-return 1
-)lua";
-
-std::vector<std::string> apply_awl_check(store::Record& record, int64_t now, std::span<const std::string> args) {
-    const int64_t expire = arg(args, 0), awl = arg(args, 1);
-    if (!record.value) return {"0"};
-    const auto value = parse_network_value(*record.value);
-    if (!value || now - value->last >= expire) return {"0"};
-    if (value->flag == '-' && (awl == 0 || value->passes < awl)) return {"0"};
-    record.value = network_value(value->passes, value->flag, now, value->network);
-    record.expires_at_ms = now + expire;
-    return {"1"};
-}
-
-/* ARGV: now, expire, awl, network.  Returns {passes, flag}. */
-constexpr std::string_view kAwlCountLua = R"lua(
-local now, expire, awl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local passes, flag = 0, '-'
-local value = redis.call('GET', KEYS[1])
-if value then
-  local p, f, last = string.match(value, '^(%d+) ([-wa]) (%d+)\n')
-  if p and now - tonumber(last) < expire then
-    passes, flag = tonumber(p), f
-  end
-end
-passes = passes + 1
-if flag == '-' and awl > 0 and passes >= awl then flag = 'w' end
-redis.call('SET', KEYS[1], string.format('%d', passes) .. ' ' .. flag .. ' ' .. ARGV[1] .. '\n' .. ARGV[4])
-redis.call('PEXPIREAT', KEYS[1], now + expire)
-return {passes, flag}
-)lua";
-
-std::vector<std::string> apply_awl_count(store::Record& record, int64_t now, std::span<const std::string> args) {
-    const int64_t expire = arg(args, 0), awl = arg(args, 1);
-    int64_t passes = 0;
-    char flag = '-';
-    if (record.value) {
-        const auto value = parse_network_value(*record.value);
-        if (value && now - value->last < expire) {
-            passes = value->passes;
-            flag = value->flag;
-        }
-    }
-    ++passes;
-    if (flag == '-' && awl > 0 && passes >= awl) flag = 'w';
-    record.value = network_value(passes, flag, now, args[2]);
-    record.expires_at_ms = now + expire;
-    return {std::to_string(passes), std::string(1, flag)};
-}
-
-/* ARGV: now, expire, parts. */
+/* ARGV: now, expire, prune every, network, field, sender. */
 constexpr std::string_view kAllowTripletLua = R"lua(
-redis.call('SET', KEYS[1], 'p' .. ARGV[1] .. '\n' .. ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]))
+local expire, every = tonumber(ARGV[2]), tonumber(ARGV[3])
+write(redis.call('HGET', KEYS[1], 'm'), ARGV[4], now + expire, every, ARGV[5], item('p', now, now + expire, ARGV[6]))
 return 1
 )lua";
 
-std::vector<std::string> apply_allow_triplet(store::Record& record, int64_t now, std::span<const std::string> args) {
-    record.value = triplet_value('p', now, args[1]);
-    record.expires_at_ms = now + arg(args, 0);
+std::vector<std::string> apply_allow_triplet(store::HashRecord& record, int64_t now,
+                                             std::span<const std::string> args) {
+    const int64_t expire = arg(args, 0);
+    write(record, now, args[2], now + expire, arg(args, 1), {{args[3], item('p', now, now + expire, args[4])}});
     return {"1"};
 }
 
-/* ARGV: now, expire, network.  Keeps the pass count. */
+/* ARGV: now, expire, prune every, network.  Keeps the pass count. */
 constexpr std::string_view kAllowNetworkLua = R"lua(
-local passes = 0
-local value = redis.call('GET', KEYS[1])
-if value then passes = tonumber(string.match(value, '^(%d+) ')) or 0 end
-redis.call('SET', KEYS[1], string.format('%d', passes) .. ' a ' .. ARGV[1] .. '\n' .. ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]))
+local expire, every = tonumber(ARGV[2]), tonumber(ARGV[3])
+local got = redis.call('HMGET', KEYS[1], 'm', 'a')
+local _, _, expires, passes = parse(got[2])
+passes = tonumber(passes)
+if not expires or expires <= now or not passes then passes = 0 end
+write(got[1], ARGV[4], now + expire, every, 'a', item('a', now, now + expire, string.format('%d', passes)))
 return 1
 )lua";
 
-std::vector<std::string> apply_allow_network(store::Record& record, int64_t now, std::span<const std::string> args) {
-    int64_t passes = 0;
-    if (record.value) {
-        if (const auto value = parse_network_value(*record.value)) passes = value->passes;
-    }
-    record.value = network_value(passes, 'a', now, args[1]);
-    record.expires_at_ms = now + arg(args, 0);
+std::vector<std::string> apply_allow_network(store::HashRecord& record, int64_t now,
+                                             std::span<const std::string> args) {
+    const int64_t expire = arg(args, 0);
+    const auto whitelist = parse_item(record.get(kAwlField));
+    const auto counted = whitelist ? parse_decimal<int64_t>(whitelist->text) : std::nullopt;
+    const int64_t passes = whitelist && counted && whitelist->expires > now ? *counted : 0;
+    write(record, now, args[2], now + expire, arg(args, 1),
+          {{kAwlField, item('a', now, now + expire, std::to_string(passes))}});
     return {"1"};
 }
+
+/* ARGV: now, prune every, field.  Returns 1 if the triplet was live. */
+constexpr std::string_view kDropTripletLua = R"lua(
+local _, _, expires = parse(redis.call('HGET', KEYS[1], ARGV[3]))
+if not expires then return 0 end
+local _, _, _, network = parse(redis.call('HGET', KEYS[1], 'm'))
+redis.call('HDEL', KEYS[1], ARGV[3])
+prune(network or '', tonumber(ARGV[2]))
+if expires > now then return 1 end
+return 0
+)lua";
+
+std::vector<std::string> apply_drop_triplet(store::HashRecord& record, int64_t now, std::span<const std::string> args) {
+    const auto triplet = parse_item(record.get(args[1]));
+    if (!triplet) return {"0"};
+    const auto meta = parse_item(record.get(kMetaField));
+    record.erase(args[1]);
+    prune(record, now, meta ? meta->text : "", arg(args, 0));
+    return {triplet->expires > now ? "1" : "0"};
+}
+
+/* ARGV: now.  Returns how many live records (triplets and the AWL record)
+ * the network had. */
+constexpr std::string_view kDropNetworkLua = R"lua(
+local fields, live = redis.call('HGETALL', KEYS[1]), 0
+for i = 1, #fields, 2 do
+  local _, _, expires = parse(fields[i + 1])
+  if fields[i] ~= 'm' and expires and expires > now then live = live + 1 end
+end
+redis.call('DEL', KEYS[1])
+return live
+)lua";
+
+std::vector<std::string> apply_drop_network(store::HashRecord& record, int64_t now, std::span<const std::string>) {
+    int64_t live = 0;
+    for (const auto& [field, value] : record.fields()) {
+        const auto entry = parse_item(&value);
+        if (field != kMetaField && entry && entry->expires > now) ++live;
+    }
+    record.clear();
+    return {std::to_string(live)};
+}
+
+/* A script of the prelude and BODY, in C++ APPLY. */
+struct GreylistScript {
+    GreylistScript(std::string_view name, std::string_view body, decltype(store::HashScript::apply) apply)
+        : lua(std::string(kPreludeLua) + std::string(body)), script{name, lua, apply} {}
+    const std::string lua;
+    const store::HashScript script;
+};
+
+const GreylistScript kCheck{"greylist-check", kCheckLua, apply_check};
+const GreylistScript kAllowTriplet{"greylist-allow-triplet", kAllowTripletLua, apply_allow_triplet};
+const GreylistScript kAllowNetwork{"greylist-allow-network", kAllowNetworkLua, apply_allow_network};
+const GreylistScript kDropTriplet{"greylist-drop-triplet", kDropTripletLua, apply_drop_triplet};
+const GreylistScript kDropNetwork{"greylist-drop-network", kDropNetworkLua, apply_drop_network};
 
 /* Folds a run of digits to one '#'. */
 std::string fold_digits(std::string_view local) {
@@ -274,106 +392,73 @@ std::string_view reason_name(GreylistReason reason) {
     return "?";
 }
 
-const store::Script& triplet_script() {
-    static const store::Script script{"greylist-triplet", kTripletLua, apply_triplet};
-    return script;
-}
-
-const store::Script& awl_check_script() {
-    static const store::Script script{"greylist-awl-check", kAwlCheckLua, apply_awl_check};
-    return script;
-}
-
-const store::Script& awl_count_script() {
-    static const store::Script script{"greylist-awl-count", kAwlCountLua, apply_awl_count};
-    return script;
-}
-
-const store::Script& allow_triplet_script() {
-    static const store::Script script{"greylist-allow-triplet", kAllowTripletLua, apply_allow_triplet};
-    return script;
-}
-
-const store::Script& allow_network_script() {
-    static const store::Script script{"greylist-allow-network", kAllowNetworkLua, apply_allow_network};
-    return script;
-}
-
 Greylist::Greylist(store::Store& store, std::function<int64_t()> clock) : store_(store), clock_(std::move(clock)) {}
 
 GreylistDecision Greylist::check(const Triplet& triplet, const GreylistSettings& settings) {
-    const int64_t now = clock_();
-    if (whitelisted(triplet.network, settings, now)) return {GreylistReason::awl, 0};
-
     const std::string args[] = {ms_arg(settings.delay), ms_arg(settings.window), ms_arg(settings.expire),
-                                triplet_parts(triplet)};
-    const auto reply = store_.run(triplet_script(), triplet_key(triplet), now, args);
-    if (reply.size() != 2) throw store::StoreError("greylist-triplet: unexpected reply from the store");
+                                std::to_string(settings.awl), ms_arg(kPruneEvery), triplet.network,
+                                triplet_field(triplet), triplet.sender};
+    const auto reply = store_.run(kCheck.script, network_key(triplet.network), clock_(), args);
+    if (reply.size() != 2) throw store::StoreError("greylist-check: unexpected reply from the store");
     const uint64_t wait_ms = static_cast<uint64_t>(std::max<int64_t>(0, parse_decimal<int64_t>(reply[1]).value_or(0)));
     const uint64_t wait_seconds = (wait_ms + 999) / 1000;
     if (reply[0] == "new") return {GreylistReason::new_triplet, wait_seconds};
     if (reply[0] == "early") return {GreylistReason::early, wait_seconds};
-    if (reply[0] != "pass") throw store::StoreError("greylist-triplet: unexpected reply " + in_quotes(reply[0]));
-    count_pass(triplet.network, settings, now);
-    return {GreylistReason::pass, 0};
-}
-
-bool Greylist::whitelisted(const std::string& network, const GreylistSettings& settings, int64_t now) {
-    const std::string args[] = {ms_arg(settings.expire), std::to_string(settings.awl)};
-    const auto reply = store_.run(awl_check_script(), network_key(network), now, args);
-    return !reply.empty() && reply[0] == "1";
-}
-
-void Greylist::count_pass(const std::string& network, const GreylistSettings& settings, int64_t now) {
-    const std::string args[] = {ms_arg(settings.expire), std::to_string(settings.awl), network};
-    store_.run(awl_count_script(), network_key(network), now, args);
+    if (reply[0] == "pass") return {GreylistReason::pass, 0};
+    if (reply[0] == "awl") return {GreylistReason::awl, 0};
+    throw store::StoreError("greylist-check: unexpected reply " + in_quotes(reply[0]));
 }
 
 void Greylist::allow(const Triplet& triplet, Millis expire) {
-    const std::string args[] = {ms_arg(expire), triplet_parts(triplet)};
-    store_.run(allow_triplet_script(), triplet_key(triplet), clock_(), args);
+    const std::string args[] = {ms_arg(expire), ms_arg(kPruneEvery), triplet.network, triplet_field(triplet),
+                                triplet.sender};
+    store_.run(kAllowTriplet.script, network_key(triplet.network), clock_(), args);
 }
 
 void Greylist::allow_network(const std::string& network, Millis expire) {
-    const std::string args[] = {ms_arg(expire), network};
-    store_.run(allow_network_script(), network_key(network), clock_(), args);
+    const std::string args[] = {ms_arg(expire), ms_arg(kPruneEvery), network};
+    store_.run(kAllowNetwork.script, network_key(network), clock_(), args);
 }
 
-bool Greylist::drop(const Triplet& triplet) { return store_.erase(triplet_key(triplet)); }
+bool Greylist::drop(const Triplet& triplet) {
+    const std::string args[] = {ms_arg(kPruneEvery), triplet_field(triplet)};
+    const auto reply = store_.run(kDropTriplet.script, network_key(triplet.network), clock_(), args);
+    return !reply.empty() && reply[0] == "1";
+}
 
 size_t Greylist::drop_network(const std::string& network) {
-    std::vector<Triplet> doomed;
-    list([&](const TripletState& state) {
-        if (state.triplet.network == network) doomed.push_back(state.triplet);
+    const auto reply = store_.run(kDropNetwork.script, network_key(network), clock_(), {});
+    return reply.empty() ? 0 : parse_decimal<size_t>(reply[0]).value_or(0);
+}
+
+void Greylist::for_each_network(const std::function<void(const std::string&, const store::Fields&, int64_t)>& visit) {
+    const int64_t now = clock_();
+    store_.scan_hashes(kNetworkKeys, [&](const store::HashEntry& hash) {
+        const auto meta = parse_item(find_field(hash.fields, kMetaField));
+        visit(meta ? meta->text : "", hash.fields, now);
     });
-    size_t dropped = store_.erase(network_key(network)) ? 1 : 0;
-    for (const auto& triplet : doomed) dropped += drop(triplet) ? 1 : 0;
-    return dropped;
 }
 
 void Greylist::list(const std::function<void(const TripletState&)>& visit) {
-    store_.scan(kTripletKeys, [&](const store::Entry& entry) {
-        const auto value = parse_triplet_value(entry.value);
-        if (!value) return;
-        const size_t first = value->parts.find('\n');
-        const size_t second = value->parts.find('\n', first == std::string::npos ? first : first + 1);
-        if (second == std::string::npos) return;
-        TripletState state;
-        state.triplet = {value->parts.substr(0, first), value->parts.substr(first + 1, second - first - 1),
-                         value->parts.substr(second + 1)};
-        state.passed = value->state == 'p';
-        state.since_ms = value->at;
-        state.expires_at_ms = entry.expires_at_ms;
-        visit(state);
+    for_each_network([&](const std::string& network, const store::Fields& fields, int64_t now) {
+        for (const auto& [field, value] : fields) {
+            // The meta and AWL fields are one character long.
+            if (field.size() < kTripletDigestChars) continue;
+            const auto triplet = parse_item(&value);
+            if (!triplet || triplet->expires <= now || (triplet->kind != 'f' && triplet->kind != 'p')) continue;
+            visit(TripletState{{network, triplet->text, field.substr(kTripletDigestChars)},
+                               triplet->kind == 'p', triplet->at, triplet->expires});
+        }
     });
 }
 
 void Greylist::list_networks(const std::function<void(const NetworkState&)>& visit) {
-    store_.scan(kNetworkKeys, [&](const store::Entry& entry) {
-        const auto value = parse_network_value(entry.value);
-        if (!value) return;
-        visit(NetworkState{value->network, static_cast<uint64_t>(value->passes), value->flag, value->last,
-                           entry.expires_at_ms});
+    for_each_network([&](const std::string& network, const store::Fields& fields, int64_t now) {
+        const auto whitelist = parse_item(find_field(fields, kAwlField));
+        if (!whitelist || whitelist->expires <= now) return;
+        const auto passes = parse_decimal<uint64_t>(whitelist->text);
+        if (!passes) return;
+        visit(NetworkState{network, *passes, whitelist->kind, whitelist->at, whitelist->expires});
     });
 }
 

@@ -13,16 +13,27 @@
  *   - retried after delay and before window ends: pass, keep for expire,
  *     refreshed on every later pass; each pass counts towards the
  *     network's awl.
- * Every step is one atomic script on one key; times are judged against
- * the clock given here, never the server's, so two MX hosts (and tests
- * with an injected clock) agree.  check() throws store::StoreError when
- * the store cannot answer: what to do then is the caller's choice.
+ * Every decision is one atomic script on one key, the client network's;
+ * times are judged against the clock given here, never the server's, so
+ * two MX hosts (and tests with an injected clock) agree.  check() throws
+ * store::StoreError when the store cannot answer: what to do then is the
+ * caller's choice.
  *
- * Store keys: "g:" + digest of the triplet, value "f<first-seen ms>" or
- * "p<last-pass ms>", then "\n" and the parts for `greylist list`;
- * "a:" + digest of the network, value "<passes> <flag> <last ms>\n<net>"
- * with flag '-' (counting), 'w' (auto-whitelisted) or 'a' (allowed by
- * an administrator).
+ * Store layout: one hash per client network, key "g:" + digest of the
+ * network, so a network's triplets cost a Redis key once, not each (see
+ * docs/daemon.md for the bytes).  Every value is
+ * "<kind><at>.<expires>.<text>", times in ms in base 36:
+ *   "m"  kind m: when the next write prunes, the key's expiry, the network
+ *   "a"  the AWL record: kind '-' (counting), 'w' (auto-whitelisted) or
+ *        'a' (allowed by an administrator), last pass, passes (decimal)
+ *   8 characters of the digest of sender and recipient, then the
+ *        recipient: a triplet, kind f (first seen at) or p (last pass at),
+ *        and the sender
+ * An entry is dead from its own expiry on, whatever the key's TTL, which
+ * is its latest entry's expiry, raised by every write.  At most once an
+ * hour (kPruneEvery) a write drops the dead entries and sets the TTL
+ * exactly, so a busy network costs a sweep of its fields an hour, not
+ * one per decision.
  */
 #pragma once
 
@@ -109,18 +120,12 @@ public:
     GreylistStats stats();
 
 private:
-    bool whitelisted(const std::string& network, const GreylistSettings& settings, int64_t now);
-    void count_pass(const std::string& network, const GreylistSettings& settings, int64_t now);
+    /* VISIT gets each network's name, its fields, and the time they are
+     * judged live at. */
+    void for_each_network(const std::function<void(const std::string&, const store::Fields&, int64_t)>& visit);
 
     store::Store& store_;
     std::function<int64_t()> clock_;
 };
-
-/* The scripts, for the tests that run them on both backends. */
-const store::Script& triplet_script();
-const store::Script& awl_check_script();
-const store::Script& awl_count_script();
-const store::Script& allow_triplet_script();
-const store::Script& allow_network_script();
 
 }  // namespace portcullis::checks

@@ -7,19 +7,21 @@
  *
  * Phase "new": SESSIONS threads, one per concurrent SMTP session, each
  * asking checks::Greylist about triplets nobody has seen (every decision
- * is "new": two store scripts).  Phase "pass": the same threads retry
- * those triplets with the clock 10 minutes on (every decision is "pass":
- * three scripts).  Each phase reports decisions/s and the p50/p99/max
- * latency of one decision, as a milter worker would see it.  Phase
- * "memory": FLUSHDB, then TRIPLETS new triplets, then Redis's
- * used_memory (INFO memory) before and after, per triplet.
+ * is "new").  Phase "pass": the same threads retry those triplets with
+ * the clock 10 minutes on (every decision is "pass", and counts towards
+ * the network's AWL).  Either is one store script on the network's hash.
+ * Each phase reports decisions/s and the p50/p99/max latency of one
+ * decision, as a milter worker would see it.  Phase "memory": FLUSHDB,
+ * then TRIPLETS new triplets, then Redis's used_memory (INFO memory)
+ * before and after, per triplet, and the keys (networks) they took.
  *
  * Addresses are shaped like bulk traffic: a client /24 out of 65,536, a
  * sender like "newsletter-4711@shop17.example.com" (the VERP digits fold
  * to '#'), a recipient like "firstname.lastname123@customer42.example.net"
- * (a triplet's value is then about 105 bytes).  --short uses addresses
- * like "u4711@s17.example" and "r123@c42.example" (about 60 bytes), to
- * show what the address length costs.  The database named by --url is
+ * (about 80 bytes of addresses per triplet).  Triplet N comes from
+ * network N mod 65,536, so a million triplets are about 15 per network.
+ * --short uses addresses like "u4711@s17.example" and "r123@c42.example"
+ * (about 30 bytes), to show what the address length costs.  The database named by --url is
  * flushed: point it at a Redis of its own.
  */
 #include <algorithm>
@@ -191,6 +193,6 @@ int main(int argc, char** argv) {
     const long long keys = admin.command(dbsize, admin_deadline()).integer;
     std::printf("memory: %lld keys after %ld new triplets (%.1f s); used_memory %lld -> %lld = %.1f bytes per triplet\n",
                 keys, filled.decisions, filled.seconds, before, after,
-                static_cast<double>(after - before) / static_cast<double>(std::max(1LL, keys)));
+                static_cast<double>(after - before) / static_cast<double>(std::max(1L, filled.decisions)));
     return 0;
 }

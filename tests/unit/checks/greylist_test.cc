@@ -2,7 +2,8 @@
  * greylist_test.cc: triplet normalisation and the greylist decisions, with
  * an injected clock, on both store backends (the memory store, and a real
  * redis-server the test starts), so the Lua and C++ halves of every
- * script are held to the same answers.
+ * script are held to the same answers: the decisions, and the network's
+ * hash they leave (its fields, its TTL, what pruning drops).
  */
 #include "checks/greylist.h"
 
@@ -14,6 +15,8 @@
 #include "store/memory_store.h"
 #include "store/redis_store.h"
 #include "support/redis_server.h"
+#include "support/temp_dir.h"
+#include "util/digest.h"
 
 namespace portcullis::checks {
 namespace {
@@ -90,6 +93,25 @@ protected:
     }
 
     void advance(Millis by) { now_ += by.count(); }
+
+    /* The hash of the network NETWORK, as the store's scan gives it; the
+     * expiry of a Redis key comes back through its PTTL, so to within a
+     * second. */
+    std::optional<store::HashEntry> hash_of(const std::string& network) {
+        std::optional<store::HashEntry> found;
+        store_->scan_hashes("g:", [&](const store::HashEntry& hash) {
+            if (hash.key == "g:" + key_digest(network)) found = hash;
+        });
+        return found;
+    }
+
+    /* The fields of NETWORK's hash: meta "m", "a", and the triplets. */
+    size_t fields_of(const std::string& network) {
+        const auto hash = hash_of(network);
+        return hash ? hash->fields.size() : 0;
+    }
+
+    int64_t ms(Millis duration) const { return duration.count(); }
 
     GreylistDecision check(const Triplet& triplet) { return greylist_->check(triplet, settings_); }
 
@@ -271,6 +293,140 @@ TEST_P(GreylistDecisions, ListStatsAndDrop) {
     EXPECT_EQ(greylist_->drop_network("198.51.100.0/24"), 2u);   // its whitelist record and its triplet
     stats = greylist_->stats();
     EXPECT_EQ(stats.pending + stats.passed, 0u);
+    size_t hashes = 0;
+    store_->scan_hashes("", [&](const store::HashEntry&) { ++hashes; });
+    EXPECT_EQ(hashes, 0u) << "a network with nothing left has no key";
+}
+
+TEST_P(GreylistDecisions, OneHashPerNetworkHoldsTheTripletsInCompactFields) {
+    check(triplet_);
+    const auto other = make_triplet(ip("203.0.113.77"), "other@example.org", "rcpt@example.com", false);
+    check(other);
+    EXPECT_EQ(check(make_triplet(ip("198.51.100.1"), "s@example.org", "r@example.com", false)).reason,
+              GreylistReason::new_triplet);
+
+    size_t hashes = 0;
+    store_->scan_hashes("", [&](const store::HashEntry&) { ++hashes; });
+    EXPECT_EQ(hashes, 2u);
+    const auto hash = hash_of("203.0.113.0/24");
+    ASSERT_TRUE(hash);
+    const std::string field = key_digest("sender@example.org\nrcpt@example.com").substr(0, 8) + "rcpt@example.com";
+    ASSERT_TRUE(hash->fields.contains(field));
+    // In base 36: now (1'800'000'000'000), now + 48 h, now + 1 h.
+    const std::string now36 = "mywpiww0", window36 = "myzkem80", hour36 = "mywro2o0";
+    // "f", first seen, expiry, the sender.
+    EXPECT_EQ(hash->fields.at(field), "f" + now36 + "." + window36 + ".sender@example.org");
+    // "m", next prune, the key's expiry, the network.
+    EXPECT_EQ(hash->fields.at("m"), "m" + hour36 + "." + window36 + ".203.0.113.0/24");
+    EXPECT_EQ(hash->fields.size(), 3u);   // m and two triplets: no AWL record before a pass
+    for (const auto& [name, value] : hash->fields) EXPECT_LE(value.size(), 64u) << name;
+}
+
+TEST_P(GreylistDecisions, HashLivesAsLongAsItsLatestEntry) {
+    check(triplet_);
+    EXPECT_NEAR(static_cast<double>(hash_of("203.0.113.0/24")->expires_at_ms),
+                static_cast<double>(now_ + ms(hours(48))), 1000);
+    advance(minutes(5));
+    ASSERT_EQ(check(triplet_).reason, GreylistReason::pass);
+    EXPECT_NEAR(static_cast<double>(hash_of("203.0.113.0/24")->expires_at_ms),
+                static_cast<double>(now_ + ms(hours(24 * 35))), 1000);
+    // A later pending triplet does not shorten it.
+    advance(minutes(1));
+    check(make_triplet(ip("203.0.113.8"), "late@example.org", "rcpt@example.com", false));
+    EXPECT_NEAR(static_cast<double>(hash_of("203.0.113.0/24")->expires_at_ms),
+                static_cast<double>(now_ - ms(minutes(1)) + ms(hours(24 * 35))), 1000);
+}
+
+TEST_P(GreylistDecisions, WritesPruneDeadEntriesAtMostHourly) {
+    // A triplet allowed for a minute, in a hash created now: the next
+    // prune is due in an hour.
+    greylist_->allow(triplet_, minutes(1));
+    advance(minutes(2));
+    const auto second = make_triplet(ip("203.0.113.5"), "second@example.org", "rcpt@example.com", false);
+    EXPECT_EQ(check(second).reason, GreylistReason::new_triplet);
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::new_triplet) << "dead, if not yet pruned";
+    greylist_->allow(triplet_, minutes(1));
+    advance(minutes(2));
+    EXPECT_EQ(fields_of("203.0.113.0/24"), 3u) << "m, second, and the dead triplet";
+    std::vector<TripletState> listed;
+    greylist_->list([&](const TripletState& state) { listed.push_back(state); });
+    ASSERT_EQ(listed.size(), 1u) << "the dead triplet is not listed";
+    EXPECT_EQ(listed[0].triplet.sender, "second@example.org");
+
+    advance(hours(1));
+    check(make_triplet(ip("203.0.113.5"), "third@example.org", "rcpt@example.com", false));
+    EXPECT_EQ(fields_of("203.0.113.0/24"), 3u) << "m, second and third";
+    EXPECT_EQ(greylist_->stats().pending, 2u);
+}
+
+TEST_P(GreylistDecisions, PruningSetsTheTtlExactlyAndDropsDeadNetworks) {
+    check(triplet_);
+    advance(minutes(5));
+    ASSERT_EQ(check(triplet_).reason, GreylistReason::pass);   // expires in 35 days
+    advance(hours(24 * 35));
+    const auto fresh = make_triplet(ip("203.0.113.5"), "fresh@example.org", "rcpt@example.com", false);
+    EXPECT_EQ(check(fresh).reason, GreylistReason::new_triplet);
+    const auto hash = hash_of("203.0.113.0/24");
+    ASSERT_TRUE(hash);
+    EXPECT_EQ(hash->fields.size(), 2u) << "the passed triplet and the AWL record are gone";
+    EXPECT_NEAR(static_cast<double>(hash->expires_at_ms), static_cast<double>(now_ + ms(hours(48))), 1000);
+
+    // Dropping the last live entry deletes the key.
+    EXPECT_TRUE(greylist_->drop(fresh));
+    EXPECT_FALSE(hash_of("203.0.113.0/24"));
+}
+
+TEST_P(GreylistDecisions, LongAddressesStillWork) {
+    const std::string local(80, 'x');
+    const auto triplet = make_triplet(ip("192.0.2.9"), local + "@example.org", local + "@example.com", false);
+    check(triplet);
+    advance(minutes(5));
+    EXPECT_EQ(check(triplet).reason, GreylistReason::pass);
+    std::vector<TripletState> listed;
+    greylist_->list([&](const TripletState& state) { listed.push_back(state); });
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0].triplet.sender, local + "@example.org");
+    EXPECT_EQ(listed[0].triplet.rcpt, local + "@example.com");
+    if (redis_) {
+        // Past hash-max-listpack-value: this one hash is a hashtable now.
+        EXPECT_EQ(redis_->cli({"OBJECT", "ENCODING", "pc:g:" + key_digest("192.0.2.0/24")}), "hashtable");
+        EXPECT_EQ(redis_->cli({"OBJECT", "ENCODING", "pc:g:" + key_digest("203.0.113.0/24")}), "");
+    }
+}
+
+TEST_P(GreylistDecisions, TypicalNetworkStaysAListpackInRedis) {
+    if (!redis_) GTEST_SKIP() << "Redis only";
+    for (int i = 0; i < 20; ++i) {
+        check(make_triplet(ip("203.0.113.5"), "newsletter-" + std::to_string(i) + "@shop17.example.com",
+                           "firstname.lastname" + std::to_string(100000 + i) + "@customer42.example.net", false));
+    }
+    advance(minutes(5));
+    for (int i = 0; i < 2; ++i) {
+        check(make_triplet(ip("203.0.113.5"), "newsletter-" + std::to_string(i) + "@shop17.example.com",
+                           "firstname.lastname" + std::to_string(100000 + i) + "@customer42.example.net", false));
+    }
+    EXPECT_EQ(redis_->cli({"OBJECT", "ENCODING", "pc:g:" + key_digest("203.0.113.0/24")}), "listpack");
+}
+
+TEST(GreylistSnapshot, StateSurvivesTheMemoryStoresSnapshot) {
+    test_support::TempDir dir;
+    const std::string path = dir.path("state");
+    int64_t now = 1'800'000'000'000;
+    const auto clock = [&now] { return now; };
+    const auto triplet = make_triplet(ip("203.0.113.5"), "s@example.org", "r@example.com", false);
+    const GreylistSettings settings;
+    {
+        store::MemoryStore store(path, clock);
+        Greylist greylist(store, clock);
+        greylist.check(triplet, settings);
+        greylist.allow_network("198.51.100.0/24", hours(1));
+    }
+    now += std::chrono::duration_cast<Millis>(minutes(5)).count();
+    store::MemoryStore store(path, clock);
+    Greylist greylist(store, clock);
+    EXPECT_EQ(greylist.check(triplet, settings).reason, GreylistReason::pass);
+    EXPECT_EQ(greylist.check(make_triplet(ip("198.51.100.9"), "x@y.example", "r@example.com", false), settings).reason,
+              GreylistReason::awl);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, GreylistDecisions, testing::Values(Backend::memory, Backend::redis),
