@@ -41,6 +41,13 @@ struct GreylistOptions {
 };
 int greylist_command(const ConfigSource& source, const GreylistOptions& options);
 
+struct RatelimitOptions {
+    std::string action;              // show, reset
+    std::vector<std::string> key;    // the key's field values, in the rule's order
+    std::string bucket;              // only this bucket
+};
+int ratelimit_command(const ConfigSource& source, const RatelimitOptions& options);
+
 int version_command();
 
 }  // namespace portcullis::daemon

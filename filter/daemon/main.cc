@@ -1,7 +1,10 @@
 /*
- * main.cc: the portcullis command line: run, check, try, greylist, version.
+ * main.cc: the portcullis command line: run, check, try, greylist,
+ * ratelimit, version.
  */
 #include <CLI/CLI.hpp>
+
+#include <span>
 
 #include "daemon/commands.h"
 
@@ -12,6 +15,27 @@ using portcullis::daemon::ConfigSource;
 void add_config_options(CLI::App& command, ConfigSource& source) {
     command.add_option("-c,--config", source.path, "configuration file (default /etc/portcullis/portcullis.conf)");
     command.add_option("-o,--option", source.overrides, "override a config key: -o KEY=VALUE (repeatable)");
+}
+
+struct ActionHelp {
+    const char* name;
+    const char* help;
+};
+
+/* COMMAND NAME ... with one sub-subcommand per ACTIONS entry, each of
+ * which sets CHOSEN to its name when given; -c and -o are accepted at
+ * either level. */
+CLI::App* add_admin_command(CLI::App& app, const char* name, const char* help, std::span<const ActionHelp> actions,
+                            ConfigSource& source, std::string& chosen) {
+    CLI::App* command = app.add_subcommand(name, help);
+    add_config_options(*command, source);
+    command->require_subcommand(1);
+    for (const ActionHelp& action : actions) {
+        CLI::App* sub = command->add_subcommand(action.name, action.help);
+        add_config_options(*sub, source);
+        sub->callback([&chosen, name = std::string(action.name)] { chosen = name; });
+    }
+    return command;
 }
 
 }  // namespace
@@ -43,26 +67,35 @@ int main(int argc, char** argv) {
     try_cmd->add_option("message", try_options.message_file, "message file (headers and body) for the eom stage");
 
     daemon::GreylistOptions greylist_options;
-    CLI::App* greylist = app.add_subcommand("greylist", "inspect and edit greylisting state in the store");
-    add_config_options(*greylist, source);
-    greylist->require_subcommand(1);
-    const std::pair<const char*, const char*> greylist_actions[] = {
+    const ActionHelp greylist_actions[] = {
         {"list", "list triplets and client networks"},
         {"allow", "let a triplet, or with --client alone a whole client network, pass at once"},
         {"drop", "forget a triplet, or a client network and its triplets"},
         {"stats", "count pending and passed triplets and whitelisted networks"},
     };
-    for (const auto& [name, help] : greylist_actions) {
-        CLI::App* action = greylist->add_subcommand(name, help);
-        add_config_options(*action, source);
-        action->callback([&greylist_options, name = std::string(name)] { greylist_options.action = name; });
-        if (name == std::string("stats")) continue;
+    CLI::App* greylist = add_admin_command(app, "greylist", "inspect and edit greylisting state in the store",
+                                           greylist_actions, source, greylist_options.action);
+    for (CLI::App* action : greylist->get_subcommands({})) {
+        const std::string name = action->get_name();
+        if (name == "stats") continue;
         action->add_option("--client", greylist_options.client, "client IP address");
         action->add_option("--sender", greylist_options.sender, "envelope sender (\"<>\" for the null sender)");
         action->add_option("--rcpt", greylist_options.rcpt, "recipient");
-        if (name == std::string("list")) continue;
+        if (name == "list") continue;
         action->add_flag("--host", greylist_options.host, "the client address itself, not its /24 or /64");
-        if (name == std::string("allow")) action->add_option("--expire", greylist_options.expire, "how long (default 35d)");
+        if (name == "allow") action->add_option("--expire", greylist_options.expire, "how long (default 35d)");
+    }
+
+    daemon::RatelimitOptions ratelimit_options;
+    const ActionHelp ratelimit_actions[] = {
+        {"show", "each rate of the buckets for a key: events in the window, and when a slot frees"},
+        {"reset", "forget the buckets for a key"},
+    };
+    CLI::App* ratelimit = add_admin_command(app, "ratelimit", "inspect and reset rate-limit buckets",
+                                            ratelimit_actions, source, ratelimit_options.action);
+    for (CLI::App* action : ratelimit->get_subcommands({})) {
+        action->add_option("value", ratelimit_options.key, "the key's field values, in the rule's order")->required();
+        action->add_option("--bucket", ratelimit_options.bucket, "only the bucket of this name");
     }
 
     CLI::App* version = app.add_subcommand("version", "print the version and the linked libraries' versions");
@@ -73,17 +106,20 @@ int main(int argc, char** argv) {
         const int code = app.exit(error);
         return code == 0 ? 0 : daemon::kExitUsage;
     }
-    for (CLI::App* command : {run, check, try_cmd, greylist}) {
+    for (CLI::App* command : {run, check, try_cmd, greylist, ratelimit}) {
         if (command->parsed() && command->count("-c") > 0) source.path_given = true;
     }
-    for (CLI::App* action : greylist->get_subcommands({})) {
-        if (action->parsed() && action->count("-c") > 0) source.path_given = true;
+    for (CLI::App* parent : {greylist, ratelimit}) {
+        for (CLI::App* action : parent->get_subcommands({})) {
+            if (action->parsed() && action->count("-c") > 0) source.path_given = true;
+        }
     }
 
     if (run->parsed()) return daemon::run_command(source, foreground);
     if (check->parsed()) return daemon::check_command(source);
     if (try_cmd->parsed()) return daemon::try_command(source, try_options);
     if (greylist->parsed()) return daemon::greylist_command(source, greylist_options);
+    if (ratelimit->parsed()) return daemon::ratelimit_command(source, ratelimit_options);
     if (version->parsed()) return daemon::version_command();
     return daemon::kExitUsage;
 }

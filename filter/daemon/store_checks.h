@@ -1,19 +1,22 @@
 /*
  * store_checks.h: the policy's stateful checks, done on the store.
  *
- * StoreChecks answers the evaluator's greylist() questions with
- * checks::Greylist over the daemon's store: it builds the triplet from
- * the session's facts, times the store, counts the outcome in the
- * metrics, and applies store.on_error when the store fails (tempfail:
- * the rule defers with 451 4.3.0; accept: the recipient passes).  A
- * session without a client address (local submission) is not
- * greylisted.  attach_store() gives a loaded State its checks.
+ * StoreChecks answers the evaluator's greylist() and ratelimit()
+ * questions with checks::Greylist and checks::Ratelimit over the
+ * daemon's store: it builds the triplet or the bucket key (each key
+ * part normalised: case, +extension) from what the evaluator read,
+ * times the store, counts the outcome in the metrics, and applies
+ * store.on_error when the store fails (tempfail: the rule defers with
+ * 451 4.3.0; accept: the unit passes).  A session without a client
+ * address (local submission) is not greylisted.  attach_store() gives a
+ * loaded State its checks.
  */
 #pragma once
 
 #include <memory>
 
 #include "checks/greylist.h"
+#include "checks/ratelimit.h"
 #include "config/config.h"
 #include "daemon/loading.h"
 #include "policy/stateful.h"
@@ -24,11 +27,18 @@ namespace portcullis::daemon {
 class StoreChecks final : public policy::StatefulChecks {
 public:
     StoreChecks(std::shared_ptr<store::Store> store, config::OnError on_error);
-    policy::GreylistAnswer greylist(const policy::GreylistParams& params, const policy::Facts& facts) override;
+    policy::StatefulAnswer greylist(const policy::GreylistParams& params, const policy::Facts& facts) override;
+    policy::StatefulAnswer ratelimit(const policy::RatelimitParams& params, std::span<const std::string> key) override;
 
 private:
+    /* CHECK's answer, timed; a StoreError becomes on_error's answer and
+     * is counted with COUNT("store-error"). */
+    template <typename Check>
+    policy::StatefulAnswer timed(void (*count)(std::string_view), Check check);
+
     std::shared_ptr<store::Store> store_;
     checks::Greylist greylist_;
+    checks::Ratelimit ratelimit_;
     config::OnError on_error_;
 };
 

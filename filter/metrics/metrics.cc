@@ -27,10 +27,11 @@ struct Registry {
     Family<Counter>& rule_hits = counter_family("portcullis_rule_hits_total", "Decisions by the rule (file:line) that made them");
     Family<Counter>& reloads = counter_family("portcullis_policy_reloads_total", "Reloads of config and policy by result");
     Family<Counter>& greylist = counter_family("portcullis_greylist_total", "Greylist outcomes: new, early, pass, awl, store-error");
+    Family<Counter>& ratelimit = counter_family("portcullis_ratelimit_total", "Rate-limit outcomes: pass, over, store-error");
     Counter& store_errors = counter_family("portcullis_store_errors_total", "Store operations that failed or timed out").Add({});
     Histogram& store_seconds = prometheus::BuildHistogram()
                                    .Name("portcullis_store_seconds")
-                                   .Help("Latency of the store's answers to greylist checks")
+                                   .Help("Latency of the store's answers to greylist and rate-limit checks")
                                    .Register(*registry)
                                    .Add({}, Histogram::BucketBoundaries{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
                                                                         0.05, 0.1, 0.2, 0.5, 1});
@@ -75,6 +76,8 @@ void count_decision(std::string_view stage, std::string_view action, bool monito
 void count_reload(bool ok) { metrics().reloads.Add({{"result", ok ? "ok" : "failed"}}).Increment(); }
 
 void count_greylist(std::string_view result) { metrics().greylist.Add({{"result", std::string(result)}}).Increment(); }
+
+void count_ratelimit(std::string_view result) { metrics().ratelimit.Add({{"result", std::string(result)}}).Increment(); }
 
 void observe_store(std::chrono::steady_clock::duration took, bool ok) {
     auto& registry = metrics();

@@ -4,8 +4,8 @@
  * The counters always count (an atomic add, or a label lookup for the
  * labelled ones); serve() exposes them as Prometheus text on
  * http://LISTEN/metrics.  This is the only code that includes
- * prometheus-cpp.  Metrics of checks that later releases add (rate
- * limits, SPF/DKIM/DMARC, DNS latency) belong here too.
+ * prometheus-cpp.  Metrics of checks that later releases add
+ * (SPF/DKIM/DMARC, DNS latency) belong here too.
  */
 #pragma once
 
@@ -26,6 +26,8 @@ void count_decision(std::string_view stage, std::string_view action, bool monito
 void count_reload(bool ok);
 /* A greylist outcome: "new", "early", "pass", "awl" or "store-error". */
 void count_greylist(std::string_view result);
+/* A rate-limit outcome: "pass", "over" or "store-error". */
+void count_ratelimit(std::string_view result);
 /* How long one store operation took, and whether it failed. */
 void observe_store(std::chrono::steady_clock::duration took, bool ok);
 

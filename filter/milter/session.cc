@@ -206,7 +206,8 @@ void Session::collect(Stage stage, const std::vector<policy::Effect>& effects) {
                 sink_.decision(*this, stage, "log", effect.rule, "text=\"" + effect.value + "\"");
                 break;
             case policy::Effect::Kind::passed:
-                sink_.decision(*this, stage, "greylist pass", effect.rule, effect.value);
+                sink_.decision(*this, stage, std::string(policy::action_name(effect.rule->action)) + " pass",
+                               effect.rule, effect.value);
                 break;
             case policy::Effect::Kind::monitored: {
                 const auto& would = effect.would_be;

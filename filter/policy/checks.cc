@@ -24,7 +24,7 @@ constexpr std::array<ActionRules, 9> kActionRules{{
     {ActionKind::discard, kMessageStages, true},
     {ActionKind::quarantine, kEveryStage, true},
     {ActionKind::greylist, stage_bit(Stage::rcpt), true},
-    {ActionKind::ratelimit, kMessageStages, false},
+    {ActionKind::ratelimit, kMessageStages, true},
     {ActionKind::add_header, kEveryStage, true},
     {ActionKind::log, kEveryStage, true},
 }};

@@ -120,8 +120,7 @@ Verdict make_verdict(const Rule& rule, const Facts& facts) {
     return verdict;
 }
 
-/* The non-terminal actions that cannot refuse; ratelimit is refused by
- * the loader until its check exists, so it never reaches this point. */
+/* The non-terminal actions that cannot refuse. */
 void add_effect(const Rule& rule, const Facts& facts, std::vector<Effect>& effects) {
     Effect effect;
     effect.rule = &rule;
@@ -138,14 +137,11 @@ void add_effect(const Rule& rule, const Facts& facts, std::vector<Effect>& effec
     effects.push_back(std::move(effect));
 }
 
-/* A greylist rule that applies: nullopt when the unit passes (noted in
- * EFFECTS), else the refusal. */
-std::optional<Verdict> greylist(const Rule& rule, const Facts& facts, StatefulChecks* stateful,
-                                std::vector<Effect>& effects) {
-    GreylistAnswer answer;
-    if (stateful) answer = stateful->greylist(rule.greylist, facts);
-    else answer.note = "reason=store-unavailable";
-    if (answer.kind == GreylistAnswer::Kind::pass) {
+/* A greylist or ratelimit rule's ANSWER: nullopt when the unit passes
+ * (noted in EFFECTS), else the refusal. */
+std::optional<Verdict> stateful_verdict(const Rule& rule, StatefulAnswer answer, const Facts& facts,
+                                        std::vector<Effect>& effects) {
+    if (answer.kind == StatefulAnswer::Kind::pass) {
         Effect effect;
         effect.kind = Effect::Kind::passed;
         effect.rule = &rule;
@@ -156,7 +152,7 @@ std::optional<Verdict> greylist(const Rule& rule, const Facts& facts, StatefulCh
     Verdict verdict;
     verdict.rule = &rule;
     verdict.note = std::move(answer.note);
-    if (answer.kind == GreylistAnswer::Kind::unavailable) {
+    if (answer.kind == StatefulAnswer::Kind::unavailable) {
         verdict.outcome = Outcome::tempfail;
         verdict.code = "451";
         verdict.xcode = "4.3.0";
@@ -172,6 +168,34 @@ std::optional<Verdict> greylist(const Rule& rule, const Facts& facts, StatefulCh
     return verdict;
 }
 
+StatefulAnswer unavailable_without_store() {
+    StatefulAnswer answer;
+    answer.note = "reason=store-unavailable";
+    return answer;
+}
+
+std::optional<Verdict> greylist(const Rule& rule, const Facts& facts, StatefulChecks* stateful,
+                                std::vector<Effect>& effects) {
+    StatefulAnswer answer = stateful ? stateful->greylist(rule.greylist, facts) : unavailable_without_store();
+    return stateful_verdict(rule, std::move(answer), facts, effects);
+}
+
+/* The key's values; a key whose fields are all empty (no auth.user
+ * before AUTH, the null sender) counts nothing and lets the unit pass. */
+std::optional<Verdict> ratelimit(const Rule& rule, const Facts& facts, StatefulChecks* stateful,
+                                 std::vector<Effect>& effects) {
+    std::vector<std::string> key;
+    bool any = false;
+    for (const Operand& field : rule.ratelimit.key) {
+        key.push_back(operand_value(field, facts).str());
+        any = any || !key.back().empty();
+    }
+    StatefulAnswer answer;
+    if (!any) answer = {StatefulAnswer::Kind::pass, 0, "reason=no-key"};
+    else answer = stateful ? stateful->ratelimit(rule.ratelimit, key) : unavailable_without_store();
+    return stateful_verdict(rule, std::move(answer), facts, effects);
+}
+
 /* What a monitor rule would have done: WOULD_BE, or (add-header) no verdict. */
 Effect monitor_effect(const Rule& rule, Verdict would_be = {}) {
     Effect effect;
@@ -184,7 +208,10 @@ Effect monitor_effect(const Rule& rule, Verdict would_be = {}) {
 }  // namespace
 
 std::string verdict_label(const Verdict& verdict) {
-    if (verdict.rule && verdict.rule->action == ActionKind::greylist) return "greylist defer";
+    const Rule* rule = verdict.rule;
+    if (rule && (rule->action == ActionKind::greylist || rule->action == ActionKind::ratelimit)) {
+        return std::string(action_name(rule->action)) + (verdict.outcome == Outcome::reject ? " reject" : " defer");
+    }
     return std::string(outcome_name(verdict.outcome));
 }
 
@@ -241,6 +268,7 @@ StageResult evaluate_stage(const Policy& policy, Stage stage, const Facts& facts
         std::optional<Verdict> verdict;
         if (rule.always_terminal()) verdict = make_verdict(rule, facts);
         else if (rule.action == ActionKind::greylist) verdict = greylist(rule, facts, stateful, result.effects);
+        else if (rule.action == ActionKind::ratelimit) verdict = ratelimit(rule, facts, stateful, result.effects);
         if (verdict && !monitored) {
             result.verdict = std::move(*verdict);
             return result;

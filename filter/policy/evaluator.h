@@ -8,8 +8,9 @@
  * monitor_all (policy.mode = "monitor") every rule is a monitor rule.
  * Reply codes come from the rule; texts are expanded and made safe
  * (template.h).  An optional RuleObserver sees every rule tested; `try`
- * and debug logging use it.  A greylist rule asks STATEFUL (stateful.h);
- * without one it behaves as when the store is unreachable.  Apart from
+ * and debug logging use it.  Greylist and ratelimit rules ask STATEFUL
+ * (stateful.h); without one they behave as when the store is
+ * unreachable.  Apart from
  * what STATEFUL does, the evaluator never blocks and never fails: a fact
  * that is missing makes comparisons false (and != true).
  */
@@ -37,11 +38,13 @@ struct Verdict {
     std::string note;                  // more for the log line ("reason=new wait=300s")
 };
 
-/* "greylist defer" for a greylist rule's refusal, else the outcome's name. */
+/* "greylist defer", "ratelimit defer" (or "... reject" with a 5xx reply)
+ * for those rules' refusals, else the outcome's name. */
 std::string verdict_label(const Verdict& verdict);
 
 /* What a rule did without ending the stage: add-header, log, a monitor
- * rule's would-be verdict, or a greylist rule that let the unit pass. */
+ * rule's would-be verdict, or a greylist or ratelimit rule that let the
+ * unit pass. */
 struct Effect {
     enum class Kind { add_header, log, monitored, passed };
     Kind kind = Kind::log;

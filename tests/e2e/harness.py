@@ -442,6 +442,21 @@ class RedisServer:
         return sorted(line for line in out.splitlines() if line)
 
 
+class WithRedis:
+    """Mix into a FilterTestCase (first among the bases) for one
+    redis-server, cls.redis, for the whole class."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.redis = RedisServer(cls.tmp).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.kill()
+        super().tearDownClass()
+
+
 # ------------------------------------------------------------------- filter
 
 def policy(*parts):

@@ -1,11 +1,14 @@
 """The shipped policy (policies/default.rules and its lists) behind Postfix.
 
 The files are used as shipped, except that lists/local-domains.txt names
-example.com, as an administrator's would.  Trusted networks are accepted,
-the open-relay guard refuses foreign recipients from untrusted,
+example.com and lists/sender-logins.txt gives alice the senders of
+sender.example, as an administrator's would.  Trusted networks are
+accepted, the open-relay guard refuses foreign recipients from untrusted,
 unauthenticated clients, other mail from them is greylisted unless the
-client is a large sender in the skip lists, and a declared size over 50 MB
-is refused at MAIL.  The store is the memory backend, as shipped.
+client is a large sender in the skip lists, authenticated clients may send
+only as senders they own and within their rate limits, unauthenticated
+ones at most 100 recipients a message, and a declared size over 50 MB is
+refused at MAIL.  The store is the memory backend, as shipped.
 """
 
 import os
@@ -23,6 +26,10 @@ DEFAULT_POLICY = shipped("default.rules")
 RELAY_LINE = rule_line(DEFAULT_POLICY, '"Relay access denied"')
 SIZE_LINE = rule_line(DEFAULT_POLICY, '"Message size exceeds fixed limit"')
 GREYLIST_LINE = rule_line(DEFAULT_POLICY, "greylist delay 5m")
+LOGIN_LINE = rule_line(DEFAULT_POLICY, "is not owned by")
+USER_LIMIT_LINE = rule_line(DEFAULT_POLICY, "ratelimit auth.user")
+CAP_LINE = rule_line(DEFAULT_POLICY, '"Too many recipients"')
+GOOGLE_IP = "209.85.128.41"   # in lists/greylist-skip-networks.txt
 
 
 class DefaultPolicyTest(PostfixTestCase):
@@ -36,6 +43,7 @@ class DefaultPolicyTest(PostfixTestCase):
             "lists/local-domains.txt": shipped("lists/local-domains.txt") + "example.com\n",
             "lists/greylist-skip-clients.txt": shipped("lists/greylist-skip-clients.txt"),
             "lists/greylist-skip-networks.txt": shipped("lists/greylist-skip-networks.txt"),
+            "lists/sender-logins.txt": shipped("lists/sender-logins.txt") + "@sender.example alice\n",
         })
 
     def test_open_relay_guard(self):
@@ -58,7 +66,7 @@ class DefaultPolicyTest(PostfixTestCase):
                                      xclient={"name": "mail-ej1-f41.google.com"})
         self.assertEqual(self.delivered_recipients(by_name), ["user@example.com"])
         # ... or by address, when reverse DNS fails.
-        by_address = self.send_external("user@example.com", addr="209.85.128.41")
+        by_address = self.send_external("user@example.com", addr=GOOGLE_IP)
         self.assertEqual(self.delivered_recipients(by_address), ["user@example.com"])
         # A HELO claiming to be Google is not enough.
         helo_only = self.send_external("user@example.com", addr="198.18.20.2",
@@ -70,6 +78,43 @@ class DefaultPolicyTest(PostfixTestCase):
         self.assertEqual(self.delivered_recipients(authenticated), ["user@foreign.example"])
         trusted = self.send("user@foreign.example")   # from 127.0.0.1, in trusted-networks.txt
         self.assertEqual(self.delivered_recipients(trusted), ["user@foreign.example"])
+
+    def test_authenticated_senders_must_be_owned(self):
+        not_owned = self.send_external("user@foreign.example", sender="boss@elsewhere.example",
+                                       xclient={"login": "alice"})
+        reply = not_owned.reply_to("MAIL")
+        self.assertEqual((reply.code, reply.text),
+                         (553, "5.7.1 Sender boss@elsewhere.example is not owned by alice"), not_owned)
+        self.filter.wait_for_log(r"mail: reject .*rule=test\.rules:%d\b" % LOGIN_LINE)
+        # A login that is the sender address owns it, with no map entry.
+        own = self.send_external("user@foreign.example", sender="bob@elsewhere.example",
+                                 xclient={"login": "bob@elsewhere.example"})
+        self.assertEqual(self.delivered_recipients(own), ["user@foreign.example"])
+
+    def test_relay_guard_and_rate_limits_together(self):
+        """An authenticated user may relay 100 recipients a minute; the 101st
+        waits.  Unauthenticated relaying is still refused, and not counted."""
+        client = SMTPClient(self.postfix.port)
+        self.addCleanup(client.close)
+        self.assertEqual(client.hello(xclient={"addr": "198.18.40.1", "login": "alice"}).code, 250)
+        self.assertEqual(client.command("MAIL FROM:<alice@sender.example>").code, 250)
+        replies = client.pipelined(["RCPT TO:<r%d@foreign.example>" % n for n in range(101)])
+        self.assertEqual([r.code for r in replies], [250] * 100 + [450])
+        self.assertEqual(replies[100].text, "4.7.1 Rate limit exceeded, try again later")
+        self.filter.wait_for_log(r"rcpt: ratelimit defer .*rule=test\.rules:%d\b.*levels=100/100/1m"
+                                 % USER_LIMIT_LINE)
+        relay = self.send_external("user@foreign.example", addr="198.18.40.2")
+        self.assertEqual(relay.reply_to("RCPT").code, 554, relay)
+
+    def test_unauthenticated_clients_get_at_most_100_recipients(self):
+        client = SMTPClient(self.postfix.port)
+        self.addCleanup(client.close)
+        self.assertEqual(client.hello(xclient={"addr": GOOGLE_IP}).code, 250)
+        self.assertEqual(client.command("MAIL FROM:<list@sender.example>").code, 250)
+        replies = client.pipelined(["RCPT TO:<m%d@example.com>" % n for n in range(102)])
+        self.assertEqual([r.code for r in replies], [250] * 100 + [452, 452])
+        self.assertEqual(replies[100].text, "4.5.3 Too many recipients")
+        self.filter.wait_for_log(r"rcpt: tempfail .*rule=test\.rules:%d\b" % CAP_LINE)
 
     def test_declared_size_limit(self):
         client = SMTPClient(self.postfix.port)

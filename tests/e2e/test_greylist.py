@@ -11,7 +11,7 @@ import os
 import time
 import unittest
 
-from harness import (BASE_POLICY, PostfixTestCase, RedisServer, decision, free_port, policy,
+from harness import (BASE_POLICY, PostfixTestCase, WithRedis, decision, free_port, policy,
                      portcullis, rule_line, wait_until, write_file)
 
 DELAY = 2
@@ -56,17 +56,7 @@ class GreylistCase(PostfixTestCase):
         self.assertDelivered(self.attempt(addr, sender=sender))
 
 
-class RedisGreylistTest(GreylistCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.redis = RedisServer(cls.tmp).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.redis.kill()
-        super().tearDownClass()
+class RedisGreylistTest(WithRedis, GreylistCase):
 
     def redis_settings(self, **store):
         settings = {"backend": "redis", "url": self.redis.url, "timeout": "200ms"}

@@ -275,22 +275,30 @@ TEST(Needs, StoreOnlyForRulesThatKeepState) {
     EXPECT_TRUE(analyse_needs(*parse("on rcpt { monitor greylist }\n"), true).store);
 }
 
-/* Answers every greylist question with ANSWER and remembers the question. */
+/* Answers every question with ANSWER and remembers the question. */
 class FakeChecks final : public StatefulChecks {
 public:
-    explicit FakeChecks(GreylistAnswer answer) : answer_(std::move(answer)) {}
-    GreylistAnswer greylist(const GreylistParams& params, const Facts& facts) override {
+    explicit FakeChecks(StatefulAnswer answer) : answer_(std::move(answer)) {}
+    StatefulAnswer greylist(const GreylistParams& params, const Facts& facts) override {
         seen_params = params;
         seen_rcpt = facts.rcpt;
         ++calls;
         return answer_;
     }
+    StatefulAnswer ratelimit(const RatelimitParams& params, std::span<const std::string> key) override {
+        seen_bucket = params.bucket;
+        seen_key.assign(key.begin(), key.end());
+        ++calls;
+        return answer_;
+    }
     GreylistParams seen_params;
     std::string seen_rcpt;
+    std::string seen_bucket;
+    std::vector<std::string> seen_key;
     int calls = 0;
 
 private:
-    GreylistAnswer answer_;
+    StatefulAnswer answer_;
 };
 
 const std::string kPolicy =
@@ -299,9 +307,24 @@ const std::string kPolicy =
     "  reject 550 5.7.1 \"after greylist\"\n"
     "}\n";
 
+const std::string kRatelimitPolicy =
+    "on rcpt {\n"
+    "  ratelimit (auth.user, client.ip) 5/1m 100/1h\n"
+    "  reject 550 5.7.1 \"after ratelimit\"\n"
+    "}\n";
+
+/* The unit passed the stateful rule, noted NOTE, and met the reject
+ * saying TEXT after it. */
+void expect_passed_on(const StageResult& result, const std::string& text, const std::string& note) {
+    EXPECT_EQ(result.verdict.text, std::vector<std::string>{text});
+    ASSERT_EQ(result.effects.size(), 1u);
+    EXPECT_EQ(result.effects[0].kind, Effect::Kind::passed);
+    EXPECT_EQ(result.effects[0].value, note);
+}
+
 TEST(GreylistRule, DeferUsesTheDefaultReplyWithTheWait) {
     const auto policy = parse(kPolicy);
-    FakeChecks checks({GreylistAnswer::Kind::defer, 120, "reason=new wait=120s"});
+    FakeChecks checks({StatefulAnswer::Kind::refuse, 120, "reason=new wait=120s"});
     const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
     EXPECT_EQ(result.verdict.outcome, Outcome::tempfail);
     EXPECT_EQ(result.verdict.code, "451");
@@ -319,7 +342,7 @@ TEST(GreylistRule, DeferUsesTheDefaultReplyWithTheWait) {
 
 TEST(GreylistRule, OwnCodeAndTextAndPermanentRefusal) {
     const auto policy = parse("on rcpt { greylist 550 5.7.1 \"come back in ${greylist.wait}s\" }\n");
-    FakeChecks checks({GreylistAnswer::Kind::defer, 7, ""});
+    FakeChecks checks({StatefulAnswer::Kind::refuse, 7, ""});
     const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks).verdict;
     EXPECT_EQ(verdict.outcome, Outcome::reject);
     EXPECT_EQ(verdict.code, "550");
@@ -328,17 +351,14 @@ TEST(GreylistRule, OwnCodeAndTextAndPermanentRefusal) {
 
 TEST(GreylistRule, PassGoesOnToTheNextRule) {
     const auto policy = parse(kPolicy);
-    FakeChecks checks({GreylistAnswer::Kind::pass, 0, "reason=pass"});
+    FakeChecks checks({StatefulAnswer::Kind::pass, 0, "reason=pass"});
     const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
-    EXPECT_EQ(result.verdict.text, std::vector<std::string>{"after greylist"});
-    ASSERT_EQ(result.effects.size(), 1u);
-    EXPECT_EQ(result.effects[0].kind, Effect::Kind::passed);
-    EXPECT_EQ(result.effects[0].value, "reason=pass");
+    expect_passed_on(result, "after greylist", "reason=pass");
 }
 
 TEST(GreylistRule, NotAskedWhenTheConditionFails) {
     const auto policy = parse(kPolicy);
-    FakeChecks checks({GreylistAnswer::Kind::defer, 1, ""});
+    FakeChecks checks({StatefulAnswer::Kind::refuse, 1, ""});
     Facts facts = external_client();
     facts.authenticated = true;
     evaluate_stage(*policy, Stage::rcpt, facts, false, nullptr, &checks);
@@ -347,28 +367,32 @@ TEST(GreylistRule, NotAskedWhenTheConditionFails) {
 
 TEST(GreylistRule, UnavailableStoreTempfails430) {
     const auto policy = parse(kPolicy);
-    FakeChecks checks({GreylistAnswer::Kind::unavailable, 0, "reason=store-error"});
+    FakeChecks checks({StatefulAnswer::Kind::unavailable, 0, "reason=store-error"});
     const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks).verdict;
     EXPECT_EQ(verdict.outcome, Outcome::tempfail);
     EXPECT_EQ(verdict.code, "451");
     EXPECT_EQ(verdict.xcode, "4.3.0");
 }
 
-TEST(GreylistRule, NoStoreAtAllTempfails430) {
-    const auto policy = parse(kPolicy);
-    const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false).verdict;
-    EXPECT_EQ(verdict.code, "451");
-    EXPECT_EQ(verdict.xcode, "4.3.0");
+TEST(StatefulRules, NoStoreAtAllTempfails430) {
+    for (const std::string* text : {&kPolicy, &kRatelimitPolicy}) {
+        const auto policy = parse(*text);
+        const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false).verdict;
+        EXPECT_EQ(verdict.code, "451") << *text;
+        EXPECT_EQ(verdict.xcode, "4.3.0") << *text;
+    }
 }
 
-TEST(GreylistRule, MonitorLogsTheDeferAndGoesOn) {
-    const auto policy = parse("on rcpt { monitor greylist\n reject 550 5.7.1 \"next\" }\n");
-    FakeChecks checks({GreylistAnswer::Kind::defer, 300, "reason=new wait=300s"});
-    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
-    EXPECT_EQ(result.verdict.text, std::vector<std::string>{"next"});
-    ASSERT_EQ(result.effects.size(), 1u);
-    EXPECT_EQ(result.effects[0].kind, Effect::Kind::monitored);
-    EXPECT_EQ(verdict_label(result.effects[0].would_be), "greylist defer");
+TEST(StatefulRules, MonitorLogsTheRefusalAndGoesOn) {
+    for (const std::string action : {"greylist", "ratelimit client.ip 1/1m"}) {
+        const auto policy = parse("on rcpt { monitor " + action + "\n reject 550 5.7.1 \"next\" }\n");
+        FakeChecks checks({StatefulAnswer::Kind::refuse, 300, ""});
+        const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
+        EXPECT_EQ(result.verdict.text, std::vector<std::string>{"next"}) << action;
+        ASSERT_EQ(result.effects.size(), 1u) << action;
+        EXPECT_EQ(result.effects[0].kind, Effect::Kind::monitored);
+        EXPECT_EQ(verdict_label(result.effects[0].would_be), action.substr(0, action.find(' ')) + " defer");
+    }
 }
 
 TEST(GreylistRule, WaitIsOnlyKnownInTheReplyText) {
@@ -376,6 +400,47 @@ TEST(GreylistRule, WaitIsOnlyKnownInTheReplyText) {
     ASSERT_FALSE(result.ok());
     EXPECT_EQ(result.errors[0].str(),
               "test.rules:1:18: error: field 'greylist.wait' is only known in the reply text of a greylist rule");
+}
+
+TEST(RatelimitRule, AsksWithTheKeyValuesAndBucket) {
+    const auto policy = parse(kRatelimitPolicy);
+    FakeChecks checks({StatefulAnswer::Kind::pass, 0, "levels=1/5,1/100"});
+    Facts facts = external_client();
+    facts.authenticated = true;
+    facts.auth_user = "Alice";
+    const auto result = evaluate_stage(*policy, Stage::rcpt, facts, false, nullptr, &checks);
+    EXPECT_EQ(checks.seen_bucket, "(auth.user,client.ip):5/1m,100/1h");
+    EXPECT_EQ(checks.seen_key, (std::vector<std::string>{"Alice", facts.client_ip->str()}));
+    expect_passed_on(result, "after ratelimit", "levels=1/5,1/100");
+}
+
+TEST(RatelimitRule, OverTheLimitDefersWith450) {
+    const auto policy = parse(kRatelimitPolicy);
+    FakeChecks checks({StatefulAnswer::Kind::refuse, 30, "over=5/1m"});
+    const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks).verdict;
+    EXPECT_EQ(verdict.outcome, Outcome::tempfail);
+    EXPECT_EQ(verdict.code, "450");
+    EXPECT_EQ(verdict.xcode, "4.7.1");
+    EXPECT_EQ(verdict.text, std::vector<std::string>{"Rate limit exceeded, try again later"});
+    EXPECT_EQ(verdict_label(verdict), "ratelimit defer");
+    EXPECT_EQ(verdict.note, "over=5/1m");
+}
+
+TEST(RatelimitRule, PermanentReplyIsAReject) {
+    const auto policy = parse("on mail { ratelimit sender 5/1m 550 5.7.1 \"Slow down\" }\n");
+    FakeChecks checks({StatefulAnswer::Kind::refuse, 30, ""});
+    const auto verdict = evaluate_stage(*policy, Stage::mail, external_client(), false, nullptr, &checks).verdict;
+    EXPECT_EQ(verdict.outcome, Outcome::reject);
+    EXPECT_EQ(verdict_label(verdict), "ratelimit reject");
+}
+
+TEST(RatelimitRule, AnEmptyKeyCountsNothing) {
+    // No auth.user before AUTH: nothing to count.
+    const auto policy = parse("on rcpt { ratelimit auth.user 1/1h\n reject 550 5.7.1 \"next\" }\n");
+    FakeChecks checks({StatefulAnswer::Kind::refuse, 30, ""});
+    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
+    EXPECT_EQ(checks.calls, 0);
+    expect_passed_on(result, "next", "reason=no-key");
 }
 
 }  // namespace

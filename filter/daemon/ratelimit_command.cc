@@ -1,0 +1,123 @@
+/*
+ * ratelimit_command.cc: `portcullis ratelimit show|reset VALUE...`, the
+ * administrator's view of rate-limit buckets in the configured store.
+ *
+ *   show  VALUE... [--bucket NAME]   each rate of every bucket whose key
+ *         has as many fields as VALUEs were given: the events counted in
+ *         its window, whether there is room, and when a slot frees
+ *   reset VALUE... [--bucket NAME]   forget those buckets
+ *
+ * VALUEs are the key's field values in the rule's order ("alice", or
+ * "203.0.113.5" "example.com" for (client.ip, sender.domain)), normalised
+ * as the daemon does (case, +extension).  The policy is loaded to learn
+ * the buckets and their rates, so a policy with errors is reported
+ * first.  With the memory backend, show reads the snapshot the daemon
+ * last wrote (up to a minute old); reset needs the live state, so Redis.
+ */
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "checks/ratelimit.h"
+#include "daemon/commands.h"
+#include "util/text.h"
+
+namespace portcullis::daemon {
+
+namespace {
+
+/* One bucket as the rules name it: its rates, from every rule using it. */
+struct BucketRules {
+    std::vector<policy::Rate> rates;
+    std::string rules;                  // "policy.rules:37, policy.rules:52"
+};
+
+/* The buckets whose key has KEY_FIELDS fields, by name (NAME_FILTER: only that one). */
+std::map<std::string, BucketRules> buckets_of(const policy::Policy& policy, size_t key_fields,
+                                              const std::string& name_filter) {
+    std::map<std::string, BucketRules> buckets;
+    for (const auto& stage_rules : policy.rules) {
+        for (const policy::Rule& rule : stage_rules) {
+            if (rule.action != policy::ActionKind::ratelimit || rule.ratelimit.key.size() != key_fields) continue;
+            if (!name_filter.empty() && !equals_nocase(rule.ratelimit.bucket, name_filter)) continue;
+            BucketRules& bucket = buckets[rule.ratelimit.bucket];
+            bucket.rules += (bucket.rules.empty() ? "" : ", ") + rule.where.log_str();
+            for (const policy::Rate& rate : rule.ratelimit.rates) {
+                const bool known = std::any_of(bucket.rates.begin(), bucket.rates.end(), [&](const policy::Rate& seen) {
+                    return seen.count == rate.count && seen.period == rate.period;
+                });
+                if (!known) bucket.rates.push_back(rate);
+            }
+        }
+    }
+    return buckets;
+}
+
+std::string seconds_text(int64_t ms) { return format_duration(Millis((ms + 999) / 1000 * 1000)); }
+
+void show_bucket(checks::Ratelimit& limiter, const std::string& name, const BucketRules& bucket,
+                 const std::string& key) {
+    std::printf("bucket %s (%s)\n", in_quotes(name).c_str(), bucket.rules.c_str());
+    const auto levels = limiter.show(key);
+    for (const policy::Rate& rate : bucket.rates) {
+        const auto found = std::find_if(levels.begin(), levels.end(),
+                                        [&](const checks::RateLevel& level) { return level.period == rate.period; });
+        const std::string limit = std::to_string(rate.count) + "/" + format_duration(rate.period);
+        if (found == levels.end()) {
+            std::printf("  %-10s 0 events\n", limit.c_str());
+            continue;
+        }
+        const bool full = found->level >= rate.count;
+        std::printf("  %-10s %llu events, %s, a slot frees in %s\n", limit.c_str(),
+                    static_cast<unsigned long long>(found->level), full ? "full" : "room",
+                    seconds_text(found->frees_in_ms).c_str());
+    }
+}
+
+int usage(const std::string& message) {
+    std::fprintf(stderr, "portcullis ratelimit: %s\n", message.c_str());
+    return kExitUsage;
+}
+
+}  // namespace
+
+int ratelimit_command(const ConfigSource& source, const RatelimitOptions& options) {
+    auto outcome = load_state(source);
+    for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
+    if (!outcome.state) return kExitBadConfig;
+    const auto& settings = outcome.state->config.store;
+
+    if (options.key.empty()) return usage("give the key's value: " + options.action + " VALUE [VALUE...]");
+    const auto buckets = buckets_of(*outcome.state->snapshot->policy, options.key.size(), options.bucket);
+    if (buckets.empty()) {
+        return usage("no ratelimit rule" + (options.bucket.empty() ? "" : " of bucket " + in_quotes(options.bucket)) +
+                     " has a key of " + std::to_string(options.key.size()) + " field" +
+                     (options.key.size() == 1 ? "" : "s"));
+    }
+    if (options.action == "reset" && settings.backend == config::StoreBackend::memory) {
+        return usage("reset needs store.backend = \"redis\": with \"memory\" only the running daemon holds the "
+                     "state (show reads its snapshot)");
+    }
+    std::vector<std::string> parts;
+    for (const std::string& value : options.key) parts.push_back(checks::normalize_key_part(strip_angle_brackets(value)));
+
+    try {
+        auto store = store::open_store_view(settings);
+        store->ping();   // before any output: a dead store prints only the error
+        checks::Ratelimit limiter(*store);
+        for (const auto& [name, bucket] : buckets) {
+            const std::string key = checks::bucket_key(name, parts);
+            if (options.action == "show") {
+                show_bucket(limiter, name, bucket, key);
+            } else {
+                std::printf("bucket %s: %s\n", in_quotes(name).c_str(), limiter.reset(key) ? "reset" : "no events");
+            }
+        }
+        return kExitOk;
+    } catch (const store::StoreError& error) {
+        std::fprintf(stderr, "portcullis ratelimit: store %s\n", error.what());
+        return kExitUnavailable;
+    }
+}
+
+}  // namespace portcullis::daemon

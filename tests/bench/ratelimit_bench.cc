@@ -1,0 +1,100 @@
+/*
+ * ratelimit_bench.cc: rate-limit decisions against a real Redis, and what
+ * a bucket costs Redis in memory.
+ *
+ *   bench_ratelimit --url redis://127.0.0.1:PORT/0 [--sessions 50]
+ *                   [--seconds 10] [--buckets 20000]
+ *
+ * Every decision is checks::Ratelimit::take() through the daemon's
+ * RedisStore (pool of 16 connections) with the default policy's
+ * per-login rates, 100/1m 1000/1h 3000/1d: one script on one key.
+ *   "spread": SESSIONS threads, one per concurrent SMTP session, each on
+ *             logins of its own (50 events per login, then the next), so
+ *             most events are allowed and buckets fill up;
+ *   "hot":    every thread on one bucket, which refuses almost all: the
+ *             worst case for one key;
+ *   "memory": FLUSHDB, BUCKETS logins with 50 events each (spread over
+ *             50 seconds of the injected clock, so over many slots), then
+ *             used_memory (INFO memory) before and after, per bucket.
+ * The database named by --url is flushed: point it at a Redis of its own.
+ */
+#include <atomic>
+
+#include "checks/ratelimit.h"
+#include "store/redis_store.h"
+#include "store_bench.h"
+
+namespace {
+
+using namespace portcullis;
+
+struct Options {
+    std::string url = "redis://127.0.0.1:6379/0";
+    int sessions = 50;
+    int seconds = 10;
+    long buckets = 20'000;
+};
+
+Options parse_options(int argc, char** argv) {
+    Options options;
+    for (int i = 1; i < argc; i += 2) {
+        const std::string name = argv[i];
+        if (i + 1 >= argc) std::fprintf(stderr, "bench_ratelimit: %s needs a value\n", name.c_str()), std::exit(2);
+        const char* value = argv[i + 1];
+        if (name == "--url") options.url = value;
+        else if (name == "--sessions") options.sessions = std::max(1, std::atoi(value));
+        else if (name == "--seconds") options.seconds = std::max(1, std::atoi(value));
+        else if (name == "--buckets") options.buckets = std::max(1L, std::atol(value));
+        else std::fprintf(stderr, "bench_ratelimit: unknown option %s\n", name.c_str()), std::exit(2);
+    }
+    return options;
+}
+
+const std::vector<checks::RateLimit> kRates{
+    {100, std::chrono::minutes(1)}, {1000, std::chrono::hours(1)}, {3000, std::chrono::hours(24)}};
+constexpr long kEventsPerLogin = 50;
+
+std::string login_key(long login) {
+    const std::string parts[] = {"user" + std::to_string(login) + "@customer.example.net"};
+    return checks::bucket_key("auth.user:100/1m,1000/1h,3000/1d", parts);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Options options = parse_options(argc, argv);
+    store::RedisConnection admin(parse_redis_url(options.url), bench::admin_deadline());
+    bench::flush_database(admin);
+    store::RedisStore store(bench::redis_settings(options.url));
+    std::printf("rate-limit decisions, %d sessions, %d s per phase, %s\n", options.sessions, options.seconds,
+                store.describe().c_str());
+
+    // Thread t's i-th event: login t + S * (i / 50), one event a second of the injected clock.
+    const int64_t start = store::now_ms();
+    auto spread = [&](int t, long i) {
+        checks::Ratelimit limiter(store, [&] { return start + (i % kEventsPerLogin) * 1000; });
+        limiter.take(login_key(t + options.sessions * (i / kEventsPerLogin)), kRates);
+    };
+    bench::report("spread", bench::run_sessions(options.sessions, options.seconds, 1L << 40, spread));
+
+    std::atomic<long> allowed{0};
+    checks::Ratelimit hot_limiter(store);
+    const std::string hot_key = login_key(-1);
+    auto hot = [&](int, long) {
+        if (hot_limiter.take(hot_key, kRates).allowed) ++allowed;
+    };
+    bench::report("hot", bench::run_sessions(options.sessions, options.seconds, 1L << 40, hot));
+    std::printf("hot: %ld allowed (at most 100 a minute may be)\n", allowed.load());
+
+    bench::flush_database(admin);
+    const long long before = bench::used_memory(admin);
+    const long per_thread = options.buckets * kEventsPerLogin / options.sessions;
+    const auto filled = bench::run_sessions(options.sessions, 3600, per_thread, spread);
+    const long long after = bench::used_memory(admin);
+    const std::string_view dbsize[] = {"DBSIZE"};
+    const long long keys = admin.command(dbsize, bench::admin_deadline()).integer;
+    std::printf("memory: %lld buckets after %ld events (%.1f s); used_memory %lld -> %lld = %.1f bytes per bucket\n",
+                keys, filled.decisions, filled.seconds, before, after,
+                static_cast<double>(after - before) / static_cast<double>(std::max(1LL, keys)));
+    return 0;
+}

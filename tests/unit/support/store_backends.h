@@ -1,0 +1,45 @@
+/*
+ * store_backends.h: the two store backends a check's tests run on.
+ *
+ * TestStore builds a MemoryStore on CLOCK, or a RedisStore on a
+ * redis-server of its own (support/redis_server.h), so a test suite
+ * parameterised on Backend holds the Lua and the C++ half of every
+ * script to the same answers.  backend_name() names the instances.
+ */
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+
+#include "store/memory_store.h"
+#include "store/redis_store.h"
+#include "support/redis_server.h"
+
+namespace portcullis::test_support {
+
+enum class Backend { memory, redis };
+
+inline std::string backend_name(const testing::TestParamInfo<Backend>& param) {
+    return param.param == Backend::memory ? "memory" : "redis";
+}
+
+struct TestStore {
+    TestStore(Backend backend, std::function<int64_t()> clock) {
+        if (backend == Backend::memory) {
+            store = std::make_unique<store::MemoryStore>("", std::move(clock));
+            return;
+        }
+        redis = std::make_unique<RedisServer>();
+        config::Config::Store settings;
+        settings.backend = config::StoreBackend::redis;
+        settings.url = redis->url();
+        store = std::make_unique<store::RedisStore>(settings);
+    }
+
+    std::unique_ptr<RedisServer> redis;   // null for the memory backend
+    std::unique_ptr<store::Store> store;
+};
+
+}  // namespace portcullis::test_support
