@@ -28,28 +28,6 @@ namespace {
 
 using namespace portcullis;
 
-struct Options {
-    std::string url = "redis://127.0.0.1:6379/0";
-    int sessions = 50;
-    int seconds = 10;
-    long buckets = 20'000;
-};
-
-Options parse_options(int argc, char** argv) {
-    Options options;
-    for (int i = 1; i < argc; i += 2) {
-        const std::string name = argv[i];
-        if (i + 1 >= argc) std::fprintf(stderr, "bench_ratelimit: %s needs a value\n", name.c_str()), std::exit(2);
-        const char* value = argv[i + 1];
-        if (name == "--url") options.url = value;
-        else if (name == "--sessions") options.sessions = std::max(1, std::atoi(value));
-        else if (name == "--seconds") options.seconds = std::max(1, std::atoi(value));
-        else if (name == "--buckets") options.buckets = std::max(1L, std::atol(value));
-        else std::fprintf(stderr, "bench_ratelimit: unknown option %s\n", name.c_str()), std::exit(2);
-    }
-    return options;
-}
-
 const std::vector<checks::RateLimit> kRates{
     {100, std::chrono::minutes(1)}, {1000, std::chrono::hours(1)}, {3000, std::chrono::hours(24)}};
 constexpr long kEventsPerLogin = 50;
@@ -62,7 +40,7 @@ std::string login_key(long login) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const Options options = parse_options(argc, argv);
+    const bench::Options options = bench::parse_options(argc, argv, "bench_ratelimit", "--buckets", 20'000);
     store::RedisConnection admin(parse_redis_url(options.url), bench::admin_deadline());
     bench::flush_database(admin);
     store::RedisStore store(bench::redis_settings(options.url));
@@ -88,7 +66,7 @@ int main(int argc, char** argv) {
 
     bench::flush_database(admin);
     const long long before = bench::used_memory(admin);
-    const long per_thread = options.buckets * kEventsPerLogin / options.sessions;
+    const long per_thread = options.count * kEventsPerLogin / options.sessions;
     const auto filled = bench::run_sessions(options.sessions, 3600, per_thread, spread);
     const long long after = bench::used_memory(admin);
     const std::string_view dbsize[] = {"DBSIZE"};

@@ -1,6 +1,9 @@
 /*
  * store_bench.h: what the store benchmarks share.
  *
+ * parse_options() reads the options every store benchmark takes: --url,
+ * --sessions, --seconds, one count (--triplets, --buckets) and at most one
+ * flag without a value (--short).
  * run_sessions() plays SESSIONS concurrent SMTP sessions as threads, each
  * calling DECIDE(thread, i) for i = 0, 1, ... until SECONDS pass or
  * LIMIT calls are made, and times every call as a milter worker would
@@ -27,6 +30,36 @@
 namespace portcullis::bench {
 
 using Clock = std::chrono::steady_clock;
+
+struct Options {
+    std::string url = "redis://127.0.0.1:6379/0";
+    int sessions = 50;
+    int seconds = 10;
+    long count = 0;      // what COUNT_OPTION gave
+    bool flag = false;   // whether FLAG_OPTION was given
+};
+
+/* PROGRAM names the benchmark in errors; a bad option exits 2. */
+inline Options parse_options(int argc, char** argv, const char* program, const std::string& count_option,
+                             long default_count, const std::string& flag_option = "") {
+    Options options;
+    options.count = default_count;
+    for (int i = 1; i < argc; ++i) {
+        const std::string name = argv[i];
+        if (!flag_option.empty() && name == flag_option) {
+            options.flag = true;
+            continue;
+        }
+        if (i + 1 >= argc) std::fprintf(stderr, "%s: %s needs a value\n", program, name.c_str()), std::exit(2);
+        const char* value = argv[++i];
+        if (name == "--url") options.url = value;
+        else if (name == "--sessions") options.sessions = std::max(1, std::atoi(value));
+        else if (name == "--seconds") options.seconds = std::max(1, std::atoi(value));
+        else if (name == count_option) options.count = std::max(1L, std::atol(value));
+        else std::fprintf(stderr, "%s: unknown option %s\n", program, name.c_str()), std::exit(2);
+    }
+    return options;
+}
 
 struct PhaseResult {
     long decisions = 0;

@@ -12,9 +12,7 @@
 #include <atomic>
 #include <memory>
 
-#include "store/memory_store.h"
-#include "store/redis_store.h"
-#include "support/redis_server.h"
+#include "support/store_backends.h"
 #include "support/temp_dir.h"
 #include "util/digest.h"
 
@@ -24,6 +22,7 @@ namespace {
 using std::chrono::hours;
 using std::chrono::minutes;
 using std::chrono::seconds;
+using test_support::Backend;
 
 IpAddress ip(std::string_view text) { return *parse_ip(text); }
 
@@ -74,23 +73,13 @@ TEST(GreylistTriplet, RecipientIsLowercased) {
     EXPECT_EQ(triplet.sender, "a@b.example");
 }
 
-/* The store behind a test: memory, or a redis-server of its own. */
-enum class Backend { memory, redis };
-
 class GreylistDecisions : public testing::TestWithParam<Backend> {
 protected:
-    void SetUp() override {
-        if (GetParam() == Backend::memory) {
-            store_ = std::make_unique<store::MemoryStore>("", [this] { return now_.load(); });
-        } else {
-            redis_ = std::make_unique<test_support::RedisServer>();
-            config::Config::Store settings;
-            settings.backend = config::StoreBackend::redis;
-            settings.url = redis_->url();
-            store_ = std::make_unique<store::RedisStore>(settings);
-        }
-        greylist_ = std::make_unique<Greylist>(*store_, [this] { return now_.load(); });
-    }
+    GreylistDecisions()
+        : backend_(GetParam(), [this] { return now_.load(); }),
+          redis_(backend_.redis.get()),
+          store_(backend_.store.get()),
+          greylist_(std::make_unique<Greylist>(*store_, [this] { return now_.load(); })) {}
 
     void advance(Millis by) { now_ += by.count(); }
 
@@ -118,8 +107,9 @@ protected:
     GreylistSettings settings_;                       // 5m, 2d, 35d, awl 5
     Triplet triplet_ = make_triplet(ip("203.0.113.5"), "sender@example.org", "rcpt@example.com", false);
     std::atomic<int64_t> now_{1'800'000'000'000};
-    std::unique_ptr<test_support::RedisServer> redis_;
-    std::unique_ptr<store::Store> store_;
+    test_support::TestStore backend_;
+    test_support::RedisServer* redis_;   // null on the memory backend
+    store::Store* store_;
     std::unique_ptr<Greylist> greylist_;
 };
 
@@ -394,18 +384,22 @@ TEST_P(GreylistDecisions, LongAddressesStillWork) {
     }
 }
 
-TEST_P(GreylistDecisions, TypicalNetworkStaysAListpackInRedis) {
-    if (!redis_) GTEST_SKIP() << "Redis only";
+TEST(GreylistLayout, TypicalNetworkStaysAListpackInRedis) {
+    int64_t now = 1'800'000'000'000;
+    test_support::TestStore backend(Backend::redis, [&now] { return now; });
+    Greylist greylist(*backend.store, [&now] { return now; });
+    const GreylistSettings settings;
+    const auto check = [&](const Triplet& triplet) { return greylist.check(triplet, settings); };
     for (int i = 0; i < 20; ++i) {
         check(make_triplet(ip("203.0.113.5"), "newsletter-" + std::to_string(i) + "@shop17.example.com",
                            "firstname.lastname" + std::to_string(100000 + i) + "@customer42.example.net", false));
     }
-    advance(minutes(5));
+    now += std::chrono::duration_cast<Millis>(minutes(5)).count();
     for (int i = 0; i < 2; ++i) {
         check(make_triplet(ip("203.0.113.5"), "newsletter-" + std::to_string(i) + "@shop17.example.com",
                            "firstname.lastname" + std::to_string(100000 + i) + "@customer42.example.net", false));
     }
-    EXPECT_EQ(redis_->cli({"OBJECT", "ENCODING", "pc:g:" + key_digest("203.0.113.0/24")}), "listpack");
+    EXPECT_EQ(backend.redis->cli({"OBJECT", "ENCODING", "pc:g:" + key_digest("203.0.113.0/24")}), "listpack");
 }
 
 TEST(GreylistSnapshot, StateSurvivesTheMemoryStoresSnapshot) {
@@ -430,9 +424,7 @@ TEST(GreylistSnapshot, StateSurvivesTheMemoryStoresSnapshot) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, GreylistDecisions, testing::Values(Backend::memory, Backend::redis),
-                         [](const testing::TestParamInfo<Backend>& param) {
-                             return param.param == Backend::memory ? "memory" : "redis";
-                         });
+                         test_support::backend_name);
 
 }  // namespace
 }  // namespace portcullis::checks
