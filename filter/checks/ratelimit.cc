@@ -361,6 +361,7 @@ RatelimitDecision Ratelimit::take(const std::string& key, std::span<const RateLi
     RatelimitDecision decision;
     decision.allowed = reply_number(reply, 0) == 1;
     decision.over = static_cast<size_t>(reply_number(reply, 1));
+    if (decision.over >= rates.size()) throw store::StoreError("ratelimit: the store named a rate the rule has not");
     decision.retry_in_ms = static_cast<int64_t>(reply_number(reply, 2));
     for (size_t i = 0; i < rates.size(); ++i) decision.levels.push_back(reply_number(reply, 3 + i));
     return decision;
