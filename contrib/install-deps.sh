@@ -8,6 +8,9 @@ build_packages=(
   cmake g++ make pkg-config
   libmilter-dev libopendkim-dev libspf2-dev libopendmarc-dev libhiredis-dev libunbound-dev
   libtomlplusplus-dev libre2-dev libcli11-dev prometheus-cpp-dev libsystemd-dev
+  # Debian's libunbound.pc requires these (Requires.private), or pkg-config
+  # refuses to find libunbound.
+  libevent-dev nettle-dev
 )
 test_packages=(
   libgtest-dev python3 postfix swaks miltertest m4 iproute2 util-linux bsdutils

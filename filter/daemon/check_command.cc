@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "daemon/commands.h"
+#include "daemon/dns_lists.h"
 #include "store/store.h"
 
 namespace portcullis::daemon {
@@ -16,8 +17,11 @@ int check_command(const ConfigSource& source) {
             store::check_store_settings(outcome.state->config.store);
         } catch (const store::StoreError& error) {
             outcome.errors.push_back(source.path + ": error: " + error.what());
-            outcome.state.reset();
         }
+        if (const auto error = check_resolver(*outcome.state); !error.empty()) {
+            outcome.errors.push_back(source.path + ": error: " + error);
+        }
+        if (!outcome.errors.empty()) outcome.state.reset();
     }
     for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
     if (!outcome.state) {

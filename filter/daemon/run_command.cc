@@ -3,8 +3,9 @@
  *
  * Load config and policy (refuse to start on any error), bind the milter
  * socket, drop privileges, check the store if the policy needs it (exit
- * 3), go to the background unless -f or systemd started us, open the
- * store, then let libmilter run while a signal thread handles:
+ * 3) and the resolver settings if it consults a DNS list (exit 1), go to
+ * the background unless -f or systemd started us, open the store and the
+ * resolver, then let libmilter run while a signal thread handles:
  *   SIGHUP          reload config and policy; a broken one is refused and
  *                   the running one stays; sessions in flight keep theirs
  *   SIGTERM/SIGINT  stop listening, let sessions in flight finish (up to
@@ -21,6 +22,7 @@
 #include <thread>
 
 #include "daemon/commands.h"
+#include "daemon/dns_lists.h"
 #include "daemon/privileges.h"
 #include "daemon/store_checks.h"
 #include "metrics/metrics.h"
@@ -75,6 +77,12 @@ public:
     void reload() {
         sd_notify(0, "RELOADING=1");
         auto outcome = load_state(source_);
+        if (outcome.state) {
+            if (const auto error = attach_resolver(*outcome.state); !error.empty()) {
+                outcome.state.reset();
+                outcome.errors.push_back(error);
+            }
+        }
         if (!outcome.state) {
             for (const auto& error : outcome.errors) log::error("reload refused: " + error);
             log::error("reload refused: keeping the running policy " + state_.config.policy.file);
@@ -199,6 +207,7 @@ int run_command(const ConfigSource& source, bool foreground) {
         return refuse_start(error, foreground);
     }
     if (const int refused = check_store(state, foreground); refused != kExitOk) return refused;
+    if (const auto error = check_resolver(state); !error.empty()) return refuse_start(error, foreground);
     if (!foreground && !under_systemd) {
         if (!daemonize()) return kExitBadConfig;
         apply_log_settings(state.config, foreground);   // the log names the new process id
@@ -212,6 +221,8 @@ int run_command(const ConfigSource& source, bool foreground) {
     // After the fork too: the memory store keeps a thread for its snapshot.
     std::shared_ptr<store::Store> store = store::open_store(state.config.store);
     attach_store(state, store);
+    // After the fork too: the resolver's poller is a thread.
+    if (const auto error = attach_resolver(state); !error.empty()) return refuse_start(error, foreground);
     milter::publish(state.snapshot);
 
     log_loaded("loaded", state);

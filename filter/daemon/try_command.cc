@@ -8,13 +8,15 @@
  * one the message is empty.  Greylist rules use the configured store (so
  * with Redis a try records its triplets, as a real attempt would; with the
  * memory backend they read the daemon's snapshot and record nothing), or
- * with --dry an empty store of their own.
+ * with --dry an empty store of their own.  dnsbl rules ask the
+ * configured resolver, or with --dry no list at all (none applies).
  */
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "daemon/commands.h"
+#include "daemon/dns_lists.h"
 #include "daemon/store_checks.h"
 #include "milter/session.h"
 #include "store/memory_store.h"
@@ -117,6 +119,12 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
     // --dry: a fresh store of our own, so greylisting sees every triplet as new.
     attach_store(*outcome.state, options.dry ? std::make_unique<store::MemoryStore>("")
                                              : store::open_store_view(outcome.state->config.store));
+    if (!options.dry) {
+        if (const auto error = attach_resolver(*outcome.state); !error.empty()) {
+            std::fprintf(stderr, "portcullis try: %s\n", error.c_str());
+            return kExitBadConfig;
+        }
+    }
 
     PrintSink sink;
     milter::Session session(outcome.state->snapshot, sink);

@@ -35,6 +35,14 @@ struct Registry {
                                    .Register(*registry)
                                    .Add({}, Histogram::BucketBoundaries{0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
                                                                         0.05, 0.1, 0.2, 0.5, 1});
+    Counter& dns_errors =
+        counter_family("portcullis_dns_errors_total", "DNS lookups that failed: timeout, SERVFAIL, bogus").Add({});
+    Histogram& dns_seconds = prometheus::BuildHistogram()
+                                 .Name("portcullis_dns_seconds")
+                                 .Help("Latency of DNS lookups, to the answer or to dns.timeout")
+                                 .Register(*registry)
+                                 .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+                                                                      0.1, 0.2, 0.5, 1, 2, 5});
     std::unique_ptr<prometheus::Exposer> exposer;
 
     Family<Counter>& counter_family(const std::string& name, const std::string& help) {
@@ -83,6 +91,12 @@ void observe_store(std::chrono::steady_clock::duration took, bool ok) {
     auto& registry = metrics();
     registry.store_seconds.Observe(std::chrono::duration<double>(took).count());
     if (!ok) registry.store_errors.Increment();
+}
+
+void observe_dns(std::chrono::steady_clock::duration took, bool ok) {
+    auto& registry = metrics();
+    registry.dns_seconds.Observe(std::chrono::duration<double>(took).count());
+    if (!ok) registry.dns_errors.Increment();
 }
 
 }  // namespace portcullis::metrics

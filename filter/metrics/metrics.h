@@ -5,7 +5,7 @@
  * labelled ones); serve() exposes them as Prometheus text on
  * http://LISTEN/metrics.  This is the only code that includes
  * prometheus-cpp.  Metrics of checks that later releases add
- * (SPF/DKIM/DMARC, DNS latency) belong here too.
+ * (SPF/DKIM/DMARC) belong here too.
  */
 #pragma once
 
@@ -30,5 +30,8 @@ void count_greylist(std::string_view result);
 void count_ratelimit(std::string_view result);
 /* How long one store operation took, and whether it failed. */
 void observe_store(std::chrono::steady_clock::duration took, bool ok);
+/* How long one DNS lookup took (to its answer or its timeout), and
+ * whether it failed (temperror: timeout, SERVFAIL, bogus). */
+void observe_dns(std::chrono::steady_clock::duration took, bool ok);
 
 }  // namespace portcullis::metrics

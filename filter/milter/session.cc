@@ -49,7 +49,12 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Poli
 }
 
 Session::Session(std::shared_ptr<const Snapshot> snapshot, DecisionSink& sink)
-    : snapshot_(std::move(snapshot)), sink_(sink) {}
+    : snapshot_(std::move(snapshot)), sink_(sink) {
+    if (snapshot_->dns) {
+        lookups_.emplace(snapshot_->dns);
+        facts_.lookups = &*lookups_;
+    }
+}
 
 Answer Session::connect(std::optional<IpAddress> ip, std::string_view host, uint16_t port) {
     facts_.client_ip = ip;

@@ -13,7 +13,9 @@
  *     no reply text there), so it is kept and given at every later
  *     command (HELO, MAIL), with the rule's code and text;
  *   - add-header and quarantine are applied at end of message; those met
- *     at connect or helo apply to every message of the connection.
+ *     at connect or helo apply to every message of the connection;
+ *   - DNS list answers are kept for the whole session (one lookup per
+ *     name), in a LookupCache over the snapshot's resolver.
  */
 #pragma once
 
@@ -64,6 +66,8 @@ struct EndOfMessage {
 class Session {
 public:
     explicit Session(std::shared_ptr<const Snapshot> snapshot, DecisionSink& sink = daemon_sink());
+    Session(const Session&) = delete;   // facts_ points at lookups_
+    Session& operator=(const Session&) = delete;
 
     const Snapshot& snapshot() const { return *snapshot_; }
     policy::Facts& facts() { return facts_; }
@@ -88,6 +92,7 @@ private:
 
     std::shared_ptr<const Snapshot> snapshot_;
     DecisionSink& sink_;
+    std::optional<policy::LookupCache> lookups_;   // with the snapshot's resolver
     policy::Facts facts_;
 
     bool connection_accepted_ = false;

@@ -65,7 +65,6 @@ std::string field_with_type(const FieldInfo& info) {
 
 std::string unavailable_message(const FieldInfo& info) {
     if (info.available) return "";
-    if (info.id == FieldId::dnsbl) return "dnsbl lookups are not available yet";
     return in_quotes(info.name) + " is not available yet";
 }
 

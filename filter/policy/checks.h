@@ -44,7 +44,8 @@ std::vector<std::string> action_names();
 /* "field 'client.ip' (ip)" */
 std::string field_with_type(const FieldInfo& info);
 
-/* "'spf' is not available yet", or "" when INFO is built. */
+/* "'spf' is not available yet", or "" when INFO is built (for the dnsbl
+ * field, that is whether `VALUE in dnsbl "zone"` is). */
 std::string unavailable_message(const FieldInfo& info);
 /* "unknown field 'client.hots' (did you mean 'client.host'?)" */
 std::string unknown_field_message(std::string_view name);

@@ -5,6 +5,9 @@
 
 #include <re2/re2.h>
 
+#include <algorithm>
+
+#include "policy/lookups.h"
 #include "policy/template.h"
 #include "policy/values.h"
 #include "util/text.h"
@@ -58,7 +61,27 @@ std::optional<int> order(const FieldValue& a, const FieldValue& b, bool fold_cas
     return std::nullopt;
 }
 
+bool is_dnsbl_value(const Operand& operand) {
+    return operand.kind == Operand::Kind::field && operand.field == FieldId::dnsbl;
+}
+
+/* dnsbl("zone") == IP holds when IP is any of the list's return codes
+ * (a list may answer several), != when it is none of them. */
+std::optional<bool> dnsbl_equality(const Condition& condition, const Facts& facts) {
+    if (condition.op != Condition::Op::eq && condition.op != Condition::Op::ne) return std::nullopt;
+    const bool left = is_dnsbl_value(condition.lhs);
+    if (!left && !is_dnsbl_value(condition.rhs)) return std::nullopt;
+    const Operand& list = left ? condition.lhs : condition.rhs;
+    const FieldValue other = operand_value(left ? condition.rhs : condition.lhs, facts);
+    const auto wanted = other.kind == FieldValue::Kind::ip ? std::optional(other.ip) : parse_ip(other.str());
+    if (!wanted) return condition.op == Condition::Op::ne;
+    const auto codes = dnsbl_codes(resolve_field(FieldId::client_ip, "", facts), list.argument, facts);
+    const bool found = std::find(codes.begin(), codes.end(), *wanted) != codes.end();
+    return found == (condition.op == Condition::Op::eq);
+}
+
 bool compare(const Condition& condition, const Facts& facts) {
+    if (const auto equal = dnsbl_equality(condition, facts)) return *equal;
     const FieldValue lhs = operand_value(condition.lhs, facts);
     const FieldValue rhs = operand_value(condition.rhs, facts);
     if (lhs.kind == FieldValue::Kind::absent || rhs.kind == FieldValue::Kind::absent) {
@@ -96,6 +119,29 @@ bool in_map(const Condition& condition, const Facts& facts) {
         if (equals_nocase(candidate, text)) return true;
     }
     return false;
+}
+
+bool in_dnsbl(const Condition& condition, const Facts& facts) {
+    return !dnsbl_codes(operand_value(condition.lhs, facts), condition.zone, facts).empty();
+}
+
+/* The name a dnsbl condition or value in NODE would look up, if any. */
+std::optional<std::string> lookup_name(const Condition& node, const Operand& operand, const Facts& facts) {
+    if (is_dnsbl_value(operand)) return dnsbl_name(resolve_field(FieldId::client_ip, "", facts), operand.argument);
+    if (node.kind == Condition::Kind::in_dnsbl && &operand == &node.lhs) {
+        return dnsbl_name(operand_value(operand, facts), node.zone);
+    }
+    return std::nullopt;
+}
+
+/* Start every lookup CONDITION may need, so that they run side by side
+ * while the condition waits for the first. */
+void prefetch_lookups(const Condition& condition, const Facts& facts) {
+    if (condition.left) prefetch_lookups(*condition.left, facts);
+    if (condition.right) prefetch_lookups(*condition.right, facts);
+    for (const Operand* operand : {&condition.lhs, &condition.rhs}) {
+        if (const auto name = lookup_name(condition, *operand, facts)) facts.lookups->prefetch(*name);
+    }
 }
 
 Verdict make_verdict(const Rule& rule, const Facts& facts) {
@@ -251,7 +297,7 @@ bool condition_holds(const Condition& condition, const Facts& facts) {
         case Condition::Kind::in_map:
             return in_map(condition, facts);
         case Condition::Kind::in_dnsbl:
-            return false;   // refused by the loader until DNSBL lookups exist
+            return in_dnsbl(condition, facts);
     }
     return false;
 }
@@ -260,6 +306,7 @@ StageResult evaluate_stage(const Policy& policy, Stage stage, const Facts& facts
                            RuleObserver* observer, StatefulChecks* stateful) {
     StageResult result;
     for (const Rule& rule : policy.stage_rules(stage)) {
+        if (rule.condition && facts.lookups) prefetch_lookups(*rule.condition, facts);
         const bool applies = !rule.condition || condition_holds(*rule.condition, facts);
         if (observer) observer->rule_checked(rule, applies);
         if (!applies) continue;

@@ -10,9 +10,13 @@
  * (template.h).  An optional RuleObserver sees every rule tested; `try`
  * and debug logging use it.  Greylist and ratelimit rules ask STATEFUL
  * (stateful.h); without one they behave as when the store is
- * unreachable.  Apart from
- * what STATEFUL does, the evaluator never blocks and never fails: a fact
- * that is missing makes comparisons false (and != true).
+ * unreachable.  DNSBL conditions and values ask the session's
+ * LookupCache (facts.lookups, lookups.h): a rule that is reached first
+ * starts every lookup its condition may need, so they run in parallel,
+ * then the condition waits for the ones it reads.  Apart from what
+ * STATEFUL and the lookups do, the evaluator never blocks and never
+ * fails: a fact that is missing makes comparisons false (and != true),
+ * and a failed lookup is not a listing.
  */
 #pragma once
 

@@ -4,8 +4,9 @@
  * The milter glue fills a Facts as the MTA reports each stage; `try`
  * fills one from the command line.  The engine reads it and never sees
  * where it came from.  Facts that cost a lookup (SPF, DKIM, DMARC, DNSBL)
- * are not here: they come from a FactProvider the evaluator asks only
- * when a rule that is reached needs them.
+ * are not here: the evaluator asks for them only when a rule that is
+ * reached needs them, DNSBL answers from the session's LookupCache
+ * (lookups.h).
  */
 #pragma once
 
@@ -17,6 +18,8 @@
 #include "util/ip.h"
 
 namespace portcullis::policy {
+
+class LookupCache;
 
 struct Header {
     std::string name;
@@ -45,6 +48,9 @@ struct Facts {
 
     // Not policy fields, but named in logs.
     std::string queue_id;
+
+    // Where DNSBL answers come from; null: no list is consulted.
+    LookupCache* lookups = nullptr;
 
     /* Forget the message-level facts (a new MAIL FROM or RSET). */
     void reset_message();

@@ -1,6 +1,6 @@
 /*
  * fields.cc: the field registry.  Fields whose check a later part of the
- * project brings (SPF, DKIM, DMARC, DNSBL) are listed with
+ * project brings (SPF, DKIM, DMARC) are listed with
  * available = false, so the parser can say "not available yet".
  */
 #include "policy/fields.h"
@@ -45,7 +45,7 @@ std::vector<FieldInfo> make_registry() {
         {FieldId::dmarc_policy, "dmarc.policy", T::result, S::eom, false, false, kDmarcPolicies},
         {FieldId::dmarc_domain, "dmarc.domain", T::domain, S::eom, false, false, {}},
         {FieldId::greylist_wait, "greylist.wait", T::number, S::rcpt, true, false, {}},
-        {FieldId::dnsbl, "dnsbl", T::ip, S::connect, false, true, {}},
+        {FieldId::dnsbl, "dnsbl", T::ip, S::connect, true, true, {}},
     };
 }
 

@@ -36,6 +36,7 @@ private:
     void condition(const Condition& node) {
         if (node.left) condition(*node.left);
         if (node.right) condition(*node.right);
+        if (node.kind == Condition::Kind::in_dnsbl) needs_.dns = true;
         operand(node.lhs);
         operand(node.rhs);
     }
@@ -55,6 +56,7 @@ private:
         needs_.uses_fields_of[static_cast<size_t>(info.stage)] = true;
         if (id == FieldId::header || id == FieldId::from || id == FieldId::from_domain) needs_.headers = true;
         if (id == FieldId::size && stage_ == Stage::eom) needs_.body_size = true;
+        if (id == FieldId::dnsbl) needs_.dns = true;
     }
 
     PolicyNeeds& needs_;

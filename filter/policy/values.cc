@@ -3,6 +3,9 @@
  */
 #include "policy/values.h"
 
+#include <algorithm>
+
+#include "policy/lookups.h"
 #include "util/text.h"
 
 namespace portcullis::policy {
@@ -39,7 +42,61 @@ FieldValue ip_value(const std::optional<IpAddress>& ip) {
     return value;
 }
 
+/* "5.113.0.203" or the 32 nibbles of an IPv6 address, lowest first. */
+std::string reversed_address(const IpAddress& ip) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string name;
+    if (ip.is_v4()) {
+        for (int i = 3; i >= 0; --i) {
+            if (!name.empty()) name += '.';
+            name += std::to_string(ip.bytes[static_cast<size_t>(i)]);
+        }
+        return name;
+    }
+    for (int i = 15; i >= 0; --i) {
+        const uint8_t byte = ip.bytes[static_cast<size_t>(i)];
+        name += kHex[byte & 0xf];
+        name += '.';
+        name += kHex[byte >> 4];
+        if (i > 0) name += '.';
+    }
+    return name;
+}
+
+/* A return code, not a listing: outside 127/8 (a resolver that answers
+ * every name), or 127.255.255.x (the list refused the query). */
+bool is_listing_code(const IpAddress& ip) {
+    return ip.is_v4() && ip.bytes[0] == 127 && !(ip.bytes[1] == 255 && ip.bytes[2] == 255);
+}
+
+std::string_view without_dots(std::string_view name) {
+    while (name.starts_with('.')) name.remove_prefix(1);
+    while (name.ends_with('.')) name.remove_suffix(1);
+    return name;
+}
+
 }  // namespace
+
+std::optional<std::string> dnsbl_name(const FieldValue& subject, std::string_view zone) {
+    std::string name;
+    if (subject.kind == FieldValue::Kind::ip) name = reversed_address(subject.ip);
+    else if (subject.kind == FieldValue::Kind::text) name = to_lower(without_dots(trim(subject.text)));
+    if (name.empty()) return std::nullopt;
+    name += '.';
+    name += without_dots(zone);
+    return name;
+}
+
+std::vector<IpAddress> dnsbl_codes(const FieldValue& subject, std::string_view zone, const Facts& facts) {
+    const auto name = dnsbl_name(subject, zone);
+    if (!name || !facts.lookups) return {};
+    std::vector<IpAddress> codes;
+    for (const IpAddress& address : facts.lookups->answer(*name).addresses) {
+        if (is_listing_code(address)) codes.push_back(address);
+    }
+    std::sort(codes.begin(), codes.end(), [](const IpAddress& a, const IpAddress& b) { return a.bytes < b.bytes; });
+    return codes;
+}
 
 std::string FieldValue::str() const {
     switch (kind) {
@@ -99,8 +156,12 @@ FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& 
         case FieldId::from_domain: return text_value(split_address(from_address(facts)).domain);
         case FieldId::header: return text_value(first_header(facts, argument));
         case FieldId::greylist_wait: return facts.greylist_wait ? number_value(*facts.greylist_wait) : FieldValue{};
-        // Facts that later checks compute (SPF, DKIM, DMARC, DNSBL); the
-        // loader refuses policies that name them until then.
+        case FieldId::dnsbl: {
+            const auto codes = dnsbl_codes(ip_value(facts.client_ip), argument, facts);
+            return codes.empty() ? FieldValue{} : ip_value(codes.front());
+        }
+        // Facts that later checks compute (SPF, DKIM, DMARC); the loader
+        // refuses policies that name them until then.
         case FieldId::spf:
         case FieldId::spf_domain:
         case FieldId::dkim:
@@ -108,7 +169,6 @@ FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& 
         case FieldId::dmarc:
         case FieldId::dmarc_policy:
         case FieldId::dmarc_domain:
-        case FieldId::dnsbl:
             return {};
     }
     return {};

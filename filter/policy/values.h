@@ -6,12 +6,23 @@
  * address for local submission), a flag, a number, an IP address or text.
  * str() renders any value for templates and logs.  Text comparisons fold
  * case unless the field's type is `string`, as the language says.
+ *
+ * DNSBL: dnsbl_name() is the name to look up for SUBJECT in ZONE (an
+ * IPv4 address's octets reversed, an IPv6 address's 32 nibbles reversed,
+ * a domain as it is, then the zone), nullopt for an absent or empty
+ * subject.  dnsbl_codes() are the list's return codes for SUBJECT: the A
+ * records in 127.0.0.0/8, less 127.255.255.0/24 (what lists answer to a
+ * refused query, not a listing), smallest first; empty when the subject
+ * is not listed or the lookup failed (temperror).  The value
+ * dnsbl("zone") is the smallest code for client.ip.
  */
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "policy/facts.h"
 #include "policy/fields.h"
@@ -31,6 +42,9 @@ struct FieldValue {
 };
 
 FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& facts);
+
+std::optional<std::string> dnsbl_name(const FieldValue& subject, std::string_view zone);
+std::vector<IpAddress> dnsbl_codes(const FieldValue& subject, std::string_view zone, const Facts& facts);
 
 /* The From address of the message (RFC 5322 From header): the addr-spec
  * inside the first <...>, else the first word with an '@'; "" if none. */

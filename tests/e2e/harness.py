@@ -457,6 +457,59 @@ class WithRedis:
         super().tearDownClass()
 
 
+# ------------------------------------------------------------------ unbound
+
+class Unbound:
+    """A private unbound on 127.0.0.1:PORT answering from local data only:
+    under `local-zone: "." static` every name not given is NXDOMAIN, and
+    no other server is ever asked.  records: {name: [A record values]},
+    e.g. {"5.113.0.203.bl.example": ["127.0.0.2"]}.  (libunbound answers
+    names under test., invalid., onion. and localhost. itself: use
+    example. zones.)"""
+
+    def __init__(self, tmp, records, name="unbound"):
+        self.dir = tmp.sub(name)
+        self.port = free_port()
+        self.records = records
+        self.proc = None
+
+    @property
+    def forwarder(self):
+        """What dns.resolver takes."""
+        return "127.0.0.1@%d" % self.port
+
+    def start(self):
+        lines = ["server:", "  interface: 127.0.0.1@%d" % self.port, "  do-daemonize: no",
+                 '  username: ""', '  chroot: ""', '  directory: "%s"' % self.dir,
+                 '  pidfile: "%s"' % os.path.join(self.dir, "pid"), "  use-syslog: no",
+                 '  logfile: "%s"' % os.path.join(self.dir, "log"), "  do-ip6: no",
+                 '  local-zone: "." static']
+        for name, values in self.records.items():
+            lines += ["  local-data: '%s. A %s'" % (name, value) for value in values]
+        lines += ["remote-control:", "  control-enable: no"]
+        config = write_file(os.path.join(self.dir, "unbound.conf"), "\n".join(lines) + "\n")
+        self.proc = subprocess.Popen(["unbound", "-d", "-c", config], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(self._answers, 10, "unbound to answer on port %d" % self.port)
+        return self
+
+    def _answers(self):
+        """A query for the root comes back (any answer will do)."""
+        query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(query, ("127.0.0.1", self.port))
+                return bool(s.recv(512))
+            except OSError:
+                return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
 # ------------------------------------------------------------------- filter
 
 def policy(*parts):

@@ -11,18 +11,13 @@
 
 #include "policy/loader.h"
 #include "policy/needs.h"
+#include "support/parsed_policy.h"
 #include "policy/template.h"
 
 namespace portcullis::policy {
 namespace {
 
-std::shared_ptr<const Policy> parse(const std::string& text) {
-    auto result = parse_policy(text, "test.rules", ".");
-    std::string errors;
-    for (const auto& error : result.errors) errors += error.str() + "\n";
-    EXPECT_TRUE(result.ok()) << errors;
-    return result.policy;
-}
+using test_support::parse;
 
 Facts external_client() {
     Facts facts;

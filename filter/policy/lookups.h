@@ -1,0 +1,63 @@
+/*
+ * lookups.h: the facts that cost a DNS lookup (DNSBL and RHSBL answers),
+ * as the evaluator asks for them, without knowing how they are looked up.
+ *
+ * The daemon implements AddressResolver over its resolver (dns/): start()
+ * sends the question for a name's A records and returns at once; wait()
+ * gives the answer, within the resolver's timeout.  A session owns one
+ * LookupCache over it, and Facts::lookups points at it: each name is
+ * looked up at most once per session, and only when a rule that is
+ * reached needs it.  prefetch() starts a lookup without waiting, so the
+ * lookups one rule may need run in parallel; answer() waits for one.
+ * Without a cache (Facts::lookups null) no list is consulted: every
+ * dnsbl condition is false.
+ */
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/ip.h"
+
+namespace portcullis::policy {
+
+struct AddressAnswer {
+    enum class Kind { found, not_found, temperror };
+    Kind kind = Kind::temperror;
+    std::vector<IpAddress> addresses;   // found
+};
+
+class PendingAddresses {
+public:
+    virtual ~PendingAddresses() = default;
+    virtual AddressAnswer wait() = 0;
+};
+
+class AddressResolver {
+public:
+    virtual ~AddressResolver() = default;
+    virtual std::unique_ptr<PendingAddresses> start(const std::string& name) = 0;
+};
+
+class LookupCache {
+public:
+    explicit LookupCache(std::shared_ptr<AddressResolver> resolver) : resolver_(std::move(resolver)) {}
+
+    void prefetch(const std::string& name);
+    const AddressAnswer& answer(const std::string& name);
+
+private:
+    struct Entry {
+        std::unique_ptr<PendingAddresses> pending;   // until answered
+        std::optional<AddressAnswer> answer;
+    };
+    Entry& entry(const std::string& name);
+
+    std::shared_ptr<AddressResolver> resolver_;
+    std::map<std::string, Entry> entries_;   // by lower-case name
+};
+
+}  // namespace portcullis::policy
