@@ -81,6 +81,34 @@ std::string txt_text(const char* data, int length) {
     return text;
 }
 
+bool is_host_label_byte(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/* An uncompressed domain name in wire format from DATA[AT] (libunbound
+ * hands rdata names uncompressed), as "mx.example.com"; "" when it runs
+ * past the end, or has a byte no host name has (a '.' inside a label
+ * would change what the name means). */
+std::string name_text(const char* data, int length, int at) {
+    std::string name;
+    while (at < length) {
+        const int size = static_cast<unsigned char>(data[at]);
+        if (size == 0) return name;
+        if (size > 63 || at + 1 + size > length) return "";
+        if (!name.empty()) name += '.';
+        for (int i = at + 1; i <= at + size; ++i) {
+            if (!is_host_label_byte(static_cast<unsigned char>(data[i]))) return "";
+            name += data[i];
+        }
+        at += 1 + size;
+    }
+    return "";
+}
+
+void add_name(std::vector<std::string>& records, std::string name) {
+    if (!name.empty()) records.push_back(std::move(name));
+}
+
 /* The records of RESULT whose data has the shape of its type. */
 std::vector<std::string> records_of(const ub_result& result) {
     std::vector<std::string> records;
@@ -95,6 +123,12 @@ std::vector<std::string> records_of(const ub_result& result) {
                 break;
             case RecordType::txt:
                 records.push_back(txt_text(result.data[i], length));
+                break;
+            case RecordType::mx:
+                add_name(records, name_text(result.data[i], length, 2));   // after the preference
+                break;
+            case RecordType::ptr:
+                add_name(records, name_text(result.data[i], length, 0));
                 break;
         }
     }

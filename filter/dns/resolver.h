@@ -35,12 +35,14 @@ struct ub_ctx;
 
 namespace portcullis::dns {
 
-enum class RecordType : int { a = 1, txt = 16, aaaa = 28 };
+enum class RecordType : int { a = 1, ptr = 12, mx = 15, txt = 16, aaaa = 28 };
 
 struct Answer {
     enum class Status { found, not_found, temperror };
     Status status = Status::temperror;
-    /* A, AAAA: the addresses as text; TXT: each record's strings joined. */
+    /* A, AAAA: the addresses as text; TXT: each record's strings joined;
+     * MX (exchanges, preferences dropped), PTR: host names without the
+     * final dot, only those made of letters, digits, '-' and '_'. */
     std::vector<std::string> records;
     /* temperror: "timeout", "SERVFAIL", "bogus (...)" or libunbound's error. */
     std::string error;

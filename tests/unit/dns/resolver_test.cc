@@ -1,6 +1,6 @@
 /*
  * resolver_test.cc: dns::Resolver against a real unbound serving local
- * data (listed, not listed, TXT, AAAA), and against a forwarder that never
+ * data (listed, not listed, TXT, AAAA, MX, PTR), and against a forwarder that never
  * answers (a UDP socket the test opens and never reads): the timeout, a
  * temperror within dns.timeout, and lookups running in parallel.
  */
@@ -27,6 +27,11 @@ const Strings kRecords{
     "5.113.0.203.bl.example. A 127.0.0.10",
     "5.113.0.203.bl.example. TXT \"listed: see\" \" https://bl.example/203.0.113.5\"",
     "mail.example. AAAA 2001:db8::25",
+    "mail.example. MX 10 mx1.mail.example.",
+    "mail.example. MX 20 mx2.mail.example.",
+    // Not a documentation network: libunbound answers their reverse zones itself.
+    "5.113.0.93.in-addr.arpa. PTR host.mail.example.",
+    "odd.example. PTR bad\\.label.example.",
 };
 
 /* A UDP socket on 127.0.0.1 that receives queries and never answers. */
@@ -90,6 +95,24 @@ TEST_F(ResolverTest, AaaaRecords) {
     const Answer answer = resolver_.lookup("mail.example", RecordType::aaaa);
     ASSERT_EQ(answer.status, Status::found) << answer.error;
     EXPECT_EQ(answer.records, Strings{"2001:db8::25"});
+}
+
+TEST_F(ResolverTest, MxRecordsGiveTheExchanges) {
+    const Answer answer = resolver_.lookup("mail.example", RecordType::mx);
+    ASSERT_EQ(answer.status, Status::found) << answer.error;
+    Strings records = answer.records;
+    std::sort(records.begin(), records.end());
+    EXPECT_EQ(records, (Strings{"mx1.mail.example", "mx2.mail.example"}));
+}
+
+TEST_F(ResolverTest, PtrRecordGivesTheName) {
+    const Answer answer = resolver_.lookup("5.113.0.93.in-addr.arpa", RecordType::ptr);
+    ASSERT_EQ(answer.status, Status::found) << answer.error;
+    EXPECT_EQ(answer.records, Strings{"host.mail.example"});
+}
+
+TEST_F(ResolverTest, NameWithADotInALabelIsDropped) {
+    EXPECT_EQ(resolver_.lookup("odd.example", RecordType::ptr).status, Status::not_found);
 }
 
 TEST_F(ResolverTest, LookupsStartedTogetherAllAnswer) {
