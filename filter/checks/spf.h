@@ -1,0 +1,69 @@
+/*
+ * spf.h: SPF verification (RFC 7208) of the MAIL FROM identity, on
+ * libspf2 (the only code that includes its headers).
+ *
+ * check() asks whether REQUEST's client may send for the sender's domain,
+ * or for the HELO name when the sender is <> (as postmaster@HELO).  Every
+ * DNS query libspf2 makes is answered by the SpfDns given, never by the
+ * system resolver.  Between the answers and libspf2 sits a screen that
+ * adds what libspf2 lacks or gets wrong:
+ *   - a lookup that fails (timeout, SERVFAIL) makes the result temperror
+ *     (libspf2 says "invalid");
+ *   - the void-lookup limit: a third lookup with no answer is a permerror;
+ *   - more than 10 MX names for one mx mechanism is a permerror (libspf2
+ *     uses the first 10);
+ *   - SPF records are checked before libspf2 compiles them: printable
+ *     ASCII, at most 2048 bytes, 100 terms, 255 bytes and 10 macros a
+ *     term, macros as RFC 7208 7.1 writes them.  One that is not is a
+ *     permerror.  Other TXT records (explanations) held to the same rules
+ *     are dropped, so no answer reaches the code paths where libspf2
+ *     aborts or overflows its buffers (CVE-2023-42118);
+ *   - all the lookups of one check end by a deadline; later ones fail.
+ * A sender domain that is not a multi-label host name, and a check with
+ * neither sender nor HELO name, give none without a lookup.  libspf2
+ * passes loopback clients (127.0.0.0/8, ::1) without looking anything up.
+ * Thread-safe: each check has its own libspf2 server.
+ */
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "dns/resolver.h"
+#include "util/ip.h"
+
+namespace portcullis::spf {
+
+enum class Result { pass, fail, softfail, neutral, none, temperror, permerror };
+
+/* "pass", "fail", ... as RFC 7208 and the policy language spell them. */
+std::string_view result_name(Result result);
+
+/* Where a check's DNS answers come from. */
+class SpfDns {
+public:
+    virtual ~SpfDns() = default;
+    virtual dns::Answer lookup(const std::string& name, dns::RecordType type) = 0;
+};
+
+struct Request {
+    IpAddress client;
+    std::string helo;
+    std::string sender;   // without angle brackets; "" for <>
+};
+
+struct Verdict {
+    Result result = Result::none;
+    std::string domain;   // the domain checked, lower case; "" if none could be
+    std::string reason;   // why an error or none, for the log; "" otherwise
+};
+
+struct Limits {
+    std::chrono::milliseconds deadline = std::chrono::seconds(20);   // RFC 7208 4.6.4 asks for at least 20 s
+    int void_lookups = 2;
+};
+
+Verdict check(const Request& request, SpfDns& dns, const Limits& limits = {});
+
+}  // namespace portcullis::spf
