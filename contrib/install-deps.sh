@@ -15,6 +15,8 @@ build_packages=(
 test_packages=(
   libgtest-dev python3 postfix swaks miltertest m4 iproute2 util-linux bsdutils
   redis-server unbound libbenchmark-dev
+  # the RFC 7208 SPF test suite (rfc7208-tests.yml.gz) and its reader
+  python3-spf python3-yaml
 )
 
 packages=("${build_packages[@]}")

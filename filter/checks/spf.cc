@@ -20,6 +20,8 @@ extern "C" {
 
 #include <memory>
 #include <optional>
+#include <set>
+#include <utility>
 
 #include "checks/spf_screen.h"
 #include "util/text.h"
@@ -30,7 +32,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kMaxMxNames = 10;   // RFC 7208 4.6.4
+constexpr int kMaxMxNames = 10;       // RFC 7208 4.6.4
+constexpr int kMaxTermLookups = 10;   // RFC 7208 4.6.4
+constexpr size_t kMaxPtrNames = 10;   // RFC 7208 4.6.4
 
 struct ServerFree {
     void operator()(SPF_server_t* server) const { SPF_server_free(server); }
@@ -53,7 +57,8 @@ struct Failure {
 
 class Screen {
 public:
-    Screen(SpfDns& dns, const Limits& limits) : dns_(dns), limits_(limits), deadline_(Clock::now() + limits.deadline) {}
+    Screen(SpfDns& dns, const Limits& limits, const IpAddress& client)
+        : dns_(dns), limits_(limits), client_(client), deadline_(Clock::now() + limits.deadline) {}
     /* The libspf2 server whose queries this screens. */
     void serve(SPF_server_t* server) { server_ = server; }
 
@@ -63,7 +68,10 @@ public:
 
 private:
     SPF_dns_rr_t* fail(SPF_dns_server_t* layer, const char* domain, ns_type type, Result result, std::string reason);
-    std::optional<std::string> void_problem(const dns::Answer& answer);
+    std::optional<std::string> void_problem(const dns::Answer& answer, bool for_ptr);
+    std::optional<std::string> count_problem(const std::string& name, ns_type type);
+    void remember_names(ns_type type, const std::vector<std::string>& names);
+    std::vector<std::string> any_address_records(ns_type type, const std::vector<std::string>& records) const;
     std::vector<std::string> screened_txt(const std::string& name, const std::vector<std::string>& records);
 
     bool compiles_whole(std::string_view record) const;
@@ -71,8 +79,13 @@ private:
     SpfDns& dns_;
     SPF_server_t* server_ = nullptr;
     const Limits& limits_;
+    const IpAddress& client_;
     Clock::time_point deadline_;
     int voids_ = 0;
+    int term_lookups_ = 0;
+    bool first_lookup_ = true;
+    std::set<std::string> mx_names_;    // their address lookups belong to an mx term
+    std::set<std::string> ptr_names_;   // their address lookups belong to a ptr term
     std::optional<Failure> failure_;   // the first one
 };
 
@@ -118,9 +131,39 @@ SPF_dns_rr_t* Screen::fail(SPF_dns_server_t* layer, const char* domain, ns_type 
 
 /* The limit is on lookups that find nothing (RFC 7208 4.6.4): the third
  * one ends the check. */
-std::optional<std::string> Screen::void_problem(const dns::Answer& answer) {
-    if (answer.status != dns::Answer::Status::not_found || ++voids_ <= limits_.void_lookups) return std::nullopt;
+std::optional<std::string> Screen::void_problem(const dns::Answer& answer, bool for_ptr) {
+    // A ptr term checks up to 10 names and skips those without an address.
+    if (for_ptr || answer.status != dns::Answer::Status::not_found || ++voids_ <= limits_.void_lookups) {
+        return std::nullopt;
+    }
     return "more than " + std::to_string(limits_.void_lookups) + " lookups found nothing";
+}
+
+/* The limit of 10 terms that look something up is for the whole check,
+ * includes and redirects too (RFC 7208 4.6.4); libspf2 counts each
+ * record apart.  The lookups of one term: its own, and those of the
+ * addresses of the names its MX or PTR answer gave. */
+std::optional<std::string> Screen::count_problem(const std::string& name, ns_type type) {
+    const bool first = std::exchange(first_lookup_, false);
+    const bool address = type == ns_t_a || type == ns_t_aaaa;
+    if (first || (address && (mx_names_.count(name) != 0 || ptr_names_.count(name) != 0))) return std::nullopt;
+    if (++term_lookups_ <= kMaxTermLookups) return std::nullopt;
+    return "more than " + std::to_string(kMaxTermLookups) + " terms look something up";
+}
+
+void Screen::remember_names(ns_type type, const std::vector<std::string>& names) {
+    if (type != ns_t_mx && type != ns_t_ptr) return;
+    for (const auto& found : names) (type == ns_t_mx ? mx_names_ : ptr_names_).insert(to_lower(found));
+}
+
+/* The answer for a marked name: the client's own address if it has any
+ * address (so "a/0" matches), its MX names marked in turn (for "mx/0"). */
+std::vector<std::string> Screen::any_address_records(ns_type type, const std::vector<std::string>& records) const {
+    if (records.empty()) return {};
+    if (type == ns_t_a || type == ns_t_aaaa) return {client_.str()};
+    std::vector<std::string> marked;
+    for (const auto& record : records) marked.push_back(type == ns_t_mx ? record + "." + std::string(kAnyAddress) : record);
+    return marked;
 }
 
 /* libspf2 compiles a record into a buffer of about 512 bytes and drops,
@@ -137,22 +180,20 @@ bool Screen::compiles_whole(std::string_view record) const {
     return size_t{owned->num_mech} + owned->num_mod >= record_terms(record).size();
 }
 
-/* SPF records libspf2 can compile, and explanations it can expand; a bad
- * SPF record ends the check, a bad explanation is left out. */
+/* The SPF records of a TXT answer, screened; the other records are left
+ * out, as libspf2 has no use for them once it looks up no explanation.
+ * A bad SPF record ends the check. */
 std::vector<std::string> Screen::screened_txt(const std::string& name, const std::vector<std::string>& records) {
     std::vector<std::string> kept;
     for (const auto& record : records) {
-        if (is_spf_record(record)) {
-            std::string problem = spf_record_problem(record);
-            if (problem.empty() && !compiles_whole(record)) problem = "more than libspf2 can hold";
-            if (!problem.empty()) {
-                if (!failure_) failure_ = Failure{Result::permerror, "SPF record of " + name + ": " + problem};
-                return {};
-            }
-            kept.push_back(record);
-        } else if (explanation_problem(record).empty()) {
-            kept.push_back(record);
+        if (!is_spf_record(record)) continue;
+        ScreenedRecord screened = screen_record(record, client_.is_v4());
+        if (screened.problem.empty() && !compiles_whole(screened.text)) screened.problem = "more than libspf2 can hold";
+        if (!screened.problem.empty()) {
+            if (!failure_) failure_ = Failure{Result::permerror, "SPF record of " + name + ": " + screened.problem};
+            return {};
         }
+        kept.push_back(std::move(screened.text));
     }
     return kept;
 }
@@ -165,17 +206,26 @@ SPF_dns_rr_t* Screen::answer(SPF_dns_server_t* layer, const char* domain, ns_typ
         return fail(layer, domain, type, Result::temperror,
                     "lookups took longer than " + std::to_string(limits_.deadline.count()) + "ms");
     }
-    const std::string name(domain);
-    const dns::Answer found = dns_.lookup(name, *wanted);
+    const std::string name = to_lower(domain);
+    if (auto problem = count_problem(name, type)) return fail(layer, domain, type, Result::permerror, *problem);
+    // A marked name (spf_screen.h) is looked up without its mark.
+    const bool marked = name.ends_with("." + std::string(kAnyAddress));
+    const dns::Answer found = dns_.lookup(marked ? name.substr(0, name.size() - kAnyAddress.size() - 1) : name, *wanted);
     if (found.status == dns::Answer::Status::temperror) {
         return fail(layer, domain, type, Result::temperror, name + ": " + found.error);
     }
-    if (auto problem = void_problem(found)) return fail(layer, domain, type, Result::permerror, *problem);
+    const bool for_ptr = (type == ns_t_a || type == ns_t_aaaa) && ptr_names_.count(name) != 0;
+    if (auto problem = void_problem(found, for_ptr)) return fail(layer, domain, type, Result::permerror, *problem);
     if (type == ns_t_mx && found.records.size() > kMaxMxNames) {
         return fail(layer, domain, type, Result::permerror, name + " has more than 10 MX records");
     }
-    if (type != ns_t_txt) return make_answer(layer, domain, type, found.records);
-    std::vector<std::string> kept = screened_txt(name, found.records);
+    std::vector<std::string> records = marked ? any_address_records(type, found.records) : found.records;
+    // A ptr term checks the first 10 names and ignores the rest (RFC 7208
+    // 4.6.4); libspf2 makes the check a permerror.
+    if (type == ns_t_ptr && records.size() > kMaxPtrNames) records.resize(kMaxPtrNames);
+    remember_names(type, records);
+    if (type != ns_t_txt) return make_answer(layer, domain, type, records);
+    std::vector<std::string> kept = screened_txt(name, records);
     if (failure_) return fail(layer, domain, type, failure_->result, "");
     return make_answer(layer, domain, type, kept);
 }
@@ -281,7 +331,7 @@ Verdict check(const Request& request, SpfDns& dns, const Limits& limits) {
     if (!is_host_name(checked)) return {Result::none, checked, in_quotes(domain) + " is not a domain name"};
 
     silence_libspf2();
-    Screen screen(dns, limits);
+    Screen screen(dns, limits, request.client);
     Verdict verdict = ask_libspf2(request, screen);
     verdict.domain = std::move(checked);
     if (const auto& failure = screen.failure()) {

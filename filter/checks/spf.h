@@ -12,12 +12,14 @@
  *   - the void-lookup limit: a third lookup with no answer is a permerror;
  *   - more than 10 MX names for one mx mechanism is a permerror (libspf2
  *     uses the first 10);
- *   - SPF records are checked before libspf2 compiles them: printable
- *     ASCII, at most 2048 bytes, 100 terms, 255 bytes and 10 macros a
- *     term, macros as RFC 7208 7.1 writes them.  One that is not is a
- *     permerror.  Other TXT records (explanations) held to the same rules
- *     are dropped, so no answer reaches the code paths where libspf2
+ *   - SPF records are checked against RFC 7208's grammar before libspf2
+ *     compiles them, within bounds libspf2 can hold (spf_screen.h), and
+ *     compiled once here to see that libspf2 kept every term (it drops
+ *     what does not fit its buffer without a word).  One that fails is a
+ *     permerror, so no answer reaches the code paths where libspf2
  *     aborts or overflows its buffers (CVE-2023-42118);
+ *   - explanations (exp=) are never looked up: libspf2 gets SPF records
+ *     only, without exp=, and nothing else a TXT answer holds;
  *   - all the lookups of one check end by a deadline; later ones fail.
  * A sender domain that is not a multi-label host name, and a check with
  * neither sender nor HELO name, give none without a lookup.  libspf2
