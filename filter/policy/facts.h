@@ -5,8 +5,8 @@
  * fills one from the command line.  The engine reads it and never sees
  * where it came from.  Facts that cost a lookup (SPF, DKIM, DMARC, DNSBL)
  * are not here: the evaluator asks for them only when a rule that is
- * reached needs them, DNSBL answers from the session's LookupCache
- * (lookups.h).
+ * reached needs them, DNSBL answers from the session's LookupCache and
+ * SPF from its SpfCache (lookups.h).
  */
 #pragma once
 
@@ -20,6 +20,7 @@
 namespace portcullis::policy {
 
 class LookupCache;
+class SpfCache;
 
 struct Header {
     std::string name;
@@ -51,6 +52,8 @@ struct Facts {
 
     // Where DNSBL answers come from; null: no list is consulted.
     LookupCache* lookups = nullptr;
+    // Where SPF results come from; null: spf and spf.domain have no value.
+    SpfCache* spf = nullptr;
 
     /* Forget the message-level facts (a new MAIL FROM or RSET). */
     void reset_message();

@@ -1,6 +1,6 @@
 /*
  * fields.cc: the field registry.  Fields whose check a later part of the
- * project brings (SPF, DKIM, DMARC) are listed with
+ * project brings (DKIM, DMARC) are listed with
  * available = false, so the parser can say "not available yet".
  */
 #include "policy/fields.h"
@@ -37,8 +37,8 @@ std::vector<FieldInfo> make_registry() {
         {FieldId::from, "from", T::address, S::eom, true, false, {}},
         {FieldId::from_domain, "from.domain", T::domain, S::eom, true, false, {}},
         {FieldId::header, "header", T::string, S::eom, true, true, {}},
-        {FieldId::spf, "spf", T::result, S::mail, false, false, kAuthResults},
-        {FieldId::spf_domain, "spf.domain", T::domain, S::mail, false, false, {}},
+        {FieldId::spf, "spf", T::result, S::mail, true, false, kAuthResults},
+        {FieldId::spf_domain, "spf.domain", T::domain, S::mail, true, false, {}},
         {FieldId::dkim, "dkim", T::result, S::eom, false, false, kAuthResults},
         {FieldId::dkim_domain, "dkim.domain", T::domain, S::eom, false, false, {}},
         {FieldId::dmarc, "dmarc", T::result, S::eom, false, false, kAuthResults},

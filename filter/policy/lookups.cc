@@ -1,5 +1,6 @@
 /*
- * lookups.cc: one lookup per name per session (see lookups.h).
+ * lookups.cc: one lookup per name per session, one SPF check per
+ * message (see lookups.h).
  */
 #include "policy/lookups.h"
 
@@ -22,6 +23,11 @@ const AddressAnswer& LookupCache::answer(const std::string& name) {
         found.pending.reset();
     }
     return *found.answer;
+}
+
+const SpfAnswer& SpfCache::answer(const SpfIdentity& identity) {
+    if (!last_ || last_->first != identity) last_.emplace(identity, checker_->check(identity));
+    return last_->second;
 }
 
 }  // namespace portcullis::policy

@@ -1,6 +1,7 @@
 /*
- * lookups.h: the facts that cost a DNS lookup (DNSBL and RHSBL answers),
- * as the evaluator asks for them, without knowing how they are looked up.
+ * lookups.h: the facts that cost a DNS lookup (DNSBL and RHSBL answers,
+ * SPF), as the evaluator asks for them, without knowing how they are
+ * looked up.
  *
  * The daemon implements AddressResolver over its resolver (dns/): start()
  * sends the question for a name's A records and returns at once; wait()
@@ -11,6 +12,13 @@
  * lookups one rule may need run in parallel; answer() waits for one.
  * Without a cache (Facts::lookups null) no list is consulted: every
  * dnsbl condition is false.
+ *
+ * SPF: the daemon implements SpfChecker over checks/spf and its
+ * resolver; check() blocks until the result (within the resolver's
+ * timeouts).  A session owns one SpfCache over it, and Facts::spf points
+ * at it: the check runs when a rule that is reached reads spf or
+ * spf.domain, once per message (per client, HELO name and sender).
+ * Without one (Facts::spf null) both fields have no value.
  */
 #pragma once
 
@@ -18,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util/ip.h"
@@ -58,6 +67,34 @@ private:
 
     std::shared_ptr<AddressResolver> resolver_;
     std::map<std::string, Entry> entries_;   // by lower-case name
+};
+
+struct SpfIdentity {
+    std::optional<IpAddress> client;   // absent for local submission
+    std::string helo;
+    std::string sender;   // "" for <>
+    bool operator==(const SpfIdentity&) const = default;
+};
+
+struct SpfAnswer {
+    std::string result;   // pass fail softfail neutral none temperror permerror
+    std::string domain;   // the domain checked, "" if none could be
+};
+
+class SpfChecker {
+public:
+    virtual ~SpfChecker() = default;
+    virtual SpfAnswer check(const SpfIdentity& identity) = 0;
+};
+
+class SpfCache {
+public:
+    explicit SpfCache(std::shared_ptr<SpfChecker> checker) : checker_(std::move(checker)) {}
+    const SpfAnswer& answer(const SpfIdentity& identity);
+
+private:
+    std::shared_ptr<SpfChecker> checker_;
+    std::optional<std::pair<SpfIdentity, SpfAnswer>> last_;
 };
 
 }  // namespace portcullis::policy

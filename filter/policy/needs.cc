@@ -57,6 +57,7 @@ private:
         if (id == FieldId::header || id == FieldId::from || id == FieldId::from_domain) needs_.headers = true;
         if (id == FieldId::size && stage_ == Stage::eom) needs_.body_size = true;
         if (id == FieldId::dnsbl) needs_.dns = true;
+        if (id == FieldId::spf || id == FieldId::spf_domain) needs_.spf = true;
     }
 
     PolicyNeeds& needs_;

@@ -7,7 +7,8 @@
  * whether a rule there can answer the client (else the MTA need not wait
  * for a reply), whether header or body data is needed at all, and whether
  * a rule keeps state between sessions (so the store must be there), and
- * whether a rule consults a DNS list (so the resolver must be).  It is
+ * whether a rule consults a DNS list or reads SPF (so the resolver must
+ * be).  It is
  * computed once per loaded policy, so a reload recomputes it.
  */
 #pragma once
@@ -27,6 +28,7 @@ struct PolicyNeeds {
     bool body_size = false;  // size is read at eom (the real size)
     bool store = false;      // a greylist or ratelimit rule (monitored ones too: they record)
     bool dns = false;        // `in dnsbl` or dnsbl() somewhere
+    bool spf = false;        // spf or spf.domain is read
 
     bool runs_at(Stage stage) const { return runs[static_cast<size_t>(stage)]; }
     bool answers_at(Stage stage) const { return answers[static_cast<size_t>(stage)]; }

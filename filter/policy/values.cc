@@ -75,6 +75,12 @@ std::string_view without_dots(std::string_view name) {
     return name;
 }
 
+/* A part of the message's SPF answer, checked on first use. */
+FieldValue spf_value(const Facts& facts, std::string SpfAnswer::*part) {
+    if (!facts.spf) return {};
+    return text_value(facts.spf->answer({facts.client_ip, facts.helo, facts.sender}).*part);
+}
+
 }  // namespace
 
 std::optional<std::string> dnsbl_name(const FieldValue& subject, std::string_view zone) {
@@ -160,10 +166,10 @@ FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& 
             const auto codes = dnsbl_codes(ip_value(facts.client_ip), argument, facts);
             return codes.empty() ? FieldValue{} : ip_value(codes.front());
         }
-        // Facts that later checks compute (SPF, DKIM, DMARC); the loader
+        case FieldId::spf: return spf_value(facts, &SpfAnswer::result);
+        case FieldId::spf_domain: return spf_value(facts, &SpfAnswer::domain);
+        // Facts that later checks compute (DKIM, DMARC); the loader
         // refuses policies that name them until then.
-        case FieldId::spf:
-        case FieldId::spf_domain:
         case FieldId::dkim:
         case FieldId::dkim_domain:
         case FieldId::dmarc:
