@@ -1,9 +1,10 @@
 /*
- * dns_lists.cc: A lookups for dnsbl rules over dns::Resolver, with
- * metrics and log lines.
+ * dns_lists.cc: A lookups for dnsbl rules and the SPF check's lookups
+ * over dns::Resolver, with metrics and log lines.
  */
 #include "daemon/dns_lists.h"
 
+#include "checks/spf.h"
 #include "metrics/metrics.h"
 #include "util/log.h"
 
@@ -17,11 +18,24 @@ long long milliseconds(std::chrono::steady_clock::duration took) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
 }
 
+std::string_view type_name(dns::RecordType type) {
+    switch (type) {
+        case dns::RecordType::a: return "A";
+        case dns::RecordType::aaaa: return "AAAA";
+        case dns::RecordType::mx: return "MX";
+        case dns::RecordType::ptr: return "PTR";
+        case dns::RecordType::txt: return "TXT";
+    }
+    return "?";
+}
+
 /* "dns: 5.113.0.203.zen.example A: found 127.0.0.2 in 3ms" */
-std::string answer_line(const std::string& name, const dns::Answer& answer) {
+std::string answer_line(const std::string& name, dns::RecordType type, const dns::Answer& answer) {
     std::string line = "dns: ";
     line += name;
-    line += " A: ";
+    line += ' ';
+    line += type_name(type);
+    line += ": ";
     line += dns::status_name(answer.status);
     for (const auto& record : answer.records) {
         line += ' ';
@@ -57,8 +71,8 @@ public:
         const dns::Answer answer = lookup_.wait();
         const bool failed = answer.status == dns::Answer::Status::temperror;
         metrics::observe_dns(answer.took, !failed);
-        if (failed) log::info(answer_line(name_, answer) + "; taken as not listed");
-        else log::debug(answer_line(name_, answer));
+        if (failed) log::info(answer_line(name_, dns::RecordType::a, answer) + "; taken as not listed");
+        else log::debug(answer_line(name_, dns::RecordType::a, answer));
         return to_policy(answer);
     }
 
@@ -67,14 +81,55 @@ private:
     dns::Resolver::Lookup lookup_;
 };
 
+/* The SPF check's lookups, each counted and logged at debug. */
+class SpfLookups final : public spf::SpfDns {
+public:
+    explicit SpfLookups(dns::Resolver& resolver) : resolver_(resolver) {}
+
+    dns::Answer lookup(const std::string& name, dns::RecordType type) override {
+        dns::Answer answer = resolver_.lookup(name, type);
+        metrics::observe_dns(answer.took, answer.status != dns::Answer::Status::temperror);
+        log::debug(answer_line(name, type, answer));
+        return answer;
+    }
+
+private:
+    dns::Resolver& resolver_;
+};
+
+/* "spf: client=192.0.2.7 helo=<mx.example> from=<a@example.com> domain=example.com result=fail" */
+std::string verdict_line(const policy::SpfIdentity& identity, const spf::Verdict& verdict) {
+    std::string line = "spf: client=" + identity.client->str() + " helo=<" + identity.helo + "> from=<" +
+                       identity.sender + "> domain=" + verdict.domain + " result=";
+    line += spf::result_name(verdict.result);
+    if (!verdict.reason.empty()) line += " (" + verdict.reason + ")";
+    return line;
+}
+
 }  // namespace
+
+policy::SpfAnswer ResolverSpf::check(const policy::SpfIdentity& identity) {
+    if (!identity.client) return {"none", ""};
+    SpfLookups lookups(*resolver_);
+    const spf::Verdict verdict = spf::check({*identity.client, identity.helo, identity.sender}, lookups);
+    const bool error = verdict.result == spf::Result::temperror || verdict.result == spf::Result::permerror;
+    if (error) log::info(verdict_line(identity, verdict));
+    else log::debug(verdict_line(identity, verdict));
+    return {std::string(spf::result_name(verdict.result)), verdict.domain};
+}
 
 std::unique_ptr<policy::PendingAddresses> ResolverAddresses::start(const std::string& name) {
     return std::make_unique<PendingLookup>(name, resolver_->start(name, dns::RecordType::a));
 }
 
+namespace {
+
+bool needs_resolver(const State& state) { return state.snapshot->needs.dns || state.snapshot->needs.spf; }
+
+}  // namespace
+
 std::string check_resolver(const State& state) {
-    if (!state.snapshot->needs.dns) return "";
+    if (!needs_resolver(state)) return "";
     try {
         dns::Resolver resolver(state.config.dns.resolver, state.config.dns.timeout);
         return "";
@@ -84,12 +139,13 @@ std::string check_resolver(const State& state) {
 }
 
 std::string attach_resolver(State& state) {
-    if (!state.snapshot->needs.dns) return "";
+    if (!needs_resolver(state)) return "";
     try {
         auto resolver = std::make_shared<dns::Resolver>(state.config.dns.resolver, state.config.dns.timeout);
         // The policy and its needs stay as loaded; only the resolver is added.
         auto snapshot = std::make_shared<milter::Snapshot>(*state.snapshot);
-        snapshot->dns = std::make_shared<ResolverAddresses>(std::move(resolver));
+        if (snapshot->needs.dns) snapshot->dns = std::make_shared<ResolverAddresses>(resolver);
+        if (snapshot->needs.spf) snapshot->spf = std::make_shared<ResolverSpf>(resolver);
         state.snapshot = std::move(snapshot);
         return "";
     } catch (const dns::ResolverError& error) {

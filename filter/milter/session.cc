@@ -54,6 +54,10 @@ Session::Session(std::shared_ptr<const Snapshot> snapshot, DecisionSink& sink)
         lookups_.emplace(snapshot_->dns);
         facts_.lookups = &*lookups_;
     }
+    if (snapshot_->spf) {
+        spf_.emplace(snapshot_->spf);
+        facts_.spf = &*spf_;
+    }
 }
 
 Answer Session::connect(std::optional<IpAddress> ip, std::string_view host, uint16_t port) {

@@ -15,7 +15,8 @@
  *   - add-header and quarantine are applied at end of message; those met
  *     at connect or helo apply to every message of the connection;
  *   - DNS list answers are kept for the whole session (one lookup per
- *     name), in a LookupCache over the snapshot's resolver.
+ *     name), in a LookupCache over the snapshot's resolver; SPF answers
+ *     for the message, in an SpfCache over the snapshot's checker.
  */
 #pragma once
 
@@ -66,7 +67,7 @@ struct EndOfMessage {
 class Session {
 public:
     explicit Session(std::shared_ptr<const Snapshot> snapshot, DecisionSink& sink = daemon_sink());
-    Session(const Session&) = delete;   // facts_ points at lookups_
+    Session(const Session&) = delete;   // facts_ points at lookups_ and spf_
     Session& operator=(const Session&) = delete;
 
     const Snapshot& snapshot() const { return *snapshot_; }
@@ -93,6 +94,7 @@ private:
     std::shared_ptr<const Snapshot> snapshot_;
     DecisionSink& sink_;
     std::optional<policy::LookupCache> lookups_;   // with the snapshot's resolver
+    std::optional<policy::SpfCache> spf_;          // with the snapshot's SPF checker
     policy::Facts facts_;
 
     bool connection_accepted_ = false;

@@ -3,8 +3,8 @@
  *
  * A Snapshot is what one load of config and policy produced: the rules,
  * what they need from the MTA, the mode, the stateful checks (the store
- * behind greylist rules) and the resolver behind dnsbl rules they run
- * with.  Sessions hold a
+ * behind greylist rules) and the resolver behind dnsbl rules and SPF
+ * checks they run with.  Sessions hold a
  * shared_ptr to the snapshot current when they started, so a reload
  * never changes the rules under a session in flight.
  */
@@ -26,6 +26,7 @@ struct Snapshot {
     bool monitor_all = false;     // policy.mode = "monitor"
     std::shared_ptr<policy::StatefulChecks> stateful;   // null: as if the store were down
     std::shared_ptr<policy::AddressResolver> dns;       // null: no DNS list is consulted
+    std::shared_ptr<policy::SpfChecker> spf;            // null: spf has no value
 };
 
 /* A snapshot without stateful checks or resolver; the daemon adds its own. */

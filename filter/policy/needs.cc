@@ -57,7 +57,11 @@ private:
         if (id == FieldId::header || id == FieldId::from || id == FieldId::from_domain) needs_.headers = true;
         if (id == FieldId::size && stage_ == Stage::eom) needs_.body_size = true;
         if (id == FieldId::dnsbl) needs_.dns = true;
-        if (id == FieldId::spf || id == FieldId::spf_domain) needs_.spf = true;
+        if (id == FieldId::spf || id == FieldId::spf_domain) {
+            needs_.spf = true;
+            // The check reads the HELO name (the identity for <>).
+            needs_.uses_fields_of[static_cast<size_t>(Stage::helo)] = true;
+        }
     }
 
     PolicyNeeds& needs_;

@@ -462,8 +462,9 @@ class WithRedis:
 class Unbound:
     """A private unbound on 127.0.0.1:PORT answering from local data only:
     under `local-zone: "." static` every name not given is NXDOMAIN, and
-    no other server is ever asked.  records: {name: [A record values]},
-    e.g. {"5.113.0.203.bl.example": ["127.0.0.2"]}.  (libunbound answers
+    no other server is ever asked.  records: {name: [values]}, each an A
+    record's address or "TYPE DATA" as a zone file writes it, e.g.
+    {"5.113.0.203.bl.example": ["127.0.0.2"], "example.net": ['TXT "v=spf1 -all"']}.  (libunbound answers
     names under test., invalid., onion. and localhost. itself: use
     example. zones.)"""
 
@@ -485,7 +486,8 @@ class Unbound:
                  '  logfile: "%s"' % os.path.join(self.dir, "log"), "  do-ip6: no",
                  '  local-zone: "." static']
         for name, values in self.records.items():
-            lines += ["  local-data: '%s. A %s'" % (name, value) for value in values]
+            lines += ["  local-data: '%s. %s'" % (name, value if " " in value else "A " + value)
+                      for value in values]
         lines += ["remote-control:", "  control-enable: no"]
         config = write_file(os.path.join(self.dir, "unbound.conf"), "\n".join(lines) + "\n")
         self.proc = subprocess.Popen(["unbound", "-d", "-c", config], stdin=subprocess.DEVNULL,

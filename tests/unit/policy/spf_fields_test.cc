@@ -3,7 +3,7 @@
  * SpfChecker that records what it is asked: the result and domain as
  * the rules see them, one check per message (a new sender checks again),
  * none for a rule that is not reached or a policy that does not read
- * spf, no value without a checker, and needs.spf.
+ * spf, no value without a checker, and needs.spf (with the HELO name).
  */
 #include <gtest/gtest.h>
 
@@ -85,7 +85,9 @@ TEST_F(SpfFields, NoValueWithoutAChecker) {
 }
 
 TEST(SpfNeeds, OnlyAPolicyThatReadsSpfNeedsIt) {
-    EXPECT_TRUE(analyse_needs(*parse("on mail { reject if spf == fail }\n"), false).spf);
+    const PolicyNeeds needs = analyse_needs(*parse("on mail { reject if spf == fail }\n"), false);
+    EXPECT_TRUE(needs.spf);
+    EXPECT_TRUE(needs.reads_fields_of(Stage::helo));   // the HELO name is the identity for <>
     EXPECT_TRUE(analyse_needs(*parse("on rcpt { log \"${spf.domain}\" }\n"), false).spf);
     EXPECT_FALSE(analyse_needs(*parse("on mail { reject if sender == \"\" }\n"), false).spf);
 }
