@@ -1271,3 +1271,25 @@ class PostfixTestCase(FilterTestCase):
             return []
         return ["--- Postfix log during the test (%s):\n%s"
                 % (self.postfix.maillog, tail(self.postfix.log_since(self.maillog_offset), 8000))]
+
+
+class UnboundTestCase(PostfixTestCase):
+    """A PostfixTestCase with a private Unbound serving the class's RECORDS
+    for all its tests; start(resolver) starts a filter with the class's
+    POLICY and that resolver (self.unbound.forwarder, or another)."""
+
+    RECORDS = {}
+    POLICY = ""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.unbound = Unbound(cls.tmp, cls.RECORDS).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.unbound.stop()
+        super().tearDownClass()
+
+    def start(self, resolver, timeout="2s"):
+        return self.start_filter(self.POLICY, settings={"dns": {"resolver": resolver, "timeout": timeout}})

@@ -12,7 +12,7 @@ import socket
 import time
 import unittest
 
-from harness import (BASE_POLICY, EXTERNAL_IP, PostfixTestCase, Unbound, policy, portcullis,
+from harness import (BASE_POLICY, EXTERNAL_IP, UnboundTestCase, policy, portcullis,
                      rule_line)
 
 LISTED_IP = "198.51.100.7"
@@ -41,20 +41,9 @@ DNSBL_LINE = rule_line(POLICY, "blocked using bl.example")
 ZEN_LINE = rule_line(POLICY, "end user network")
 
 
-class DnsblTest(PostfixTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.unbound = Unbound(cls.tmp, RECORDS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.unbound.stop()
-        super().tearDownClass()
-
-    def start(self, resolver, timeout="2s"):
-        return self.start_filter(POLICY, settings={"dns": {"resolver": resolver, "timeout": timeout}})
+class DnsblTest(UnboundTestCase):
+    RECORDS = RECORDS
+    POLICY = POLICY
 
     def assertRefusedAtMail(self, transcript, code, text):
         self.assertReply(transcript.reply_to("MAIL"), code, text, transcript)

@@ -11,7 +11,7 @@ temperror: the fail rule does not apply and the filter survives.
 import socket
 import unittest
 
-from harness import BASE_POLICY, EXTERNAL_IP, PostfixTestCase, Unbound, policy
+from harness import BASE_POLICY, EXTERNAL_IP, UnboundTestCase, policy
 
 RECORDS = {
     "strict.example.net": ['TXT "v=spf1 ip4:%s -all"' % EXTERNAL_IP],
@@ -28,20 +28,9 @@ on rcpt {
 """)
 
 
-class SpfTest(PostfixTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.unbound = Unbound(cls.tmp, RECORDS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.unbound.stop()
-        super().tearDownClass()
-
-    def start(self, resolver, timeout="2s"):
-        return self.start_filter(POLICY, settings={"dns": {"resolver": resolver, "timeout": timeout}})
+class SpfTest(UnboundTestCase):
+    RECORDS = RECORDS
+    POLICY = POLICY
 
     def test_fail_is_refused_with_result_and_domain(self):
         flt = self.start(self.unbound.forwarder)
