@@ -270,13 +270,16 @@ Result from_libspf2(SPF_result_t result) {
     return Result::permerror;
 }
 
-/* libspf2's first error message, for the log. */
-std::string first_error(SPF_response_t* response) {
+/* Why libspf2 gave an error, for the log: its first error message, else
+ * its error code's text (it gives some results with neither). */
+std::string error_reason(SPF_response_t* response) {
     for (int i = 0; i < SPF_response_messages(response); ++i) {
         SPF_error_t* message = SPF_response_message(response, i);
-        if (SPF_error_errorp(message)) return SPF_error_message(message);
+        if (SPF_error_errorp(message) && SPF_error_message(message) != nullptr) return SPF_error_message(message);
     }
-    return "";
+    const SPF_errcode_t code = SPF_response_errcode(response);
+    if (code != SPF_E_SUCCESS) return std::string("libspf2: ") + SPF_strerror(code);
+    return "libspf2 gives no reason";
 }
 
 /* libspf2 asked about REQUEST, its queries answered by SCREEN. */
@@ -304,7 +307,7 @@ Verdict ask_libspf2(const Request& request, Screen& screen) {
     if (!response) return {Result::temperror, "", "libspf2: no response"};
     const Result result = from_libspf2(SPF_response_result(response.get()));
     const bool error = result == Result::temperror || result == Result::permerror;
-    return {result, "", error ? first_error(response.get()) : ""};
+    return {result, "", error ? error_reason(response.get()) : ""};
 }
 
 }  // namespace
