@@ -215,8 +215,16 @@ std::string for_libspf2(std::string_view term, bool client_v4, bool has_all) {
         return qualifier + parts.name + ":" + std::string(target) + "." + std::string(kAnyAddress);
     }
     std::string kept = qualifier + parts.name + std::string(host.domain);
-    if (client_v4 && !host.v4_cidr.empty()) kept += "/" + std::string(host.v4_cidr);
-    if (!client_v4 && !host.v6_cidr.empty()) kept += "//" + std::string(host.v6_cidr);
+    // Appended piece by piece: GCC 12 at -O3 warns falsely (-Wrestrict)
+    // about "literal" + std::string.
+    if (client_v4 && !host.v4_cidr.empty()) {
+        kept += '/';
+        kept += host.v4_cidr;
+    }
+    if (!client_v4 && !host.v6_cidr.empty()) {
+        kept += "//";
+        kept += host.v6_cidr;
+    }
     return kept;
 }
 
