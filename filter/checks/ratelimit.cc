@@ -337,12 +337,12 @@ std::string normalize_key_part(std::string_view part) {
     return lowered;
 }
 
-std::string bucket_key(std::string_view bucket, std::span<const std::string> parts) {
+std::string bucket_key(std::string_view bucket, std::span<const std::string> values) {
     // NUL cannot occur in a field value, so no two keys join alike.
     std::string joined(bucket);
-    for (const std::string& part : parts) {
+    for (const std::string& value : values) {
         joined += '\0';
-        joined += part;
+        joined += normalize_key_part(value);
     }
     return std::string(kBucketKeys) + key_digest(joined);
 }

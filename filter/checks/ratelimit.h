@@ -21,7 +21,7 @@
  *
  * Interface:
  *   normalize_key_part()  lowercase; an address loses its +extension.
- *   bucket_key()          the store key of a bucket and key parts.
+ *   bucket_key()          the store key of a bucket and its key's values.
  *   Ratelimit::take()     count one event if every rate allows it.
  *   Ratelimit::show()     each period's level and when capacity frees.
  *   Ratelimit::reset()    forget a bucket.
@@ -49,8 +49,9 @@ struct RateLimit {
 /* "Alice+News@Example.COM" -> "alice@example.com"; "User" -> "user". */
 std::string normalize_key_part(std::string_view part);
 
-/* "r:" + digest of BUCKET and the PARTS (already normalised). */
-std::string bucket_key(std::string_view bucket, std::span<const std::string> parts);
+/* "r:" + digest of BUCKET and the VALUES, each normalised by
+ * normalize_key_part(), so every caller names a bucket alike. */
+std::string bucket_key(std::string_view bucket, std::span<const std::string> values);
 
 struct RateLevel {
     Millis period{0};

@@ -22,6 +22,7 @@
 
 #include "checks/greylist.h"
 #include "daemon/commands.h"
+#include "daemon/store_admin.h"
 #include "util/text.h"
 
 namespace portcullis::daemon {
@@ -93,10 +94,7 @@ int stats(checks::Greylist& greylist) {
     return kExitOk;
 }
 
-int usage(const std::string& message) {
-    std::fprintf(stderr, "portcullis greylist: %s\n", message.c_str());
-    return kExitUsage;
-}
+int usage(const std::string& message) { return admin_usage("greylist", message); }
 
 int edit(checks::Greylist& greylist, const GreylistOptions& options, const IpAddress& client, Millis expire) {
     const bool whole_network = options.sender.empty() && options.rcpt.empty();
@@ -150,21 +148,16 @@ int greylist_command(const ConfigSource& source, const GreylistOptions& options)
 
     const bool edits = options.action == "allow" || options.action == "drop";
     if (edits && !filter.client) return usage(options.action + " needs --client IP");
-    if (edits && settings.backend == config::StoreBackend::memory) {
-        return usage(options.action + " needs store.backend = \"redis\": with \"memory\" only the running "
-                     "daemon holds the state (list and stats read its snapshot)");
+    if (const std::string refusal = live_state_refusal(settings, options.action, "list and stats read");
+        edits && !refusal.empty()) {
+        return usage(refusal);
     }
-    try {
-        auto store = store::open_store_view(settings);
-        store->ping();   // before any output: a dead store prints only the error
-        checks::Greylist greylist(*store);
+    return with_store_view(settings, "greylist", [&](store::Store& store) {
+        checks::Greylist greylist(store);
         if (options.action == "list") return list(greylist, filter);
         if (options.action == "stats") return stats(greylist);
         return edit(greylist, options, *filter.client, *expire);
-    } catch (const store::StoreError& error) {
-        std::fprintf(stderr, "portcullis greylist: store %s\n", error.what());
-        return kExitUnavailable;
-    }
+    });
 }
 
 }  // namespace portcullis::daemon

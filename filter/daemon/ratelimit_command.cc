@@ -20,6 +20,7 @@
 
 #include "checks/ratelimit.h"
 #include "daemon/commands.h"
+#include "daemon/store_admin.h"
 #include "util/text.h"
 
 namespace portcullis::daemon {
@@ -62,7 +63,7 @@ void show_bucket(checks::Ratelimit& limiter, const std::string& name, const Buck
     for (const policy::Rate& rate : bucket.rates) {
         const auto found = std::find_if(levels.begin(), levels.end(),
                                         [&](const checks::RateLevel& level) { return level.period == rate.period; });
-        const std::string limit = std::to_string(rate.count) + "/" + format_duration(rate.period);
+        const std::string limit = policy::rate_text(rate);
         if (found == levels.end()) {
             std::printf("  %-10s 0 events\n", limit.c_str());
             continue;
@@ -74,10 +75,7 @@ void show_bucket(checks::Ratelimit& limiter, const std::string& name, const Buck
     }
 }
 
-int usage(const std::string& message) {
-    std::fprintf(stderr, "portcullis ratelimit: %s\n", message.c_str());
-    return kExitUsage;
-}
+int usage(const std::string& message) { return admin_usage("ratelimit", message); }
 
 }  // namespace
 
@@ -94,19 +92,17 @@ int ratelimit_command(const ConfigSource& source, const RatelimitOptions& option
                      " has a key of " + std::to_string(options.key.size()) + " field" +
                      (options.key.size() == 1 ? "" : "s"));
     }
-    if (options.action == "reset" && settings.backend == config::StoreBackend::memory) {
-        return usage("reset needs store.backend = \"redis\": with \"memory\" only the running daemon holds the "
-                     "state (show reads its snapshot)");
+    if (const std::string refusal = live_state_refusal(settings, options.action, "show reads");
+        options.action == "reset" && !refusal.empty()) {
+        return usage(refusal);
     }
-    std::vector<std::string> parts;
-    for (const std::string& value : options.key) parts.push_back(checks::normalize_key_part(strip_angle_brackets(value)));
+    std::vector<std::string> values;
+    for (const std::string& value : options.key) values.emplace_back(strip_angle_brackets(value));
 
-    try {
-        auto store = store::open_store_view(settings);
-        store->ping();   // before any output: a dead store prints only the error
-        checks::Ratelimit limiter(*store);
+    return with_store_view(settings, "ratelimit", [&](store::Store& store) {
+        checks::Ratelimit limiter(store);
         for (const auto& [name, bucket] : buckets) {
-            const std::string key = checks::bucket_key(name, parts);
+            const std::string key = checks::bucket_key(name, values);
             if (options.action == "show") {
                 show_bucket(limiter, name, bucket, key);
             } else {
@@ -114,10 +110,7 @@ int ratelimit_command(const ConfigSource& source, const RatelimitOptions& option
             }
         }
         return kExitOk;
-    } catch (const store::StoreError& error) {
-        std::fprintf(stderr, "portcullis ratelimit: store %s\n", error.what());
-        return kExitUnavailable;
-    }
+    });
 }
 
 }  // namespace portcullis::daemon

@@ -20,10 +20,6 @@ checks::GreylistSettings settings_of(const policy::GreylistParams& params) {
     return {params.delay, params.window, params.expire, params.awl, params.by_host};
 }
 
-std::string rate_text(uint64_t level, const policy::Rate& rate) {
-    return std::to_string(level) + "/" + std::to_string(rate.count) + "/" + format_duration(rate.period);
-}
-
 /* "bucket=NAME levels=3/200/1h,7/1000/1d" (events now / COUNT / PERIOD);
  * bucket names have no spaces, so the log line splits on them. */
 std::string levels_note(const policy::RatelimitParams& params, const checks::RatelimitDecision& decision) {
@@ -34,7 +30,9 @@ std::string levels_note(const policy::RatelimitParams& params, const checks::Rat
     note += " levels=";
     for (size_t i = 0; i < params.rates.size() && i < decision.levels.size(); ++i) {
         if (i > 0) note += ',';
-        note += rate_text(decision.levels[i], params.rates[i]);
+        note += std::to_string(decision.levels[i]);
+        note += '/';
+        note += policy::rate_text(params.rates[i]);
     }
     return note;
 }
@@ -75,12 +73,10 @@ policy::StatefulAnswer StoreChecks::greylist(const policy::GreylistParams& param
 }
 
 policy::StatefulAnswer StoreChecks::ratelimit(const policy::RatelimitParams& params, std::span<const std::string> key) {
-    std::vector<std::string> parts;
-    for (const std::string& part : key) parts.push_back(checks::normalize_key_part(part));
     std::vector<checks::RateLimit> rates;
     for (const policy::Rate& rate : params.rates) rates.push_back({rate.count, rate.period});
     return timed(metrics::count_ratelimit, [&]() -> policy::StatefulAnswer {
-        const auto decision = ratelimit_.take(checks::bucket_key(params.bucket, parts), rates);
+        const auto decision = ratelimit_.take(checks::bucket_key(params.bucket, key), rates);
         std::string note = levels_note(params, decision);
         if (decision.allowed) {
             metrics::count_ratelimit("pass");
@@ -88,8 +84,7 @@ policy::StatefulAnswer StoreChecks::ratelimit(const policy::RatelimitParams& par
         }
         metrics::count_ratelimit("over");
         const uint64_t retry_seconds = (static_cast<uint64_t>(decision.retry_in_ms) + 999) / 1000;
-        note += " over=" + std::to_string(params.rates[decision.over].count) + "/" +
-                format_duration(params.rates[decision.over].period) + " retry=" + std::to_string(retry_seconds) + "s";
+        note += " over=" + policy::rate_text(params.rates[decision.over]) + " retry=" + std::to_string(retry_seconds) + "s";
         return {Kind::refuse, retry_seconds, std::move(note)};
     });
 }

@@ -5,6 +5,8 @@
  */
 #include "policy/ast.h"
 
+#include "util/units.h"
+
 namespace portcullis::policy {
 
 std::string SourceLocation::str() const {
@@ -15,6 +17,13 @@ std::string SourceLocation::str() const {
 std::string SourceLocation::log_str() const {
     const std::string name = file ? file->short_name : "?";
     return name + ":" + std::to_string(line);
+}
+
+std::string rate_text(const Rate& rate) {
+    std::string text = std::to_string(rate.count);
+    text += '/';
+    text += format_duration(rate.period);
+    return text;
 }
 
 std::string_view action_name(ActionKind kind) {

@@ -116,6 +116,9 @@ struct Rate {
     Millis period{0};
 };
 
+/* "200/1h": COUNT/PERIOD as the policy writes it. */
+std::string rate_text(const Rate& rate);
+
 struct RatelimitParams {
     std::vector<Operand> key;      // one field, or a tuple of fields
     std::vector<Rate> rates;

@@ -47,8 +47,6 @@ std::string stage_list(unsigned stages) {
     return list;
 }
 
-std::string rate_text(const Rate& rate) { return std::to_string(rate.count) + "/" + format_duration(rate.period); }
-
 /* The bucket a ratelimit rule counts in unless it says 'as NAME':
  * "auth.user:200/1h,1000/1d", "(client.ip,sender.domain):60/1m". */
 std::string bucket_name(const RatelimitParams& params) {

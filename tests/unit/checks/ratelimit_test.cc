@@ -47,6 +47,8 @@ TEST(RatelimitKey, BucketKeysKeepBucketsAndPartsApart) {
     EXPECT_NE(bucket_key("x", ab), bucket_key("x", ba));
     EXPECT_TRUE(bucket_key("x", ab).starts_with("r:"));
     EXPECT_EQ(bucket_key("x", ab).size(), 2u + 14u);      // fixed, whatever the parts
+    const std::vector<std::string> typed{"Alice+News@Example.COM"}, plain{"alice@example.com"};
+    EXPECT_EQ(bucket_key("x", typed), bucket_key("x", plain));   // the values are normalised
 }
 
 class RatelimitBuckets : public testing::TestWithParam<Backend> {
