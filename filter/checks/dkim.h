@@ -1,0 +1,88 @@
+/*
+ * dkim.h: DKIM verification (RFC 6376, RFC 8463, RFC 8301) of every
+ * signature of one message, on libopendkim (the only code that includes
+ * its headers).
+ *
+ * A Verifier follows one message as the MTA hands it over:
+ *   header(NAME, VALUE)  each header field, VALUE exactly as it came after
+ *                        the colon (leading white space and folding kept;
+ *                        folds ending in a bare LF are taken as CRLF);
+ *   end_of_headers()     the signatures are known: every key lookup
+ *                        (SELECTOR._domainkey.DOMAIN TXT) starts now, all
+ *                        in parallel, while the body arrives;
+ *   body(CHUNK)          the body as it comes (CRLF or bare LF line ends),
+ *                        streamed to the hashes, never kept whole;
+ *   finish()             the verdict, once.
+ * Every key is looked up through the TxtLookups given, never through the
+ * system resolver (libopendkim's dkim_dns_set_* hooks answer from it).
+ *
+ * Results are RFC 8601's: pass; fail (the signature or the body hash does
+ * not verify); neutral (not used); temperror (the key lookup failed);
+ * permerror (bad signature syntax, no key or a revoked one, a key record
+ * that does not parse, an rsa-sha1 signature or an RSA key under
+ * Limits::min_key_bits: RFC 8301 says neither may count as valid).  Only
+ * the first Limits::max_signatures signatures are verified; the others
+ * are permerror ("too many signatures").  Thread-safe: verifiers share
+ * one libopendkim library, each has its own handle.
+ */
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dns/txt_lookups.h"
+
+namespace portcullis::dkim {
+
+enum class Result { pass, fail, neutral, temperror, permerror };
+
+/* "pass", "fail", ... as RFC 8601 spells them. */
+std::string_view result_name(Result result);
+
+struct Signature {
+    Result result = Result::permerror;
+    std::string domain;      // d=, lower case
+    std::string identity;    // i= as given, "" when absent
+    std::string selector;    // s=
+    std::string algorithm;   // a=: "rsa-sha256", "ed25519-sha256", "rsa-sha1"
+    std::string b;           // b= with white space removed
+    unsigned key_bits = 0;   // RSA key size; 0 for Ed25519 or without a key
+    std::string reason;      // why not pass, for the log; "" on pass
+};
+
+struct Verdict {
+    std::vector<Signature> signatures;   // in header order; empty: unsigned
+
+    /* The policy's dkim field: "pass" if a signature passed, else the
+     * first of fail, temperror, permerror that some signature has,
+     * else "none". */
+    std::string_view summary() const;
+    /* d= of the first passing signature, "" if none passed. */
+    std::string passing_domain() const;
+};
+
+struct Limits {
+    unsigned min_key_bits = 1024;
+    size_t max_signatures = 16;
+};
+
+class Verifier {
+public:
+    explicit Verifier(dns::TxtLookups& dns, const Limits& limits = {});
+    ~Verifier();
+    Verifier(const Verifier&) = delete;
+    Verifier& operator=(const Verifier&) = delete;
+
+    void header(std::string_view name, std::string_view value);
+    void end_of_headers();
+    void body(std::string_view chunk);
+    Verdict finish();
+
+private:
+    struct State;   // dkim.cc: the libopendkim handle and what it needs
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace portcullis::dkim

@@ -1,0 +1,106 @@
+/*
+ * dmarc.h: DMARC (RFC 7489) for one message, on libopendmarc (the only
+ * code that includes its headers) and the Public Suffix List.
+ *
+ * A Checker is made once per configuration from the Public Suffix List
+ * file (the publicsuffix package's public_suffix_list.dat).  For each
+ * message:
+ *   start_lookups(FROM)  once the headers are in: starts the lookup of the
+ *                        DMARC record of the From domain and of its
+ *                        organizational domain, in parallel with the rest;
+ *   check(IDS, ...)      the verdict, once SPF and DKIM are known.
+ * FROM is the value of every From header field of the message, as
+ * received.  They are parsed as RFC 5322 address lists (groups, comments,
+ * quoted strings, folding); exactly one address in one From field gives
+ * the From domain, anything else (none, several, one that does not parse)
+ * is permerror.
+ *
+ * The record is _dmarc.FROM-DOMAIN's TXT, else _dmarc.ORG-DOMAIN's
+ * (RFC 7489 6.6.3), handed to libopendmarc (store_dmarc) to parse.  A
+ * lookup that fails is temperror; no record (or more than one) is none.
+ * Alignment is decided here, not by libopendmarc, because 1.4.2 gets it
+ * wrong: strict (adkim=s, aspf=s) means the two domains are equal, relaxed
+ * that their organizational domains are, with every label counted (1.4.2
+ * passes d=mail.example.com under adkim=s for From example.com, and takes
+ * x.example.com for example.com).  DMARC passes when a passing SPF
+ * identity or a passing DKIM signature is aligned with the From domain.
+ *
+ * The policy to apply is p=, or sp= for a From domain below the
+ * organizational domain whose record came from the organizational domain;
+ * when DMARC fails and pct= is under 100, a message outside the sample
+ * gets the next milder policy (reject -> quarantine -> none), RFC 7489
+ * 6.6.4.  Thread-safe.
+ */
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dns/txt_lookups.h"
+
+namespace portcullis::dmarc {
+
+enum class Result { pass, fail, none, temperror, permerror };
+
+/* "pass", "fail", ... as RFC 7489 and RFC 8601 spell them. */
+std::string_view result_name(Result result);
+
+/* What SPF and DKIM found, for the alignment checks. */
+struct Identifiers {
+    std::string spf_result;                    // "pass", "fail", ... "" when SPF did not run
+    std::string spf_domain;                    // the domain SPF checked (MAIL FROM, or HELO for <>)
+    std::vector<std::string> dkim_passing;     // d= of every passing DKIM signature
+};
+
+struct Verdict {
+    Result result = Result::none;
+    std::string from_domain;     // lower case; "" when From gave none or several
+    std::string published;       // "none", "quarantine", "reject": p= or sp= as it applies; "" without a record
+    std::string policy;          // what to apply after pct=: "none", "quarantine", "reject" ("none" without a record)
+    bool spf_aligned = false;    // a passing SPF identity is aligned
+    bool dkim_aligned = false;   // a passing DKIM signature is aligned
+    std::string reason;          // why permerror, temperror or none, for the log
+};
+
+class CheckerError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/* A number in 0..99, uniform: whether a message falls in the pct= sample
+ * is roll() < pct. */
+using PercentRoll = std::function<unsigned()>;
+
+class Checker {
+public:
+    /* Loads the Public Suffix List; throws CheckerError naming the file
+     * and why when it cannot. */
+    explicit Checker(const std::string& public_suffix_list);
+    ~Checker();
+    Checker(const Checker&) = delete;
+    Checker& operator=(const Checker&) = delete;
+
+    /* DOMAIN's organizational domain (RFC 7489 3.2), lower case. */
+    std::string organizational_domain(std::string_view domain) const;
+
+    void start_lookups(const std::vector<std::string>& from_values, dns::TxtLookups& dns) const;
+    /* ROLL defaults to a uniform random number. */
+    Verdict check(const std::vector<std::string>& from_values, const Identifiers& ids, dns::TxtLookups& dns,
+                  const PercentRoll& roll = {}) const;
+
+private:
+    struct Suffixes;   // dmarc.cc: the loaded list
+    std::unique_ptr<Suffixes> suffixes_;
+};
+
+/* The addresses of one From field value (RFC 5322 3.6.2, 3.4: address
+ * list, groups, comments, quoted local parts, folding), each as
+ * local@domain with the domain lower-cased; empty when it does not parse.
+ */
+std::vector<std::string> parse_address_list(std::string_view value);
+
+}  // namespace portcullis::dmarc
