@@ -199,13 +199,9 @@ std::string check_store_url(std::string text) {
 /* RFC 8601 lets an authserv-id be a token or a quoted-string; we take only
  * the token of RFC 2045, so the header never needs quoting. */
 std::string check_authserv_id(std::string text) {
-    constexpr std::string_view specials = "()<>@,;:\\\"/[]?=";
-    for (const char c : text) {
-        const bool ascii = static_cast<unsigned char>(c) < 0x80;
-        if (!ascii || is_control_or_space(c) || specials.find(c) != std::string_view::npos) {
-            throw BadValue{in_quotes(text) + " is not a token: no spaces, control characters or any of " +
-                           std::string(specials)};
-        }
+    if (!text.empty() && !is_mime_token(text)) {
+        throw BadValue{in_quotes(text) + " is not a token: no spaces, control characters or any of " +
+                       std::string(kMimeSpecials)};
     }
     return text;
 }
@@ -371,6 +367,7 @@ const std::vector<Key>& keys() {
         duration("dns.timeout", &C::dns, &C::Dns::timeout),
         text("auth.authserv_id", &C::auth, &C::Auth::authserv_id, check_authserv_id),
         flag("auth.add_header", &C::auth, &C::Auth::add_header),
+        path("auth.public_suffix_list", &C::auth, &C::Auth::public_suffix_list, Empty::refused),
         choice("log.target", &C::log, &C::Log::target, log_targets),
         choice("log.level", &C::log, &C::Log::level, log_levels),
         text("log.facility", &C::log, &C::Log::facility, check_facility),

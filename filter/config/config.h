@@ -55,6 +55,8 @@ struct Config {
     struct Auth {
         std::string authserv_id;             // "" = no Authentication-Results header
         bool add_header = true;
+        // DMARC's organizational domains (the publicsuffix package)
+        std::string public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat";
     } auth;
     struct Log {
         LogTarget target = LogTarget::syslog;

@@ -4,9 +4,12 @@
  */
 #include "daemon/dns_lists.h"
 
+#include "checks/dmarc.h"
 #include "checks/spf.h"
+#include "daemon/message_auth.h"
 #include "metrics/metrics.h"
 #include "util/log.h"
+#include "util/text.h"
 
 namespace portcullis::daemon {
 
@@ -115,7 +118,31 @@ policy::SpfAnswer ResolverSpf::check(const policy::SpfIdentity& identity) {
     const bool error = verdict.result == spf::Result::temperror || verdict.result == spf::Result::permerror;
     if (error) log::info(verdict_line(identity, verdict));
     else log::debug(verdict_line(identity, verdict));
+    metrics::count_auth_result("spf", spf::result_name(verdict.result));
     return {std::string(spf::result_name(verdict.result)), verdict.domain};
+}
+
+void MessageTxtLookups::start(const std::string& name) { entry(name); }
+
+dns::Answer MessageTxtLookups::answer(const std::string& name) {
+    Entry& found = entry(name);
+    if (!found.answer) {
+        found.answer = found.pending->wait();
+        found.pending.reset();
+        const bool failed = found.answer->status == dns::Answer::Status::temperror;
+        metrics::observe_dns(found.answer->took, !failed);
+        if (failed) log::info(answer_line(name, dns::RecordType::txt, *found.answer));
+        else log::debug(answer_line(name, dns::RecordType::txt, *found.answer));
+    }
+    return *found.answer;
+}
+
+MessageTxtLookups::Entry& MessageTxtLookups::entry(const std::string& name) {
+    std::string key = to_lower(name);
+    if (key.ends_with('.')) key.pop_back();
+    auto [found, added] = entries_.try_emplace(key);
+    if (added) found->second.pending.emplace(resolver_->start(found->first, dns::RecordType::txt));
+    return found->second;
 }
 
 std::unique_ptr<policy::PendingAddresses> ResolverAddresses::start(const std::string& name) {
@@ -124,7 +151,45 @@ std::unique_ptr<policy::PendingAddresses> ResolverAddresses::start(const std::st
 
 namespace {
 
-bool needs_resolver(const State& state) { return state.snapshot->needs.dns || state.snapshot->needs.spf; }
+bool results_header_on(const config::Config& config) {
+    return config.auth.add_header && !config.auth.authserv_id.empty();
+}
+
+/* What the policy reads, widened by what our Authentication-Results
+ * header reports. */
+AuthSettings auth_settings(const State& state) {
+    const auto& needs = state.snapshot->needs;
+    const bool header = results_header_on(state.config);
+    return {state.config.auth.authserv_id, header, needs.dkim || header, needs.dmarc || header};
+}
+
+bool needs_message_auth(const AuthSettings& settings) {
+    return settings.dkim || settings.dmarc || !settings.authserv_id.empty();
+}
+
+bool needs_resolver(const State& state) {
+    const auto& needs = state.snapshot->needs;
+    return needs.dns || needs.spf || needs_message_auth(auth_settings(state));
+}
+
+/* The DMARC checker, or why the Public Suffix List cannot be read. */
+std::shared_ptr<const dmarc::Checker> load_dmarc(const config::Config& config, std::string& error) {
+    try {
+        return std::make_shared<const dmarc::Checker>(config.auth.public_suffix_list);
+    } catch (const dmarc::CheckerError& failure) {
+        error = std::string("auth.public_suffix_list: ") + failure.what();
+        return nullptr;
+    }
+}
+
+/* SNAPSHOT's needs as our header widens them: the MTA must send the
+ * HELO name, the header and the body. */
+void widen_needs(policy::PolicyNeeds& needs, const AuthSettings& settings) {
+    if (!settings.add_header) return;
+    needs.spf = needs.dkim = needs.dmarc = true;
+    needs.headers = needs.body = true;
+    needs.uses_fields_of[static_cast<size_t>(policy::Stage::helo)] = true;
+}
 
 }  // namespace
 
@@ -132,24 +197,33 @@ std::string check_resolver(const State& state) {
     if (!needs_resolver(state)) return "";
     try {
         dns::Resolver resolver(state.config.dns.resolver, state.config.dns.timeout);
-        return "";
     } catch (const dns::ResolverError& error) {
         return error.what();
     }
+    std::string error;
+    if (auth_settings(state).dmarc) load_dmarc(state.config, error);
+    return error;
 }
 
 std::string attach_resolver(State& state) {
     if (!needs_resolver(state)) return "";
+    const AuthSettings settings = auth_settings(state);
+    std::shared_ptr<const dmarc::Checker> dmarc;
+    std::string error;
+    if (settings.dmarc && !(dmarc = load_dmarc(state.config, error))) return error;
     try {
         auto resolver = std::make_shared<dns::Resolver>(state.config.dns.resolver, state.config.dns.timeout);
-        // The policy and its needs stay as loaded; only the resolver is added.
+        // The policy stays as loaded; the checks are added, and what our
+        // header needs from the MTA.
         auto snapshot = std::make_shared<milter::Snapshot>(*state.snapshot);
+        widen_needs(snapshot->needs, settings);
         if (snapshot->needs.dns) snapshot->dns = std::make_shared<ResolverAddresses>(resolver);
         if (snapshot->needs.spf) snapshot->spf = std::make_shared<ResolverSpf>(resolver);
+        if (needs_message_auth(settings)) snapshot->auth = std::make_shared<Authenticator>(resolver, dmarc, settings);
         state.snapshot = std::move(snapshot);
         return "";
-    } catch (const dns::ResolverError& error) {
-        return error.what();
+    } catch (const dns::ResolverError& failure) {
+        return failure.what();
     }
 }
 

@@ -72,7 +72,8 @@ bool refuses(const Answer& answer) {
            answer.kind == Answer::Kind::discard;
 }
 
-/* Feed headers (unfolded) and the body size of a message file. */
+/* Feed the header fields (each value as it follows the colon, folds
+ * kept) and the body of a message file. */
 bool feed_message(const std::string& path, milter::Session& session) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
@@ -101,7 +102,7 @@ bool feed_message(const std::string& path, milter::Session& session) {
     flush();
     std::ostringstream body;
     body << in.rdbuf();
-    session.body(body.str().size());
+    session.body(body.str());
     return true;
 }
 
@@ -157,6 +158,10 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
     stage("eom " + std::to_string(accepted) + " of " + std::to_string(options.to.size()) + " recipients");
     const auto end = session.end_of_message();
     reply(end.answer);
+    for (const int position : end.remove_results) {
+        std::printf("  remove header Authentication-Results #%d (claims our authserv-id)\n", position);
+    }
+    if (end.results_header) std::printf("  insert header Authentication-Results: %s\n", end.results_header->c_str());
     for (const auto& [name, value] : end.add_headers) std::printf("  add header %s: %s\n", name.c_str(), value.c_str());
     if (end.quarantine) std::printf("  quarantine: %s\n", end.quarantine->c_str());
     std::printf("verdict: %s\n", refuses(end.answer) ? describe(end.answer).c_str()

@@ -28,6 +28,8 @@ struct Registry {
     Family<Counter>& reloads = counter_family("portcullis_policy_reloads_total", "Reloads of config and policy by result");
     Family<Counter>& greylist = counter_family("portcullis_greylist_total", "Greylist outcomes: new, early, pass, awl, store-error");
     Family<Counter>& ratelimit = counter_family("portcullis_ratelimit_total", "Rate-limit outcomes: pass, over, store-error");
+    Family<Counter>& authentication =
+        counter_family("portcullis_auth_results_total", "SPF, DKIM (per signature) and DMARC results by method and result");
     Counter& store_errors = counter_family("portcullis_store_errors_total", "Store operations that failed or timed out").Add({});
     Histogram& store_seconds = prometheus::BuildHistogram()
                                    .Name("portcullis_store_seconds")
@@ -82,6 +84,10 @@ void count_decision(std::string_view stage, std::string_view action, bool monito
 }
 
 void count_reload(bool ok) { metrics().reloads.Add({{"result", ok ? "ok" : "failed"}}).Increment(); }
+
+void count_auth_result(std::string_view method, std::string_view result) {
+    metrics().authentication.Add({{"method", std::string(method)}, {"result", std::string(result)}}).Increment();
+}
 
 void count_greylist(std::string_view result) { metrics().greylist.Add({{"result", std::string(result)}}).Increment(); }
 

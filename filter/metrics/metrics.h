@@ -4,8 +4,7 @@
  * The counters always count (an atomic add, or a label lookup for the
  * labelled ones); serve() exposes them as Prometheus text on
  * http://LISTEN/metrics.  This is the only code that includes
- * prometheus-cpp.  Metrics of checks that later releases add
- * (SPF/DKIM/DMARC) belong here too.
+ * prometheus-cpp.
  */
 #pragma once
 
@@ -26,6 +25,9 @@ void count_decision(std::string_view stage, std::string_view action, bool monito
 void count_reload(bool ok);
 /* A greylist outcome: "new", "early", "pass", "awl" or "store-error". */
 void count_greylist(std::string_view result);
+/* One SPF, DKIM or DMARC result: METHOD "spf", "dkim" (each signature;
+ * "none" for an unsigned message) or "dmarc", RESULT as RFC 8601 spells it. */
+void count_auth_result(std::string_view method, std::string_view result);
 /* A rate-limit outcome: "pass", "over" or "store-error". */
 void count_ratelimit(std::string_view result);
 /* How long one store operation took, and whether it failed. */

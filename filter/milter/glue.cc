@@ -50,6 +50,7 @@ struct Connection {
     Session session;
     const bool refused_for_drain;
     unsigned long no_reply_flags = 0;   // the SMFIP_NR_* we negotiated
+    bool leading_space = false;         // SMFIP_HDR_LEADSPC: header values come (and go) as in the message
 };
 
 Connection* connection_of(SMFICTX* ctx) { return static_cast<Connection*>(smfi_getpriv(ctx)); }
@@ -195,10 +196,16 @@ unsigned long wanted_protocol(const policy::PolicyNeeds& needs) {
     if (!needs.answers_at(Stage::mail) && !connect_refuses && !helo_refuses) flags |= SMFIP_NR_MAIL;
     if (!needs.runs_at(Stage::rcpt) && !needs.reads_fields_of(Stage::rcpt)) flags |= SMFIP_NORCPT;
     if (!needs.answers_at(Stage::rcpt)) flags |= SMFIP_NR_RCPT;
-    if (!needs.headers && !needs.body_size) flags |= SMFIP_NOHDRS;
-    if (!needs.body_size) flags |= SMFIP_NOBODY;
+    if (!needs.headers && !needs.body) flags |= SMFIP_NOHDRS;
+    if (!needs.body) flags |= SMFIP_NOBODY;
+    // DKIM hashes header fields exactly as they came.
+    if (needs.headers) flags |= SMFIP_HDR_LEADSPC;
     return flags;
 }
+
+/* Add and insert header fields (ours and the rules'), remove forged
+ * Authentication-Results, quarantine, choose macros. */
+constexpr unsigned long kActions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST;
 
 constexpr unsigned long kNoReplyFlags = SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT |
                                         SMFIP_NR_DATA | SMFIP_NR_EOH | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_NR_UNKN;
@@ -208,8 +215,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long mta_actions, unsigned long mta
                       unsigned long* reserved3) {
     Connection* connection = ensure_connection(ctx);
     if (!connection) return SMFIS_TEMPFAIL;
-    const unsigned long wanted_actions = SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST;
-    *actions = wanted_actions & mta_actions;
+    *actions = kActions & mta_actions;
     // libmilter emulates the no-reply steps an old MTA lacks; the others
     // we may only ask for when the MTA offers them.
     unsigned long wanted = wanted_protocol(connection->session.snapshot().needs);
@@ -219,6 +225,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long mta_actions, unsigned long mta
     *reserved2 = 0;
     *reserved3 = 0;
     connection->no_reply_flags = *steps & kNoReplyFlags;
+    connection->leading_space = (*steps & SMFIP_HDR_LEADSPC) != 0;
     if (mta_actions & SMFIF_SETSYMLIST) request_macros(ctx);
     return SMFIS_CONTINUE;
 }
@@ -263,14 +270,43 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
     Connection* connection = connection_of(ctx);
-    if (connection && name && value) connection->session.header(name, value);
+    if (connection && name && value) {
+        // Without SMFIP_HDR_LEADSPC the MTA took one space after the colon.
+        if (connection->leading_space) connection->session.header(name, value);
+        else connection->session.header(name, std::string(" ") + value);
+    }
     return (connection && (connection->no_reply_flags & SMFIP_NR_HDR)) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
-sfsistat on_body(SMFICTX* ctx, unsigned char*, size_t length) {
+sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t length) {
     Connection* connection = connection_of(ctx);
-    if (connection) connection->session.body(length);
+    if (connection && (chunk || length == 0)) {
+        connection->session.body(std::string_view(reinterpret_cast<const char*>(chunk), length));
+    }
     return (connection && (connection->no_reply_flags & SMFIP_NR_BODY)) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+/* VALUE as the MTA wants it: with the space after the colon when we
+ * negotiated SMFIP_HDR_LEADSPC (then it adds none itself). */
+std::string outgoing_value(const Connection& connection, const std::string& value) {
+    const bool spaced = !value.empty() && (value.front() == ' ' || value.front() == '\t');
+    return connection.leading_space && !spaced ? " " + value : value;
+}
+
+/* Forged Authentication-Results go first, last to first (positions of
+ * the ones after a removed field do not move); ours goes on top. */
+void apply_results(SMFICTX* ctx, const Connection& connection, const EndOfMessage& end) {
+    static char kName[] = "Authentication-Results";
+    for (auto position = end.remove_results.rbegin(); position != end.remove_results.rend(); ++position) {
+        if (smfi_chgheader(ctx, kName, *position, nullptr) != MI_SUCCESS) {
+            log::warning("could not remove a forged Authentication-Results (did the MTA allow header changes?)");
+        }
+    }
+    if (!end.results_header) return;
+    std::string value = outgoing_value(connection, *end.results_header);
+    if (smfi_insheader(ctx, 0, kName, value.data()) != MI_SUCCESS) {
+        log::warning("could not add Authentication-Results (did the MTA allow header changes?)");
+    }
 }
 
 sfsistat on_eom(SMFICTX* ctx) {
@@ -279,8 +315,10 @@ sfsistat on_eom(SMFICTX* ctx) {
     note_queue_id(ctx, *connection);
     metrics::count_message();
     const EndOfMessage end = connection->session.end_of_message();
+    apply_results(ctx, *connection, end);
     for (const auto& [name, value] : end.add_headers) {
-        if (smfi_addheader(ctx, const_cast<char*>(name.c_str()), const_cast<char*>(value.c_str())) != MI_SUCCESS) {
+        std::string sent = outgoing_value(*connection, value);
+        if (smfi_addheader(ctx, const_cast<char*>(name.c_str()), sent.data()) != MI_SUCCESS) {
             log::warning("could not add header " + name + " (did the MTA allow header changes?)");
         }
     }
@@ -342,7 +380,7 @@ std::string open_listener(const std::string& socket, Millis timeout) {
     smfiDesc description{};
     description.xxfi_name = name;
     description.xxfi_version = SMFI_VERSION;
-    description.xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST;
+    description.xxfi_flags = kActions;
     description.xxfi_connect = on_connect;
     description.xxfi_helo = on_helo;
     description.xxfi_envfrom = on_envfrom;

@@ -93,7 +93,9 @@ Answer Session::mail(std::string_view sender, std::string_view auth_user, uint64
     if (connection_refusal_) return *connection_refusal_;
     if (helo_refusal_) return *helo_refusal_;
     if (connection_accepted_) return Answer{};
-    return run(Stage::mail);
+    Answer answer = run(Stage::mail);
+    if (answer.kind == Answer::Kind::proceed && !message_accepted_) begin_message_stream();
+    return answer;
 }
 
 Answer Session::rcpt(std::string_view recipient) {
@@ -110,8 +112,9 @@ Answer Session::rcpt(std::string_view recipient) {
 }
 
 void Session::header(std::string_view name, std::string_view value) {
-    // name ": " value CRLF, as the message travels.
-    message_bytes_ += name.size() + 2 + value.size() + 2;
+    // name ":" value CRLF, as the message travels.
+    message_bytes_ += name.size() + 1 + value.size() + 2;
+    if (message_stream_) message_stream_->header(name, value);
     if (!snapshot_->needs.headers) return;
     const size_t cost = name.size() + std::min(value.size(), kMaxStoredHeaderValue);
     if (stored_header_bytes_ + cost > kMaxStoredHeaderBytes) return;
@@ -119,11 +122,17 @@ void Session::header(std::string_view name, std::string_view value) {
     facts_.headers.push_back({std::string(name), std::string(value.substr(0, kMaxStoredHeaderValue))});
 }
 
-void Session::body(size_t bytes) { message_bytes_ += bytes; }
+void Session::body(std::string_view chunk) {
+    message_bytes_ += chunk.size();
+    if (!message_stream_) return;
+    end_headers();
+    message_stream_->body(chunk);
+}
 
 EndOfMessage Session::end_of_message() {
     EndOfMessage end;
-    if (snapshot_->needs.body_size) facts_.size = message_bytes_ + 2;   // the empty line after the headers
+    if (snapshot_->needs.body) facts_.size = message_bytes_ + 2;   // the empty line after the headers
+    end_headers();
     if (!connection_accepted_ && !message_accepted_) end.answer = run(Stage::eom);
 
     if (end.answer.kind == Answer::Kind::reject || end.answer.kind == Answer::Kind::tempfail ||
@@ -133,10 +142,36 @@ EndOfMessage Session::end_of_message() {
     end.add_headers = connection_headers_;
     end.add_headers.insert(end.add_headers.end(), message_headers_.begin(), message_headers_.end());
     end.quarantine = message_quarantine_ ? message_quarantine_ : connection_quarantine_;
+    finish_message_stream(end);
     return end;
 }
 
+/* A message accepted at MAIL gets no stream: it is not filtered. */
+void Session::begin_message_stream() {
+    if (!snapshot_->auth) return;
+    message_stream_ = snapshot_->auth->begin(facts_);
+    facts_.auth = message_stream_.get();
+}
+
+/* The header ends at the first body chunk, or at eom for a message
+ * without body. */
+void Session::end_headers() {
+    if (!message_stream_ || headers_ended_) return;
+    headers_ended_ = true;
+    message_stream_->end_of_headers();
+}
+
+void Session::finish_message_stream(EndOfMessage& end) {
+    if (!message_stream_) return;
+    end.remove_results = message_stream_->forged_results();
+    std::string value = message_stream_->results_header(end.quarantine ? "quarantine" : "none");
+    if (!value.empty()) end.results_header = std::move(value);
+}
+
 void Session::abort_message() {
+    facts_.auth = nullptr;
+    message_stream_.reset();
+    headers_ended_ = false;
     facts_.reset_message();
     message_headers_.clear();
     message_quarantine_.reset();

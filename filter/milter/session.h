@@ -16,7 +16,14 @@
  *     at connect or helo apply to every message of the connection;
  *   - DNS list answers are kept for the whole session (one lookup per
  *     name), in a LookupCache over the snapshot's resolver; SPF answers
- *     for the message, in an SpfCache over the snapshot's checker.
+ *     for the message, in an SpfCache over the snapshot's checker;
+ *   - with the snapshot's authenticator, each message not accepted
+ *     before its data is followed by a MessageStream (DKIM, DMARC): its
+ *     header fields (VALUE as it came after the colon, leading white space
+ *     kept) and body chunks go to it, and at eom the session asks it which
+ *     Authentication-Results fields claim to be ours (to be removed, last
+ *     to first) and for our own (to be inserted first), unless the
+ *     message is refused.
  */
 #pragma once
 
@@ -60,6 +67,8 @@ DecisionSink& daemon_sink();
 
 struct EndOfMessage {
     Answer answer;
+    std::vector<int> remove_results;             // positions of forged Authentication-Results, ascending
+    std::optional<std::string> results_header;   // our Authentication-Results value, inserted at the top
     std::vector<std::pair<std::string, std::string>> add_headers;
     std::optional<std::string> quarantine;
 };
@@ -67,7 +76,7 @@ struct EndOfMessage {
 class Session {
 public:
     explicit Session(std::shared_ptr<const Snapshot> snapshot, DecisionSink& sink = daemon_sink());
-    Session(const Session&) = delete;   // facts_ points at lookups_ and spf_
+    Session(const Session&) = delete;   // facts_ points at lookups_, spf_ and message_stream_
     Session& operator=(const Session&) = delete;
 
     const Snapshot& snapshot() const { return *snapshot_; }
@@ -79,7 +88,7 @@ public:
     Answer mail(std::string_view sender, std::string_view auth_user, uint64_t declared_size);
     Answer rcpt(std::string_view recipient);
     void header(std::string_view name, std::string_view value);
-    void body(size_t bytes);
+    void body(std::string_view chunk);
     EndOfMessage end_of_message();
     /* Forget the current message (MAIL FROM starts a new one; RSET, or the
      * MTA giving up on it). */
@@ -90,11 +99,16 @@ private:
     Answer apply(policy::Stage stage, const policy::StageResult& result);
     void collect(policy::Stage stage, const std::vector<policy::Effect>& effects);
     bool has_pending_effects() const;
+    void begin_message_stream();
+    void end_headers();
+    void finish_message_stream(EndOfMessage& end);
 
     std::shared_ptr<const Snapshot> snapshot_;
     DecisionSink& sink_;
     std::optional<policy::LookupCache> lookups_;   // with the snapshot's resolver
     std::optional<policy::SpfCache> spf_;          // with the snapshot's SPF checker
+    std::unique_ptr<MessageStream> message_stream_;   // the current message's, with the snapshot's authenticator
+    bool headers_ended_ = false;
     policy::Facts facts_;
 
     bool connection_accepted_ = false;

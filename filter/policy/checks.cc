@@ -18,15 +18,15 @@ constexpr unsigned kMessageStages = stage_bit(Stage::mail) | stage_bit(Stage::rc
 
 /* Every action, in the order messages list them. */
 constexpr std::array<ActionRules, 9> kActionRules{{
-    {ActionKind::accept, kEveryStage, true},
-    {ActionKind::reject, kEveryStage, true},
-    {ActionKind::tempfail, kEveryStage, true},
-    {ActionKind::discard, kMessageStages, true},
-    {ActionKind::quarantine, kEveryStage, true},
-    {ActionKind::greylist, stage_bit(Stage::rcpt), true},
-    {ActionKind::ratelimit, kMessageStages, true},
-    {ActionKind::add_header, kEveryStage, true},
-    {ActionKind::log, kEveryStage, true},
+    {ActionKind::accept, kEveryStage},
+    {ActionKind::reject, kEveryStage},
+    {ActionKind::tempfail, kEveryStage},
+    {ActionKind::discard, kMessageStages},
+    {ActionKind::quarantine, kEveryStage},
+    {ActionKind::greylist, stage_bit(Stage::rcpt)},
+    {ActionKind::ratelimit, kMessageStages},
+    {ActionKind::add_header, kEveryStage},
+    {ActionKind::log, kEveryStage},
 }};
 
 /* Which value types a list of each kind can match. */
@@ -61,11 +61,6 @@ std::vector<std::string> action_names() {
 
 std::string field_with_type(const FieldInfo& info) {
     return "field " + in_quotes(info.name) + " (" + std::string(value_type_name(info.type)) + ")";
-}
-
-std::string unavailable_message(const FieldInfo& info) {
-    if (info.available) return "";
-    return in_quotes(info.name) + " is not available yet";
 }
 
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
@@ -109,8 +104,6 @@ bool check_field_use(const FieldInfo& info, const FieldUse& use, const SourceLoc
         message = "field '" + std::string(info.name) + "' is not known at stage '" +
                   std::string(stage_name(use.stage)) + "' (it is known from stage '" +
                   std::string(stage_name(info.stage)) + "' on)";
-    } else {
-        message = unavailable_message(info);
     }
     if (message.empty()) return true;
     errors.report(where, std::move(message));

@@ -1,13 +1,8 @@
 /*
  * checks.h: the load-time checks the parser and the loader share.
  *
- * Where a field may be used (its stage, whether this build computes it),
- * which list kinds can match which field types, and what names are
- * valid.  What this build does not have yet is decided here and only
- * here: a field whose FieldInfo.available is false, an action whose
- * kActionRules entry is not available, and dnsbl lookups (the registry
- * entry of the dnsbl field).  Building one of them means flipping its
- * flag.
+ * Where a field may be used (its stage), where each action may, which
+ * list kinds can match which field types, and what names are valid.
  */
 #pragma once
 
@@ -35,7 +30,6 @@ struct FieldUse {
 struct ActionRules {
     ActionKind kind;
     unsigned stages;   // bit (1 << stage) per stage that allows it
-    bool available;    // built in this version
 };
 /* The action named NAME (any case), or null. */
 const ActionRules* find_action(std::string_view name);
@@ -44,9 +38,6 @@ std::vector<std::string> action_names();
 /* "field 'client.ip' (ip)" */
 std::string field_with_type(const FieldInfo& info);
 
-/* "'spf' is not available yet", or "" when INFO is built (for the dnsbl
- * field, that is whether `VALUE in dnsbl "zone"` is). */
-std::string unavailable_message(const FieldInfo& info);
 /* "unknown field 'client.hots' (did you mean 'client.host'?)" */
 std::string unknown_field_message(std::string_view name);
 /* "(did you mean 'X'?)" with a leading space, or "" if nothing is close. */

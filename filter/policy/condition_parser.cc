@@ -105,7 +105,7 @@ private:
     std::unique_ptr<Condition> membership(const Term& lhs);
     void inline_list(Condition& condition, bool has_lhs);
     void map_lookup(Condition& condition, bool has_lhs);
-    void dnsbl_lookup(Condition& condition, const Token& keyword, bool has_lhs);
+    void dnsbl_lookup(Condition& condition, bool has_lhs);
 
     std::string parenthesized_argument();
     bool usable_field(const Term& term);
@@ -364,7 +364,7 @@ std::unique_ptr<Condition> ConditionParser::membership(const Term& lhs) {
     if (set.kind != TokenKind::word) cursor_.unexpected("a list name, '{' or 'dnsbl' after 'in'");
     cursor_.next();
     if (set.is_word("dnsbl") && cursor_.peek().kind == TokenKind::string) {
-        dnsbl_lookup(*condition, set, has_lhs);
+        dnsbl_lookup(*condition, has_lhs);
         return condition;
     }
     if (cursor_.peek().is_punct('[')) map_lookup(*condition, has_lhs);
@@ -415,7 +415,7 @@ void ConditionParser::map_lookup(Condition& condition, bool has_lhs) {
 }
 
 /* dnsbl "ZONE", after dnsbl. */
-void ConditionParser::dnsbl_lookup(Condition& condition, const Token& keyword, bool has_lhs) {
+void ConditionParser::dnsbl_lookup(Condition& condition, bool has_lhs) {
     condition.kind = Condition::Kind::in_dnsbl;
     condition.zone = cursor_.next().text;
     if (has_lhs) {
@@ -425,8 +425,6 @@ void ConditionParser::dnsbl_lookup(Condition& condition, const Token& keyword, b
                           "dnsbl lookups take an IP address or a domain, not " + field_with_type(field));
         }
     }
-    const std::string unavailable = unavailable_message(field_info(FieldId::dnsbl));
-    if (!unavailable.empty()) cursor_.error(keyword, unavailable);
 }
 
 }  // namespace

@@ -5,8 +5,9 @@
  * fills one from the command line.  The engine reads it and never sees
  * where it came from.  Facts that cost a lookup (SPF, DKIM, DMARC, DNSBL)
  * are not here: the evaluator asks for them only when a rule that is
- * reached needs them, DNSBL answers from the session's LookupCache and
- * SPF from its SpfCache (lookups.h).
+ * reached needs them, DNSBL answers from the session's LookupCache, SPF
+ * from its SpfCache and DKIM and DMARC from the message's
+ * MessageAuthentication (lookups.h).
  */
 #pragma once
 
@@ -20,6 +21,7 @@
 namespace portcullis::policy {
 
 class LookupCache;
+class MessageAuthentication;
 class SpfCache;
 
 struct Header {
@@ -54,6 +56,8 @@ struct Facts {
     LookupCache* lookups = nullptr;
     // Where SPF results come from; null: spf and spf.domain have no value.
     SpfCache* spf = nullptr;
+    // Where DKIM and DMARC results come from; null: those fields have no value.
+    MessageAuthentication* auth = nullptr;
 
     /* Forget the message-level facts (a new MAIL FROM or RSET). */
     void reset_message();

@@ -1,7 +1,5 @@
 /*
- * fields.cc: the field registry.  Fields whose check a later part of the
- * project brings (DKIM, DMARC) are listed with
- * available = false, so the parser can say "not available yet".
+ * fields.cc: the field registry.
  */
 #include "policy/fields.h"
 
@@ -19,33 +17,33 @@ std::vector<FieldInfo> make_registry() {
     using T = ValueType;
     using S = Stage;
     return {
-        {FieldId::client_ip, "client.ip", T::ip, S::connect, true, false, {}},
-        {FieldId::client_host, "client.host", T::name, S::connect, true, false, {}},
-        {FieldId::client_port, "client.port", T::number, S::connect, true, false, {}},
-        {FieldId::helo, "helo", T::name, S::helo, true, false, {}},
-        {FieldId::tls, "tls", T::boolean, S::helo, true, false, {}},
-        {FieldId::authenticated, "authenticated", T::boolean, S::mail, true, false, {}},
-        {FieldId::auth_user, "auth.user", T::string, S::mail, true, false, {}},
-        {FieldId::sender, "sender", T::address, S::mail, true, false, {}},
-        {FieldId::sender_local, "sender.local", T::name, S::mail, true, false, {}},
-        {FieldId::sender_domain, "sender.domain", T::domain, S::mail, true, false, {}},
-        {FieldId::size, "size", T::size, S::mail, true, false, {}},
-        {FieldId::rcpt, "rcpt", T::address, S::rcpt, true, false, {}},
-        {FieldId::rcpt_local, "rcpt.local", T::name, S::rcpt, true, false, {}},
-        {FieldId::rcpt_domain, "rcpt.domain", T::domain, S::rcpt, true, false, {}},
-        {FieldId::rcpt_count, "rcpt.count", T::number, S::rcpt, true, false, {}},
-        {FieldId::from, "from", T::address, S::eom, true, false, {}},
-        {FieldId::from_domain, "from.domain", T::domain, S::eom, true, false, {}},
-        {FieldId::header, "header", T::string, S::eom, true, true, {}},
-        {FieldId::spf, "spf", T::result, S::mail, true, false, kAuthResults},
-        {FieldId::spf_domain, "spf.domain", T::domain, S::mail, true, false, {}},
-        {FieldId::dkim, "dkim", T::result, S::eom, false, false, kAuthResults},
-        {FieldId::dkim_domain, "dkim.domain", T::domain, S::eom, false, false, {}},
-        {FieldId::dmarc, "dmarc", T::result, S::eom, false, false, kAuthResults},
-        {FieldId::dmarc_policy, "dmarc.policy", T::result, S::eom, false, false, kDmarcPolicies},
-        {FieldId::dmarc_domain, "dmarc.domain", T::domain, S::eom, false, false, {}},
-        {FieldId::greylist_wait, "greylist.wait", T::number, S::rcpt, true, false, {}},
-        {FieldId::dnsbl, "dnsbl", T::ip, S::connect, true, true, {}},
+        {FieldId::client_ip, "client.ip", T::ip, S::connect, false, {}},
+        {FieldId::client_host, "client.host", T::name, S::connect, false, {}},
+        {FieldId::client_port, "client.port", T::number, S::connect, false, {}},
+        {FieldId::helo, "helo", T::name, S::helo, false, {}},
+        {FieldId::tls, "tls", T::boolean, S::helo, false, {}},
+        {FieldId::authenticated, "authenticated", T::boolean, S::mail, false, {}},
+        {FieldId::auth_user, "auth.user", T::string, S::mail, false, {}},
+        {FieldId::sender, "sender", T::address, S::mail, false, {}},
+        {FieldId::sender_local, "sender.local", T::name, S::mail, false, {}},
+        {FieldId::sender_domain, "sender.domain", T::domain, S::mail, false, {}},
+        {FieldId::size, "size", T::size, S::mail, false, {}},
+        {FieldId::rcpt, "rcpt", T::address, S::rcpt, false, {}},
+        {FieldId::rcpt_local, "rcpt.local", T::name, S::rcpt, false, {}},
+        {FieldId::rcpt_domain, "rcpt.domain", T::domain, S::rcpt, false, {}},
+        {FieldId::rcpt_count, "rcpt.count", T::number, S::rcpt, false, {}},
+        {FieldId::from, "from", T::address, S::eom, false, {}},
+        {FieldId::from_domain, "from.domain", T::domain, S::eom, false, {}},
+        {FieldId::header, "header", T::string, S::eom, true, {}},
+        {FieldId::spf, "spf", T::result, S::mail, false, kAuthResults},
+        {FieldId::spf_domain, "spf.domain", T::domain, S::mail, false, {}},
+        {FieldId::dkim, "dkim", T::result, S::eom, false, kAuthResults},
+        {FieldId::dkim_domain, "dkim.domain", T::domain, S::eom, false, {}},
+        {FieldId::dmarc, "dmarc", T::result, S::eom, false, kAuthResults},
+        {FieldId::dmarc_policy, "dmarc.policy", T::result, S::eom, false, kDmarcPolicies},
+        {FieldId::dmarc_domain, "dmarc.domain", T::domain, S::eom, false, {}},
+        {FieldId::greylist_wait, "greylist.wait", T::number, S::rcpt, false, {}},
+        {FieldId::dnsbl, "dnsbl", T::ip, S::connect, true, {}},
     };
 }
 

@@ -52,7 +52,6 @@ struct FieldInfo {
     std::string_view name;      // as written in policies, lower case
     ValueType type;
     Stage stage;                // first stage at which it is known
-    bool available;             // computed by this build
     bool takes_argument;        // header("..."), dnsbl("...")
     /* Words a comparison against this field may use unquoted (results and
      * policies: pass, fail, reject, ...); empty when any word is fine. */

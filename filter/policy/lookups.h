@@ -19,6 +19,13 @@
  * at it: the check runs when a rule that is reached reads spf or
  * spf.domain, once per message (per client, HELO name and sender).
  * Without one (Facts::spf null) both fields have no value.
+ *
+ * DKIM and DMARC: the daemon follows each message with a
+ * MessageAuthentication (it sees the header and body as they arrive);
+ * Facts::auth points at the current message's.  dkim() and dmarc() give
+ * the results at end of message, each worked out on first use (DMARC
+ * reads SPF and DKIM); without one (Facts::auth null) the fields have no
+ * value.
  */
 #pragma once
 
@@ -95,6 +102,24 @@ public:
 private:
     std::shared_ptr<SpfChecker> checker_;
     std::optional<std::pair<SpfIdentity, SpfAnswer>> last_;
+};
+
+struct DkimAnswer {
+    std::string result;   // pass fail temperror permerror none
+    std::string domain;   // d= of the first passing signature, "" if none
+};
+
+struct DmarcAnswer {
+    std::string result;   // pass fail none temperror permerror
+    std::string policy;   // none quarantine reject: to apply, after sp= and pct=
+    std::string domain;   // the From domain evaluated, "" if From gave none
+};
+
+class MessageAuthentication {
+public:
+    virtual ~MessageAuthentication() = default;
+    virtual const DkimAnswer& dkim() = 0;
+    virtual const DmarcAnswer& dmarc() = 0;
 };
 
 }  // namespace portcullis::policy

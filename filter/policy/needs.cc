@@ -55,13 +55,29 @@ private:
         const FieldInfo& info = field_info(id);
         needs_.uses_fields_of[static_cast<size_t>(info.stage)] = true;
         if (id == FieldId::header || id == FieldId::from || id == FieldId::from_domain) needs_.headers = true;
-        if (id == FieldId::size && stage_ == Stage::eom) needs_.body_size = true;
+        if (id == FieldId::size && stage_ == Stage::eom) needs_.body = true;
         if (id == FieldId::dnsbl) needs_.dns = true;
-        if (id == FieldId::spf || id == FieldId::spf_domain) {
-            needs_.spf = true;
-            // The check reads the HELO name (the identity for <>).
-            needs_.uses_fields_of[static_cast<size_t>(Stage::helo)] = true;
+        if (id == FieldId::dmarc || id == FieldId::dmarc_policy || id == FieldId::dmarc_domain) {
+            needs_.dmarc = true;
+            needs_.headers = true;   // From
+            // DMARC passes through an aligned SPF or DKIM pass.
+            dkim_read();
+            spf_read();
         }
+        if (id == FieldId::dkim || id == FieldId::dkim_domain) dkim_read();
+        if (id == FieldId::spf || id == FieldId::spf_domain) spf_read();
+    }
+
+    void spf_read() {
+        needs_.spf = true;
+        // The check reads the HELO name (the identity for <>).
+        needs_.uses_fields_of[static_cast<size_t>(Stage::helo)] = true;
+    }
+
+    void dkim_read() {
+        needs_.dkim = true;
+        needs_.headers = true;
+        needs_.body = true;   // hashed
     }
 
     PolicyNeeds& needs_;

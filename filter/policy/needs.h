@@ -7,8 +7,8 @@
  * whether a rule there can answer the client (else the MTA need not wait
  * for a reply), whether header or body data is needed at all, and whether
  * a rule keeps state between sessions (so the store must be there), and
- * whether a rule consults a DNS list or reads SPF (so the resolver must
- * be).  It is
+ * whether a rule consults a DNS list or reads SPF, DKIM or DMARC (so
+ * the resolver must be, and DKIM needs the header and body).  It is
  * computed once per loaded policy, so a reload recomputes it.
  */
 #pragma once
@@ -25,10 +25,12 @@ struct PolicyNeeds {
     std::array<bool, kStageCount> refuses{};    // some rule here can refuse (reject, tempfail, ...)
     std::array<bool, kStageCount> uses_fields_of{};   // a field of this stage is read somewhere
     bool headers = false;    // header(), from, from.domain are read
-    bool body_size = false;  // size is read at eom (the real size)
+    bool body = false;       // the body is needed: size read at eom (the real size), or DKIM
     bool store = false;      // a greylist or ratelimit rule (monitored ones too: they record)
     bool dns = false;        // `in dnsbl` or dnsbl() somewhere
-    bool spf = false;        // spf or spf.domain is read
+    bool spf = false;        // spf or spf.domain is read (DMARC reads it too)
+    bool dkim = false;       // dkim or dkim.domain is read (DMARC reads it too)
+    bool dmarc = false;      // dmarc, dmarc.policy or dmarc.domain is read
 
     bool runs_at(Stage stage) const { return runs[static_cast<size_t>(stage)]; }
     bool answers_at(Stage stage) const { return answers[static_cast<size_t>(stage)]; }

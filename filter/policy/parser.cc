@@ -287,7 +287,6 @@ void Parser::rule(Stage stage) {
         cursor_.error(name, "action " + action_text + " is not allowed at stage " + in_quotes(stage_name(stage)) +
                                 " (only at " + stage_list(action->stages) + ")");
     }
-    if (!action->available) cursor_.error(name, "action " + action_text + " is not available yet");
 
     const FieldUse use{stage, action->kind, false};
     arguments(rule, use);

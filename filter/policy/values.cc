@@ -81,6 +81,14 @@ FieldValue spf_value(const Facts& facts, std::string SpfAnswer::*part) {
     return text_value(facts.spf->answer({facts.client_ip, facts.helo, facts.sender}).*part);
 }
 
+/* A part of the message's DKIM or DMARC answer, worked out on first use. */
+template <typename Answer>
+FieldValue auth_value(const Facts& facts, const Answer& (MessageAuthentication::*answer)(),
+                      std::string Answer::*part) {
+    if (!facts.auth) return {};
+    return text_value((facts.auth->*answer)().*part);
+}
+
 }  // namespace
 
 std::optional<std::string> dnsbl_name(const FieldValue& subject, std::string_view zone) {
@@ -168,14 +176,11 @@ FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& 
         }
         case FieldId::spf: return spf_value(facts, &SpfAnswer::result);
         case FieldId::spf_domain: return spf_value(facts, &SpfAnswer::domain);
-        // Facts that later checks compute (DKIM, DMARC); the loader
-        // refuses policies that name them until then.
-        case FieldId::dkim:
-        case FieldId::dkim_domain:
-        case FieldId::dmarc:
-        case FieldId::dmarc_policy:
-        case FieldId::dmarc_domain:
-            return {};
+        case FieldId::dkim: return auth_value(facts, &MessageAuthentication::dkim, &DkimAnswer::result);
+        case FieldId::dkim_domain: return auth_value(facts, &MessageAuthentication::dkim, &DkimAnswer::domain);
+        case FieldId::dmarc: return auth_value(facts, &MessageAuthentication::dmarc, &DmarcAnswer::result);
+        case FieldId::dmarc_policy: return auth_value(facts, &MessageAuthentication::dmarc, &DmarcAnswer::policy);
+        case FieldId::dmarc_domain: return auth_value(facts, &MessageAuthentication::dmarc, &DmarcAnswer::domain);
     }
     return {};
 }

@@ -67,6 +67,15 @@ AddressParts split_address(std::string_view address) {
     return {address.substr(0, at), address.substr(at + 1)};
 }
 
+bool is_mime_token(std::string_view text) {
+    if (text.empty()) return false;
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte <= ' ' || byte >= 0x7f || kMimeSpecials.find(c) != std::string_view::npos) return false;
+    }
+    return true;
+}
+
 std::string in_quotes(std::string_view text) {
     // Appended piece by piece: GCC 12 at -O3 warns falsely (-Wrestrict)
     // about "'" + std::string(text) + "'".

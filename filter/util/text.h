@@ -46,6 +46,12 @@ std::optional<T> parse_decimal(std::string_view text) {
     return value;
 }
 
+/* TEXT is a non-empty token of RFC 2045 (printable ASCII without spaces
+ * and without ()<>@,;:\\"/[]?=): a MIME parameter or an
+ * Authentication-Results value that needs no quoting. */
+bool is_mime_token(std::string_view text);
+inline constexpr std::string_view kMimeSpecials = "()<>@,;:\\\"/[]?=";
+
 /* 'TEXT': how error messages quote what an administrator wrote. */
 std::string in_quotes(std::string_view text);
 

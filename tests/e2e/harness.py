@@ -131,6 +131,7 @@ class Message:
     """One transaction as smtp-sink dumped it."""
 
     def __init__(self, chunk):
+        self.raw = chunk           # as dumped, for checks of exact bytes
         lines = chunk.replace("\r\n", "\n").split("\n")
         self.headers = []          # [(name, value)], sink's X-* records included
         index = 0

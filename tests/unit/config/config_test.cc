@@ -140,7 +140,7 @@ TEST(Keys, ConfigKeysNamesEveryKey) {
                               "policy.mode",    "store.backend",   "store.url",        "store.mode",
                               "store.master",   "store.prefix",    "store.timeout",    "store.on_error",
                               "store.snapshot", "dns.resolver",    "dns.timeout",      "auth.authserv_id",
-                              "auth.add_header", "log.target",     "log.level",        "log.facility",
+                              "auth.add_header", "auth.public_suffix_list", "log.target",     "log.level",        "log.facility",
                               "metrics.listen"};
     EXPECT_EQ(config_keys(), expected);
 }

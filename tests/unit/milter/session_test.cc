@@ -154,11 +154,11 @@ TEST_F(SessionTest, RealSizeAtEndOfMessage) {
     session->mail("<a@b.example>", "", 0);
     session->rcpt("<x@example.com>");
     session->header("Subject", " hi");
-    session->body(500);
+    session->body(std::string(500, 'x'));
     EXPECT_EQ(session->end_of_message().answer.kind, Answer::Kind::proceed);
     session->mail("<a@b.example>", "", 0);
     session->rcpt("<x@example.com>");
-    session->body(2000);
+    session->body(std::string(2000, 'x'));
     EXPECT_EQ(session->end_of_message().answer.kind, Answer::Kind::reject);
 }
 

@@ -247,7 +247,7 @@ TEST(Needs, StagesRepliesHeadersAndBody) {
     EXPECT_FALSE(needs.answers_at(Stage::rcpt));   // monitor rules never answer
     EXPECT_FALSE(needs.answers_at(Stage::eom));
     EXPECT_TRUE(needs.headers);
-    EXPECT_TRUE(needs.body_size);
+    EXPECT_TRUE(needs.body);
     const auto monitored = analyse_needs(*policy, true);
     EXPECT_FALSE(monitored.answers_at(Stage::connect));
 }
