@@ -7,14 +7,17 @@ accepted, the open-relay guard refuses foreign recipients from untrusted,
 unauthenticated clients, other mail from them is greylisted unless the
 client is a large sender in the skip lists, authenticated clients may send
 only as senders they own and within their rate limits, unauthenticated
-ones at most 100 recipients a message, and a declared size over 50 MB is
-refused at MAIL.  The store is the memory backend, as shipped.
+ones at most 100 recipients a message, a declared size over 50 MB is
+refused at MAIL, and DMARC failures are refused under p=reject and
+quarantined under p=quarantine.  The store is the memory backend, as
+shipped; DNS goes to a private unbound (never the system resolver) that
+publishes the DMARC policies of reject.example and quarantine.example.
 """
 
 import os
 import unittest
 
-from harness import EXTERNAL_IP, SOURCE_DIR, PostfixTestCase, SMTPClient, rule_line
+from harness import EXTERNAL_IP, SOURCE_DIR, SMTPClient, UnboundTestCase, rule_line
 
 
 def shipped(relative):
@@ -29,16 +32,26 @@ GREYLIST_LINE = rule_line(DEFAULT_POLICY, "greylist delay 5m")
 LOGIN_LINE = rule_line(DEFAULT_POLICY, "is not owned by")
 USER_LIMIT_LINE = rule_line(DEFAULT_POLICY, "ratelimit auth.user")
 CAP_LINE = rule_line(DEFAULT_POLICY, '"Too many recipients"')
+DMARC_REJECT_LINE = rule_line(DEFAULT_POLICY, '"Rejected: DMARC policy of')
 GOOGLE_IP = "209.85.128.41"   # in lists/greylist-skip-networks.txt
 
 
-class DefaultPolicyTest(PostfixTestCase):
+def message(from_address):
+    return ("From: %s\r\nTo: user@example.com\r\nSubject: hello\r\n"
+            "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n" % from_address)
+
+
+class DefaultPolicyTest(UnboundTestCase):
     # Postfix's own size limit off, so that the policy's limit is what refuses.
     postfix_params = {"message_size_limit": "0"}
+    RECORDS = {
+        "_dmarc.reject.example": ['TXT "v=DMARC1; p=reject"'],
+        "_dmarc.quarantine.example": ['TXT "v=DMARC1; p=quarantine"'],
+    }
 
     def setUp(self):
         super().setUp()
-        self.filter = self.start_filter(DEFAULT_POLICY, files={
+        self.filter = self.start_filter(DEFAULT_POLICY, settings={"dns": {"resolver": self.unbound.forwarder}}, files={
             "lists/trusted-networks.txt": shipped("lists/trusted-networks.txt"),
             "lists/local-domains.txt": shipped("lists/local-domains.txt") + "example.com\n",
             "lists/greylist-skip-clients.txt": shipped("lists/greylist-skip-clients.txt"),
@@ -72,6 +85,24 @@ class DefaultPolicyTest(PostfixTestCase):
         helo_only = self.send_external("user@example.com", addr="198.18.20.2",
                                        helo="mail-ej1-f41.google.com")
         self.assertEqual(helo_only.reply_to("RCPT").code, 451, helo_only)
+
+    def test_dmarc_reject_is_refused_and_quarantine_held(self):
+        # A client that skips greylisting, so the message reaches eom.
+        refused = self.send_external("user@example.com", addr=GOOGLE_IP, sender="x@bounce.example",
+                                     data=message("boss@reject.example"))
+        self.assertEqual((refused.reply_to(".").code, refused.reply_to(".").text),
+                         (550, "5.7.1 Rejected: DMARC policy of reject.example is reject"), refused)
+        self.filter.wait_for_log(r"eom: reject .*rule=test\.rules:%d\b" % DMARC_REJECT_LINE)
+        offset = self.postfix.log_size()
+        held = self.send_external("user@example.com", addr=GOOGLE_IP, sender="x@bounce.example",
+                                  data=message("boss@quarantine.example"))
+        self.assertEqual(held.reply_to(".").code, 250, held)
+        self.postfix.wait_for_log(r"milter-hold: END-OF-MESSAGE .*DMARC quarantine policy of quarantine\.example",
+                                  since=offset)
+        # Without a DMARC record the message is delivered.
+        plain = self.send_external("user@example.com", addr=GOOGLE_IP, sender="x@bounce.example",
+                                   data=message("someone@nodmarc.example"))
+        self.assertEqual(self.delivered_recipients(plain), ["user@example.com"])
 
     def test_authenticated_and_trusted_clients_may_relay(self):
         authenticated = self.send_external("user@foreign.example", xclient={"login": "alice"})
