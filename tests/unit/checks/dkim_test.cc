@@ -79,6 +79,12 @@ protected:
         return test_support::verify(verifier, message, chunk);
     }
     Verdict verified_raw(const std::string& raw, size_t chunk = 0) { return verified(split_message(raw), chunk); }
+    /* The DNS from now on: these records (a name given twice has two),
+     * every other name not found. */
+    void serve(const std::vector<std::pair<std::string, std::string>>& records) {
+        dns_ = test_support::FakeTxtLookups();
+        for (const auto& [name, record] : records) dns_.add(name, {record});
+    }
 
     static std::vector<Result> results(const Verdict& verdict) {
         std::vector<Result> all;
@@ -154,57 +160,43 @@ TEST_F(DkimTest, TamperedSignedHeaderFails) {
 }
 
 TEST_F(DkimTest, MissingKeyIsPermerror) {
-    test_support::FakeTxtLookups empty;
-    Verifier verifier(empty);
-    const Verdict verdict = test_support::verify(verifier, rfc8463_);
+    serve({});
+    const Verdict verdict = verified(rfc8463_);
     EXPECT_EQ(results(verdict), (std::vector<Result>{Result::permerror, Result::permerror}));
     EXPECT_EQ(verdict.signatures[0].reason, "no key at " + kBrisbane);
     EXPECT_EQ(verdict.summary(), "permerror");
 }
 
 TEST_F(DkimTest, KeyLookupTimeoutIsTemperror) {
-    test_support::FakeTxtLookups slow;
-    slow.add(kBrisbane, {kBrisbaneKey});
-    slow.time_out(kTest);
-    Verifier verifier(slow);
-    const Verdict verdict = test_support::verify(verifier, rfc8463_);
+    serve({{kBrisbane, kBrisbaneKey}});
+    dns_.time_out(kTest);
+    const Verdict verdict = verified(rfc8463_);
     EXPECT_EQ(results(verdict), (std::vector<Result>{Result::pass, Result::temperror}));
     EXPECT_EQ(verdict.signatures[1].reason, "key lookup of " + kTest + ": timeout");
 }
 
 TEST_F(DkimTest, RevokedKeyIsPermerror) {
-    test_support::FakeTxtLookups revoked;
-    revoked.add(kBrisbane, {"v=DKIM1; k=ed25519; p="});
-    revoked.add(kTest, {"v=DKIM1; p="});
-    Verifier verifier(revoked);
-    const Verdict verdict = test_support::verify(verifier, rfc8463_);
+    serve({{kBrisbane, "v=DKIM1; k=ed25519; p="}, {kTest, "v=DKIM1; p="}});
+    const Verdict verdict = verified(rfc8463_);
     EXPECT_EQ(results(verdict), (std::vector<Result>{Result::permerror, Result::permerror}));
     EXPECT_EQ(verdict.signatures[1].reason, "key at " + kTest + " is revoked (empty p=)");
 }
 
 TEST_F(DkimTest, KeyRecordThatDoesNotParseIsPermerror) {
-    test_support::FakeTxtLookups bad;
-    bad.add(kBrisbane, {"v=DKIM1; k=ed25519; p=!!!not base64!!!"});
-    bad.add(kTest, {trimmed(read_data("badk.txt"))});
-    Verifier verifier(bad);
-    const Verdict verdict = test_support::verify(verifier, rfc8463_);
-    EXPECT_EQ(results(verdict), (std::vector<Result>{Result::permerror, Result::permerror}));
+    serve({{kBrisbane, "v=DKIM1; k=ed25519; p=!!!not base64!!!"}, {kTest, trimmed(read_data("badk.txt"))}});
+    EXPECT_EQ(results(verified(rfc8463_)), (std::vector<Result>{Result::permerror, Result::permerror}));
 }
 
 TEST_F(DkimTest, SeveralKeyRecordsArePermerror) {
-    test_support::FakeTxtLookups two;
-    two.add(kBrisbane, {kBrisbaneKey, kBrisbaneKey});
-    Verifier verifier(two);
-    const Verdict verdict = test_support::verify(verifier, rfc8463_);
+    serve({{kBrisbane, kBrisbaneKey}, {kBrisbane, kBrisbaneKey}});
+    const Verdict verdict = verified(rfc8463_);
     EXPECT_EQ(verdict.signatures[0].result, Result::permerror);
     EXPECT_EQ(verdict.signatures[0].reason, "more than one key record at " + kBrisbane);
 }
 
 TEST_F(DkimTest, KeyRecordLongerThanLibopendkimReadsIsPermerror) {
-    test_support::FakeTxtLookups long_record;
-    long_record.add(kBrisbane, {kBrisbaneKey + "; n=" + std::string(1100, 'x')});
-    Verifier verifier(long_record);
-    const Verdict verdict = test_support::verify(verifier, rfc8463_);
+    serve({{kBrisbane, kBrisbaneKey + "; n=" + std::string(1100, 'x')}});
+    const Verdict verdict = verified(rfc8463_);
     EXPECT_EQ(verdict.signatures[0].result, Result::permerror);
     EXPECT_EQ(verdict.signatures[0].reason,
               "key record at " + kBrisbane + " is longer than the 1024 bytes libopendkim reads");
@@ -212,10 +204,8 @@ TEST_F(DkimTest, KeyRecordLongerThanLibopendkimReadsIsPermerror) {
 
 TEST_F(DkimTest, KeyRecordOverManyStringsIsRead) {
     // Notes after the key make the record longer than one 255-byte string.
-    test_support::FakeTxtLookups split;
-    split.add(kBrisbane, {kBrisbaneKey + "; n=" + std::string(600, 'x')});
-    Verifier verifier(split);
-    EXPECT_EQ(test_support::verify(verifier, rfc8463_).signatures[0].result, Result::pass);
+    serve({{kBrisbane, kBrisbaneKey + "; n=" + std::string(600, 'x')}});
+    EXPECT_EQ(verified(rfc8463_).signatures[0].result, Result::pass);
 }
 
 TEST_F(DkimTest, RsaKeyUnderTheMinimumIsPermerror) {
