@@ -17,6 +17,9 @@ test_packages=(
   redis-server unbound libbenchmark-dev
   # the RFC 7208 SPF test suite (rfc7208-tests.yml.gz) and its reader
   python3-spf python3-yaml
+  # DKIM: dkimpy's signed test messages and signing (tests/dkim, the DKIM
+  # unit tests), Ed25519 keys for it, and opendkim-genkey for RSA keys
+  python3-dkim python3-nacl opendkim-tools
 )
 
 packages=("${build_packages[@]}")

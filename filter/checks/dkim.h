@@ -13,17 +13,26 @@
  *   body(CHUNK)          the body as it comes (CRLF or bare LF line ends),
  *                        streamed to the hashes, never kept whole;
  *   finish()             the verdict, once.
- * Every key is looked up through the TxtLookups given, never through the
- * system resolver (libopendkim's dkim_dns_set_* hooks answer from it).
+ * body() and finish() end the headers if end_of_headers() was not
+ * called; calls after finish() are ignored, and finish() again gives the
+ * same verdict.  header(), end_of_headers() and body() never throw: what
+ * goes wrong shows in the verdict.  A field whose name is not RFC 5322's
+ * or whose value holds a NUL byte is left out (a signature covering it
+ * fails).  Every key is looked up through the TxtLookups given, never
+ * through the system resolver (libopendkim's dkim_dns_set_* hooks answer
+ * from it).
  *
  * Results are RFC 8601's: pass; fail (the signature or the body hash does
  * not verify); neutral (not used); temperror (the key lookup failed);
- * permerror (bad signature syntax, no key or a revoked one, a key record
- * that does not parse, an rsa-sha1 signature or an RSA key under
- * Limits::min_key_bits: RFC 8301 says neither may count as valid).  Only
- * the first Limits::max_signatures signatures are verified; the others
- * are permerror ("too many signatures").  Thread-safe: verifiers share
- * one libopendkim library, each has its own handle.
+ * permerror (bad signature syntax, a tag given twice included; no key,
+ * a revoked one or more than one record; a key record that does not
+ * parse or is longer than the 1024 bytes libopendkim reads; an rsa-sha1
+ * signature or an RSA key under Limits::min_key_bits: RFC 8301 says
+ * neither may count as valid).  Only the first Limits::max_signatures
+ * signatures are verified; the others are permerror ("too many
+ * signatures") and never reach libopendkim (each would cost its own
+ * hashes), so a signature that covers one of them fails.  Thread-safe:
+ * verifiers share one libopendkim library, each has its own handle.
  */
 #pragma once
 

@@ -1,0 +1,775 @@
+/*
+ * dkim.cc: libopendkim wrapped once (one library for the process, one
+ * handle per Verifier), its DNS hooks answered from each Verifier's
+ * TxtLookups, and its outcome for each signature turned into an RFC 8601
+ * result (see dkim.h).
+ *
+ * A message goes through libopendkim so:
+ *   header()          each field as "Name:value" with CRLF line ends; each
+ *                     DKIM-Signature field is also parsed here, for the
+ *                     ones libopendkim refuses or never sees (those past
+ *                     Limits::max_signatures: each would cost its own
+ *                     hashes);
+ *   end_of_headers()  dkim_eoh; libopendkim's signatures are paired with
+ *                     the fields; those our policy refuses (rsa-sha1, a
+ *                     tag given twice, a key name that is no domain name)
+ *                     are ignored, and the key lookups of the rest start;
+ *   body()            dkim_body, line ends made CRLF piece by piece;
+ *   finish()          dkim_eom, which fetches the keys and verifies.  The
+ *                     library is set to DKIM_LIBFLAGS_DELAYSIGPROC: by
+ *                     default dkim_eoh fetches them, before the lookups
+ *                     could run while the body arrives.
+ * libopendkim's DNS hooks are set for the whole library and are not told
+ * which message asks.  It looks keys up on the thread that calls dkim_eoh
+ * or dkim_eom, so a thread-local pointer set around those calls names the
+ * message's KeyLookups.  The hooks hand libopendkim a DNS reply packet,
+ * which is what it parses (dkim-keys.c).
+ */
+#include "checks/dkim.h"
+
+// dkim.h declares C's _Bool, which GCC's stdbool.h makes C++'s bool (of
+// the same size and ABI).
+#include <stdbool.h>
+#include <opendkim/dkim.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <utility>
+
+#include "checks/spf_screen.h"
+#include "util/text.h"
+
+namespace portcullis::dkim {
+
+namespace {
+
+using Status = dns::Answer::Status;
+
+constexpr std::string_view kSignatureField = "DKIM-Signature";
+constexpr std::string_view kKeyLabel = "._domainkey.";
+// dkim_get_key() reads a key record into a buffer of 1024 bytes (BUFRSZ)
+// and cuts off the rest without a word.
+constexpr size_t kKeyRecordRead = 1024;
+
+// DNS (RFC 1035 4.1).
+constexpr unsigned kTypeTxt = 16;
+constexpr unsigned kClassIn = 1;
+constexpr unsigned kReplyFlags = 0x8180;   // a response, recursion desired and available
+constexpr unsigned kNxdomain = 3;
+constexpr unsigned kNameOfQuestion = 0xc00c;   // a pointer to offset 12, where the question's name is
+constexpr size_t kMaxTxtString = 255;
+constexpr size_t kMaxLabel = 63;
+constexpr size_t kMaxWireName = 255;
+
+/* What a signature came to when libopendkim's verification does not
+ * decide it, or not alone. */
+struct Outcome {
+    Result result;
+    std::string reason;
+};
+
+struct LibraryClose {
+    void operator()(DKIM_LIB* library) const { dkim_close(library); }
+};
+struct HandleFree {
+    void operator()(DKIM* handle) const { dkim_free(handle); }
+};
+using Handle = std::unique_ptr<DKIM, HandleFree>;
+
+/* Bytes appended to a buffer of fixed size; what does not fit is dropped
+ * and marks the packet overflowed. */
+class PacketWriter {
+public:
+    explicit PacketWriter(std::span<unsigned char> buffer) : buffer_(buffer) {}
+
+    void byte(unsigned value) {
+        if (used_ == buffer_.size()) {
+            overflowed_ = true;
+            return;
+        }
+        buffer_[used_++] = static_cast<unsigned char>(value & 0xff);
+    }
+    void u16(unsigned value) {
+        byte(value >> 8);
+        byte(value);
+    }
+    void u32(uint32_t value) {
+        u16(value >> 16);
+        u16(value & 0xffff);
+    }
+    void bytes(std::string_view data) {
+        for (const char c : data) byte(static_cast<unsigned char>(c));
+    }
+    void overflow() { overflowed_ = true; }
+
+    size_t size() const { return used_; }
+    bool overflowed() const { return overflowed_; }
+
+private:
+    std::span<unsigned char> buffer_;
+    size_t used_ = 0;
+    bool overflowed_ = false;
+};
+
+/* NAME in labels (RFC 1035 3.1); false for a name DNS cannot carry. */
+bool write_name(PacketWriter& packet, std::string_view name) {
+    if (name.ends_with('.')) name.remove_suffix(1);
+    if (name.empty() || name.size() + 2 > kMaxWireName) return false;
+    size_t start = 0;
+    while (start <= name.size()) {
+        const size_t end = std::min(name.find('.', start), name.size());
+        const std::string_view label = name.substr(start, end - start);
+        if (label.empty() || label.size() > kMaxLabel) return false;
+        packet.byte(label.size());
+        packet.bytes(label);
+        start = end + 1;
+    }
+    packet.byte(0);
+    return true;
+}
+
+/* One TXT record: its text in strings of at most 255 bytes (RFC 1035
+ * 3.3.14), the name a pointer to the question's. */
+void write_txt_record(PacketWriter& packet, std::string_view text) {
+    const size_t strings = std::max<size_t>(1, (text.size() + kMaxTxtString - 1) / kMaxTxtString);
+    const size_t length = text.size() + strings;
+    if (length > 0xffff) {
+        packet.overflow();
+        return;
+    }
+    packet.u16(kNameOfQuestion);
+    packet.u16(kTypeTxt);
+    packet.u16(kClassIn);
+    packet.u32(0);   // TTL: libopendkim's cache is off
+    packet.u16(length);
+    for (size_t at = 0; at == 0 || at < text.size(); at += kMaxTxtString) {
+        const std::string_view piece = text.substr(at, kMaxTxtString);
+        packet.byte(piece.size());
+        packet.bytes(piece);
+    }
+}
+
+/* The reply to NAME's TXT question as DNS would give it, in BUFFER:
+ * NOERROR with one TXT record per record found, or NXDOMAIN.  Its size,
+ * or nullopt if it does not fit. */
+std::optional<size_t> write_reply(std::span<unsigned char> buffer, std::string_view name, const dns::Answer& answer) {
+    const bool found = answer.status == Status::found;
+    if (found && answer.records.size() > 0xffff) return std::nullopt;
+    PacketWriter packet(buffer);
+    packet.u16(0);   // ID: libopendkim matches nothing on it
+    packet.u16(kReplyFlags | (found ? 0 : kNxdomain));
+    packet.u16(1);   // one question
+    packet.u16(found ? answer.records.size() : 0);
+    packet.u16(0);   // no authority records
+    packet.u16(0);   // no additional records
+    if (!write_name(packet, name)) return std::nullopt;
+    packet.u16(kTypeTxt);
+    packet.u16(kClassIn);
+    if (found) {
+        for (const auto& record : answer.records) write_txt_record(packet, record);
+    }
+    if (packet.overflowed()) return std::nullopt;
+    return packet.size();
+}
+
+/* One message's key lookups through its TxtLookups, and why a key could
+ * not be had, by key name, for the reasons. */
+class KeyLookups {
+public:
+    explicit KeyLookups(dns::TxtLookups& dns) : dns_(dns) {}
+
+    void start(const std::string& name) { dns_.start(name); }
+
+    /* NAME's answer as a reply packet in BUFFER; nullopt when there is no
+     * reply to give (a failed lookup, a record libopendkim cannot take
+     * whole), the problem noted. */
+    std::optional<size_t> reply(const std::string& name, std::span<unsigned char> buffer) {
+        const dns::Answer answer = dns_.answer(name);
+        if (answer.status == Status::temperror) {
+            return note(name, Result::temperror, "key lookup of " + name + ": " +
+                                                     (answer.error.empty() ? "failed" : answer.error));
+        }
+        // Of several records libopendkim takes none (a permerror of its own).
+        if (answer.status == Status::found && answer.records.size() == 1 &&
+            answer.records.front().size() > kKeyRecordRead) {
+            return note(name, Result::permerror,
+                        "key record at " + name + " is longer than the 1024 bytes libopendkim reads");
+        }
+        const auto size = write_reply(buffer, name, answer);
+        if (!size) return note(name, Result::permerror, "key records at " + name + " do not fit libopendkim's buffer");
+        return size;
+    }
+
+    /* Why NAME's key could not be had, if a reply() said. */
+    const Outcome* problem(const std::string& name) const {
+        const auto found = problems_.find(to_lower(name));
+        return found == problems_.end() ? nullptr : &found->second;
+    }
+
+private:
+    std::nullopt_t note(const std::string& name, Result result, std::string reason) {
+        problems_.insert_or_assign(to_lower(name), Outcome{result, std::move(reason)});
+        return std::nullopt;
+    }
+
+    dns::TxtLookups& dns_;
+    std::map<std::string, Outcome> problems_;
+};
+
+// The KeyLookups of the message whose dkim_eoh or dkim_eom this thread is
+// in, null outside them.
+thread_local KeyLookups* t_serving = nullptr;
+
+/* While alive, this thread's key queries are answered from KEYS. */
+class ServingKeys {
+public:
+    explicit ServingKeys(KeyLookups& keys) : previous_(std::exchange(t_serving, &keys)) {}
+    ~ServingKeys() { t_serving = previous_; }
+    ServingKeys(const ServingKeys&) = delete;
+    ServingKeys& operator=(const ServingKeys&) = delete;
+
+private:
+    KeyLookups* previous_;
+};
+
+/* One key query, from libopendkim's start hook to its cancel hook. */
+struct Query {
+    KeyLookups* keys;
+    std::string name;
+    std::span<unsigned char> buffer;
+};
+
+// libopendkim's DNS hooks.  Nothing may be thrown through C; a hook that
+// fails makes the key lookup fail (DKIM_SIGERROR_KEYFAIL).
+
+int start_query(void* /*service*/, int type, unsigned char* name, unsigned char* buffer, size_t size,
+                void** query) noexcept {
+    if (t_serving == nullptr || type != static_cast<int>(kTypeTxt) || name == nullptr || buffer == nullptr ||
+        query == nullptr) {
+        return -1;
+    }
+    try {
+        *query = new Query{t_serving, reinterpret_cast<const char*>(name), {buffer, size}};
+        return 0;
+    } catch (...) {
+        return -1;
+    }
+}
+
+/* The answer, at once or when the TxtLookups gives it (it keeps its own
+ * timeout, so libopendkim's is not used).  libopendkim parses the buffer
+ * after anything but DKIM_DNS_ERROR and DKIM_DNS_EXPIRED. */
+int wait_for_reply(void* /*service*/, void* query, struct timeval* /*timeout*/, size_t* bytes, int* error,
+                   int* dnssec) noexcept {
+    auto* pending = static_cast<Query*>(query);
+    if (pending == nullptr || bytes == nullptr) return DKIM_DNS_ERROR;
+    try {
+        const auto size = pending->keys->reply(pending->name, pending->buffer);
+        if (!size) return DKIM_DNS_ERROR;
+        *bytes = *size;
+        if (error != nullptr) *error = 0;
+        if (dnssec != nullptr) *dnssec = DKIM_DNSSEC_UNKNOWN;
+        return DKIM_DNS_SUCCESS;
+    } catch (...) {
+        return DKIM_DNS_ERROR;
+    }
+}
+
+/* libopendkim calls it after every query that started, answered or not. */
+int end_query(void* /*service*/, void* query) noexcept {
+    delete static_cast<Query*>(query);
+    return 0;
+}
+
+/* The process's library: verification only, every key through the hooks
+ * above; null if libopendkim cannot be set up.  Made once, before any
+ * query: libopendkim's lazy resolver set-up is not locked. */
+DKIM_LIB* library() {
+    static const std::unique_ptr<DKIM_LIB, LibraryClose> instance = []() -> std::unique_ptr<DKIM_LIB, LibraryClose> {
+        std::unique_ptr<DKIM_LIB, LibraryClose> made(dkim_init(nullptr, nullptr));
+        if (!made) return nullptr;
+        uint32_t flags = DKIM_LIBFLAGS_DELAYSIGPROC;
+        // Limits::min_key_bits is each Verifier's, so the size is checked
+        // here, not by libopendkim.
+        unsigned int min_key_bits = 0;
+        if (dkim_options(made.get(), DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof flags) != DKIM_STAT_OK ||
+            dkim_options(made.get(), DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS, &min_key_bits, sizeof min_key_bits) !=
+                DKIM_STAT_OK) {
+            return nullptr;
+        }
+        // Any non-null service keeps libopendkim from starting its own
+        // resolver; without close and init hooks, dkim_close() would
+        // res_nclose() and free it.
+        dkim_dns_set_query_service(made.get(), made.get());
+        dkim_dns_set_init(made.get(), nullptr);
+        dkim_dns_set_close(made.get(), nullptr);
+        dkim_dns_set_nslist(made.get(), nullptr);
+        dkim_dns_set_query_start(made.get(), start_query);
+        dkim_dns_set_query_waitreply(made.get(), wait_for_reply);
+        dkim_dns_set_query_cancel(made.get(), end_query);
+        return made;
+    }();
+    return instance.get();
+}
+
+/* A DKIM-Signature field's tags as RFC 6376 3.2 reads them: "name=value"
+ * separated by ';', names as written, white space left out of values (as
+ * libopendkim does). */
+struct Tags {
+    std::map<std::string, std::string, std::less<>> values;
+    std::string repeated;   // a name given twice, "" if none
+
+    std::string_view get(std::string_view name) const {
+        const auto found = values.find(name);
+        return found == values.end() ? std::string_view() : std::string_view(found->second);
+    }
+};
+
+std::string without_white_space(std::string_view text) {
+    std::string kept;
+    for (const char c : text) {
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '\v' && c != '\f') kept += c;
+    }
+    return kept;
+}
+
+Tags parse_tags(std::string_view list) {
+    Tags tags;
+    while (!list.empty()) {
+        const size_t end = std::min(list.find(';'), list.size());
+        const std::string_view item = list.substr(0, end);
+        list.remove_prefix(std::min(end + 1, list.size()));
+        if (trim(item).empty()) continue;
+        const size_t equals = item.find('=');
+        std::string name(trim(item.substr(0, equals)));
+        std::string value = equals == std::string_view::npos ? "" : without_white_space(item.substr(equals + 1));
+        if (!tags.values.emplace(name, std::move(value)).second && tags.repeated.empty()) tags.repeated = name;
+    }
+    return tags;
+}
+
+/* SIGNATURE's fields that come from its tags, as TAG gives them. */
+template <typename TagValue>
+void describe(Signature& signature, TagValue tag) {
+    signature.domain = to_lower(tag("d"));
+    signature.identity = tag("i");
+    signature.selector = tag("s");
+    signature.algorithm = to_lower(tag("a"));
+    signature.b = without_white_space(tag("b"));
+}
+
+/* A tag of a signature libopendkim parsed, as it has it. */
+std::string_view tag_of(DKIM_SIGINFO* info, const char* name) {
+    // dkim_sig_gettagvalue() only reads the name.
+    auto* tag = reinterpret_cast<unsigned char*>(const_cast<char*>(name));
+    const unsigned char* value = dkim_sig_gettagvalue(info, false, tag);
+    return value == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(value));
+}
+
+/* "SELECTOR._domainkey.DOMAIN", the name libopendkim asks for. */
+std::string key_name(DKIM_SIGINFO* info) {
+    const unsigned char* selector = dkim_sig_getselector(info);
+    const unsigned char* domain = dkim_sig_getdomain(info);
+    if (selector == nullptr || domain == nullptr) return "";
+    return reinterpret_cast<const char*>(selector) + std::string(kKeyLabel) + reinterpret_cast<const char*>(domain);
+}
+
+/* RFC 5322 2.2's field name: printable ASCII but ':', at least one. */
+bool is_field_name(std::string_view name) {
+    const auto printable = [](char c) { return c > ' ' && c < 127 && c != ':'; };
+    return !name.empty() && std::all_of(name.begin(), name.end(), printable);
+}
+
+/* Text whose line ends are CR, LF or CRLF, handed over in pieces, given
+ * back with CRLF only.  A CR that ends a piece waits for the next. */
+class LineEnds {
+public:
+    std::string add(std::string_view piece) {
+        std::string out;
+        out.reserve(piece.size() + piece.size() / 8 + 2);
+        for (const char c : piece) {
+            if (std::exchange(pending_cr_, false)) {
+                end_line(out);
+                if (c == '\n') continue;
+            }
+            if (c == '\r') {
+                pending_cr_ = true;
+            } else if (c == '\n') {
+                end_line(out);
+            } else {
+                out += c;
+                line_open_ = true;
+            }
+        }
+        return out;
+    }
+    /* What is left once the text is all in: the waiting CR's CRLF; and
+     * for a body, a CRLF for a last line without one (RFC 6376 3.4.3 and
+     * 3.4.4 add it). */
+    std::string rest(bool close_line) {
+        if (std::exchange(pending_cr_, false) || (close_line && line_open_)) {
+            line_open_ = false;
+            return "\r\n";
+        }
+        return "";
+    }
+
+private:
+    void end_line(std::string& out) {
+        out += "\r\n";
+        line_open_ = false;
+    }
+
+    bool pending_cr_ = false;
+    bool line_open_ = false;
+};
+
+std::string with_crlf(std::string_view text) {
+    LineEnds lines;
+    std::string converted = lines.add(text);
+    return converted + lines.rest(false);
+}
+
+/* libopendkim's failures that may pass (memory, a failed lookup) are
+ * temporary; the rest are not. */
+Result error_result(DKIM_STAT status) {
+    switch (status) {
+        case DKIM_STAT_NORESOURCE:
+        case DKIM_STAT_INTERNAL:
+        case DKIM_STAT_KEYFAIL:
+        case DKIM_STAT_CBTRYAGAIN: return Result::temperror;
+        default: return Result::permerror;
+    }
+}
+
+std::string libopendkim_error(DKIM* handle) {
+    const char* text = handle == nullptr ? nullptr : dkim_geterror(handle);
+    return text == nullptr || *text == '\0' ? "libopendkim gives no reason" : text;
+}
+
+/* What libopendkim's verification of a processed signature says. */
+Outcome verified(DKIM_SIGINFO* info, const KeyLookups& keys) {
+    const std::string key = key_name(info);
+    const int error = dkim_sig_geterror(info);
+    switch (error) {
+        case DKIM_SIGERROR_OK:
+            if (DKIM_SIG_CHECK(info)) return {Result::pass, ""};
+            return {Result::fail, "signature does not verify"};
+        case DKIM_SIGERROR_BADSIG:
+            if (dkim_sig_getbh(info) == DKIM_SIGBH_MISMATCH) return {Result::fail, "body hash does not match"};
+            return {Result::fail, "signature does not verify"};
+        case DKIM_SIGERROR_KEYFAIL:
+            if (const Outcome* problem = keys.problem(key)) return *problem;
+            return {Result::temperror, "key lookup of " + key + " failed"};
+        case DKIM_SIGERROR_NOKEY: return {Result::permerror, "no key at " + key};
+        case DKIM_SIGERROR_KEYREVOKED: return {Result::permerror, "key at " + key + " is revoked (empty p=)"};
+        case DKIM_SIGERROR_MULTIREPLY: return {Result::permerror, "more than one key record at " + key};
+        default: {
+            const char* text = dkim_sig_geterrorstr(error);
+            return {Result::permerror, text != nullptr ? text : "libopendkim signature error " + std::to_string(error)};
+        }
+    }
+}
+
+/* The RSA key's size; 0 for Ed25519 and without a key. */
+unsigned key_bits(DKIM_SIGINFO* info) {
+    unsigned int bits = 0;
+    return dkim_sig_getkeysize(info, &bits) == DKIM_STAT_OK ? bits : 0;
+}
+
+/* RFC 8301 3.2: an RSA key under MIN_BITS makes no signature valid. */
+std::optional<Outcome> key_too_small(DKIM_SIGINFO* info, unsigned min_bits) {
+    const unsigned bits = key_bits(info);
+    if (bits == 0 || bits >= min_bits) return std::nullopt;
+    return Outcome{Result::permerror, "RSA key of " + std::to_string(bits) + " bits, under the " +
+                                          std::to_string(min_bits) + " required (RFC 8301)"};
+}
+
+/* One DKIM-Signature field and what became of it. */
+struct Field {
+    Tags tags;
+    std::optional<Outcome> decided;   // known without libopendkim's verification
+    bool given = false;               // libopendkim took it as a signature
+    DKIM_SIGINFO* info = nullptr;     // libopendkim's signature, once paired
+};
+
+enum class Stage { headers, body, done };
+
+}  // namespace
+
+struct Verifier::State {
+    State(dns::TxtLookups& dns, const Limits& given_limits);
+
+    void add_header(std::string_view name, std::string_view value);
+    void end_headers();
+    void add_body(std::string_view chunk);
+    Verdict finish();
+    /* Stops where it is: every signature not yet decided is REASON's
+     * temperror. */
+    void abandon(std::string reason);
+
+private:
+    std::optional<std::string> feed_header(std::string_view name, std::string_view value);
+    void decide(Field& field, Result result, std::string reason);
+    void screen(Field& field);
+    bool pair_signatures();
+    void feed_body(std::string text);
+    Signature reported(const Field& field) const;
+    Outcome outcome(const Field& field) const;
+
+    Limits limits_;
+    KeyLookups keys_;
+    Handle handle_;
+    std::vector<Field> fields_;   // in header order
+    size_t given_ = 0;
+    Stage stage_ = Stage::headers;
+    bool hashing_ = false;   // the body goes to libopendkim
+    LineEnds body_lines_;
+    // Why a signature libopendkim did not get to verify was not verified.
+    std::optional<Outcome> unverified_;
+    std::optional<Verdict> verdict_;
+};
+
+Verifier::State::State(dns::TxtLookups& dns, const Limits& given_limits) : limits_(given_limits), keys_(dns) {
+    DKIM_LIB* shared = library();
+    DKIM_STAT status = DKIM_STAT_INTERNAL;
+    static const unsigned char kJobId[] = "portcullis";
+    if (shared != nullptr) handle_.reset(dkim_verify(shared, kJobId, nullptr, &status));
+    if (!handle_) unverified_ = Outcome{Result::temperror, "libopendkim could not start a verification"};
+}
+
+/* Gives NAME's field to libopendkim; what went wrong, if anything. */
+std::optional<std::string> Verifier::State::feed_header(std::string_view name, std::string_view value) {
+    // libopendkim keeps header fields as C strings.
+    if (value.find('\0') != std::string_view::npos) return "the field holds a NUL byte";
+    std::string field(name);
+    field += ':';
+    field += with_crlf(value);
+    if (dkim_header(handle_.get(), reinterpret_cast<unsigned char*>(field.data()), field.size()) == DKIM_STAT_OK) {
+        return std::nullopt;
+    }
+    return libopendkim_error(handle_.get());
+}
+
+void Verifier::State::add_header(std::string_view name, std::string_view value) {
+    // libopendkim would refuse a field without a proper name, and no
+    // signature can cover it.
+    if (stage_ != Stage::headers || !is_field_name(name)) return;
+    if (!equals_nocase(name, kSignatureField)) {
+        // A field libopendkim refuses stays out of every signature, which
+        // then fails.
+        if (handle_) feed_header(name, value);
+        return;
+    }
+    Field field{parse_tags(value), std::nullopt, false, nullptr};
+    if (fields_.size() >= limits_.max_signatures) {
+        field.decided = Outcome{Result::permerror, "too many signatures"};
+    } else if (!handle_) {
+        field.decided = unverified_;
+    } else if (auto problem = feed_header(name, value)) {
+        field.decided = Outcome{Result::permerror, "signature field refused: " + *problem};
+    } else {
+        field.given = true;
+        ++given_;
+    }
+    fields_.push_back(std::move(field));
+}
+
+void Verifier::State::decide(Field& field, Result result, std::string reason) {
+    field.decided = Outcome{result, std::move(reason)};
+    if (field.info != nullptr) dkim_sig_ignore(field.info);
+}
+
+/* Our policy on a signature libopendkim has no objection to yet. */
+void Verifier::State::screen(Field& field) {
+    if (dkim_sig_geterror(field.info) != DKIM_SIGERROR_UNKNOWN) return;
+    dkim_alg_t algorithm = DKIM_SIGN_UNKNOWN;
+    const std::string key = key_name(field.info);
+    if (!field.tags.repeated.empty()) {
+        decide(field, Result::permerror, "tag " + field.tags.repeated + "= given twice (RFC 6376 3.2)");
+    } else if (dkim_sig_getsignalg(field.info, &algorithm) == DKIM_STAT_OK && algorithm == DKIM_SIGN_RSASHA1) {
+        decide(field, Result::permerror, "rsa-sha1 is not accepted (RFC 8301)");
+    } else if (!spf::is_host_name(key)) {
+        decide(field, Result::permerror, "key name " + in_quotes(key) + " is not a domain name");
+    }
+}
+
+/* Each field libopendkim took gets its signature, both in header order;
+ * false if the two lists differ. */
+bool Verifier::State::pair_signatures() {
+    DKIM_SIGINFO** signatures = nullptr;
+    int count = 0;
+    if (dkim_getsiglist(handle_.get(), &signatures, &count) != DKIM_STAT_OK || count < 0 ||
+        static_cast<size_t>(count) != given_ || (count > 0 && signatures == nullptr)) {
+        return false;
+    }
+    size_t next = 0;
+    for (Field& field : fields_) {
+        if (field.given) field.info = signatures[next++];
+    }
+    return true;
+}
+
+void Verifier::State::abandon(std::string reason) {
+    unverified_ = Outcome{Result::temperror, std::move(reason)};
+    stage_ = Stage::done;
+    hashing_ = false;
+    for (Field& field : fields_) field.info = nullptr;
+}
+
+void Verifier::State::end_headers() {
+    if (stage_ != Stage::headers) return;
+    stage_ = Stage::body;
+    if (given_ == 0) return;
+    DKIM_STAT status = DKIM_STAT_OK;
+    {
+        // DELAYSIGPROC keeps key lookups out of dkim_eoh; should they come
+        // back, they are answered all the same.
+        const ServingKeys serving(keys_);
+        status = dkim_eoh(handle_.get());
+    }
+    if (status != DKIM_STAT_OK) {
+        unverified_ = Outcome{error_result(status), "header cannot be verified: " + libopendkim_error(handle_.get())};
+        return;
+    }
+    if (!pair_signatures()) {
+        unverified_ = Outcome{Result::permerror, "libopendkim lists other signatures than the header has"};
+        return;
+    }
+    for (Field& field : fields_) {
+        if (field.info == nullptr || field.decided) continue;
+        screen(field);
+        if (!field.decided && dkim_sig_geterror(field.info) == DKIM_SIGERROR_UNKNOWN) {
+            keys_.start(key_name(field.info));
+            hashing_ = true;
+        }
+    }
+}
+
+void Verifier::State::feed_body(std::string text) {
+    if (!hashing_ || text.empty()) return;
+    const DKIM_STAT status = dkim_body(handle_.get(), reinterpret_cast<unsigned char*>(text.data()), text.size());
+    if (status != DKIM_STAT_OK) {
+        unverified_ = Outcome{error_result(status), "body cannot be hashed: " + libopendkim_error(handle_.get())};
+        hashing_ = false;
+    }
+}
+
+void Verifier::State::add_body(std::string_view chunk) {
+    end_headers();
+    if (stage_ == Stage::body) feed_body(body_lines_.add(chunk));
+}
+
+Signature Verifier::State::reported(const Field& field) const {
+    Signature signature;
+    if (field.info != nullptr) {
+        describe(signature, [&field](const char* name) { return tag_of(field.info, name); });
+        signature.key_bits = key_bits(field.info);
+    } else {
+        describe(signature, [&field](const char* name) { return field.tags.get(name); });
+    }
+    const Outcome result = outcome(field);
+    signature.result = result.result;
+    signature.reason = result.reason;
+    return signature;
+}
+
+Outcome Verifier::State::outcome(const Field& field) const {
+    if (field.decided) return *field.decided;
+    const Outcome not_verified = unverified_.value_or(Outcome{Result::permerror, "libopendkim did not verify it"});
+    if (field.info == nullptr) return not_verified;
+    const bool processed = (dkim_sig_getflags(field.info) & DKIM_SIGFLAG_PROCESSED) != 0;
+    if (!processed && dkim_sig_geterror(field.info) == DKIM_SIGERROR_UNKNOWN) return not_verified;
+    Outcome result = verified(field.info, keys_);
+    if (result.result == Result::pass || result.result == Result::fail) {
+        if (auto small = key_too_small(field.info, limits_.min_key_bits)) result = std::move(*small);
+    }
+    return result;
+}
+
+Verdict Verifier::State::finish() {
+    if (verdict_) return *verdict_;
+    end_headers();
+    stage_ = Stage::done;
+    feed_body(body_lines_.rest(true));
+    if (hashing_) {
+        const ServingKeys serving(keys_);
+        const DKIM_STAT status = dkim_eom(handle_.get(), nullptr);
+        // Its status is the final signature's; the error is kept for the
+        // signatures it did not get to.
+        if (status != DKIM_STAT_OK && !unverified_) {
+            unverified_ = Outcome{error_result(status), "not verified: " + libopendkim_error(handle_.get())};
+        }
+    }
+    Verdict verdict;
+    for (const Field& field : fields_) verdict.signatures.push_back(reported(field));
+    verdict_ = verdict;
+    return verdict;
+}
+
+std::string_view result_name(Result result) {
+    switch (result) {
+        case Result::pass: return "pass";
+        case Result::fail: return "fail";
+        case Result::neutral: return "neutral";
+        case Result::temperror: return "temperror";
+        case Result::permerror: return "permerror";
+    }
+    return "?";
+}
+
+std::string_view Verdict::summary() const {
+    const auto has = [this](Result wanted) {
+        return std::any_of(signatures.begin(), signatures.end(),
+                           [wanted](const Signature& signature) { return signature.result == wanted; });
+    };
+    for (const Result result : {Result::pass, Result::fail, Result::temperror, Result::permerror}) {
+        if (has(result)) return result_name(result);
+    }
+    return "none";
+}
+
+std::string Verdict::passing_domain() const {
+    for (const auto& signature : signatures) {
+        if (signature.result == Result::pass) return signature.domain;
+    }
+    return "";
+}
+
+Verifier::Verifier(dns::TxtLookups& dns, const Limits& limits) : state_(std::make_unique<State>(dns, limits)) {}
+
+Verifier::~Verifier() = default;
+
+// Without memory for a field or a piece of the body (or with a TxtLookups
+// that throws), verifying the rest would give a wrong fail.
+
+void Verifier::header(std::string_view name, std::string_view value) {
+    try {
+        state_->add_header(name, value);
+    } catch (const std::exception& error) {
+        state_->abandon(std::string("header field left out: ") + error.what());
+    }
+}
+
+void Verifier::end_of_headers() {
+    try {
+        state_->end_headers();
+    } catch (const std::exception& error) {
+        state_->abandon(std::string("key lookups not started: ") + error.what());
+    }
+}
+
+void Verifier::body(std::string_view chunk) {
+    try {
+        state_->add_body(chunk);
+    } catch (const std::exception& error) {
+        state_->abandon(std::string("body left out: ") + error.what());
+    }
+}
+
+Verdict Verifier::finish() { return state_->finish(); }
+
+}  // namespace portcullis::dkim

@@ -1,0 +1,65 @@
+/*
+ * mail_message.h: a raw message as a milter gets it, for the DKIM tests.
+ *
+ * split_message(RAW) cuts RAW into header fields and body as the MTA
+ * hands them over: each field's name, and its value as it came after the
+ * colon (leading white space and folds kept, with the line ends RAW has:
+ * CRLF or bare LF); the body is everything after the empty line.
+ * verify(VERIFIER, MESSAGE, CHUNK) feeds a message to a dkim::Verifier,
+ * the body in pieces of CHUNK bytes (0: whole), and returns its verdict.
+ */
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "checks/dkim.h"
+
+namespace portcullis::test_support {
+
+struct MailMessage {
+    std::vector<std::pair<std::string, std::string>> fields;
+    std::string body;
+};
+
+/* The line at the start of TEXT, and its line end ("\r\n", "\n" or ""). */
+inline std::pair<std::string_view, std::string_view> first_line(std::string_view text) {
+    const size_t newline = text.find('\n');
+    if (newline == std::string_view::npos) return {text, ""};
+    const size_t end = newline > 0 && text[newline - 1] == '\r' ? newline - 1 : newline;
+    return {text.substr(0, end), text.substr(end, newline + 1 - end)};
+}
+
+inline MailMessage split_message(std::string_view raw) {
+    MailMessage message;
+    std::string_view last_line_end;
+    while (!raw.empty()) {
+        const auto [line, line_end] = first_line(raw);
+        raw.remove_prefix(line.size() + line_end.size());
+        if (line.empty()) break;
+        const bool continued = (line.front() == ' ' || line.front() == '\t') && !message.fields.empty();
+        if (continued) {
+            message.fields.back().second += std::string(last_line_end) + std::string(line);
+        } else {
+            const size_t colon = line.find(':');
+            message.fields.emplace_back(std::string(line.substr(0, colon)),
+                                        colon == std::string_view::npos ? "" : std::string(line.substr(colon + 1)));
+        }
+        last_line_end = line_end;
+    }
+    message.body = std::string(raw);
+    return message;
+}
+
+inline dkim::Verdict verify(dkim::Verifier& verifier, const MailMessage& message, size_t chunk = 0) {
+    for (const auto& [name, value] : message.fields) verifier.header(name, value);
+    verifier.end_of_headers();
+    const std::string_view body = message.body;
+    const size_t step = chunk == 0 ? body.size() : chunk;
+    for (size_t at = 0; at < body.size(); at += step) verifier.body(body.substr(at, step));
+    return verifier.finish();
+}
+
+}  // namespace portcullis::test_support
