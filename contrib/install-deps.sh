@@ -11,6 +11,9 @@ build_packages=(
   # Debian's libunbound.pc requires these (Requires.private), or pkg-config
   # refuses to find libunbound.
   libevent-dev nettle-dev
+  # DMARC's organizational domains (auth.public_suffix_list); its tests
+  # also read the list's own test cases from it.
+  publicsuffix
 )
 test_packages=(
   libgtest-dev python3 postfix swaks miltertest m4 iproute2 util-linux bsdutils

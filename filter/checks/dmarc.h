@@ -13,11 +13,15 @@
  * received.  They are parsed as RFC 5322 address lists (groups, comments,
  * quoted strings, folding); exactly one address in one From field gives
  * the From domain, anything else (none, several, one that does not parse)
- * is permerror.
+ * is permerror, and so is a From domain that is not a host name.
  *
  * The record is _dmarc.FROM-DOMAIN's TXT, else _dmarc.ORG-DOMAIN's
  * (RFC 7489 6.6.3), handed to libopendmarc (store_dmarc) to parse.  A
- * lookup that fails is temperror; no record (or more than one) is none.
+ * lookup that fails is temperror; no record (or more than one) is none,
+ * and so is a record libopendmarc refuses, unless its p= or sp= is what is
+ * wrong and its rua= names a valid URI: then it counts as p=none.  The
+ * organizational domain comes from the Public Suffix List, private rules
+ * included; a domain that is itself a public suffix is its own.
  * Alignment is decided here, not by libopendmarc, because 1.4.2 gets it
  * wrong: strict (adkim=s, aspf=s) means the two domains are equal, relaxed
  * that their organizational domains are, with every label counted (1.4.2
@@ -61,9 +65,10 @@ struct Verdict {
     std::string from_domain;     // lower case; "" when From gave none or several
     std::string published;       // "none", "quarantine", "reject": p= or sp= as it applies; "" without a record
     std::string policy;          // what to apply after pct=: "none", "quarantine", "reject" ("none" without a record)
-    bool spf_aligned = false;    // a passing SPF identity is aligned
-    bool dkim_aligned = false;   // a passing DKIM signature is aligned
-    std::string reason;          // why permerror, temperror or none, for the log
+    bool spf_aligned = false;    // a passing SPF identity is aligned (relaxed when there is no usable record)
+    bool dkim_aligned = false;   // a passing DKIM signature is aligned (likewise)
+    std::string reason;          // why permerror, temperror or none, for the log; on pass or fail, a
+                                 // note when the record counted as p=none
 };
 
 class CheckerError : public std::runtime_error {
@@ -72,7 +77,8 @@ public:
 };
 
 /* A number in 0..99, uniform: whether a message falls in the pct= sample
- * is roll() < pct. */
+ * is roll() < pct (a number above 99 counts as 99).  Called only for a
+ * failing message under a pct= below 100. */
 using PercentRoll = std::function<unsigned()>;
 
 class Checker {
@@ -84,7 +90,8 @@ public:
     Checker(const Checker&) = delete;
     Checker& operator=(const Checker&) = delete;
 
-    /* DOMAIN's organizational domain (RFC 7489 3.2), lower case. */
+    /* DOMAIN's organizational domain (RFC 7489 3.2), lower case; DOMAIN
+     * itself when it is a public suffix; "" when it is not a domain name. */
     std::string organizational_domain(std::string_view domain) const;
 
     void start_lookups(const std::vector<std::string>& from_values, dns::TxtLookups& dns) const;

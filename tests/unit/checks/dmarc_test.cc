@@ -1,0 +1,368 @@
+/*
+ * dmarc_test.cc: dmarc::Checker over a table-backed DNS (FakeTxtLookups):
+ * a table of messages with the verdict RFC 7489 requires for each
+ * (alignment strict and relaxed, sp=, pct= with fixed rolls, record
+ * discovery and selection, records libopendmarc refuses, the From
+ * verdicts), the lookups start_lookups() starts, the default roll, and
+ * hostile input (nothing may crash or throw).
+ */
+#include "checks/dmarc.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "support/fake_txt_lookups.h"
+
+namespace portcullis::dmarc {
+
+void PrintTo(Result result, std::ostream* out) { *out << result_name(result); }
+
+namespace {
+
+constexpr const char* kList = "/usr/share/publicsuffix/public_suffix_list.dat";
+
+using Txt = std::map<std::string, std::vector<std::string>>;
+
+struct Expected {
+    Result result;
+    std::string from_domain;
+    std::string published;
+    std::string policy;
+    bool spf_aligned;
+    bool dkim_aligned;
+};
+
+struct Case {
+    std::string name;
+    Txt txt;                          // TXT records by name
+    std::vector<std::string> from;    // the From field values
+    Identifiers ids;
+    Expected expected;
+    std::optional<unsigned> roll = std::nullopt;   // the pct= roll; a random one when unset
+    std::vector<std::string> timeouts = {};         // names whose lookup fails
+};
+
+void PrintTo(const Case& test, std::ostream* out) { *out << test.name; }
+
+Identifiers spf_pass(const std::string& domain) { return {"pass", domain, {}}; }
+Identifiers dkim_pass(const std::string& domain) { return {"fail", "bounces.other.example", {domain}}; }
+const Identifiers kNothingPasses = {"fail", "other.example", {"other.example"}};
+
+const char* const kReject = "v=DMARC1; p=reject";
+
+const Case kCases[] = {
+    // Which identifier passes.
+    {"PassThroughSpfOnly", {{"_dmarc.example.com", {kReject}}}, {"User <user@example.com>"}, spf_pass("example.com"),
+     {Result::pass, "example.com", "reject", "reject", true, false}},
+    {"PassThroughDkimOnly", {{"_dmarc.example.com", {kReject}}}, {"user@example.com"}, dkim_pass("example.com"),
+     {Result::pass, "example.com", "reject", "reject", false, true}},
+    {"PassThroughBoth", {{"_dmarc.example.com", {kReject}}}, {"user@example.com"},
+     {"pass", "example.com", {"other.example", "example.com"}},
+     {Result::pass, "example.com", "reject", "reject", true, true}},
+    {"FailWithNeither", {{"_dmarc.example.com", {kReject}}}, {"user@example.com"}, kNothingPasses,
+     {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"SpfTemperrorIsNotAligned", {{"_dmarc.example.com", {kReject}}}, {"user@example.com"},
+     {"temperror", "example.com", {}}, {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"SpfPassButUnaligned", {{"_dmarc.example.com", {kReject}}}, {"user@example.com"}, spf_pass("example.net"),
+     {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"SpfNotRun", {{"_dmarc.example.com", {kReject}}}, {"user@example.com"}, {"", "", {}},
+     {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"IdentifiersComparedWithoutCaseOrFinalDot", {{"_dmarc.example.com", {"v=DMARC1; p=reject; aspf=s; adkim=s"}}},
+     {"user@Example.COM"}, {"PASS", "EXAMPLE.com.", {"Example.Com."}},
+     {Result::pass, "example.com", "reject", "reject", true, true}},
+
+    // Strict and relaxed alignment.
+    {"SpfRelaxedTakesASubdomain", {{"_dmarc.example.com", {kReject}}}, {"user@example.com"},
+     spf_pass("mail.example.com"), {Result::pass, "example.com", "reject", "reject", true, false}},
+    {"SpfStrictWantsTheSameName", {{"_dmarc.example.com", {"v=DMARC1; p=reject; aspf=s"}}}, {"user@example.com"},
+     spf_pass("mail.example.com"), {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"DkimRelaxedTakesASubdomain", {{"_dmarc.example.com", {kReject}}}, {"user@example.com"},
+     dkim_pass("mail.example.com"), {Result::pass, "example.com", "reject", "reject", false, true}},
+    // libopendmarc 1.4.2 passes this one.
+    {"DkimStrictRefusesASubdomain", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=s"}}}, {"user@example.com"},
+     dkim_pass("mail.example.com"), {Result::fail, "example.com", "reject", "reject", false, false}},
+    // libopendmarc 1.4.2 drops the one-letter label and passes these.
+    {"DkimStrictOneLetterLabel", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=s"}}}, {"user@x.example.com"},
+     dkim_pass("example.com"), {Result::fail, "x.example.com", "reject", "reject", false, false}},
+    {"SpfStrictOneLetterLabel", {{"_dmarc.example.com", {"v=DMARC1; p=reject; aspf=s"}}}, {"user@example.com"},
+     spf_pass("x.example.com"), {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"DkimRelaxedOneLetterLabel", {{"_dmarc.example.com", {kReject}}}, {"user@x.example.com"},
+     dkim_pass("example.com"), {Result::pass, "x.example.com", "reject", "reject", false, true}},
+    {"SpfRelaxedOneLetterLabel", {{"_dmarc.example.com", {kReject}}}, {"user@example.com"}, spf_pass("x.example.com"),
+     {Result::pass, "example.com", "reject", "reject", true, false}},
+    {"RelaxedIsNotAnySharedSuffix", {{"_dmarc.example.co.uk", {kReject}}}, {"user@example.co.uk"},
+     spf_pass("other.co.uk"), {Result::fail, "example.co.uk", "reject", "reject", false, false}},
+    {"RelaxedUnderAPrivateSuffix", {{"_dmarc.alice.github.io", {kReject}}}, {"user@alice.github.io"},
+     dkim_pass("bob.github.io"), {Result::fail, "alice.github.io", "reject", "reject", false, false}},
+
+    // Which policy: p= or sp=.
+    {"SubdomainPolicyForASubdomain", {{"_dmarc.example.com", {"v=DMARC1; p=reject; sp=quarantine"}}},
+     {"user@sub.example.com"}, kNothingPasses,
+     {Result::fail, "sub.example.com", "quarantine", "quarantine", false, false}},
+    {"DomainPolicyForTheOrganizationalDomain", {{"_dmarc.example.com", {"v=DMARC1; p=reject; sp=quarantine"}}},
+     {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"DomainPolicyForASubdomainWithoutSp", {{"_dmarc.example.com", {kReject}}}, {"user@sub.example.com"},
+     kNothingPasses, {Result::fail, "sub.example.com", "reject", "reject", false, false}},
+    {"SubdomainsOwnRecordWins",
+     {{"_dmarc.sub.example.com", {"v=DMARC1; p=none; sp=reject"}},
+      {"_dmarc.example.com", {"v=DMARC1; p=reject; sp=quarantine"}}},
+     {"user@sub.example.com"}, kNothingPasses, {Result::fail, "sub.example.com", "none", "none", false, false}},
+    {"PassDocumentsThePublishedPolicy", {{"_dmarc.example.com", {"v=DMARC1; p=quarantine; sp=reject"}}},
+     {"user@sub.example.com"}, spf_pass("example.com"),
+     {Result::pass, "sub.example.com", "reject", "reject", true, false}},
+
+    // pct=: in the sample when roll < pct, else one milder.
+    {"Pct0IsOneMilder", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=0"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "quarantine", false, false}, 0},
+    {"Pct50Roll49IsInTheSample", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=50"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}, 49},
+    {"Pct50Roll50IsOneMilder", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=50"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "quarantine", false, false}, 50},
+    {"QuarantineOutsideTheSampleIsNone", {{"_dmarc.example.com", {"v=DMARC1; p=quarantine; pct=50"}}},
+     {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "quarantine", "none", false, false}, 99},
+    {"NoneStaysNone", {{"_dmarc.example.com", {"v=DMARC1; p=none; pct=10"}}}, {"user@example.com"}, kNothingPasses,
+     {Result::fail, "example.com", "none", "none", false, false}, 50},
+    {"PctOnTheSubdomainPolicy", {{"_dmarc.example.com", {"v=DMARC1; p=none; sp=reject; pct=20"}}},
+     {"user@sub.example.com"}, kNothingPasses,
+     {Result::fail, "sub.example.com", "reject", "quarantine", false, false}, 20},
+    {"PctDoesNotTouchAPass", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=0"}}}, {"user@example.com"},
+     spf_pass("example.com"), {Result::pass, "example.com", "reject", "reject", true, false}, 0},
+    {"RollAbove99CountsAs99", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=99"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "quarantine", false, false}, 12345},
+
+    // Discovery (RFC 7489 6.6.3).
+    {"NoRecordIsNone", {}, {"user@example.com"}, spf_pass("example.com"),
+     {Result::none, "example.com", "", "none", true, false}},
+    {"OrganizationalDomainFallback", {{"_dmarc.example.co.uk", {"v=DMARC1; p=quarantine"}}},
+     {"user@a.b.example.co.uk"}, kNothingPasses,
+     {Result::fail, "a.b.example.co.uk", "quarantine", "quarantine", false, false}},
+    {"NoRecordAtEither", {{"_dmarc.b.example.co.uk", {kReject}}}, {"user@a.b.example.co.uk"}, kNothingPasses,
+     {Result::none, "a.b.example.co.uk", "", "none", false, false}},
+    {"NonDmarcRecordsIgnored",
+     {{"_dmarc.example.com", {"google-site-verification=abc", "v=spf1 -all", kReject, "v=DMARC10; p=none"}}},
+     {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"OnlyNonDmarcRecordsFallBack",
+     {{"_dmarc.sub.example.com", {"v=spf1 -all", "v=dmarc1; p=none"}}, {"_dmarc.example.com", {kReject}}},
+     {"user@sub.example.com"}, kNothingPasses, {Result::fail, "sub.example.com", "reject", "reject", false, false}},
+    {"TwoDmarcRecordsAreNone", {{"_dmarc.example.com", {kReject, "v=DMARC1; p=none"}}}, {"user@example.com"},
+     kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
+    {"TwoRecordsAtTheSubdomainDoNotFallBack",
+     {{"_dmarc.sub.example.com", {kReject, kReject}}, {"_dmarc.example.com", {kReject}}}, {"user@sub.example.com"},
+     kNothingPasses, {Result::none, "sub.example.com", "", "none", false, false}},
+    {"TemperrorOnTheRecordLookup", {}, {"user@example.com"}, spf_pass("example.com"),
+     {Result::temperror, "example.com", "", "none", true, false}, std::nullopt, {"_dmarc.example.com"}},
+    {"TemperrorOnTheOrganizationalLookup", {}, {"user@sub.example.com"}, kNothingPasses,
+     {Result::temperror, "sub.example.com", "", "none", false, false}, std::nullopt, {"_dmarc.example.com"}},
+    {"BlanksAndCaseInTheRecord", {{"_dmarc.example.com", {"V = DMARC1 ;P=Reject; ADKIM = s"}}},
+     {"user@example.com"}, dkim_pass("mail.example.com"),
+     {Result::fail, "example.com", "reject", "reject", false, false}},
+
+    // Records libopendmarc refuses, and what RFC 7489 makes of them.
+    {"GarbageRecordIsNone", {{"_dmarc.example.com", {"v=DMARC1; p=bogus"}}}, {"user@example.com"}, kNothingPasses,
+     {Result::none, "example.com", "", "none", false, false}},
+    {"RecordWithoutPIsNone", {{"_dmarc.example.com", {"v=DMARC1; sp=reject"}}}, {"user@example.com"},
+     kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
+    {"NoPButValidRuaIsPNone", {{"_dmarc.example.com", {"v=DMARC1; rua=mailto:dmarc@example.com"}}},
+     {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "none", "none", false, false}},
+    {"BadPButValidRuaIsPNone", {{"_dmarc.example.com", {"v=DMARC1; p=bogus; rua=bad, mailto:d@example.com!10m"}}},
+     {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "none", "none", false, false}},
+    {"BadSpButValidRuaIsPNone", {{"_dmarc.example.com", {"v=DMARC1; p=reject; sp=bogus; rua=mailto:d@example.com"}}},
+     {"user@sub.example.com"}, kNothingPasses, {Result::fail, "sub.example.com", "none", "none", false, false}},
+    {"NoPAndInvalidRuaIsNone", {{"_dmarc.example.com", {"v=DMARC1; rua=not a uri"}}}, {"user@example.com"},
+     kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
+    {"BadAdkimIsNone", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=x; rua=mailto:d@example.com"}}},
+     {"user@example.com"}, kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
+    {"PctNotANumberIsNone", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=abc"}}}, {"user@example.com"},
+     kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
+    {"PctOver100IsNone", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=101"}}}, {"user@example.com"},
+     kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
+    {"ReportTagErrorsDoNotCostThePolicy",
+     {{"_dmarc.example.com", {"v=DMARC1; p=reject; fo=x; rf=zzz; ri=abc; ruf=" + std::string(300, 'a') + "; x=y"}}},
+     {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"OverlongPolicyValueIsNone", {{"_dmarc.example.com", {"v=DMARC1; p=" + std::string(600, 'r')}}},
+     {"user@example.com"}, kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
+
+    // The From verdict.
+    {"SeveralFromAddressesArePermerror", {{"_dmarc.example.com", {kReject}}}, {"a@example.com, b@example.com"},
+     spf_pass("example.com"), {Result::permerror, "", "", "none", false, false}},
+    {"NoFromIsPermerror", {{"_dmarc.example.com", {kReject}}}, {}, spf_pass("example.com"),
+     {Result::permerror, "", "", "none", false, false}},
+    {"TwoFromFieldsArePermerror", {{"_dmarc.example.com", {kReject}}}, {"a@example.com", "a@example.com"},
+     spf_pass("example.com"), {Result::permerror, "", "", "none", false, false}},
+    {"EmptyGroupIsPermerror", {{"_dmarc.example.com", {kReject}}}, {"Undisclosed recipients:;"},
+     spf_pass("example.com"), {Result::permerror, "", "", "none", false, false}},
+    {"UnparseableFromIsPermerror", {{"_dmarc.example.com", {kReject}}}, {"user@example.com <"},
+     spf_pass("example.com"), {Result::permerror, "", "", "none", false, false}},
+    {"DomainLiteralIsPermerror", {}, {"user@[192.0.2.1]"}, spf_pass("example.com"),
+     {Result::permerror, "", "", "none", false, false}},
+};
+
+class DmarcTest : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() { checker_ = std::make_unique<Checker>(kList); }
+    static void TearDownTestSuite() { checker_.reset(); }
+
+    static std::unique_ptr<Checker> checker_;
+    test_support::FakeTxtLookups dns_;
+};
+
+std::unique_ptr<Checker> DmarcTest::checker_;
+
+class DmarcCaseTest : public DmarcTest, public ::testing::WithParamInterface<Case> {};
+
+TEST_P(DmarcCaseTest, GivesTheVerdictRfc7489Requires) {
+    const Case& test = GetParam();
+    for (const auto& [name, records] : test.txt) dns_.add(name, records);
+    for (const auto& name : test.timeouts) dns_.time_out(name);
+    PercentRoll roll;
+    if (test.roll) roll = [rolled = *test.roll] { return rolled; };
+
+    const Verdict verdict = checker_->check(test.from, test.ids, dns_, roll);
+    EXPECT_EQ(verdict.result, test.expected.result) << verdict.reason;
+    EXPECT_EQ(verdict.from_domain, test.expected.from_domain);
+    EXPECT_EQ(verdict.published, test.expected.published);
+    EXPECT_EQ(verdict.policy, test.expected.policy);
+    EXPECT_EQ(verdict.spf_aligned, test.expected.spf_aligned);
+    EXPECT_EQ(verdict.dkim_aligned, test.expected.dkim_aligned);
+    if (verdict.result != Result::pass && verdict.result != Result::fail) {
+        EXPECT_NE(verdict.reason, "");
+    }
+}
+
+std::string case_name(const ::testing::TestParamInfo<Case>& param) { return param.param.name; }
+
+INSTANTIATE_TEST_SUITE_P(Rfc7489, DmarcCaseTest, ::testing::ValuesIn(kCases), case_name);
+
+TEST_F(DmarcTest, RecordsAreAskedForInRfc7489Order) {
+    dns_.add("_dmarc.example.co.uk", {kReject});
+    checker_->check({"user@a.b.example.co.uk"}, kNothingPasses, dns_);
+    EXPECT_EQ(dns_.answered, (std::vector<std::string>{"_dmarc.a.b.example.co.uk", "_dmarc.example.co.uk"}));
+}
+
+TEST_F(DmarcTest, OrganizationalRecordNotAskedForWhenTheFromDomainHasOne) {
+    dns_.add("_dmarc.sub.example.com", {kReject});
+    checker_->check({"user@sub.example.com"}, kNothingPasses, dns_);
+    EXPECT_EQ(dns_.answered, std::vector<std::string>{"_dmarc.sub.example.com"});
+}
+
+TEST_F(DmarcTest, ReasonsSayWhy) {
+    dns_.time_out("_dmarc.slow.example");
+    dns_.add("_dmarc.bad.example", {"v=DMARC1; p=bogus"});
+    dns_.add("_dmarc.rua.example", {"v=DMARC1; rua=mailto:d@rua.example"});
+    const auto reason = [this](const std::string& from) { return checker_->check({from}, {}, dns_).reason; };
+    EXPECT_EQ(reason("a@slow.example"), "_dmarc.slow.example: timeout");
+    EXPECT_EQ(reason("a@sub.none.example"), "no DMARC record at _dmarc.sub.none.example nor at _dmarc.none.example");
+    EXPECT_EQ(reason("a@bad.example"),
+              "DMARC record at _dmarc.bad.example gives no policy: libopendmarc: Found DMARC record contained a bad "
+              "token value");
+    EXPECT_EQ(reason("a@rua.example"), "no valid p= or sp=, read as p=none for its rua= (RFC 7489 6.6.3)");
+    EXPECT_EQ(reason("a@x.example, b@x.example"), "several From addresses");
+}
+
+TEST_F(DmarcTest, StartLookupsStartsTheFromAndOrganizationalRecords) {
+    checker_->start_lookups({"User <user@a.b.Example.CO.UK>"}, dns_);
+    EXPECT_EQ(dns_.started, (std::vector<std::string>{"_dmarc.a.b.example.co.uk", "_dmarc.example.co.uk"}));
+    EXPECT_TRUE(dns_.answered.empty());
+}
+
+TEST_F(DmarcTest, StartLookupsOnceWhenTheFromDomainIsOrganizational) {
+    checker_->start_lookups({"user@example.com"}, dns_);
+    EXPECT_EQ(dns_.started, std::vector<std::string>{"_dmarc.example.com"});
+}
+
+TEST_F(DmarcTest, StartLookupsNothingWithoutAFromDomain) {
+    checker_->start_lookups({"a@example.com, b@example.com"}, dns_);
+    checker_->start_lookups({}, dns_);
+    checker_->start_lookups({"user@[192.0.2.1]"}, dns_);
+    EXPECT_TRUE(dns_.started.empty());
+}
+
+TEST_F(DmarcTest, FromDomainTooLongForARecordNameFallsBack) {
+    std::string from_domain;
+    while (from_domain.size() < 240) from_domain += "abcdefghi.";
+    from_domain += "example.com";
+    dns_.add("_dmarc.example.com", {kReject});
+    checker_->start_lookups({"user@" + from_domain}, dns_);
+    EXPECT_EQ(dns_.started, std::vector<std::string>{"_dmarc.example.com"});
+    EXPECT_EQ(checker_->check({"user@" + from_domain}, kNothingPasses, dns_).published, "reject");
+}
+
+TEST_F(DmarcTest, DefaultRollSamples) {
+    dns_.add("_dmarc.example.com", {"v=DMARC1; p=reject; pct=50"});
+    std::map<std::string, int> policies;
+    for (int i = 0; i < 1000; ++i) ++policies[checker_->check({"user@example.com"}, kNothingPasses, dns_).policy];
+    EXPECT_EQ(policies.size(), 2u);
+    EXPECT_GT(policies["reject"], 350);
+    EXPECT_GT(policies["quarantine"], 350);
+}
+
+TEST_F(DmarcTest, HostileInputNeitherCrashesNorThrows) {
+    std::mt19937 generator(7489);
+    const std::string alphabet = "<>@,;:()\"\\.[] \t\r\nab=DMARC1vp;\x80\xff";
+    const auto random_text = [&](size_t length) {
+        std::string text;
+        for (size_t i = 0; i < length; ++i) text += alphabet[generator() % alphabet.size()];
+        return text;
+    };
+    for (int i = 0; i < 3000; ++i) {
+        test_support::FakeTxtLookups dns;
+        dns.add("_dmarc.example.com", {"v=DMARC1;" + random_text(generator() % 400), random_text(40)});
+        const std::string from = i % 2 == 0 ? random_text(generator() % 200) : "a@example.com";
+        const Identifiers ids{random_text(5), random_text(30), {random_text(30), "example.com"}};
+        EXPECT_NO_THROW(checker_->check({from}, ids, dns, [&] { return static_cast<unsigned>(generator()); }));
+        EXPECT_NO_THROW(checker_->start_lookups({from}, dns));
+    }
+}
+
+TEST(DmarcChecker, ManyCheckersAcrossThreads) {
+    std::vector<std::thread> threads;
+    std::atomic<int> passes = 0;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&passes] {
+            const Checker checker(kList);
+            for (int i = 0; i < 200; ++i) {
+                test_support::FakeTxtLookups dns;
+                dns.add("_dmarc.example.com", {"v=DMARC1; p=reject; adkim=s"});
+                if (checker.check({"user@example.com"}, dkim_pass("example.com"), dns).result == Result::pass) ++passes;
+            }
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    EXPECT_EQ(passes.load(), 800);
+}
+
+TEST_F(DmarcTest, OrganizationalDomainFromThePublicSuffixList) {
+    // public_suffix_test.cc runs the list's own test cases.
+    EXPECT_EQ(checker_->organizational_domain("a.b.Example.CO.UK."), "example.co.uk");
+    EXPECT_EQ(checker_->organizational_domain("www.alice.github.io"), "alice.github.io");
+    EXPECT_EQ(checker_->organizational_domain("b.c.kobe.jp"), "b.c.kobe.jp");
+    EXPECT_EQ(checker_->organizational_domain("co.uk"), "co.uk");
+    EXPECT_EQ(checker_->organizational_domain(".example.com"), "");
+}
+
+TEST(DmarcChecker, UnreadableListIsACheckerErrorNamingIt) {
+    const std::string path = "/nonexistent/public_suffix_list.dat";
+    try {
+        const Checker checker(path);
+        ADD_FAILURE() << "no error";
+    } catch (const CheckerError& error) {
+        EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
+    }
+}
+
+TEST(DmarcChecker, ResultNames) {
+    EXPECT_EQ(result_name(Result::pass), "pass");
+    EXPECT_EQ(result_name(Result::fail), "fail");
+    EXPECT_EQ(result_name(Result::none), "none");
+    EXPECT_EQ(result_name(Result::temperror), "temperror");
+    EXPECT_EQ(result_name(Result::permerror), "permerror");
+}
+
+}  // namespace
+
+}  // namespace portcullis::dmarc
