@@ -97,8 +97,9 @@ class DefaultPolicyTest(UnboundTestCase):
         held = self.send_external("user@example.com", addr=GOOGLE_IP, sender="x@bounce.example",
                                   data=message("boss@quarantine.example"))
         self.assertEqual(held.reply_to(".").code, 250, held)
-        self.postfix.wait_for_log(r"milter-hold: END-OF-MESSAGE .*DMARC quarantine policy of quarantine\.example",
-                                  since=offset)
+        self.postfix.wait_for_log(r"%s: milter-hold: END-OF-MESSAGE .*milter triggers HOLD action"
+                                  % held.queue_id, since=offset)
+        self.filter.wait_for_log(r"eom: quarantine .*reason=\"DMARC quarantine policy of quarantine\.example\"")
         # Without a DMARC record the message is delivered.
         plain = self.send_external("user@example.com", addr=GOOGLE_IP, sender="x@bounce.example",
                                    data=message("someone@nodmarc.example"))
