@@ -182,9 +182,11 @@ std::shared_ptr<const dmarc::Checker> load_dmarc(const config::Config& config, s
     }
 }
 
-/* SNAPSHOT's needs as our header widens them: the MTA must send the
- * HELO name, the header and the body. */
+/* SNAPSHOT's needs as our authserv-id widens them: the header fields,
+ * to find forged Authentication-Results; with our header, also the HELO
+ * name and the body, for every check. */
 void widen_needs(policy::PolicyNeeds& needs, const AuthSettings& settings) {
+    if (!settings.authserv_id.empty()) needs.headers = true;
     if (!settings.add_header) return;
     needs.spf = needs.dkim = needs.dmarc = true;
     needs.headers = needs.body = true;

@@ -87,9 +87,10 @@ class AuthenticationTest(UnboundTestCase):
         super().tearDownClass()
         shutil.rmtree(cls.keys, ignore_errors=True)
 
-    def start(self, resolver, timeout="2s"):
-        return self.start_filter(self.POLICY, settings={"dns": {"resolver": resolver, "timeout": timeout},
-                                                        "auth": {"authserv_id": AUTHSERV_ID}})
+    def start(self, resolver, timeout="2s", add_header=True, rules=None):
+        return self.start_filter(rules or self.POLICY,
+                                 settings={"dns": {"resolver": resolver, "timeout": timeout},
+                                           "auth": {"authserv_id": AUTHSERV_ID, "add_header": add_header}})
 
     def deliver(self, data, sender):
         sent = self.send_external("user@example.com", sender=sender, data=data)
@@ -165,6 +166,16 @@ class AuthenticationTest(UnboundTestCase):
         self.assertEqual(len(results), 2, results)
         self.assertTrue(results[0].startswith("mx.test; spf=pass"), results)
         self.assertEqual(results[1], "elsewhere.example; spf=pass smtp.mailfrom=x.example")
+
+    def test_without_our_header_forged_ones_still_go(self):
+        # No rule reads a result and no header is added: the filter asks
+        # Postfix for the header only to find the forged fields.
+        self.start(self.unbound.forwarder, add_header=False, rules=policy(BASE_POLICY, RELAY_RULES))
+        data = message("alice@signed.example", extra_headers=[
+            "Authentication-Results: mx.test; dkim=pass header.d=bank.example",
+            "Authentication-Results: elsewhere.example; spf=pass smtp.mailfrom=x.example"])
+        delivered = self.deliver(data, "alice@signed.example")
+        self.assertEqual(self.results(delivered), ["elsewhere.example; spf=pass smtp.mailfrom=x.example"])
 
     def test_dead_resolver_gives_temperror_and_delivers(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
