@@ -1,4 +1,5 @@
-"""The core scenarios through Sendmail 8.17 (`sendmail -bs`, local submission).
+"""The core scenarios through Sendmail 8.17 (`sendmail -bs`, local submission),
+and DKIM with our Authentication-Results through its header handling.
 
 Sendmail runs in its own network namespace (see harness.Sendmail) and calls
 the filter at a unix socket.  Local submission gives the filter host name
@@ -12,8 +13,9 @@ import os
 import re
 import unittest
 
-from harness import (BASE_POLICY, RELAY_RULES, FilterTestCase, Sendmail,
+from harness import (BASE_POLICY, RELAY_RULES, FilterTestCase, Sendmail, Unbound,
                      decision, policy, rule_line)
+from test_auth import make_key, message, sign, txt
 
 POLICY = policy(BASE_POLICY, RELAY_RULES)
 HELO = "client.test.invalid"
@@ -48,8 +50,9 @@ class SendmailTest(FilterTestCase):
         self.assertEqual(len(qf), 1, self.sendmail.queue_files())
         with open(os.path.join(self.sendmail.dir, "mqueue", qf[0]), errors="replace") as f:
             text = f.read()
-        # qf header lines look like "H??Name: value" or "H?F?From: ...".
-        return re.findall(r"(?m)^H(?:\?[^?\n]*\?)?(.*)$", text)
+        # qf header lines look like "H??Name: value" or "H?F?From: ...",
+        # folded ones go on in lines that start with a tab.
+        return re.findall(r"(?m)^H(?:\?[^?\n]*\?)?(.*(?:\n\t.*)*)$", text)
 
     def test_relay_refused_local_accepted(self):
         flt = self.start_filter(POLICY)
@@ -93,6 +96,32 @@ on mail { reject 550 5.7.0 "No mail from ${sender.domain} today" if sender.domai
         self.assertReply(end, 250)
         headers = self.queued_headers(before)
         self.assertIn("X-Portcullis: checked via %s" % HELO, headers)
+
+    def test_dkim_and_authentication_results(self):
+        """A signed message verifies through Sendmail's header bytes; our
+        Authentication-Results goes in and a forged one goes out."""
+        key_file, record = make_key(self.tmp.sub("dkim-keys"), "sel", "signed.example")
+        unbound = Unbound(self.tmp, {"sel._domainkey.signed.example": [txt(record)],
+                                     "_dmarc.signed.example": ['TXT "v=DMARC1; p=reject"']}, name="unbound-dkim")
+        unbound.start()
+        self.addCleanup(unbound.stop)
+        self.start_filter(policy(BASE_POLICY, RELAY_RULES), settings={
+            "dns": {"resolver": unbound.forwarder}, "auth": {"authserv_id": "mx.test"}})
+        data = sign(message("alice@signed.example",
+                            extra_headers=["Authentication-Results: mx.test; dkim=pass header.d=bank.example"]),
+                    key_file)
+        before = self.sendmail.queue_files()
+        session = self.session()
+        self.assertEqual(session.command("MAIL FROM:<alice@signed.example>").code, 250)
+        self.assertEqual(session.command("RCPT TO:<user@example.com>").code, 250)
+        _, end = session.data(data.replace("\r\n", "\n"))
+        self.assertReply(end, 250)
+        results = [h for h in self.queued_headers(before) if h.startswith("Authentication-Results:")]
+        self.assertEqual(len(results), 1, self.queued_headers(before))
+        # Local submission: no client address, so SPF is none.
+        self.assertRegex(results[0], r"(?s)^Authentication-Results: mx\.test;\s+spf=none;"
+                                     r"\s+dkim=pass \(2048-bit key\) header\.d=signed\.example .*"
+                                     r"dmarc=pass \(p=reject dis=none\) header\.from=signed\.example")
 
     def test_no_client_address_is_handled(self):
         rules = policy(BASE_POLICY, """\
