@@ -102,13 +102,14 @@ class AuthenticationTest(UnboundTestCase):
         return [" ".join(value.split()) for value in delivered.header_all("Authentication-Results")]
 
     def test_signed_message_passes_with_our_header_on_top(self):
+        # header.b is quoted when its 8 characters hold a "/" (not a token).
         self.start(self.unbound.forwarder)
         data = sign(message("Alice <alice@signed.example>"), self.key_file)
         delivered = self.deliver(data, "alice@signed.example")
         self.assertRegex(self.results(delivered)[0],
                          r"^mx\.test; spf=pass smtp\.mailfrom=signed\.example; "
                          r"dkim=pass \(2048-bit key\) header\.d=signed\.example header\.i=@signed\.example header\.s=sel "
-                         r"header\.a=rsa-sha256 header\.b=\S{8}; "
+                         r"header\.a=rsa-sha256 header\.b=(?:[^\s;\"]{8}|\"[^\s\"]{8}\"); "
                          r"dmarc=pass \(p=reject dis=none\) header\.from=signed\.example$")
         # Ours is on top (above even Postfix's Received), folded with tabs,
         # with one space after the colon.
