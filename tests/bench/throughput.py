@@ -3,18 +3,27 @@
 loopback, with and without the Portcullis milter, in one run.
 
 One Postfix instance (tests/e2e/harness.py's, plus the limits below), one
-smtp-sink as its next hop, and two filter processes: one on the shipped
+smtp-sink as its next hop, one private unbound (the harness's) as every
+filter's resolver, and three filter processes: one on the shipped
 default policy (smtp-source connects from 127.0.0.1, which it trusts, so
 every connection is accepted at connect) and one on a copy of that policy
 whose trusted networks leave out 127.0.0.0/8, whose local domains list
-the recipient's domain and whose greylist skip list holds 127.0.0.1 (every
-rule runs, the greylist rule's condition included; the mail is still
-delivered).
+the recipient's domain, whose greylist skip list holds 127.0.0.1 and whose
+per-client flood guard allows more than a run sends (every rule runs, the
+greylist rule's condition and the rate count included; the mail is still
+delivered), and one on that copy with auth.authserv_id set, so that every
+message gets SPF, DKIM and DMARC checked and our Authentication-Results
+header.  smtp-source sends its own 5 KB message, or for the last filter
+(and a second run of Postfix alone) a 5 KB message signed with RSA-2048 by
+signed_messages.py, whose key, SPF record and DMARC record (p=reject) the
+unbound serves; the filter's metrics must then count spf=pass, dkim=pass
+and dmarc=pass for every message, or the run is invalid and stops.
 Configurations differ only in smtpd_milters (changed with postfix reload)
-and are measured in turn, REPEATS times each.  For each run: the wall time
-from starting smtp-source until smtp-sink has counted every message,
-messages per second, and CPU seconds per 1000 messages of the filter
-(/proc/PID/stat), of the whole box (/proc/stat) and of the benchmark's own
+and in that message, and are measured in turn, REPEATS times each.  For
+each run: the wall time from starting smtp-source until smtp-sink has
+counted every message, messages per second (and the ratio to Postfix
+alone sending the same message), and CPU seconds per 1000 messages of the
+filter (/proc/PID/stat), of the whole box (/proc/stat) and of the benchmark's own
 processes (Postfix, sink, filter, smtp-source: the box is shared, so each run
 first waits, up to --quiet-wait seconds, for it to be idle).  Then one
 message per filter with Postfix's verbose milter logging, to show which
@@ -34,14 +43,19 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 import harness  # noqa: E402  (read-only: shared with the end-to-end tests)
+from test_auth import DEBIAN_PYTHON, txt  # noqa: E402  (python3-dkim's python; a TXT record for unbound)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SENDER = "sender@example.net"
+SENDER = "sender@example.net"   # also the signed message's From, and its d=
 RECIPIENT = "rcpt@example.com"
+SENDER_DOMAIN = SENDER.split("@", 1)[1]
+AUTHSERV_ID = "mx.bench"
+SIGNED_KEY = "rsa2048"   # which of signed_messages.py's messages smtp-source sends
 
 # Everything that could throttle 100 parallel sessions from one address,
 # identical in every configuration (only smtpd_milters changes).
@@ -188,13 +202,54 @@ class BenchPostfix(harness.Postfix):
             harness.write_file(master_cf, re.sub(r"(?m)^(cleanup\s.*\bcleanup)$", r"\1 -v", text))
 
 
+# ------------------------------------------------------- the signed message
+
+class SignedMessage:
+    """signed_messages.py's RSA-2048 message (5120 bytes) as a file for
+    smtp-source -F, which sends each line with CRLF appended (so the file
+    has bare LF ends), and the DNS records under which its SPF, DKIM and
+    DMARC pass: the sender domain's SPF record (listing 127.0.0.1, although
+    libspf2 passes a loopback client without looking), the key record and
+    v=DMARC1; p=reject."""
+
+    def __init__(self, tmp):
+        directory = tmp.sub("signed")
+        harness.run([DEBIAN_PYTHON, os.path.join(HERE, "signed_messages.py"), directory])
+        with open(os.path.join(directory, SIGNED_KEY + ".eml"), "rb") as f:
+            message = f.read()
+        self.size = len(message)
+        self.file = os.path.join(directory, SIGNED_KEY + ".lf")
+        with open(self.file, "wb") as f:
+            f.write(message.replace(b"\r\n", b"\n"))
+        with open(os.path.join(directory, SIGNED_KEY + ".dns")) as f:
+            key_name, key_record = f.read().strip().split(" ", 1)
+        self.records = {
+            SENDER_DOMAIN: ['TXT "v=spf1 ip4:127.0.0.1 -all"'],
+            key_name: [txt(key_record)],
+            "_dmarc." + SENDER_DOMAIN: ['TXT "v=DMARC1; p=reject"'],
+        }
+
+
 # ------------------------------------------------------------------- filter
+
+# The default policy's inbound flood guard: all of a run's messages come
+# from one address, and 300 a minute would defer most of them.
+FLOOD_GUARD = re.compile(r"(?m)^(\s*ratelimit client\.ip )300/1m( if not authenticated)$")
+FLOOD_GUARD_RATE = "1000000/1m"
+
 
 def copy_untrusting_policy(source_policies, dest, domain, client="127.0.0.1"):
     """Copy the policy dir; drop every trusted network that covers CLIENT,
     add DOMAIN to the local domains and CLIENT to the greylist skip list
-    (smtp-source never retries).  Returns the rules file."""
+    (smtp-source never retries), and raise the flood guard's rate so that
+    it counts every message and defers none.  Returns the rules file."""
     shutil.copytree(source_policies, dest)
+    rules = os.path.join(dest, "default.rules")
+    with open(rules) as f:
+        text, raised = FLOOD_GUARD.subn(r"\g<1>%s\g<2>" % FLOOD_GUARD_RATE, f.read())
+    if raised != 1:
+        raise RuntimeError("%s: no flood guard rule like %r to raise" % (rules, FLOOD_GUARD.pattern))
+    harness.write_file(rules, text)
     trusted = os.path.join(dest, "lists", "trusted-networks.txt")
     with open(trusted) as f:
         lines = f.read().splitlines()
@@ -204,7 +259,7 @@ def copy_untrusting_policy(source_policies, dest, domain, client="127.0.0.1"):
         f.write(domain + "\n")
     with open(os.path.join(dest, "lists", "greylist-skip-networks.txt"), "a") as f:
         f.write(client + "\n")
-    return os.path.join(dest, "default.rules")
+    return rules
 
 
 def _covers(line, address):
@@ -215,11 +270,15 @@ def _covers(line, address):
         return False
 
 
+AUTH_RESULT_LINE = re.compile(r'(?m)^portcullis_auth_results_total\{method="(\w+)",result="(\w+)"\} (\S+)$')
+
+
 class FilterProcess:
     """portcullis run -f on a policy file, milter socket on a free loopback
-    port, its log (info, stderr) in a file."""
+    port, its log (info, stderr) in a file.  SETTINGS: {section: {key:
+    value}} added to the config."""
 
-    def __init__(self, tmp, name, policy_file, binary):
+    def __init__(self, tmp, name, policy_file, binary, settings=None):
         self.name = name
         self.dir = tmp.sub(name)
         self.binary = binary
@@ -233,6 +292,9 @@ class FilterProcess:
             "log": {"target": "stderr", "level": "info"},
             "store": {"backend": "memory"},
         }
+        for section, values in (settings or {}).items():
+            config.setdefault(section, {}).update(values)
+        self.metrics_listen = config.get("metrics", {}).get("listen")
         harness.write_file(self.config_file, "".join(
             "[%s]\n%s\n" % (section, "".join("%s = %s\n" % (k, harness.toml_value(v)) for k, v in values.items()))
             for section, values in config.items()))
@@ -261,6 +323,13 @@ class FilterProcess:
     def cpu_seconds(self):
         return process_cpu_seconds(self.proc.pid)
 
+    def auth_results(self):
+        """{(method, result): count} of portcullis_auth_results_total, from
+        the filter's /metrics (metrics.listen must be set)."""
+        with urllib.request.urlopen("http://%s/metrics" % self.metrics_listen, timeout=10) as response:
+            text = response.read().decode()
+        return {(method, result): float(value) for method, result, value in AUTH_RESULT_LINE.findall(text)}
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -284,10 +353,16 @@ class FilterProcess:
 # -------------------------------------------------------------- measurement
 
 class Configuration:
-    """What Postfix calls: no milter, or one of the filters."""
+    """What Postfix calls (no milter, or one of the filters), what
+    smtp-source sends (its own message, or MESSAGE: a SignedMessage), and
+    BASELINE: the configuration of Postfix alone sending the same (itself
+    when not given).  VERIFY_AUTH: every message must pass SPF, DKIM and
+    DMARC, as the filter's metrics count them."""
 
-    def __init__(self, key, label, flt=None):
-        self.key, self.label, self.filter = key, label, flt
+    def __init__(self, key, label, flt=None, message=None, baseline=None, verify_auth=False):
+        self.key, self.label, self.filter, self.message = key, label, flt, message
+        self.baseline = baseline or self
+        self.verify_auth = verify_auth
         self.runs = []
 
     @property
@@ -301,6 +376,7 @@ class Bench:
         self.tmp = tmp
         self.sink = CountingSink(tmp)
         self.postfix = None
+        self.unbound = None
         self.filters = []
 
     # -- setup
@@ -309,14 +385,27 @@ class Bench:
         self.sink.start()
         self.postfix = BenchPostfix(self.tmp, self.sink.port, **POSTFIX_LIMITS).start()
 
-    def add_filter(self, name, policy_file):
-        flt = FilterProcess(self.tmp, name, policy_file, self.args.bin).start()
+    def start_unbound(self, records):
+        """The filters' resolver: no query leaves the box."""
+        self.unbound = harness.Unbound(self.tmp, records).start()
+
+    def add_filter(self, name, policy_file, authenticate=False):
+        """A filter resolving through our unbound; AUTHENTICATE: with our
+        Authentication-Results header (so every check runs on every
+        message) and metrics, to count what they found."""
+        settings = {"dns": {"resolver": self.unbound.forwarder}}
+        if authenticate:
+            settings["auth"] = {"authserv_id": AUTHSERV_ID}
+            settings["metrics"] = {"listen": "127.0.0.1:%d" % harness.free_port()}
+        flt = FilterProcess(self.tmp, name, policy_file, self.args.bin, settings).start()
         self.filters.append(flt)
         return flt
 
     def stop(self):
         for flt in self.filters:
             flt.stop()
+        if self.unbound:
+            self.unbound.stop()
         if self.postfix:
             self.postfix.stop()
         self.sink.stop()
@@ -334,9 +423,10 @@ class Bench:
         harness.wait_until(lambda: "Mail queue is empty" in self.postfix.queue(), timeout,
                            "the Postfix queue to empty", interval=0.5)
 
-    def smtp_source(self, messages):
-        argv = ["smtp-source", "-s", str(self.args.sessions), "-m", str(messages), "-l", str(self.args.length),
-                "-f", SENDER, "-t", RECIPIENT, "127.0.0.1:%d" % self.postfix.port]
+    def smtp_source(self, config, messages):
+        content = ["-F", config.message.file] if config.message else ["-l", str(self.args.length)]
+        argv = (["smtp-source", "-s", str(self.args.sessions), "-m", str(messages)] + content +
+                ["-f", SENDER, "-t", RECIPIENT, "127.0.0.1:%d" % self.postfix.port])
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def bench_cpu_seconds(self):
@@ -358,8 +448,9 @@ class Bench:
         self.use(config)
         waited, busy_before = wait_for_quiet_box(self.args.quiet_wait)
         target = self.sink.count() + messages
+        auth_before = config.filter.auth_results() if config.verify_auth else None
         before, start = self.counters(), time.monotonic()
-        source = self.smtp_source(messages)
+        source = self.smtp_source(config, messages)
         source_done = None
         deadline = start + self.args.run_timeout
         while self.sink.count() < target:
@@ -379,7 +470,22 @@ class Bench:
         self.wait_queue_empty()
         result = self.result(config, messages, end - start, source_done - start, before, after)
         result.update(quiet_wait_s=waited, box_busy_before=busy_before)
+        if config.verify_auth:
+            result["auth_results"] = self.passed_auth(config, messages, auth_before)
         return result
+
+    def passed_auth(self, config, messages, before):
+        """The filter's SPF, DKIM and DMARC results during the run, which
+        must be one pass of each per message: a run that measured failing
+        checks, or none, measured something else."""
+        after = config.filter.auth_results()
+        found = {"%s=%s" % key: round(value - before.get(key, 0)) for key, value in after.items()
+                 if value != before.get(key, 0)}
+        wanted = {"spf=pass": messages, "dkim=pass": messages, "dmarc=pass": messages}
+        if found != wanted:
+            raise RuntimeError(self.failure(config, "invalid run: the filter counted %s for %d messages, not %s"
+                                            % (found, messages, wanted)))
+        return found
 
     def result(self, config, messages, wall, accept_wall, before, after):
         per_1000 = 1000.0 / messages
@@ -439,16 +545,19 @@ def medians(runs):
 
 
 def summarise(configs):
-    baseline = medians(configs[0].runs)["delivered_per_s"]
     rows = []
     for config in configs:
+        baseline = config.baseline
         row = {"key": config.key, "what_postfix_calls": config.label, "runs": config.runs,
-               "median": medians(config.runs)}
-        row["ratio_to_postfix_alone"] = round(row["median"]["delivered_per_s"] / baseline, 3)
+               "median": medians(config.runs), "compared_with": baseline.key}
+        row["ratio_to_postfix_alone"] = round(
+            row["median"]["delivered_per_s"] / medians(baseline.runs)["delivered_per_s"], 3)
         # Runs are interleaved (alone, trusted, untrusted, alone, ...): each
         # repeat's ratio compares runs made a few seconds apart.
         row["ratio_per_repeat"] = [round(r["delivered_per_s"] / a["delivered_per_s"], 3)
-                                   for r, a in zip(config.runs, configs[0].runs)]
+                                   for r, a in zip(config.runs, baseline.runs)]
+        row["message"] = ("signed_messages.py's %s, %d bytes" % (SIGNED_KEY, config.message.size)
+                          if config.message else "smtp-source -l (generated)")
         row["policy_file"] = config.filter.policy_file if config.filter else None
         rows.append(row)
     return rows
@@ -477,6 +586,20 @@ def contention_note(rows):
             % (statistics.median(others), max(others)))
 
 
+def baseline_note(rows):
+    """What each Postfix-alone row sent (the others are compared with the
+    one that sent the same), and what the authenticating filter's metrics
+    counted."""
+    lines = ["\nx Postfix alone: against Postfix alone sending the same message: %s." % "; ".join(
+        "%s: %s" % (row["what_postfix_calls"], row["message"]) for row in rows if row["compared_with"] == row["key"])]
+    for row in rows:
+        counted = [r["auth_results"] for r in row["runs"] if "auth_results" in r]
+        if counted:
+            lines.append("%s: the filter counted %s in %d runs of %d messages: every message passed." % (
+                row["key"], ", ".join(sorted(counted[0])), len(counted), row["runs"][0]["messages"]))
+    return "\n".join(lines)
+
+
 def environment(args):
     version = harness.run([args.bin, "version"], check=False).stdout.strip() if os.access(args.bin, os.X_OK) else ""
     return {
@@ -484,8 +607,8 @@ def environment(args):
         "host": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count(),
         "postfix": harness.run(["postconf", "-d", "-h", "mail_version"], check=False).stdout.strip(),
         "portcullis": version.splitlines()[0] if version else None, "portcullis_bin": args.bin,
-        "smtp_source": "-s %d -m %d -l %d -f %s -t %s" % (args.sessions, args.messages, args.length,
-                                                           SENDER, RECIPIENT),
+        "smtp_source": "-s %d -m %d (-l %d, or -F the signed message) -f %s -t %s" % (
+            args.sessions, args.messages, args.length, SENDER, RECIPIENT),
         "postfix_limits": POSTFIX_LIMITS,
     }
 
@@ -511,17 +634,26 @@ def parse_args():
 
 
 def configurations(bench, args):
-    configs = [Configuration("postfix_alone", "nothing")]
+    alone = Configuration("postfix_alone", "nothing")
+    configs = [alone]
     if args.only_postfix:
         return configs
+    signed = SignedMessage(bench.tmp)
+    bench.start_unbound(signed.records)
     shipped = os.path.join(harness.SOURCE_DIR, "policies", "default.rules")
     untrusting = copy_untrusting_policy(os.path.join(harness.SOURCE_DIR, "policies"),
                                         os.path.join(bench.tmp.path, "policy-untrusted"),
                                         RECIPIENT.split("@", 1)[1])
     configs.append(Configuration("trusted", "portcullis, default policy, trusted client (accepted at connect)",
-                                 bench.add_filter("filter-trusted", shipped)))
+                                 bench.add_filter("filter-trusted", shipped), baseline=alone))
     configs.append(Configuration("untrusted", "portcullis, default policy, untrusted client (every rule runs)",
-                                 bench.add_filter("filter-untrusted", untrusting)))
+                                 bench.add_filter("filter-untrusted", untrusting), baseline=alone))
+    alone_signed = Configuration("postfix_alone_signed", "nothing, DKIM-signed message", message=signed)
+    configs.append(alone_signed)
+    configs.append(Configuration(
+        "auth", "portcullis, as untrusted, with Authentication-Results (SPF, DKIM, DMARC pass); signed message",
+        bench.add_filter("filter-auth", untrusting, authenticate=True), message=signed, baseline=alone_signed,
+        verify_auth=True))
     return configs
 
 
@@ -555,13 +687,15 @@ def main():
                              run["bench_cpu_s_per_1000"], run["other_cpu_s"], run["quiet_wait_s"]))
         conversations = {}
         if not args.no_conversation:
-            for config in configs[1:]:
-                conversations[config.key] = bench.milter_conversation(config)
+            for config in configs:
+                if config.filter:
+                    conversations[config.key] = bench.milter_conversation(config)
     finally:
         bench.stop()
         tmp.cleanup()
     rows = summarise(configs)
     print(table(rows, args.sessions))
+    print(baseline_note(rows))
     print(contention_note(rows))
     for key, lines in conversations.items():
         print("\nmilter conversation for one message (%s), from Postfix's verbose log:" % key)
