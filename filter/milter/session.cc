@@ -93,9 +93,7 @@ Answer Session::mail(std::string_view sender, std::string_view auth_user, uint64
     if (connection_refusal_) return *connection_refusal_;
     if (helo_refusal_) return *helo_refusal_;
     if (connection_accepted_) return Answer{};
-    Answer answer = run(Stage::mail);
-    if (answer.kind == Answer::Kind::proceed && !message_accepted_) begin_message_stream();
-    return answer;
+    return run(Stage::mail);
 }
 
 Answer Session::rcpt(std::string_view recipient) {
@@ -114,7 +112,7 @@ Answer Session::rcpt(std::string_view recipient) {
 void Session::header(std::string_view name, std::string_view value) {
     // name ":" value CRLF, as the message travels.
     message_bytes_ += name.size() + 1 + value.size() + 2;
-    if (message_stream_) message_stream_->header(name, value);
+    if (MessageStream* stream = message_stream()) stream->header(name, value);
     if (!snapshot_->needs.headers) return;
     const size_t cost = name.size() + std::min(value.size(), kMaxStoredHeaderValue);
     if (stored_header_bytes_ + cost > kMaxStoredHeaderBytes) return;
@@ -124,14 +122,16 @@ void Session::header(std::string_view name, std::string_view value) {
 
 void Session::body(std::string_view chunk) {
     message_bytes_ += chunk.size();
-    if (!message_stream_) return;
+    MessageStream* stream = message_stream();
+    if (!stream) return;
     end_headers();
-    message_stream_->body(chunk);
+    stream->body(chunk);
 }
 
 EndOfMessage Session::end_of_message() {
     EndOfMessage end;
     if (snapshot_->needs.body) facts_.size = message_bytes_ + 2;   // the empty line after the headers
+    message_stream();   // a message without header fields
     end_headers();
     if (!connection_accepted_ && !message_accepted_) end.answer = run(Stage::eom);
 
@@ -146,11 +146,15 @@ EndOfMessage Session::end_of_message() {
     return end;
 }
 
-/* A message accepted at MAIL gets no stream: it is not filtered. */
-void Session::begin_message_stream() {
-    if (!snapshot_->auth) return;
-    message_stream_ = snapshot_->auth->begin(facts_);
-    facts_.auth = message_stream_.get();
+/* The message's stream, begun with its data (not at MAIL: most refused
+ * recipients never get that far).  A message accepted before its data
+ * is not filtered and gets none. */
+MessageStream* Session::message_stream() {
+    if (!message_stream_ && snapshot_->auth && !connection_accepted_ && !message_accepted_) {
+        message_stream_ = snapshot_->auth->begin(facts_);
+        facts_.auth = message_stream_.get();
+    }
+    return message_stream_.get();
 }
 
 /* The header ends at the first body chunk, or at eom for a message

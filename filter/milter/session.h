@@ -99,7 +99,7 @@ private:
     Answer apply(policy::Stage stage, const policy::StageResult& result);
     void collect(policy::Stage stage, const std::vector<policy::Effect>& effects);
     bool has_pending_effects() const;
-    void begin_message_stream();
+    MessageStream* message_stream();
     void end_headers();
     void finish_message_stream(EndOfMessage& end);
 
