@@ -14,15 +14,19 @@ build_packages=(
   # DMARC's organizational domains (auth.public_suffix_list); its tests
   # also read the list's own test cases from it.
   publicsuffix
+  # docs/man/mkman.py, which writes the man pages at build time
+  python3
 )
 test_packages=(
-  libgtest-dev python3 postfix swaks miltertest m4 iproute2 util-linux bsdutils
+  libgtest-dev postfix swaks miltertest m4 iproute2 util-linux bsdutils
   redis-server unbound libbenchmark-dev
   # the RFC 7208 SPF test suite (rfc7208-tests.yml.gz) and its reader
   python3-spf python3-yaml
   # DKIM: dkimpy's signed test messages and signing (tests/dkim, the DKIM
   # unit tests), Ed25519 keys for it, and opendkim-genkey for RSA keys
   python3-dkim python3-nacl opendkim-tools
+  # the man pages rendered as man shows them, checked for warnings
+  man-db groff-base
 )
 
 packages=("${build_packages[@]}")
