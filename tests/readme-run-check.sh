@@ -113,4 +113,5 @@ status=0
 wait "$daemon" || status=$?
 daemon=""
 [ "$status" -eq 0 ] || { show_log; fail "the daemon exited $status on SIGTERM"; }
+show_log
 echo "readme-run-check: ok: the README's run command installs, builds, listens and stops"
