@@ -22,8 +22,8 @@ log::Level to_log_level(config::LogLevel level) {
     return log::Level::info;
 }
 
-/* The DNS lists whose every lookup libunbound answers without asking a
- * server: whatever the list holds, they never say what it says. */
+/* A warning for each DNS list in a zone libunbound answers itself:
+ * whatever the list publishes, the rules never see it. */
 std::vector<LoadWarning> unconsulted_dns_lists(const policy::PolicyNeeds& needs) {
     std::vector<LoadWarning> warnings;
     for (const auto& use : needs.dns_lists) {
