@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what building Portcullis needs on Debian 12, and with --test what
 # its test suite needs too (Postfix, swaks, miltertest, ...).  Creates the
-# system user the daemon drops to.  Run as root; safe to run again.
+# system user the daemon drops to (milter.user) and the directory of the
+# memory store's snapshot.  Run as root (contrib/as-root
+# contrib/install-deps.sh); safe to run again.
 set -euo pipefail
 
 build_packages=(
@@ -33,7 +35,7 @@ packages=("${build_packages[@]}")
 if [ "${1:-}" = "--test" ]; then packages+=("${test_packages[@]}"); fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps.sh: run as root (sudo)" >&2
+  echo "install-deps.sh: run as root: contrib/as-root contrib/install-deps.sh $*" >&2
   exit 1
 fi
 

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Install, build and run every test: the unit tests and the end-to-end
 # tests through real Postfix, Sendmail and miltertest.  Needs root (apt,
-# Postfix).  With --sanitize the build goes to build-asan with
-# AddressSanitizer and UndefinedBehaviorSanitizer.
+# Postfix): contrib/as-root tests/run-all.sh.  With --sanitize the build
+# goes to build-asan with AddressSanitizer and UndefinedBehaviorSanitizer.
+# The tests are asked for (PORTCULLIS_TESTS=ON): configuring stops when
+# GoogleTest is missing instead of building the daemon alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_dir=build
-cmake_flags=()
+cmake_flags=(-DPORTCULLIS_TESTS=ON)
 if [ "${1:-}" = "--sanitize" ]; then
   build_dir=build-asan
-  cmake_flags=(-DPORTCULLIS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+  cmake_flags+=(-DPORTCULLIS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi

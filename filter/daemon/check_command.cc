@@ -1,6 +1,7 @@
 /*
  * check_command.cc: `portcullis check`, what an administrator runs before
- * a reload.  Every error goes to stderr; a one-line summary to stdout.
+ * a reload.  Every error and warning goes to stderr; a one-line summary
+ * to stdout.  Warnings alone do not fail the check.
  */
 #include <cstdio>
 
@@ -24,6 +25,7 @@ int check_command(const ConfigSource& source) {
         if (!outcome.errors.empty()) outcome.state.reset();
     }
     for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
+    for (const auto& warning : outcome.warnings) std::fprintf(stderr, "%s\n", warning.str().c_str());
     if (!outcome.state) {
         std::fprintf(stderr, "portcullis check: %zu error%s\n", outcome.errors.size(),
                      outcome.errors.size() == 1 ? "" : "s");

@@ -169,7 +169,7 @@ bool needs_message_auth(const AuthSettings& settings) {
 
 bool needs_resolver(const State& state) {
     const auto& needs = state.snapshot->needs;
-    return needs.dns || needs.spf || needs_message_auth(auth_settings(state));
+    return needs.consults_dns_lists() || needs.spf || needs_message_auth(auth_settings(state));
 }
 
 /* The DMARC checker, or why the Public Suffix List cannot be read. */
@@ -219,7 +219,7 @@ std::string attach_resolver(State& state) {
         // header needs from the MTA.
         auto snapshot = std::make_shared<milter::Snapshot>(*state.snapshot);
         widen_needs(snapshot->needs, settings);
-        if (snapshot->needs.dns) snapshot->dns = std::make_shared<ResolverAddresses>(resolver);
+        if (snapshot->needs.consults_dns_lists()) snapshot->dns = std::make_shared<ResolverAddresses>(resolver);
         if (snapshot->needs.spf) snapshot->spf = std::make_shared<ResolverSpf>(resolver);
         if (needs_message_auth(settings)) snapshot->auth = std::make_shared<Authenticator>(resolver, dmarc, settings);
         state.snapshot = std::move(snapshot);

@@ -3,8 +3,10 @@
  */
 #include "daemon/loading.h"
 
+#include "dns/local_zones.h"
 #include "policy/loader.h"
 #include "util/log.h"
+#include "util/text.h"
 
 namespace portcullis::daemon {
 
@@ -18,6 +20,22 @@ log::Level to_log_level(config::LogLevel level) {
         case config::LogLevel::debug: return log::Level::debug;
     }
     return log::Level::info;
+}
+
+/* A warning for each DNS list in a zone libunbound answers itself:
+ * whatever the list publishes, the rules never see it. */
+std::vector<LoadWarning> unconsulted_dns_lists(const policy::PolicyNeeds& needs) {
+    std::vector<LoadWarning> warnings;
+    for (const auto& use : needs.dns_lists) {
+        const dns::LocalZone* zone = dns::local_zone_of(use.zone);
+        if (!zone) continue;
+        warnings.push_back({use.where.str(), "DNS list " + in_quotes(use.zone) +
+                                                 " is never consulted: libunbound answers every name under " +
+                                                 in_quotes(zone->name) + " itself (" + std::string(zone->reason) +
+                                                 ") with " + std::string(zone->answer) +
+                                                 ", whatever dns.resolver names"});
+    }
+    return warnings;
 }
 
 }  // namespace
@@ -34,7 +52,12 @@ LoadOutcome load_state(const ConfigSource& source) {
 
     const bool monitor_all = loaded.config->policy.mode == config::PolicyMode::monitor;
     outcome.state = State{*loaded.config, milter::make_snapshot(policy.policy, monitor_all)};
+    outcome.warnings = unconsulted_dns_lists(outcome.state->snapshot->needs);
     return outcome;
+}
+
+void log_warnings(const std::vector<LoadWarning>& warnings) {
+    for (const auto& warning : warnings) log::warning(warning.where + ": " + warning.message);
 }
 
 void apply_log_settings(const config::Config& config, bool foreground) {

@@ -5,6 +5,9 @@
  * load_state() collects every error, config and policy alike, as the
  * lines `check` prints and a refused reload logs.  The config file is
  * required when -c named it; the built-in default path may be absent.
+ * It also warns of what loads but cannot work as written: a DNS list in a
+ * zone libunbound answers itself (dns/local_zones.h), which is never
+ * consulted.  `check` prints the warnings; start and reload log them.
  */
 #pragma once
 
@@ -29,12 +32,22 @@ struct State {
     std::shared_ptr<const milter::Snapshot> snapshot;
 };
 
+struct LoadWarning {
+    std::string where;     // "FILE:LINE:COL"
+    std::string message;
+    std::string str() const { return where + ": warning: " + message; }   // as `check` prints it
+};
+
 struct LoadOutcome {
     std::optional<State> state;
-    std::vector<std::string> errors;   // "FILE:LINE:COL: error: ..."
+    std::vector<std::string> errors;     // "FILE:LINE:COL: error: ..."
+    std::vector<LoadWarning> warnings;   // with a state only
 };
 
 LoadOutcome load_state(const ConfigSource& source);
+
+/* Each warning as a log line: "warning: FILE:LINE:COL: ...". */
+void log_warnings(const std::vector<LoadWarning>& warnings);
 
 /* Log level and target as the config says; FOREGROUND forces stderr. */
 void apply_log_settings(const config::Config& config, bool foreground);

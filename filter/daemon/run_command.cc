@@ -93,6 +93,7 @@ public:
         warn_about_restart_keys(outcome.state->config);
         attach_store(*outcome.state, store_);
         apply_log_settings(outcome.state->config, foreground_);
+        log_warnings(outcome.warnings);
         state_ = std::move(*outcome.state);
         milter::publish(state_.snapshot);
         log_loaded("reloaded", state_);
@@ -226,6 +227,7 @@ int run_command(const ConfigSource& source, bool foreground) {
     milter::publish(state.snapshot);
 
     log_loaded("loaded", state);
+    log_warnings(outcome.warnings);
     log::info("listening on " + state.config.milter.socket + "; store: " + store->describe());
     Daemon daemon(source, std::move(state), store, foreground);
     std::thread signals([&daemon] { daemon.handle_signals(); });

@@ -116,6 +116,7 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
     }
     auto outcome = load_state(source);
     for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
+    for (const auto& warning : outcome.warnings) std::fprintf(stderr, "%s\n", warning.str().c_str());
     if (!outcome.state) return kExitBadConfig;
     // --dry: a fresh store of our own, so greylisting sees every triplet as new.
     attach_store(*outcome.state, options.dry ? std::make_unique<store::MemoryStore>("")

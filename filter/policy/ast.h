@@ -78,6 +78,7 @@ struct Condition {
     std::shared_ptr<const List> list;          // in_list (named or inline)
     std::shared_ptr<const Map> map;            // in_map
     std::string zone;                          // in_dnsbl
+    SourceLocation zone_where;                 // in_dnsbl: of the zone's string
 };
 
 /* Text with ${field} references, as in reply texts, log and header text.
@@ -87,7 +88,8 @@ struct TemplatePiece {
     bool is_field = false;
     std::string literal;
     FieldId field = FieldId::client_ip;
-    std::string argument;                 // header("...")
+    std::string argument;                 // header("..."), dnsbl("...")
+    SourceLocation where;                 // a field written in the text: of its name
 };
 struct Template {
     std::vector<TemplatePiece> pieces;

@@ -417,7 +417,9 @@ void ConditionParser::map_lookup(Condition& condition, bool has_lhs) {
 /* dnsbl "ZONE", after dnsbl. */
 void ConditionParser::dnsbl_lookup(Condition& condition, bool has_lhs) {
     condition.kind = Condition::Kind::in_dnsbl;
-    condition.zone = cursor_.next().text;
+    const Token& zone = cursor_.next();
+    condition.zone = zone.text;
+    condition.zone_where = cursor_.where(zone);
     if (has_lhs) {
         const FieldInfo& field = field_info(condition.lhs.field);
         if (field.type != ValueType::ip && field.type != ValueType::domain && field.type != ValueType::name) {

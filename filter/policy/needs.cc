@@ -36,27 +36,28 @@ private:
     void condition(const Condition& node) {
         if (node.left) condition(*node.left);
         if (node.right) condition(*node.right);
-        if (node.kind == Condition::Kind::in_dnsbl) needs_.dns = true;
+        if (node.kind == Condition::Kind::in_dnsbl) needs_.dns_lists.push_back({node.zone, node.zone_where});
         operand(node.lhs);
         operand(node.rhs);
     }
 
     void text(const Template& text) {
         for (const auto& piece : text.pieces) {
-            if (piece.is_field) field(piece.field);
+            if (piece.is_field) field(piece.field, piece.argument, piece.where);
         }
     }
 
     void operand(const Operand& operand) {
-        if (operand.kind == Operand::Kind::field) field(operand.field);
+        if (operand.kind == Operand::Kind::field) field(operand.field, operand.argument, operand.where);
     }
 
-    void field(FieldId id) {
+    /* Field ID, with its ARGUMENT, written at WHERE. */
+    void field(FieldId id, const std::string& argument, const SourceLocation& where) {
         const FieldInfo& info = field_info(id);
         needs_.uses_fields_of[static_cast<size_t>(info.stage)] = true;
         if (id == FieldId::header || id == FieldId::from || id == FieldId::from_domain) needs_.headers = true;
         if (id == FieldId::size && stage_ == Stage::eom) needs_.body = true;
-        if (id == FieldId::dnsbl) needs_.dns = true;
+        if (id == FieldId::dnsbl) needs_.dns_lists.push_back({argument, where});
         if (id == FieldId::dmarc || id == FieldId::dmarc_policy || id == FieldId::dmarc_domain) {
             needs_.dmarc = true;
             needs_.headers = true;   // From

@@ -10,14 +10,27 @@
  * whether a rule consults a DNS list or reads SPF, DKIM or DMARC (so
  * the resolver must be, and DKIM needs the header and body).  It is
  * computed once per loaded policy, so a reload recomputes it.
+ *
+ * dns_lists names every DNS list the rules consult, each time it is
+ * written (in dnsbl "ZONE", dnsbl("ZONE") in a condition, a ratelimit key
+ * or a ${...} text), with where, in stage order: the daemon warns of a
+ * zone its resolver would never ask about.
  */
 #pragma once
 
 #include <array>
+#include <string>
+#include <vector>
 
 #include "policy/ast.h"
 
 namespace portcullis::policy {
+
+/* One DNS list as a rule names it. */
+struct DnsListUse {
+    std::string zone;        // as written
+    SourceLocation where;    // of the zone's string, or of the dnsbl field
+};
 
 struct PolicyNeeds {
     std::array<bool, kStageCount> runs{};       // some rule runs at this stage
@@ -27,10 +40,12 @@ struct PolicyNeeds {
     bool headers = false;    // header(), from, from.domain are read
     bool body = false;       // the body is needed: size read at eom (the real size), or DKIM
     bool store = false;      // a greylist or ratelimit rule (monitored ones too: they record)
-    bool dns = false;        // `in dnsbl` or dnsbl() somewhere
     bool spf = false;        // spf or spf.domain is read (DMARC reads it too)
     bool dkim = false;       // dkim or dkim.domain is read (DMARC reads it too)
     bool dmarc = false;      // dmarc, dmarc.policy or dmarc.domain is read
+    std::vector<DnsListUse> dns_lists;   // `in dnsbl` and dnsbl(), every one
+
+    bool consults_dns_lists() const { return !dns_lists.empty(); }
 
     bool runs_at(Stage stage) const { return runs[static_cast<size_t>(stage)]; }
     bool answers_at(Stage stage) const { return answers[static_cast<size_t>(stage)]; }

@@ -83,7 +83,7 @@ Reply default_reply(ActionKind action, Stage stage) {
         case ActionKind::greylist:
             reply.code = "451";
             append_literal(reply.text, "Greylisted, please try again in ");
-            reply.text.pieces.push_back({true, "", FieldId::greylist_wait, ""});
+            reply.text.pieces.push_back({true, "", FieldId::greylist_wait, "", {}});
             append_literal(reply.text, " seconds");
             break;
         case ActionKind::ratelimit:

@@ -78,7 +78,7 @@ size_t TemplateParser::reference(size_t dollar) {
     if (!problem.empty()) {
         error(start, problem);
     } else if (check_field_use(*field, use_, at(start), cursor_.errors())) {
-        result_.pieces.push_back({true, "", field->id, argument.value_or("")});
+        result_.pieces.push_back({true, "", field->id, argument.value_or(""), at(start)});
     }
     return close + 1;
 }

@@ -69,12 +69,6 @@ bool is_listing_code(const IpAddress& ip) {
     return ip.is_v4() && ip.bytes[0] == 127 && !(ip.bytes[1] == 255 && ip.bytes[2] == 255);
 }
 
-std::string_view without_dots(std::string_view name) {
-    while (name.starts_with('.')) name.remove_prefix(1);
-    while (name.ends_with('.')) name.remove_suffix(1);
-    return name;
-}
-
 /* A part of the message's SPF answer, checked on first use. */
 FieldValue spf_value(const Facts& facts, std::string SpfAnswer::*part) {
     if (!facts.spf) return {};
@@ -94,10 +88,10 @@ FieldValue auth_value(const Facts& facts, const Answer& (MessageAuthentication::
 std::optional<std::string> dnsbl_name(const FieldValue& subject, std::string_view zone) {
     std::string name;
     if (subject.kind == FieldValue::Kind::ip) name = reversed_address(subject.ip);
-    else if (subject.kind == FieldValue::Kind::text) name = to_lower(without_dots(trim(subject.text)));
+    else if (subject.kind == FieldValue::Kind::text) name = to_lower(without_outer_dots(trim(subject.text)));
     if (name.empty()) return std::nullopt;
     name += '.';
-    name += without_dots(zone);
+    name += without_outer_dots(zone);
     return name;
 }
 

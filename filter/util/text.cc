@@ -53,6 +53,12 @@ std::string_view trim(std::string_view text) {
     return text.substr(first, last - first + 1);
 }
 
+std::string_view without_outer_dots(std::string_view name) {
+    while (name.starts_with('.')) name.remove_prefix(1);
+    while (name.ends_with('.')) name.remove_suffix(1);
+    return name;
+}
+
 std::string_view strip_angle_brackets(std::string_view address) {
     address = trim(address);
     if (address.size() >= 2 && address.front() == '<' && address.back() == '>') {

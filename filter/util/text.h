@@ -22,6 +22,8 @@ std::string to_lower(std::string_view text);
 bool equals_nocase(std::string_view a, std::string_view b);
 bool ends_with_nocase(std::string_view text, std::string_view suffix);
 std::string_view trim(std::string_view text);
+/* ".bl.example." -> "bl.example": a DNS name without leading or final dots. */
+std::string_view without_outer_dots(std::string_view name);
 
 /* "<User@Example.COM>" -> "User@Example.COM": strip one pair of angle
  * brackets and surrounding white space, as MTAs hand envelope addresses. */

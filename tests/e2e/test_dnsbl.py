@@ -6,14 +6,19 @@ Clients are posed with XCLIENT ADDR; a connect-stage refusal reaches the
 client at MAIL FROM.  A resolver that never answers (a UDP socket the test
 holds and never reads) makes every lookup a temperror: the rules do not
 apply, and the filter neither crashes nor refuses.
+
+A list in a zone libunbound answers itself (.test, .invalid, .localhost,
+.onion, ...) is never consulted: `portcullis check` warns of each with its
+FILE:LINE:COL and still exits 0, and start and reload log the same.
 """
 
+import re
 import socket
 import time
 import unittest
 
-from harness import (BASE_POLICY, EXTERNAL_IP, UnboundTestCase, policy, portcullis,
-                     rule_line)
+from harness import (BASE_POLICY, EXTERNAL_IP, Filter, FilterTestCase, UnboundTestCase,
+                     policy, portcullis, rule_line)
 
 LISTED_IP = "198.51.100.7"
 LISTED_V6 = "2001:db8::77"
@@ -95,6 +100,78 @@ class DnsblTest(UnboundTestCase):
         proc = portcullis("check", "-c", flt.config_file, "-o", "dns.resolver=not-an-address")
         self.assertEqual(proc.returncode, 1, proc.stdout)
         self.assertIn("dns.resolver", proc.stdout)
+
+
+UNCONSULTED_POLICY = policy(BASE_POLICY, """\
+on connect {
+    reject 554 5.7.1 "listed" if client.ip in dnsbl "bl.test"
+    reject 550 5.7.1 "code 4" if dnsbl("zen.invalid") == 127.0.0.4
+    accept if client.ip in dnsbl "bl.example"
+}
+on mail {
+    reject 550 5.7.1 "${sender.domain}: ${dnsbl(\\"bl.onion\\")}" if sender.domain in dnsbl "Dbl.LOCALHOST."
+}
+""")
+
+
+def position(text, needle, skip=0):
+    """"LINE:COL" of the first `needle` in text, COL moved on by `skip`."""
+    line = rule_line(text, needle)
+    return "%d:%d" % (line, text.splitlines()[line - 1].index(needle) + 1 + skip)
+
+
+# Where each list is named, its zone, and the local zone it lies in.
+UNCONSULTED = [
+    (position(UNCONSULTED_POLICY, '"bl.test"'), "bl.test", "test"),
+    (position(UNCONSULTED_POLICY, 'dnsbl("zen.invalid")'), "zen.invalid", "invalid"),
+    (position(UNCONSULTED_POLICY, '"Dbl.LOCALHOST."'), "Dbl.LOCALHOST.", "localhost"),
+    (position(UNCONSULTED_POLICY, "${dnsbl", skip=2), "bl.onion", "onion"),
+]
+
+
+class UnconsultedListTest(FilterTestCase):
+    """Lists in zones libunbound answers itself: warnings, not errors."""
+
+    def setUp(self):
+        super().setUp()
+        self.silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(self.silent.close)
+        self.silent.bind(("127.0.0.1", 0))
+        self.resolver = {"dns": {"resolver": "127.0.0.1@%d" % self.silent.getsockname()[1]}}
+
+    @staticmethod
+    def warning(where, zone, local_zone, logged=False):
+        """The warning as `check` prints it, or as the log has it."""
+        head = r"warning: \S*test\.rules:%s: " if logged else r"test\.rules:%s: warning: "
+        return (head % re.escape(where) + r"DNS list '%s' is never consulted: libunbound answers "
+                r"every name under '%s' itself" % (re.escape(zone), local_zone))
+
+    def test_check_warns_with_where_and_exits_zero(self):
+        flt = Filter(self.tmp, UNCONSULTED_POLICY, settings=self.resolver, name="check")
+        check = portcullis("check", "-c", flt.config_file)
+        self.assertEqual(check.returncode, 0, check.stdout)
+        self.assertIn("portcullis check: ok", check.stdout)
+        for where, zone, local_zone in UNCONSULTED:
+            self.assertRegex(check.stdout, self.warning(where, zone, local_zone))
+        self.assertEqual(check.stdout.count("warning:"), len(UNCONSULTED), check.stdout)
+        self.assertRegex(check.stdout, r"'Dbl\.LOCALHOST\.' .*\) with 127\.0\.0\.1, whatever dns\.resolver names")
+        self.assertRegex(check.stdout, r"'bl\.test' .*\(RFC 6761 special-use name\) with no address")
+
+    def test_start_and_reload_log_the_warnings(self):
+        flt = self.start_filter(policy(BASE_POLICY, 'on connect { reject if client.ip in dnsbl "bl.example" }'),
+                                settings=self.resolver)
+        flt.wait_for_log(r"listening on")
+        self.assertEqual(flt.find_log(r"warning: .*DNS list"), [], flt.log())
+        mark = flt.mark()
+        flt.write_policy(UNCONSULTED_POLICY)
+        flt.reload()
+        flt.wait_for_log(r"reloaded policy", since=mark)
+        for where, zone, local_zone in UNCONSULTED:
+            flt.wait_for_log(self.warning(where, zone, local_zone, logged=True), since=mark)
+        self.assertEqual(flt.stop(), 0, flt.log())
+        again = self.start_filter(UNCONSULTED_POLICY, settings=self.resolver)
+        for where, zone, local_zone in UNCONSULTED:
+            again.wait_for_log(self.warning(where, zone, local_zone, logged=True))
 
 
 if __name__ == "__main__":

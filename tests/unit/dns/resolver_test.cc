@@ -8,10 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+#include "support/black_hole.h"
 #include "support/unbound_server.h"
 
 namespace portcullis::dns {
@@ -20,6 +17,7 @@ namespace {
 using namespace std::chrono_literals;
 using Status = Answer::Status;
 using Strings = std::vector<std::string>;
+using test_support::BlackHole;
 
 const Strings kRecords{
     "2.0.0.127.bl.example. A 127.0.0.2",
@@ -32,26 +30,6 @@ const Strings kRecords{
     // Not a documentation network: libunbound answers their reverse zones itself.
     "5.113.0.93.in-addr.arpa. PTR host.mail.example.",
     "odd.example. PTR bad\\.label.example.",
-};
-
-/* A UDP socket on 127.0.0.1 that receives queries and never answers. */
-class BlackHole {
-public:
-    BlackHole() : fd_(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
-        sockaddr_in address = test_support::loopback(0);
-        socklen_t length = sizeof address;
-        if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-            getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-            throw std::runtime_error("cannot open a UDP socket on 127.0.0.1");
-        }
-        port_ = ntohs(address.sin_port);
-    }
-    ~BlackHole() { close(fd_); }
-    std::string forwarder() const { return "127.0.0.1@" + std::to_string(port_); }
-
-private:
-    int fd_;
-    int port_ = 0;
 };
 
 class ResolverTest : public ::testing::Test {

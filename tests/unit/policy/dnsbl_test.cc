@@ -178,9 +178,28 @@ TEST_F(Dnsbl, AReachedRuleStartsAllItsLookupsFirst) {
 }
 
 TEST(DnsblNeeds, OnlyPoliciesThatConsultAList) {
-    EXPECT_FALSE(analyse_needs(*parse("on connect { reject if client.ip == 192.0.2.1 }\n"), false).dns);
-    EXPECT_TRUE(analyse_needs(*parse("on mail { reject if helo in dnsbl \"x.example\" }\n"), false).dns);
-    EXPECT_TRUE(analyse_needs(*parse("on connect { reject if dnsbl(\"x.example\") == 127.0.0.2 }\n"), false).dns);
+    EXPECT_FALSE(analyse_needs(*parse("on connect { reject if client.ip == 192.0.2.1 }\n"), false).consults_dns_lists());
+    EXPECT_TRUE(analyse_needs(*parse("on mail { reject if helo in dnsbl \"x.example\" }\n"), false).consults_dns_lists());
+    EXPECT_TRUE(analyse_needs(*parse("on connect { reject if dnsbl(\"x.example\") == 127.0.0.2 }\n"), false)
+                    .consults_dns_lists());
+}
+
+/* Each list as "ZONE FILE:LINE:COL", where the rules name it. */
+Strings dns_lists_of(const std::string& text) {
+    Strings uses;
+    for (const auto& use : analyse_needs(*parse(text), false).dns_lists) uses.push_back(use.zone + " " + use.where.str());
+    return uses;
+}
+
+TEST(DnsblNeeds, EveryListAndWhereItIsWritten) {
+    EXPECT_EQ(dns_lists_of("on connect {\n"
+                           "    reject \"listed: ${dnsbl(c.example)}\" if client.ip in dnsbl \"a.example\"\n"
+                           "    reject if dnsbl(\"b.example\") == 127.0.0.2\n"
+                           "}\n"
+                           "on mail { reject if sender.domain in dnsbl \"d.example\" }\n"
+                           "on rcpt { reject \"${dnsbl(\\\"e.example\\\")}\" if helo in dnsbl \"a.example\" }\n"),
+              (Strings{"a.example test.rules:2:64", "c.example test.rules:2:23", "b.example test.rules:3:15",
+                       "d.example test.rules:5:44", "a.example test.rules:6:61", "e.example test.rules:6:21"}));
 }
 
 }  // namespace

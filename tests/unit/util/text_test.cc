@@ -1,5 +1,6 @@
 /*
- * text_test.cc: parse_decimal, the one whole-text number reader.
+ * text_test.cc: parse_decimal, the one whole-text number reader, and
+ * without_outer_dots.
  */
 #include "util/text.h"
 
@@ -9,6 +10,13 @@
 
 namespace portcullis {
 namespace {
+
+TEST(WithoutOuterDots, LeadingAndFinalDotsOnly) {
+    EXPECT_EQ(without_outer_dots("..bl.example."), "bl.example");
+    EXPECT_EQ(without_outer_dots("bl.example"), "bl.example");
+    EXPECT_EQ(without_outer_dots("..."), "");
+    EXPECT_EQ(without_outer_dots(""), "");
+}
 
 TEST(ParseDecimal, WholeTextOnly) {
     EXPECT_EQ(parse_decimal<uint64_t>("25"), 25u);
