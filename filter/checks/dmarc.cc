@@ -39,8 +39,8 @@
 #include <thread>
 
 #include "checks/dmarc_record.h"
-#include "checks/from_header.h"
 #include "checks/public_suffix.h"
+#include "util/from_header.h"
 #include "util/text.h"
 
 namespace portcullis::dmarc {

@@ -104,10 +104,4 @@ private:
     std::unique_ptr<Suffixes> suffixes_;
 };
 
-/* The addresses of one From field value (RFC 5322 3.6.2, 3.4: address
- * list, groups, comments, quoted local parts, folding), each as
- * local@domain with the domain lower-cased; empty when it does not parse.
- */
-std::vector<std::string> parse_address_list(std::string_view value);
-
 }  // namespace portcullis::dmarc
