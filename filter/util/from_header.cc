@@ -327,18 +327,6 @@ std::optional<std::string> FromHeader::address() const {
     return first;
 }
 
-AuthorDomain author_domain(const std::vector<std::string>& from_values) {
-    if (from_values.empty()) return {"", "no From field"};
-    if (from_values.size() > 1) return {"", "several From fields"};
-    const auto addresses = parse_addresses(from_values.front());
-    if (!addresses) return {"", "From is not an address list"};
-    if (addresses->empty()) return {"", "no address in From"};
-    if (addresses->size() > 1) return {"", "several From addresses"};
-    const std::string domain(split_address(addresses->front()).domain);
-    if (!is_mail_domain(domain)) return {"", "From domain " + in_quotes(domain) + " is not a host name"};
-    return {domain, ""};
-}
-
 bool is_mail_domain(std::string_view domain) {
     if (domain.empty() || domain.size() > kMaxDomainBytes) return false;
     size_t labels = 0;

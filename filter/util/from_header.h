@@ -38,10 +38,6 @@
  * they share one domain, and no field can be added to a message to give
  * it an author domain it did not have.
  *
- * author_domain() takes the values of every From field of a message, for
- * DMARC: exactly one field with exactly one address gives its domain,
- * which must be a host name; anything else gives why not.
- *
  * is_mail_domain() is RFC 5321's Domain as a host name: two labels or
  * more of letters, digits and inner hyphens (1 to 63 bytes each, 253 in
  * all), the last not all digits; no final dot.
@@ -63,13 +59,6 @@ inline constexpr size_t kMaxFromFields = 8;
 std::optional<std::vector<std::string>> parse_addresses(std::string_view value);
 
 bool is_mail_domain(std::string_view domain);
-
-struct AuthorDomain {
-    std::string domain;    // lower case, when problem is ""
-    std::string problem;   // why there is none, for the log
-};
-
-AuthorDomain author_domain(const std::vector<std::string>& from_values);
 
 class FromHeader {
 public:

@@ -236,23 +236,6 @@ TEST(FromHeader, ClearForgetsTheMessage) {
     EXPECT_EQ(from.domain(), "x.example");
 }
 
-TEST(AuthorDomain, ExactlyOneAddressInOneField) {
-    const AuthorDomain author = author_domain({"User <USER@Sub.Example.COM>"});
-    EXPECT_EQ(author.domain, "sub.example.com");
-    EXPECT_EQ(author.problem, "");
-}
-
-TEST(AuthorDomain, AnythingElseSaysWhy) {
-    EXPECT_EQ(author_domain({}).problem, "no From field");
-    EXPECT_EQ(author_domain({"a@example.com", "a@example.com"}).problem, "several From fields");
-    EXPECT_EQ(author_domain({"a@x.example, b@x.example"}).problem, "several From addresses");
-    EXPECT_EQ(author_domain({"Undisclosed:;"}).problem, "no address in From");
-    EXPECT_EQ(author_domain({"garbage"}).problem, "From is not an address list");
-    EXPECT_EQ(author_domain({"user@[192.0.2.1]"}).problem, "From domain '[192.0.2.1]' is not a host name");
-    EXPECT_EQ(author_domain({"user@localhost"}).problem, "From domain 'localhost' is not a host name");
-    EXPECT_EQ(author_domain({"user@exa_mple.com"}).domain, "");
-}
-
 TEST(IsMailDomain, HostNamesOnly) {
     EXPECT_TRUE(is_mail_domain("example.com"));
     EXPECT_TRUE(is_mail_domain("a-b.123.example"));
