@@ -39,7 +39,6 @@
 #include <thread>
 
 #include "checks/dmarc_record.h"
-#include "checks/from_header.h"
 #include "checks/public_suffix.h"
 #include "util/text.h"
 
@@ -241,6 +240,55 @@ void apply_policy(Verdict& verdict, const Discovery& found, const ReadRecord& re
     verdict.reason = read.note;
 }
 
+/* The author domains that are evaluated: the first kMaxAuthorDomains. */
+std::vector<std::string> evaluated_domains(const FromHeader& from) {
+    const auto& domains = from.domains();
+    const auto evaluated = static_cast<std::ptrdiff_t>(std::min(domains.size(), kMaxAuthorDomains));
+    return {domains.begin(), domains.begin() + evaluated};
+}
+
+/* Why part of FROM is not evaluated; "" when all of it is. */
+std::string from_problem(const FromHeader& from) {
+    std::string problem = from.problem();
+    if (problem.empty() && from.domains().size() > kMaxAuthorDomains) {
+        problem = "more than " + std::to_string(kMaxAuthorDomains) + " author domains";
+    }
+    return problem;
+}
+
+/* How strict POLICY is: none 0, quarantine 1, reject 2. */
+int strictness(const std::string& policy) { return policy == "reject" ? 2 : policy == "quarantine" ? 1 : 0; }
+
+/* The verdict of the first of VERDICTS whose result is RESULT; for fail,
+ * of the first with the strictest policy to apply. */
+const Verdict* first_with(const std::vector<Verdict>& verdicts, Result result) {
+    const Verdict* found = nullptr;
+    for (const Verdict& verdict : verdicts) {
+        if (verdict.result != result) continue;
+        if (!found || (result == Result::fail && strictness(verdict.policy) > strictness(found->policy))) {
+            found = &verdict;
+        }
+    }
+    return found;
+}
+
+/* RFC 7489 6.6.1 over the verdicts of every author domain and PROBLEM,
+ * what stopped part of From from being evaluated (see dmarc.h). */
+Verdict combined(const std::vector<Verdict>& verdicts, const std::string& problem) {
+    for (const Result result : {Result::fail, Result::temperror}) {
+        if (const Verdict* found = first_with(verdicts, result)) return *found;
+    }
+    if (!problem.empty() || verdicts.empty()) {
+        Verdict verdict;
+        verdict.result = Result::permerror;
+        verdict.policy = "none";
+        verdict.reason = problem;
+        return verdict;
+    }
+    if (const Verdict* found = first_with(verdicts, Result::none)) return *found;
+    return verdicts.front();
+}
+
 }  // namespace
 
 struct Checker::Suffixes {
@@ -269,30 +317,37 @@ std::string Checker::organizational_domain(std::string_view domain) const {
     return suffixes_->list.organizational_domain(domain);
 }
 
-void Checker::start_lookups(const std::vector<std::string>& from_values, dns::TxtLookups& dns) const {
-    const AuthorDomain author = author_domain(from_values);
-    if (!author.problem.empty()) return;
-    const std::string org_domain = organizational_domain(author.domain);
-    if (const auto name = record_name(author.domain)) dns.start(*name);
-    if (const auto name = record_name(org_domain); name && org_domain != author.domain) dns.start(*name);
+void Checker::start_lookups(const FromHeader& from, dns::TxtLookups& dns) const {
+    for (const std::string& domain : evaluated_domains(from)) {
+        const std::string org_domain = organizational_domain(domain);
+        if (const auto name = record_name(domain)) dns.start(*name);
+        if (const auto name = record_name(org_domain); name && org_domain != domain) dns.start(*name);
+    }
 }
 
-Verdict Checker::check(const std::vector<std::string>& from_values, const Identifiers& ids, dns::TxtLookups& dns,
+Verdict Checker::check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
                        const PercentRoll& roll) const {
+    const std::vector<std::string> domains = evaluated_domains(from);
+    const std::string problem = from_problem(from);
+    std::vector<Verdict> verdicts;
+    for (const std::string& domain : domains) verdicts.push_back(check_domain(domain, ids, dns, roll));
+    Verdict verdict = combined(verdicts, problem);
+    verdict.author_domains = domains;
+    verdict.from_problem = problem;
+    return verdict;
+}
+
+/* The verdict for one author domain. */
+Verdict Checker::check_domain(const std::string& domain, const Identifiers& ids, dns::TxtLookups& dns,
+                              const PercentRoll& roll) const {
     Verdict verdict;
     verdict.policy = "none";
-    const AuthorDomain author = author_domain(from_values);
-    if (!author.problem.empty()) {
-        verdict.result = Result::permerror;
-        verdict.reason = author.problem;
-        return verdict;
-    }
-    verdict.from_domain = author.domain;
-    const std::string org_domain = organizational_domain(author.domain);
-    const Discovery found = discover(author.domain, org_domain, dns);
+    verdict.from_domain = domain;
+    const std::string org_domain = organizational_domain(domain);
+    const Discovery found = discover(domain, org_domain, dns);
     const ReadRecord read = found.outcome == Discovery::Outcome::record ? read_record(found.record, found.domain)
                                                                         : ReadRecord{};
-    set_alignment(verdict, ids, {author.domain, org_domain}, read.policy, suffixes_->list);
+    set_alignment(verdict, ids, {domain, org_domain}, read.policy, suffixes_->list);
     if (found.outcome == Discovery::Outcome::temperror) {
         verdict.result = Result::temperror;
         verdict.reason = found.reason;

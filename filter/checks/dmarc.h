@@ -5,15 +5,23 @@
  * A Checker is made once per configuration from the Public Suffix List
  * file (the publicsuffix package's public_suffix_list.dat).  For each
  * message:
- *   start_lookups(FROM)  once the headers are in: starts the lookup of the
- *                        DMARC record of the From domain and of its
- *                        organizational domain, in parallel with the rest;
- *   check(IDS, ...)      the verdict, once SPF and DKIM are known.
- * FROM is the value of every From header field of the message, as
- * received.  They are parsed as RFC 5322 address lists (groups, comments,
- * quoted strings, folding); exactly one address in one From field gives
- * the From domain, anything else (none, several, one that does not parse)
- * is permerror, and so is a From domain that is not a host name.
+ *   start_lookups(FROM)  once the headers are in: starts the lookups of
+ *                        the DMARC records of each author domain and of
+ *                        its organizational domain, in parallel with the
+ *                        rest;
+ *   check(FROM, IDS)     the verdict, once SPF and DKIM are known.
+ * FROM is the message's From header as util/from_header.h parses it, the
+ * one parse the policy's from and from.domain also read.  Each distinct
+ * author domain is evaluated (the first kMaxAuthorDomains), and the
+ * verdicts are combined as RFC 7489 6.6.1 says, so that no address added
+ * to From is a way around a p=reject: when any domain fails, the verdict
+ * is the failing one with the strictest policy to apply (the first of
+ * equals); else the first temperror; else permerror, when part of From
+ * gives no author domain (FromHeader::problem(), or more than
+ * kMaxAuthorDomains of them); else the first none; else (every domain
+ * passes) the first pass.  One domain is one evaluation, however many
+ * addresses name it.  Several From fields count as one list of all their
+ * addresses.
  *
  * The record is _dmarc.FROM-DOMAIN's TXT, else _dmarc.ORG-DOMAIN's
  * (RFC 7489 6.6.3), handed to libopendmarc (store_dmarc) to parse.  A
@@ -45,6 +53,7 @@
 #include <vector>
 
 #include "dns/txt_lookups.h"
+#include "util/from_header.h"
 
 namespace portcullis::dmarc {
 
@@ -60,15 +69,19 @@ struct Identifiers {
     std::vector<std::string> dkim_passing;     // d= of every passing DKIM signature
 };
 
+inline constexpr size_t kMaxAuthorDomains = 16;
+
 struct Verdict {
     Result result = Result::none;
-    std::string from_domain;     // lower case; "" when From gave none or several
+    std::string from_domain;     // the author domain the result is for, lower case; "" for permerror
     std::string published;       // "none", "quarantine", "reject": p= or sp= as it applies; "" without a record
     std::string policy;          // what to apply after pct=: "none", "quarantine", "reject" ("none" without a record)
     bool spf_aligned = false;    // a passing SPF identity is aligned (relaxed when there is no usable record)
     bool dkim_aligned = false;   // a passing DKIM signature is aligned (likewise)
     std::string reason;          // why permerror, temperror or none, for the log; on pass or fail, a
                                  // note when the record counted as p=none
+    std::vector<std::string> author_domains;   // every author domain evaluated, in From order
+    std::string from_problem;    // why part of From was not evaluated; "" when all of it was
 };
 
 class CheckerError : public std::runtime_error {
@@ -94,20 +107,17 @@ public:
      * itself when it is a public suffix; "" when it is not a domain name. */
     std::string organizational_domain(std::string_view domain) const;
 
-    void start_lookups(const std::vector<std::string>& from_values, dns::TxtLookups& dns) const;
+    void start_lookups(const FromHeader& from, dns::TxtLookups& dns) const;
     /* ROLL defaults to a uniform random number. */
-    Verdict check(const std::vector<std::string>& from_values, const Identifiers& ids, dns::TxtLookups& dns,
+    Verdict check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
                   const PercentRoll& roll = {}) const;
 
 private:
+    Verdict check_domain(const std::string& domain, const Identifiers& ids, dns::TxtLookups& dns,
+                         const PercentRoll& roll) const;
+
     struct Suffixes;   // dmarc.cc: the loaded list
     std::unique_ptr<Suffixes> suffixes_;
 };
-
-/* The addresses of one From field value (RFC 5322 3.6.2, 3.4: address
- * list, groups, comments, quoted local parts, folding), each as
- * local@domain with the domain lower-cased; empty when it does not parse.
- */
-std::vector<std::string> parse_address_list(std::string_view value);
 
 }  // namespace portcullis::dmarc

@@ -16,10 +16,6 @@ namespace portcullis::daemon {
 
 namespace {
 
-/* From fields kept for DMARC: two already make it a permerror. */
-constexpr size_t kMaxFromFields = 4;
-constexpr size_t kMaxFromValue = 16 * 1024;
-
 std::string log_prefix(const policy::Facts& facts) {
     return (facts.queue_id.empty() ? std::string("NOQUEUE") : facts.queue_id) + ": ";
 }
@@ -34,14 +30,22 @@ void log_signature(const policy::Facts& facts, const dkim::Signature& signature)
     else log::info(line);
 }
 
-/* "QUEUEID: dmarc: from=example.com result=fail published=reject policy=reject spf=unaligned dkim=unaligned" */
+/* "QUEUEID: dmarc: from=example.com result=fail published=reject policy=reject spf=unaligned dkim=unaligned";
+ * with several author domains "authors=a.example,b.example" too, and why part of From was not evaluated. */
 void log_dmarc(const policy::Facts& facts, const dmarc::Verdict& verdict) {
     std::string line = log_prefix(facts) + "dmarc: from=" + verdict.from_domain + " result=";
     line += dmarc::result_name(verdict.result);
     if (!verdict.published.empty()) line += " published=" + verdict.published + " policy=" + verdict.policy;
     line += verdict.spf_aligned ? " spf=aligned" : " spf=unaligned";
     line += verdict.dkim_aligned ? " dkim=aligned" : " dkim=unaligned";
+    for (size_t i = 0; verdict.author_domains.size() > 1 && i < verdict.author_domains.size(); ++i) {
+        line += i == 0 ? " authors=" : ",";
+        line += verdict.author_domains[i];
+    }
     if (!verdict.reason.empty()) line += " (" + verdict.reason + ")";
+    if (!verdict.from_problem.empty() && verdict.from_problem != verdict.reason) {
+        line += " (part of From not evaluated: " + verdict.from_problem + ")";
+    }
     if (verdict.result == dmarc::Result::pass || verdict.result == dmarc::Result::none) log::debug(line);
     else log::info(line);
 }
@@ -56,9 +60,6 @@ public:
     }
 
     void header(std::string_view name, std::string_view value) override {
-        if (equals_nocase(name, "From") && from_values_.size() < kMaxFromFields) {
-            from_values_.emplace_back(value.substr(0, kMaxFromValue));
-        }
         if (equals_nocase(name, "Authentication-Results")) {
             ++results_seen_;
             if (auth_results::is_ours(value, settings_.authserv_id)) forged_.push_back(results_seen_);
@@ -68,7 +69,7 @@ public:
 
     void end_of_headers() override {
         if (verifier_) verifier_->end_of_headers();
-        if (dmarc_checker_) dmarc_checker_->start_lookups(from_values_, lookups_);
+        if (dmarc_checker_) dmarc_checker_->start_lookups(facts_.from, lookups_);
     }
 
     void body(std::string_view chunk) override {
@@ -134,7 +135,7 @@ private:
             for (const auto& signature : dkim_verdict().signatures) {
                 if (signature.result == dkim::Result::pass) ids.dkim_passing.push_back(signature.domain);
             }
-            dmarc_verdict_ = dmarc_checker_->check(from_values_, ids, lookups_);
+            dmarc_verdict_ = dmarc_checker_->check(facts_.from, ids, lookups_);
             log_dmarc(facts_, *dmarc_verdict_);
             metrics::count_auth_result("dmarc", dmarc::result_name(dmarc_verdict_->result));
         }
@@ -150,7 +151,6 @@ private:
     std::shared_ptr<const dmarc::Checker> dmarc_checker_;
     AuthSettings settings_;
     std::optional<dkim::Verifier> verifier_;
-    std::vector<std::string> from_values_;
     int results_seen_ = 0;
     std::vector<int> forged_;
     std::optional<dkim::Verdict> dkim_verdict_;

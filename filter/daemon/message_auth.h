@@ -6,8 +6,9 @@
  * dmarc fields or the config asks for the Authentication-Results header
  * (auth.authserv_id set, auth.add_header true).  Its streams (one per
  * message, milter::MessageStream) give the header and body to the DKIM
- * verifier as they arrive, remember the From fields, start the key and
- * DMARC record lookups once the header is in, and note the
+ * verifier as they arrive, start the key and DMARC record lookups once
+ * the header is in (DMARC's author domains from the From header the
+ * session parsed, policy::Facts::from), and note the
  * Authentication-Results fields that carry our authserv-id (whenever one
  * is set, header or not).  DKIM, DMARC and the header are worked out at
  * end of message on first use, every lookup through the resolver; each

@@ -112,6 +112,7 @@ Answer Session::rcpt(std::string_view recipient) {
 void Session::header(std::string_view name, std::string_view value) {
     // name ":" value CRLF, as the message travels.
     message_bytes_ += name.size() + 1 + value.size() + 2;
+    if (equals_nocase(name, "From")) facts_.from.add_field(value);
     if (MessageStream* stream = message_stream()) stream->header(name, value);
     if (!snapshot_->needs.headers) return;
     const size_t cost = name.size() + std::min(value.size(), kMaxStoredHeaderValue);

@@ -17,6 +17,8 @@
  *   - DNS list answers are kept for the whole session (one lookup per
  *     name), in a LookupCache over the snapshot's resolver; SPF answers
  *     for the message, in an SpfCache over the snapshot's checker;
+ *   - every From field is parsed as it comes, into Facts::from, the one
+ *     parse that from, from.domain and DMARC read;
  *   - with the snapshot's authenticator, each message not accepted
  *     before its data is followed by a MessageStream (DKIM, DMARC): its
  *     header fields (VALUE as it came after the colon, leading white space

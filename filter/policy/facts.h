@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "util/from_header.h"
 #include "util/ip.h"
 
 namespace portcullis::policy {
@@ -48,6 +49,7 @@ struct Facts {
     std::optional<uint64_t> greylist_wait;   // set only to expand a greylist reply
     // eom
     std::vector<Header> headers;
+    FromHeader from;                     // every From field, parsed as it comes: from, from.domain, DMARC
 
     // Not policy fields, but named in logs.
     std::string queue_id;

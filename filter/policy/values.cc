@@ -33,6 +33,8 @@ FieldValue flag_value(bool flag) {
     return value;
 }
 
+FieldValue optional_text(const std::optional<std::string>& text) { return text ? text_value(*text) : FieldValue{}; }
+
 FieldValue ip_value(const std::optional<IpAddress>& ip) {
     FieldValue value;
     if (ip) {
@@ -124,25 +126,6 @@ std::string first_header(const Facts& facts, std::string_view name) {
     return "";
 }
 
-std::string from_address(const Facts& facts) {
-    const std::string value = first_header(facts, "From");
-    const auto open = value.find('<');
-    if (open != std::string::npos) {
-        const auto close = value.find('>', open);
-        if (close != std::string::npos) return std::string(trim(std::string_view(value).substr(open + 1, close - open - 1)));
-    }
-    // No angle brackets: "user@example.com" or "user@example.com (Name)".
-    size_t start = 0;
-    while (start < value.size()) {
-        const auto end = value.find_first_of(" \t,", start);
-        const std::string_view word = std::string_view(value).substr(start, end == std::string::npos ? std::string::npos : end - start);
-        if (word.find('@') != std::string_view::npos) return std::string(word);
-        if (end == std::string::npos) break;
-        start = end + 1;
-    }
-    return "";
-}
-
 FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& facts) {
     switch (field) {
         case FieldId::client_ip: return ip_value(facts.client_ip);
@@ -160,8 +143,8 @@ FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& 
         case FieldId::rcpt_local: return text_value(split_address(facts.rcpt).local);
         case FieldId::rcpt_domain: return text_value(split_address(facts.rcpt).domain);
         case FieldId::rcpt_count: return number_value(facts.rcpt_count);
-        case FieldId::from: return text_value(from_address(facts));
-        case FieldId::from_domain: return text_value(split_address(from_address(facts)).domain);
+        case FieldId::from: return optional_text(facts.from.address());
+        case FieldId::from_domain: return optional_text(facts.from.domain());
         case FieldId::header: return text_value(first_header(facts, argument));
         case FieldId::greylist_wait: return facts.greylist_wait ? number_value(*facts.greylist_wait) : FieldValue{};
         case FieldId::dnsbl: {
@@ -187,6 +170,7 @@ void Facts::reset_message() {
     rcpt.clear();
     rcpt_count = 0;
     headers.clear();
+    from.clear();
     queue_id.clear();
 }
 

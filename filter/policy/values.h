@@ -5,7 +5,9 @@
  * a Facts.  A FieldValue is absent (the MTA did not say: no client
  * address for local submission), a flag, a number, an IP address or text.
  * str() renders any value for templates and logs.  Text comparisons fold
- * case unless the field's type is `string`, as the language says.
+ * case unless the field's type is `string`, as the language says.  from
+ * and from.domain are Facts::from's address() and domain(): without a
+ * value unless the From header names one author (util/from_header.h).
  *
  * DNSBL: dnsbl_name() is the name to look up for SUBJECT in ZONE (an
  * IPv4 address's octets reversed, an IPv6 address's 32 nibbles reversed,
@@ -45,10 +47,6 @@ FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& 
 
 std::optional<std::string> dnsbl_name(const FieldValue& subject, std::string_view zone);
 std::vector<IpAddress> dnsbl_codes(const FieldValue& subject, std::string_view zone, const Facts& facts);
-
-/* The From address of the message (RFC 5322 From header): the addr-spec
- * inside the first <...>, else the first word with an '@'; "" if none. */
-std::string from_address(const Facts& facts);
 
 /* The first header named NAME (case-insensitive), without its leading
  * white space; "" when there is none. */

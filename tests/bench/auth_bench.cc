@@ -48,6 +48,7 @@
 #include "checks/spf.h"
 #include "support/fake_spf_dns.h"
 #include "support/fake_txt_lookups.h"
+#include "support/from_fields.h"
 #include "support/mail_message.h"
 #include "util/files.h"
 #include "util/ip.h"
@@ -213,8 +214,9 @@ dmarc::Verdict check_dmarc(const dmarc::Checker& checker, Case& c, const spf::Ve
     for (const auto& signature : dkim.signatures) {
         if (signature.result == dkim::Result::pass) ids.dkim_passing.push_back(signature.domain);
     }
-    checker.start_lookups(c.from_values, c.txt);
-    dmarc::Verdict verdict = checker.check(c.from_values, ids, c.txt);
+    const FromHeader from = test_support::from_fields(c.from_values);   // the session's parse, per message
+    checker.start_lookups(from, c.txt);
+    dmarc::Verdict verdict = checker.check(from, ids, c.txt);
     expect(verdict.result == dmarc::Result::pass, "DMARC");
     return verdict;
 }

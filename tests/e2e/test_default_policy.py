@@ -9,9 +9,13 @@ client is a large sender in the skip lists, authenticated clients may send
 only as senders they own and within their rate limits, unauthenticated
 ones at most 100 recipients a message, a declared size over 50 MB is
 refused at MAIL, and DMARC failures are refused under p=reject and
-quarantined under p=quarantine.  The store is the memory backend, as
-shipped; DNS goes to a private unbound (never the system resolver) that
-publishes the DMARC policies of reject.example and quarantine.example.
+quarantined under p=quarantine, also when the From header names several
+authors.  The store is the memory backend, as shipped; DNS goes to a
+private unbound (never the system resolver) that publishes the DMARC
+policies of reject.example and quarantine.example, and drej.example's
+p=reject with an SPF record that lists the Google client.  auth.authserv_id
+is set, as an administrator's would be, so that delivered mail shows the
+DMARC result in our Authentication-Results header.
 """
 
 import os
@@ -36,9 +40,9 @@ DMARC_REJECT_LINE = rule_line(DEFAULT_POLICY, '"Rejected: DMARC policy of')
 GOOGLE_IP = "209.85.128.41"   # in lists/greylist-skip-networks.txt
 
 
-def message(from_address):
-    return ("From: %s\r\nTo: user@example.com\r\nSubject: hello\r\n"
-            "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n" % from_address)
+def message(*from_fields):
+    return ("".join("From: %s\r\n" % value for value in from_fields) + "To: user@example.com\r\nSubject: hello\r\n"
+            "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n")
 
 
 class DefaultPolicyTest(UnboundTestCase):
@@ -47,11 +51,14 @@ class DefaultPolicyTest(UnboundTestCase):
     RECORDS = {
         "_dmarc.reject.example": ['TXT "v=DMARC1; p=reject"'],
         "_dmarc.quarantine.example": ['TXT "v=DMARC1; p=quarantine"'],
+        "_dmarc.drej.example": ['TXT "v=DMARC1; p=reject"'],
+        "drej.example": ['TXT "v=spf1 ip4:%s -all"' % GOOGLE_IP],
     }
 
     def setUp(self):
         super().setUp()
-        self.filter = self.start_filter(DEFAULT_POLICY, settings={"dns": {"resolver": self.unbound.forwarder}}, files={
+        self.filter = self.start_filter(DEFAULT_POLICY, settings={
+            "dns": {"resolver": self.unbound.forwarder}, "auth": {"authserv_id": "mx.test"}}, files={
             "lists/trusted-networks.txt": shipped("lists/trusted-networks.txt"),
             "lists/local-domains.txt": shipped("lists/local-domains.txt") + "example.com\n",
             "lists/greylist-skip-clients.txt": shipped("lists/greylist-skip-clients.txt"),
@@ -104,6 +111,29 @@ class DefaultPolicyTest(UnboundTestCase):
         plain = self.send_external("user@example.com", addr=GOOGLE_IP, sender="x@bounce.example",
                                    data=message("someone@nodmarc.example"))
         self.assertEqual(self.delivered_recipients(plain), ["user@example.com"])
+
+    def test_a_second_author_is_no_way_around_p_reject(self):
+        # RFC 7489 6.6.1: each author domain is evaluated and the strictest
+        # policy among those that fail applies; relay.example publishes none.
+        for from_fields in (["ceo@reject.example, me@relay.example"],
+                            ["me@relay.example, Boss <ceo@reject.example>"],
+                            ["me@relay.example", "ceo@reject.example"]):
+            refused = self.send_external("user@example.com", addr=GOOGLE_IP, sender="x@bounce.example",
+                                         data=message(*from_fields))
+            self.assertReply(refused.reply_to("."), 550, "5.7.1 Rejected: DMARC policy of reject.example is reject",
+                             refused)
+        self.filter.wait_for_log(r"dmarc: from=reject\.example result=fail published=reject policy=reject "
+                                 r".*authors=reject\.example,relay\.example")
+
+    def test_several_authors_of_one_domain_are_one_evaluation(self):
+        # SPF passes for drej.example, aligned with its one author domain.
+        sent = self.send_external("user@example.com", addr=GOOGLE_IP, sender="x@drej.example",
+                                  data=message("alice@drej.example, bob@drej.example"))
+        messages = self.deliveries(sent)
+        self.assertEqual(len(messages), 1, sent)
+        results = " ".join(messages[0].header("Authentication-Results").split())
+        self.assertRegex(results, r"^mx\.test; spf=pass smtp\.mailfrom=drej\.example; dkim=none; "
+                                  r"dmarc=pass \(p=reject dis=none\) header\.from=drej\.example$")
 
     def test_authenticated_and_trusted_clients_may_relay(self):
         authenticated = self.send_external("user@foreign.example", xclient={"login": "alice"})

@@ -146,9 +146,9 @@ TEST(NoSystemResolver, SpfDkimAndDmarcAskOnlyTheForwarder) {
     EXPECT_EQ(dkim_verdict.signatures[0].result, dkim::Result::pass) << dkim_verdict.signatures[0].reason;
 
     const dmarc::Checker checker("/usr/share/publicsuffix/public_suffix_list.dat");
-    std::vector<std::string> from;
+    FromHeader from;
     for (const auto& [name, value] : message.fields) {
-        if (name == "From") from.push_back(value);
+        if (name == "From") from.add_field(value);
     }
     // DKIM passed for test.ex, SPF for another domain: neither aligns.
     const dmarc::Verdict dmarc_verdict = checker.check(from, {"pass", "elsewhere.example", {"test.ex"}}, lookups);

@@ -3,8 +3,8 @@
  * a table of messages with the verdict RFC 7489 requires for each
  * (alignment strict and relaxed, sp=, pct= with fixed rolls, record
  * discovery and selection, records libopendmarc refuses, the From
- * verdicts), the lookups start_lookups() starts, the default roll, and
- * hostile input (nothing may crash or throw).
+ * verdicts, several author domains), the lookups start_lookups() starts,
+ * the default roll, and hostile input (nothing may crash or throw).
  */
 #include "checks/dmarc.h"
 
@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "support/fake_txt_lookups.h"
+#include "support/from_fields.h"
 
 namespace portcullis::dmarc {
 
@@ -25,6 +26,8 @@ void PrintTo(Result result, std::ostream* out) { *out << result_name(result); }
 namespace {
 
 constexpr const char* kList = "/usr/share/publicsuffix/public_suffix_list.dat";
+
+using test_support::from_fields;
 
 using Txt = std::map<std::string, std::vector<std::string>>;
 
@@ -188,17 +191,54 @@ const Case kCases[] = {
      {"user@example.com"}, kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
 
     // The From verdict.
-    {"SeveralFromAddressesArePermerror", {{"_dmarc.example.com", {kReject}}}, {"a@example.com, b@example.com"},
-     spf_pass("example.com"), {Result::permerror, "", "", "none", false, false}},
     {"NoFromIsPermerror", {{"_dmarc.example.com", {kReject}}}, {}, spf_pass("example.com"),
      {Result::permerror, "", "", "none", false, false}},
-    {"TwoFromFieldsArePermerror", {{"_dmarc.example.com", {kReject}}}, {"a@example.com", "a@example.com"},
-     spf_pass("example.com"), {Result::permerror, "", "", "none", false, false}},
     {"EmptyGroupIsPermerror", {{"_dmarc.example.com", {kReject}}}, {"Undisclosed recipients:;"},
      spf_pass("example.com"), {Result::permerror, "", "", "none", false, false}},
     {"UnparseableFromIsPermerror", {{"_dmarc.example.com", {kReject}}}, {"user@example.com <"},
      spf_pass("example.com"), {Result::permerror, "", "", "none", false, false}},
     {"DomainLiteralIsPermerror", {}, {"user@[192.0.2.1]"}, spf_pass("example.com"),
+     {Result::permerror, "", "", "none", false, false}},
+
+    // Several authors (RFC 7489 6.6.1): every domain is evaluated, the
+    // strictest policy among those that fail applies.
+    {"OneDomainInSeveralAddressesIsOneEvaluation", {{"_dmarc.example.com", {kReject}}},
+     {"a@example.com, b@example.com"}, spf_pass("example.com"),
+     {Result::pass, "example.com", "reject", "reject", true, false}},
+    {"OneAuthorInTwoFieldsIsOneEvaluation", {{"_dmarc.example.com", {kReject}}}, {"a@example.com", "a@example.com"},
+     spf_pass("example.com"), {Result::pass, "example.com", "reject", "reject", true, false}},
+    {"SecondAuthorIsNoWayAroundReject", {{"_dmarc.evil.example", {kReject}}}, {"ceo@evil.example, me@relay.example"},
+     spf_pass("relay.example"), {Result::fail, "evil.example", "reject", "reject", false, false}},
+    {"FirstAuthorIsNoWayAroundReject", {{"_dmarc.evil.example", {kReject}}}, {"me@relay.example, ceo@evil.example"},
+     spf_pass("relay.example"), {Result::fail, "evil.example", "reject", "reject", false, false}},
+    {"SecondFieldIsNoWayAroundReject", {{"_dmarc.evil.example", {kReject}}}, {"me@relay.example", "ceo@evil.example"},
+     spf_pass("relay.example"), {Result::fail, "evil.example", "reject", "reject", false, false}},
+    {"StrictestFailingPolicyWins",
+     {{"_dmarc.q.example", {"v=DMARC1; p=quarantine"}}, {"_dmarc.n.example", {"v=DMARC1; p=none"}},
+      {"_dmarc.evil.example", {kReject}}},
+     {"a@n.example, b@q.example, c@evil.example"}, kNothingPasses,
+     {Result::fail, "evil.example", "reject", "reject", false, false}},
+    {"StrictestAfterPct",
+     {{"_dmarc.q.example", {"v=DMARC1; p=quarantine"}}, {"_dmarc.evil.example", {"v=DMARC1; p=reject; pct=50"}}},
+     {"c@evil.example, b@q.example"}, kNothingPasses,
+     {Result::fail, "evil.example", "reject", "quarantine", false, false}, 70},
+    {"FirstOfEqualPolicies", {{"_dmarc.evil.example", {kReject}}, {"_dmarc.bad.example", {kReject}}},
+     {"a@bad.example", "b@evil.example"}, kNothingPasses,
+     {Result::fail, "bad.example", "reject", "reject", false, false}},
+    {"FailBeforeTemperror", {{"_dmarc.evil.example", {kReject}}}, {"a@slow.example, b@evil.example"}, kNothingPasses,
+     {Result::fail, "evil.example", "reject", "reject", false, false}, std::nullopt, {"_dmarc.slow.example"}},
+    {"TemperrorBeforeNone", {}, {"a@nodmarc.example, b@slow.example"}, kNothingPasses,
+     {Result::temperror, "slow.example", "", "none", false, false}, std::nullopt, {"_dmarc.slow.example"}},
+    {"EveryAuthorPassingIsPass", {{"_dmarc.example.com", {kReject}}, {"_dmarc.example.net", {kReject}}},
+     {"a@example.com, b@example.net"}, {"pass", "example.com", {"example.net"}},
+     {Result::pass, "example.com", "reject", "reject", true, false}},
+    {"AnAuthorWithoutRecordIsNone", {{"_dmarc.example.com", {kReject}}}, {"a@example.com, b@nodmarc.example"},
+     spf_pass("example.com"), {Result::none, "nodmarc.example", "", "none", false, false}},
+    {"UnparseableSecondFieldStillEvaluatesTheFirst", {{"_dmarc.evil.example", {kReject}}},
+     {"ceo@evil.example", "garbage <"}, kNothingPasses,
+     {Result::fail, "evil.example", "reject", "reject", false, false}},
+    {"UnevaluableAuthorBesidesAPassIsPermerror", {{"_dmarc.example.com", {kReject}}},
+     {"a@example.com, user@[192.0.2.1]"}, spf_pass("example.com"),
      {Result::permerror, "", "", "none", false, false}},
 };
 
@@ -222,7 +262,7 @@ TEST_P(DmarcCaseTest, GivesTheVerdictRfc7489Requires) {
     PercentRoll roll;
     if (test.roll) roll = [rolled = *test.roll] { return rolled; };
 
-    const Verdict verdict = checker_->check(test.from, test.ids, dns_, roll);
+    const Verdict verdict = checker_->check(from_fields(test.from), test.ids, dns_, roll);
     EXPECT_EQ(verdict.result, test.expected.result) << verdict.reason;
     EXPECT_EQ(verdict.from_domain, test.expected.from_domain);
     EXPECT_EQ(verdict.published, test.expected.published);
@@ -240,13 +280,13 @@ INSTANTIATE_TEST_SUITE_P(Rfc7489, DmarcCaseTest, ::testing::ValuesIn(kCases), ca
 
 TEST_F(DmarcTest, RecordsAreAskedForInRfc7489Order) {
     dns_.add("_dmarc.example.co.uk", {kReject});
-    checker_->check({"user@a.b.example.co.uk"}, kNothingPasses, dns_);
+    checker_->check(from_fields({"user@a.b.example.co.uk"}), kNothingPasses, dns_);
     EXPECT_EQ(dns_.answered, (std::vector<std::string>{"_dmarc.a.b.example.co.uk", "_dmarc.example.co.uk"}));
 }
 
 TEST_F(DmarcTest, OrganizationalRecordNotAskedForWhenTheFromDomainHasOne) {
     dns_.add("_dmarc.sub.example.com", {kReject});
-    checker_->check({"user@sub.example.com"}, kNothingPasses, dns_);
+    checker_->check(from_fields({"user@sub.example.com"}), kNothingPasses, dns_);
     EXPECT_EQ(dns_.answered, std::vector<std::string>{"_dmarc.sub.example.com"});
 }
 
@@ -254,32 +294,72 @@ TEST_F(DmarcTest, ReasonsSayWhy) {
     dns_.time_out("_dmarc.slow.example");
     dns_.add("_dmarc.bad.example", {"v=DMARC1; p=bogus"});
     dns_.add("_dmarc.rua.example", {"v=DMARC1; rua=mailto:d@rua.example"});
-    const auto reason = [this](const std::string& from) { return checker_->check({from}, {}, dns_).reason; };
+    const auto reason = [this](const std::string& from) { return checker_->check(from_fields({from}), {}, dns_).reason; };
     EXPECT_EQ(reason("a@slow.example"), "_dmarc.slow.example: timeout");
     EXPECT_EQ(reason("a@sub.none.example"), "no DMARC record at _dmarc.sub.none.example nor at _dmarc.none.example");
     EXPECT_EQ(reason("a@bad.example"),
               "DMARC record at _dmarc.bad.example gives no policy: libopendmarc: Found DMARC record contained a bad "
               "token value");
     EXPECT_EQ(reason("a@rua.example"), "no valid p= or sp=, read as p=none for its rua= (RFC 7489 6.6.3)");
-    EXPECT_EQ(reason("a@x.example, b@x.example"), "several From addresses");
+    EXPECT_EQ(reason("garbage"), "From is not an address list");
 }
 
 TEST_F(DmarcTest, StartLookupsStartsTheFromAndOrganizationalRecords) {
-    checker_->start_lookups({"User <user@a.b.Example.CO.UK>"}, dns_);
+    checker_->start_lookups(from_fields({"User <user@a.b.Example.CO.UK>"}), dns_);
     EXPECT_EQ(dns_.started, (std::vector<std::string>{"_dmarc.a.b.example.co.uk", "_dmarc.example.co.uk"}));
     EXPECT_TRUE(dns_.answered.empty());
 }
 
 TEST_F(DmarcTest, StartLookupsOnceWhenTheFromDomainIsOrganizational) {
-    checker_->start_lookups({"user@example.com"}, dns_);
+    checker_->start_lookups(from_fields({"user@example.com"}), dns_);
     EXPECT_EQ(dns_.started, std::vector<std::string>{"_dmarc.example.com"});
 }
 
+TEST_F(DmarcTest, StartLookupsForEachAuthorDomain) {
+    checker_->start_lookups(from_fields({"a@x.example, b@sub.y.example", "c@x.example, user@[192.0.2.1]"}), dns_);
+    EXPECT_EQ(dns_.started,
+              (std::vector<std::string>{"_dmarc.x.example", "_dmarc.sub.y.example", "_dmarc.y.example"}));
+}
+
 TEST_F(DmarcTest, StartLookupsNothingWithoutAFromDomain) {
-    checker_->start_lookups({"a@example.com, b@example.com"}, dns_);
-    checker_->start_lookups({}, dns_);
-    checker_->start_lookups({"user@[192.0.2.1]"}, dns_);
+    checker_->start_lookups(from_fields({}), dns_);
+    checker_->start_lookups(from_fields({"user@[192.0.2.1]"}), dns_);
+    checker_->start_lookups(from_fields({"Undisclosed recipients:;"}), dns_);
     EXPECT_TRUE(dns_.started.empty());
+}
+
+TEST_F(DmarcTest, VerdictNamesTheAuthorDomainsAndWhatWasNotEvaluated) {
+    dns_.add("_dmarc.evil.example", {kReject});
+    const Verdict several = checker_->check(from_fields({"ceo@evil.example, me@relay.example", "x@Evil.Example"}),
+                                            kNothingPasses, dns_);
+    EXPECT_EQ(several.author_domains, (std::vector<std::string>{"evil.example", "relay.example"}));
+    EXPECT_EQ(several.from_problem, "");
+    const Verdict broken = checker_->check(from_fields({"ceo@evil.example", "garbage <"}), kNothingPasses, dns_);
+    EXPECT_EQ(broken.result, Result::fail);
+    EXPECT_EQ(broken.author_domains, std::vector<std::string>{"evil.example"});
+    EXPECT_EQ(broken.from_problem, "From is not an address list");
+    const Verdict none = checker_->check(from_fields({}), kNothingPasses, dns_);
+    EXPECT_TRUE(none.author_domains.empty());
+    EXPECT_EQ(none.from_problem, "no From field");
+    EXPECT_EQ(none.reason, "no From field");
+}
+
+TEST_F(DmarcTest, AtMostSixteenAuthorDomainsAreEvaluated) {
+    dns_.add("_dmarc.evil.example", {kReject});
+    std::string decoys;
+    for (size_t i = 0; i < kMaxAuthorDomains; ++i) decoys += "a@d" + std::to_string(i) + ".example, ";
+    const Verdict first = checker_->check(from_fields({"ceo@evil.example, " + decoys}), kNothingPasses, dns_);
+    EXPECT_EQ(first.result, Result::fail);
+    EXPECT_EQ(first.policy, "reject");
+    EXPECT_EQ(first.author_domains.size(), kMaxAuthorDomains);
+    EXPECT_EQ(first.from_problem, "more than 16 author domains");
+    // Behind sixteen others it is not looked up, and the verdict says so.
+    dns_.started.clear();
+    checker_->start_lookups(from_fields({decoys + "ceo@evil.example"}), dns_);
+    EXPECT_EQ(dns_.started.size(), kMaxAuthorDomains);
+    const Verdict last = checker_->check(from_fields({decoys + "ceo@evil.example"}), kNothingPasses, dns_);
+    EXPECT_EQ(last.result, Result::permerror);
+    EXPECT_EQ(last.reason, "more than 16 author domains");
 }
 
 TEST_F(DmarcTest, FromDomainTooLongForARecordNameFallsBack) {
@@ -287,15 +367,15 @@ TEST_F(DmarcTest, FromDomainTooLongForARecordNameFallsBack) {
     while (from_domain.size() < 240) from_domain += "abcdefghi.";
     from_domain += "example.com";
     dns_.add("_dmarc.example.com", {kReject});
-    checker_->start_lookups({"user@" + from_domain}, dns_);
+    checker_->start_lookups(from_fields({"user@" + from_domain}), dns_);
     EXPECT_EQ(dns_.started, std::vector<std::string>{"_dmarc.example.com"});
-    EXPECT_EQ(checker_->check({"user@" + from_domain}, kNothingPasses, dns_).published, "reject");
+    EXPECT_EQ(checker_->check(from_fields({"user@" + from_domain}), kNothingPasses, dns_).published, "reject");
 }
 
 TEST_F(DmarcTest, DefaultRollSamples) {
     dns_.add("_dmarc.example.com", {"v=DMARC1; p=reject; pct=50"});
     std::map<std::string, int> policies;
-    for (int i = 0; i < 1000; ++i) ++policies[checker_->check({"user@example.com"}, kNothingPasses, dns_).policy];
+    for (int i = 0; i < 1000; ++i) ++policies[checker_->check(from_fields({"user@example.com"}), kNothingPasses, dns_).policy];
     EXPECT_EQ(policies.size(), 2u);
     EXPECT_GT(policies["reject"], 350);
     EXPECT_GT(policies["quarantine"], 350);
@@ -314,8 +394,8 @@ TEST_F(DmarcTest, HostileInputNeitherCrashesNorThrows) {
         dns.add("_dmarc.example.com", {"v=DMARC1;" + random_text(generator() % 400), random_text(40)});
         const std::string from = i % 2 == 0 ? random_text(generator() % 200) : "a@example.com";
         const Identifiers ids{random_text(5), random_text(30), {random_text(30), "example.com"}};
-        EXPECT_NO_THROW(checker_->check({from}, ids, dns, [&] { return static_cast<unsigned>(generator()); }));
-        EXPECT_NO_THROW(checker_->start_lookups({from}, dns));
+        EXPECT_NO_THROW(checker_->check(from_fields({from}), ids, dns, [&] { return static_cast<unsigned>(generator()); }));
+        EXPECT_NO_THROW(checker_->start_lookups(from_fields({from}), dns));
     }
 }
 
@@ -328,7 +408,7 @@ TEST(DmarcChecker, ManyCheckersAcrossThreads) {
             for (int i = 0; i < 200; ++i) {
                 test_support::FakeTxtLookups dns;
                 dns.add("_dmarc.example.com", {"v=DMARC1; p=reject; adkim=s"});
-                if (checker.check({"user@example.com"}, dkim_pass("example.com"), dns).result == Result::pass) ++passes;
+                if (checker.check(from_fields({"user@example.com"}), dkim_pass("example.com"), dns).result == Result::pass) ++passes;
             }
         });
     }

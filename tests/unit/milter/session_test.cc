@@ -188,6 +188,23 @@ TEST_F(SessionTest, TenThousandRecipients) {
     EXPECT_EQ(session->facts().rcpt_count, 10000u);
 }
 
+TEST_F(SessionTest, FromFieldsAreParsedOnceAndForgottenWithTheMessage) {
+    // No rule reads a header: From is parsed all the same, for DMARC.
+    auto session = start("on rcpt { reject 550 5.7.1 \"no\" if rcpt.local == \"nobody\" }\n");
+    session->connect(kExternal, "unknown", 1);
+    session->mail("<a@example.net>", "", 0);
+    session->rcpt("<b@example.com>");
+    session->header("from", " \"x <a@evil.example>\" <b@good.example>");
+    session->header("Subject", " <c@other.example>");
+    session->header("FROM", "\r\n (a@evil.example) b@Good.Example");
+    EXPECT_EQ(session->facts().from.fields(), 2u);
+    EXPECT_EQ(session->facts().from.address(), "b@good.example");
+    EXPECT_EQ(session->end_of_message().answer.kind, Answer::Kind::proceed);
+    session->mail("<a@example.net>", "", 0);
+    EXPECT_EQ(session->facts().from.fields(), 0u);
+    EXPECT_EQ(session->facts().from.domain(), std::nullopt);
+}
+
 TEST_F(SessionTest, HugeHeaderIsBoundedNotStoredWhole) {
     auto session = start("on eom { reject if header(\"X-Big\") == x }\n");
     session->connect(kExternal, "unknown", 1);

@@ -204,9 +204,35 @@ TEST(Evaluator, QuarantineCarriesItsReason) {
     const auto policy = parse("on eom { quarantine \"held: ${from}\" if header(\"Subject\") =~ /free money/i }\n");
     Facts facts = external_client();
     facts.headers = {{"From", " Eve <eve@example.net>"}, {"Subject", " FREE MONEY now"}};
+    facts.from.add_field(" Eve <eve@example.net>");
     const auto verdict = run(*policy, Stage::eom, facts);
     EXPECT_EQ(verdict.outcome, Outcome::quarantine);
     EXPECT_EQ(verdict.text.at(0), "held: eve@example.net");
+}
+
+// from and from.domain are the one author of the From header, or have no
+// value: a display name or comment holding an address is not the author,
+// and adding an address to From cannot meet a rule on them.
+TEST(Evaluator, FromFieldsAreTheOneAuthor) {
+    const auto policy = parse(
+        "on eom {\n"
+        "    reject 550 5.7.1 \"evil\" if from.domain == evil.example\n"
+        "    accept if from.domain == good.example and from == b@good.example\n"
+        "    quarantine \"no single author\" if from.domain != good.example\n"
+        "}\n");
+    const auto verdict_for = [&](const std::vector<std::string>& from_values) {
+        Facts facts = external_client();
+        for (const auto& value : from_values) facts.from.add_field(value);
+        return run(*policy, Stage::eom, facts).outcome;
+    };
+    EXPECT_EQ(verdict_for({" \"x <a@evil.example>\" <b@good.example>"}), Outcome::accept);
+    EXPECT_EQ(verdict_for({" \"Evil, <a@evil.example>\" <b@good.example>"}), Outcome::accept);
+    EXPECT_EQ(verdict_for({" (a@evil.example) b@good.example"}), Outcome::accept);
+    EXPECT_EQ(verdict_for({" \"b@good.example\" <a@evil.example>"}), Outcome::reject);
+    EXPECT_EQ(verdict_for({" b@good.example, a@evil.example"}), Outcome::quarantine);
+    EXPECT_EQ(verdict_for({" b@good.example", " a@evil.example"}), Outcome::quarantine);
+    EXPECT_EQ(verdict_for({" b@good.example, garbage"}), Outcome::quarantine);
+    EXPECT_EQ(verdict_for({}), Outcome::quarantine);
 }
 
 TEST(Template, ValuesCannotBreakTheReply) {

@@ -1,7 +1,7 @@
 /*
  * from_header.cc: an RFC 5322 address-list parser (section 3.4 and the
- * obsolete syntax of 4.4), the From verdict of RFC 7489 6.6.1, and
- * dmarc::parse_address_list() over them (see from_header.h).
+ * obsolete syntax of 4.4), and the From header of a message over it (see
+ * from_header.h).
  *
  * The parser descends the grammar over one cursor.  Where the grammar
  * needs to look ahead (is "Team" the display name of a mailbox, of a
@@ -10,14 +10,13 @@
  * member is read a few times at most.  Comments nest by counting, not by
  * recursion, so no input can exhaust the stack.
  */
-#include "checks/from_header.h"
+#include "util/from_header.h"
 
 #include <algorithm>
 
-#include "checks/dmarc.h"
 #include "util/text.h"
 
-namespace portcullis::dmarc {
+namespace portcullis {
 
 namespace {
 
@@ -280,20 +279,52 @@ std::optional<std::vector<std::string>> parse_addresses(std::string_view value) 
     return AddressListParser(value).parse();
 }
 
-std::vector<std::string> parse_address_list(std::string_view value) {
-    return parse_addresses(value).value_or(std::vector<std::string>{});
+void FromHeader::add_field(std::string_view value) {
+    if (++fields_ > kMaxFromFields) {
+        note("more than " + std::to_string(kMaxFromFields) + " From fields");
+        return;
+    }
+    const auto parsed = parse_addresses(value);
+    if (!parsed) {
+        note("From is not an address list");
+        return;
+    }
+    for (const std::string& address : *parsed) {
+        const std::string_view domain = split_address(address).domain;
+        if (!is_mail_domain(domain)) {
+            note("From domain " + in_quotes(domain) + " is not a host name");
+        } else if (seen_domains_.insert(std::string(domain)).second) {
+            domains_.emplace_back(domain);
+        }
+        addresses_.push_back(address);
+    }
 }
 
-AuthorDomain author_domain(const std::vector<std::string>& from_values) {
-    if (from_values.empty()) return {"", "no From field"};
-    if (from_values.size() > 1) return {"", "several From fields"};
-    const auto addresses = parse_addresses(from_values.front());
-    if (!addresses) return {"", "From is not an address list"};
-    if (addresses->empty()) return {"", "no address in From"};
-    if (addresses->size() > 1) return {"", "several From addresses"};
-    const std::string domain(split_address(addresses->front()).domain);
-    if (!is_mail_domain(domain)) return {"", "From domain " + in_quotes(domain) + " is not a host name"};
-    return {domain, ""};
+void FromHeader::clear() { *this = FromHeader(); }
+
+void FromHeader::note(std::string problem) {
+    if (problem_.empty()) problem_ = std::move(problem);
+}
+
+std::string FromHeader::problem() const {
+    if (fields_ == 0) return "no From field";
+    if (!problem_.empty()) return problem_;
+    if (addresses_.empty()) return "no address in From";
+    return "";
+}
+
+std::optional<std::string> FromHeader::domain() const {
+    if (domains_.size() != 1 || !problem().empty()) return std::nullopt;
+    return domains_.front();
+}
+
+std::optional<std::string> FromHeader::address() const {
+    if (!domain()) return std::nullopt;
+    const std::string& first = addresses_.front();
+    if (!std::all_of(addresses_.begin(), addresses_.end(), [&](const std::string& a) { return a == first; })) {
+        return std::nullopt;
+    }
+    return first;
 }
 
 bool is_mail_domain(std::string_view domain) {
@@ -312,4 +343,4 @@ bool is_mail_domain(std::string_view domain) {
     return labels >= 2 && !std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-}  // namespace portcullis::dmarc
+}  // namespace portcullis
