@@ -5,6 +5,8 @@
  * load_state() collects every error, config and policy alike, as the
  * lines `check` prints and a refused reload logs.  The config file is
  * required when -c named it; the built-in default path may be absent.
+ * Store settings this build cannot serve (store_settings_error()) are
+ * config errors too, so every command refuses them alike.
  */
 #pragma once
 
@@ -35,6 +37,11 @@ struct LoadOutcome {
 };
 
 LoadOutcome load_state(const ConfigSource& source);
+
+/* "" when the store CONFIG names is one this build can open, else the
+ * error as a config error reads, at the place the key to blame was set:
+ * "-o store.mode=cluster: error: store.mode: ...". */
+std::string store_settings_error(const config::Config& config);
 
 /* Log level and target as the config says; FOREGROUND forces stderr. */
 void apply_log_settings(const config::Config& config, bool foreground);

@@ -85,6 +85,37 @@ class Try(CommandLine):
         self.assertIn(self.message, done.stderr)
 
 
+class StoreSettings(CommandLine):
+    """Store settings this build cannot serve are reported where they were
+    set, by every command that reads the configuration."""
+
+    SENTINEL = ("-o", "store.backend=redis", "-o", "store.mode=sentinel", "-o", "store.master=m")
+
+    def assert_refused(self, done, where):
+        self.assertEqual(done.returncode, 1, done.stdout + done.stderr)
+        self.assertIn(where + ": error: store.mode: \"", done.stderr)
+        self.assertIn("is not supported by this build", done.stderr)
+
+    def test_check_names_the_override(self):
+        done = self.run_portcullis("check", "-c", self.conf, *self.SENTINEL)
+        self.assert_refused(done, "-o store.mode=sentinel")
+        self.assertNotIn(self.conf + ":", done.stderr)
+
+    def test_check_names_the_place_in_the_file(self):
+        self.write("portcullis.conf", '[policy]\nfile = "policy.rules"\n'
+                                      '[store]\nbackend = "redis"\nmode = "cluster"\n')
+        self.assert_refused(self.run_portcullis("check", "-c", self.conf), self.conf + ":5:8")
+
+    def test_try_refuses_them_without_crashing(self):
+        done = self.run_portcullis("try", "-c", self.conf, *self.SENTINEL, "--ip", "192.0.2.1",
+                                   "--to", "a@example.com")
+        self.assert_refused(done, "-o store.mode=sentinel")
+
+    def test_greylist_refuses_them_as_bad_configuration(self):
+        done = self.run_portcullis("greylist", "stats", "-c", self.conf, *self.SENTINEL)
+        self.assert_refused(done, "-o store.mode=sentinel")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--portcullis", required=True)
