@@ -1,5 +1,5 @@
 /*
- * config.h: the daemon's configuration (daemon.md, "Configuration file").
+ * config.h: the daemon's configuration (docs/configuration.md).
  *
  * load_config() reads a TOML file (a missing file named by -c is an
  * error; the file may be empty), applies -o KEY=VALUE overrides in order,
