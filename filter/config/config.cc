@@ -1,14 +1,15 @@
 /*
- * config.cc: load_config(), config_keys() and log_level_name().
+ * config.cc: load_config(), Origins::of(), config_keys() and
+ * log_level_name().
  *
  * Every key is one row of keys(): its name and a setter that turns a
  * value, from the TOML file or from an -o KEY=VALUE override, into its
  * field of Config, or throws BadValue saying what is wrong with it.  The
  * setters are made by one factory per kind of value (text, path, duration,
  * flag, choice, resolver list), so the rules for a kind live in one place.
- * A Loader walks the file, then the overrides, remembers where each key
- * was set, and collects every error; the checks that involve two keys run
- * last, once every key has its final value.
+ * A Loader walks the file, then the overrides, records in the Config's
+ * Origins where each key was set, and collects every error; the checks
+ * that involve two keys run last, once every key has its final value.
  */
 #include "config/config.h"
 
@@ -20,7 +21,6 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
 #include <set>
 
@@ -429,7 +429,9 @@ using File = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
 /* Reads the file and the overrides into one Config, collecting errors. */
 class Loader {
 public:
-    explicit Loader(const std::string& path) : path_(path), base_(std::filesystem::path(path).parent_path()) {}
+    explicit Loader(const std::string& path) : path_(path), base_(std::filesystem::path(path).parent_path()) {
+        config_.origins.file = path;
+    }
 
     void read_file(bool required);
     void apply_override(std::string_view assignment);
@@ -441,15 +443,13 @@ private:
     const Key* find(const std::string& name, const std::string& where);
     void assign(const Key& key, const Input& input, const std::string& where);
     std::string where(const toml::source_region& region) const;
-    std::string set_at(const std::string& name) const;
     void error(std::string where, std::string message) { errors_.push_back({std::move(where), std::move(message)}); }
 
     std::string path_;
     std::filesystem::path base_;
     Config config_;
     std::vector<ConfigError> errors_;
-    std::map<std::string, std::string> set_at_;   // key -> where its value came from
-    std::set<std::string> refused_;               // keys given a bad value
+    std::set<std::string> refused_;   // keys given a bad value
 };
 
 void Loader::read_file(bool required) {
@@ -509,7 +509,7 @@ const Key* Loader::find(const std::string& name, const std::string& where) {
 void Loader::assign(const Key& key, const Input& input, const std::string& where) {
     try {
         key.set(config_, input);
-        set_at_[key.name] = where;
+        config_.origins.given[key.name] = where;
         refused_.erase(key.name);
     } catch (const BadValue& bad) {
         error(where, key.name + ": " + bad.message);
@@ -521,22 +521,18 @@ std::string Loader::where(const toml::source_region& region) const {
     return path_ + ":" + std::to_string(region.begin.line) + ":" + std::to_string(region.begin.column);
 }
 
-std::string Loader::set_at(const std::string& name) const {
-    const auto found = set_at_.find(name);
-    return found == set_at_.end() ? path_ : found->second;
-}
-
 /* A key whose value was refused keeps its default, which would make the
  * checks below complain about a value nobody gave; they are skipped then. */
 void Loader::check_combinations() {
     if (refused_.contains("store.mode") || refused_.contains("store.url")) return;
     const auto& store = config_.store;
     if (store.mode == StoreMode::sentinel && store.master.empty()) {
-        error(set_at("store.mode"),
+        error(config_.origins.of("store.mode"),
               "store.mode: \"sentinel\" needs store.master, the name of the master the sentinels watch");
     }
     if (store.mode == StoreMode::standalone && store.url.find(',') != std::string::npos) {
-        error(set_at("store.url"), "store.url: a list of servers needs store.mode \"sentinel\" or \"cluster\"");
+        error(config_.origins.of("store.url"),
+              "store.url: a list of servers needs store.mode \"sentinel\" or \"cluster\"");
     }
 }
 
@@ -546,6 +542,11 @@ ConfigResult Loader::result() {
 }
 
 }  // namespace
+
+const std::string& Origins::of(std::string_view key) const {
+    const auto found = given.find(key);
+    return found == given.end() ? file : found->second;
+}
 
 ConfigResult load_config(const std::string& path, bool required, const std::vector<std::string>& overrides) {
     Loader loader(path);

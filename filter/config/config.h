@@ -1,5 +1,5 @@
 /*
- * config.h: the daemon's configuration (daemon.md, "Configuration file").
+ * config.h: the daemon's configuration (docs/configuration.md).
  *
  * load_config() reads a TOML file (a missing file named by -c is an
  * error; the file may be empty), applies -o KEY=VALUE overrides in order,
@@ -9,10 +9,14 @@
  * 'store.timeout'?)"); overrides are named "-o KEY=VALUE".  All errors are
  * returned, not just the first.  Relative paths in the file are taken
  * relative to the file's directory; in -o overrides, relative to the
- * working directory.
+ * working directory.  A loaded Config remembers where each key got its
+ * value (Origins), so that what checks it later (the store's settings)
+ * can point at the same place.
  */
 #pragma once
 
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +31,15 @@ enum class StoreMode { standalone, sentinel, cluster };
 enum class OnError { tempfail, accept };
 enum class LogTarget { syslog, stderr_stream };
 enum class LogLevel { error, warning, info, debug };
+
+/* Where the keys of a loaded Config got their values. */
+struct Origins {
+    std::string file;                                          // the configuration file
+    std::map<std::string, std::string, std::less<>> given;     // key -> "FILE:LINE:COL" or "-o KEY=VALUE"
+
+    /* Where KEY's value came from; the file for a key left at its default. */
+    const std::string& of(std::string_view key) const;
+};
 
 struct Config {
     struct Milter {
@@ -66,6 +79,7 @@ struct Config {
     struct Metrics {
         std::string listen;                  // "host:port"; "" = off
     } metrics;
+    Origins origins;
 };
 
 struct ConfigError {

@@ -7,18 +7,12 @@
 
 #include "daemon/commands.h"
 #include "daemon/dns_lists.h"
-#include "store/store.h"
 
 namespace portcullis::daemon {
 
 int check_command(const ConfigSource& source) {
     auto outcome = load_state(source);
     if (outcome.state) {
-        try {
-            store::check_store_settings(outcome.state->config.store);
-        } catch (const store::StoreError& error) {
-            outcome.errors.push_back(source.path + ": error: " + error.what());
-        }
         if (const auto error = check_resolver(*outcome.state); !error.empty()) {
             outcome.errors.push_back(source.path + ": error: " + error);
         }

@@ -1,7 +1,8 @@
 /*
- * commands.h: the subcommands of the portcullis executable (daemon.md,
- * "Command line").  Each returns the process exit code: 0 fine, 1 bad
- * config or policy, 2 bad usage, 3 a needed service unreachable.
+ * commands.h: the subcommands of the portcullis executable
+ * (docs/daemon.md, "Commands").  Each returns the process exit code
+ * (docs/daemon.md, "Exit status"): 0 fine, 1 bad config or policy, 2 bad
+ * usage, 3 a needed service unreachable.
  */
 #pragma once
 

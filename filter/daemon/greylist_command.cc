@@ -132,6 +132,10 @@ int greylist_command(const ConfigSource& source, const GreylistOptions& options)
     auto loaded = config::load_config(source.path, source.path_given, source.overrides);
     for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.str().c_str());
     if (!loaded.config) return kExitBadConfig;
+    if (const auto error = store_settings_error(*loaded.config); !error.empty()) {
+        std::fprintf(stderr, "%s\n", error.c_str());
+        return kExitBadConfig;
+    }
     const auto& settings = loaded.config->store;
 
     Filter filter;

@@ -1,10 +1,12 @@
 /*
- * loading.cc: config, then policy, then the snapshot.
+ * loading.cc: config, then the store settings and the policy, then the
+ * snapshot.
  */
 #include "daemon/loading.h"
 
 #include "dns/local_zones.h"
 #include "policy/loader.h"
+#include "store/store.h"
 #include "util/log.h"
 #include "util/text.h"
 
@@ -46,9 +48,10 @@ LoadOutcome load_state(const ConfigSource& source) {
     for (const auto& error : loaded.errors) outcome.errors.push_back(error.str());
     if (!loaded.config) return outcome;
 
+    if (auto error = store_settings_error(*loaded.config); !error.empty()) outcome.errors.push_back(std::move(error));
     const auto policy = policy::load_policy(loaded.config->policy.file);
     for (const auto& error : policy.errors) outcome.errors.push_back(error.str());
-    if (!policy.ok()) return outcome;
+    if (!outcome.errors.empty()) return outcome;
 
     const bool monitor_all = loaded.config->policy.mode == config::PolicyMode::monitor;
     outcome.state = State{*loaded.config, milter::make_snapshot(policy.policy, monitor_all)};
@@ -58,6 +61,15 @@ LoadOutcome load_state(const ConfigSource& source) {
 
 void log_warnings(const std::vector<LoadWarning>& warnings) {
     for (const auto& warning : warnings) log::warning(warning.where + ": " + warning.message);
+}
+
+std::string store_settings_error(const config::Config& config) {
+    try {
+        store::check_store_settings(config.store);
+        return "";
+    } catch (const store::StoreSettingsError& error) {
+        return config::ConfigError{config.origins.of(error.key()), error.what()}.str();
+    }
 }
 
 void apply_log_settings(const config::Config& config, bool foreground) {

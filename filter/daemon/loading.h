@@ -8,6 +8,8 @@
  * It also warns of what loads but cannot work as written: a DNS list in a
  * zone libunbound answers itself (dns/local_zones.h), which is never
  * consulted.  `check` prints the warnings; start and reload log them.
+ * Store settings this build cannot serve (store_settings_error()) are
+ * config errors too, so every command refuses them alike.
  */
 #pragma once
 
@@ -48,6 +50,11 @@ LoadOutcome load_state(const ConfigSource& source);
 
 /* Each warning as a log line: "warning: FILE:LINE:COL: ...". */
 void log_warnings(const std::vector<LoadWarning>& warnings);
+
+/* "" when the store CONFIG names is one this build can open, else the
+ * error as a config error reads, at the place the key to blame was set:
+ * "-o store.mode=cluster: error: store.mode: ...". */
+std::string store_settings_error(const config::Config& config);
 
 /* Log level and target as the config says; FOREGROUND forces stderr. */
 void apply_log_settings(const config::Config& config, bool foreground);

@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 
 #include <span>
+#include <string>
+#include <vector>
 
 #include "daemon/commands.h"
 
@@ -12,9 +14,17 @@ namespace {
 
 using portcullis::daemon::ConfigSource;
 
+/* An option given once per value (-o A -o B): CLI11 lets a vector option
+ * take every word that follows it, which would swallow a positional
+ * argument written after it. */
+CLI::Option* add_repeatable_option(CLI::App& command, const std::string& name, std::vector<std::string>& values,
+                                   const std::string& help) {
+    return command.add_option(name, values, help)->allow_extra_args(false);
+}
+
 void add_config_options(CLI::App& command, ConfigSource& source) {
     command.add_option("-c,--config", source.path, "configuration file (default /etc/portcullis/portcullis.conf)");
-    command.add_option("-o,--option", source.overrides, "override a config key: -o KEY=VALUE (repeatable)");
+    add_repeatable_option(command, "-o,--option", source.overrides, "override a config key: -o KEY=VALUE (repeatable)");
 }
 
 struct ActionHelp {
@@ -61,7 +71,7 @@ int main(int argc, char** argv) {
     try_cmd->add_option("--ip", try_options.ip, "client address")->required();
     try_cmd->add_option("--helo", try_options.helo, "HELO name");
     try_cmd->add_option("--from", try_options.from, "envelope sender (empty for <>)");
-    try_cmd->add_option("--to", try_options.to, "recipient (repeatable)")->required();
+    add_repeatable_option(*try_cmd, "--to", try_options.to, "recipient: --to ADDR (repeatable)")->required();
     try_cmd->add_option("--user", try_options.user, "SASL login: the session is authenticated");
     try_cmd->add_flag("--dry", try_options.dry, "touch no store and no resolver");
     try_cmd->add_option("message", try_options.message_file, "message file (headers and body) for the eom stage");

@@ -1,5 +1,5 @@
 /*
- * metrics.h: the daemon's Prometheus metrics (daemon.md, "Metrics").
+ * metrics.h: the daemon's Prometheus metrics (docs/daemon.md, "Metrics").
  *
  * The counters always count (an atomic add, or a label lookup for the
  * labelled ones); serve() exposes them as Prometheus text on

@@ -96,8 +96,8 @@ std::string field_argument_error(const FieldInfo& info, const std::optional<std:
 bool check_field_use(const FieldInfo& info, const FieldUse& use, const SourceLocation& where, ErrorSink& errors) {
     std::string message;
     if (info.id == FieldId::greylist_wait) {
-        // It has a value exactly where a greylist rule defers, so it is
-        // built when that action is, and reported with the action if not.
+        // It has a value only where a greylist rule defers: in that
+        // rule's reply text.
         if (use.action == ActionKind::greylist && use.in_reply_text) return true;
         message = "field 'greylist.wait' is only known in the reply text of a greylist rule";
     } else if (info.stage > use.stage) {

@@ -9,8 +9,15 @@ namespace portcullis::policy {
 
 namespace {
 
-const std::vector<std::string_view> kAuthResults{"pass", "fail", "softfail", "neutral", "none", "temperror",
-                                                 "permerror"};
+/* Each result field takes the words its check can give it (the checks'
+ * result names; tests/unit/daemon/result_words_test.cc holds the two
+ * together), so that a comparison that could never be true is a load
+ * error: softfail and neutral are SPF's alone, and the dkim field is a
+ * summary of the signatures that is never neutral. */
+const std::vector<std::string_view> kSpfResults{"pass", "fail", "softfail", "neutral", "none", "temperror",
+                                                "permerror"};
+const std::vector<std::string_view> kDkimResults{"pass", "fail", "none", "temperror", "permerror"};
+const std::vector<std::string_view> kDmarcResults{"pass", "fail", "none", "temperror", "permerror"};
 const std::vector<std::string_view> kDmarcPolicies{"none", "quarantine", "reject"};
 
 std::vector<FieldInfo> make_registry() {
@@ -35,11 +42,11 @@ std::vector<FieldInfo> make_registry() {
         {FieldId::from, "from", T::address, S::eom, false, {}},
         {FieldId::from_domain, "from.domain", T::domain, S::eom, false, {}},
         {FieldId::header, "header", T::string, S::eom, true, {}},
-        {FieldId::spf, "spf", T::result, S::mail, false, kAuthResults},
+        {FieldId::spf, "spf", T::result, S::mail, false, kSpfResults},
         {FieldId::spf_domain, "spf.domain", T::domain, S::mail, false, {}},
-        {FieldId::dkim, "dkim", T::result, S::eom, false, kAuthResults},
+        {FieldId::dkim, "dkim", T::result, S::eom, false, kDkimResults},
         {FieldId::dkim_domain, "dkim.domain", T::domain, S::eom, false, {}},
-        {FieldId::dmarc, "dmarc", T::result, S::eom, false, kAuthResults},
+        {FieldId::dmarc, "dmarc", T::result, S::eom, false, kDmarcResults},
         {FieldId::dmarc_policy, "dmarc.policy", T::result, S::eom, false, kDmarcPolicies},
         {FieldId::dmarc_domain, "dmarc.domain", T::domain, S::eom, false, {}},
         {FieldId::greylist_wait, "greylist.wait", T::number, S::rcpt, false, {}},

@@ -2,9 +2,11 @@
  * fields.h: the registry of session facts a policy can name.
  *
  * Each field has a name, a value type, the first stage at which the MTA
- * has told us its value, and whether this build computes it yet.  The
+ * has told us its value, whether it takes an argument (header("..."),
+ * dnsbl("...")), and for a result field the words it can hold.  The
  * parser uses the registry to reject unknown fields (with a suggestion),
- * fields used before their stage, and fields whose check is not built.
+ * fields used before their stage, and comparisons of a result field with
+ * a word it never holds.
  */
 #pragma once
 

@@ -227,26 +227,32 @@ void Loader::define_list(const Definition& name, std::shared_ptr<const List> lis
     if (claim(name)) policy_->lists[name.name] = std::move(list);
 }
 
+/* A list or map whose file cannot be read is still defined, empty: the
+ * load fails on the file's error alone, and the uses of the name are
+ * checked as usual instead of each being an unknown name. */
 void Loader::define_list_file(const Definition& name, ListKind kind, const std::string& path,
                               const SourceLocation& where) {
+    if (!claim(name)) return;
+    auto list = std::make_shared<List>(kind);
+    policy_->lists[name.name] = list;
     std::vector<Token> tokens;
     std::shared_ptr<const SourceFile> file;
-    if (!claim(name) || !read_data_file(path, where, tokens, file)) return;
-    auto list = std::make_shared<List>(kind);
+    if (!read_data_file(path, where, tokens, file)) return;
     for (const Token& item : tokens) {
         if (item.kind == TokenKind::word || item.kind == TokenKind::string || item.kind == TokenKind::regex) {
             add_list_item(*list, item, {file, item.line, item.column}, errors_);
         }
     }
-    policy_->lists[name.name] = std::move(list);
 }
 
 /* Each line: KEY VALUE [VALUE ...]. */
 void Loader::define_map_file(const Definition& name, const std::string& path, const SourceLocation& where) {
+    if (!claim(name)) return;
+    auto map = std::make_shared<Map>();
+    policy_->maps[name.name] = map;
     std::vector<Token> tokens;
     std::shared_ptr<const SourceFile> file;
-    if (!claim(name) || !read_data_file(path, where, tokens, file)) return;
-    auto map = std::make_shared<Map>();
+    if (!read_data_file(path, where, tokens, file)) return;
     const Token* key = nullptr;
     std::vector<std::string> values;
     for (const Token& token : tokens) {
@@ -266,7 +272,6 @@ void Loader::define_map_file(const Definition& name, const std::string& path, co
             else key = &token;
         }
     }
-    policy_->maps[name.name] = std::move(map);
 }
 
 void Loader::add_rule(Rule rule, std::vector<ListReference> references) {

@@ -113,15 +113,16 @@ private:
 RedisStore::RedisStore(const config::Config::Store& settings) : prefix_(settings.prefix), timeout_(settings.timeout) {
     // Before the URL: a sentinel or cluster URL is a list, not one server.
     if (settings.mode != config::StoreMode::standalone) {
-        throw StoreError("store.mode \"" + std::string(mode_name(settings.mode)) +
-                         "\" is not supported by this build: it talks to one Redis server (hiredis 0.14 has no "
-                         "Sentinel or Cluster client); use store.mode \"standalone\"");
+        throw StoreSettingsError("store.mode", "\"" + std::string(mode_name(settings.mode)) +
+                                                   "\" is not supported by this build: it talks to one Redis server "
+                                                   "(hiredis 0.14 has no Sentinel or Cluster client); use "
+                                                   "store.mode \"standalone\"");
     }
-    if (timeout_ <= Millis::zero()) throw StoreError("store.timeout must be more than zero");
+    if (timeout_ <= Millis::zero()) throw StoreSettingsError("store.timeout", "must be more than zero");
     try {
         endpoint_ = parse_redis_url(settings.url);
     } catch (const RedisUrlError& bad) {
-        throw StoreError("store.url: " + std::string(bad.what()));
+        throw StoreSettingsError("store.url", bad.what());
     }
     description_ = describe_endpoint(endpoint_);
 }

@@ -4,7 +4,7 @@
  * The constructor reads store.url, redis://[[user]:password@]host[:port][/db]
  * (host may be [IPv6]; port 6379 and db 0 by default; user and password
  * may be %-encoded) or unix:///path[?db=N][&password=P], and throws
- * StoreError on anything else, on store.mode "sentinel" or "cluster"
+ * StoreSettingsError on anything else, on store.mode "sentinel" or "cluster"
  * (hiredis 0.14 speaks to one server), or on a timeout that is not
  * positive.  It does not connect.
  *

@@ -100,6 +100,17 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+/* A setting the store cannot work with: KEY names it ("store.mode"), so
+ * the caller can say where its value was set; what() is "KEY: why". */
+class StoreSettingsError : public StoreError {
+public:
+    StoreSettingsError(std::string key, const std::string& why) : StoreError(key + ": " + why), key_(std::move(key)) {}
+    const std::string& key() const { return key_; }
+
+private:
+    std::string key_;
+};
+
 struct Entry {
     std::string key;                    // relative, as given to run()
     std::string value;
@@ -151,9 +162,9 @@ std::unique_ptr<Store> open_store(const config::Config::Store& settings);
  * running daemon alone owns the live state). */
 std::unique_ptr<Store> open_store_view(const config::Config::Store& settings);
 
-/* Throws StoreError when SETTINGS name a store this build cannot open
- * (store.mode "sentinel" or "cluster": hiredis 0.14 speaks to one server).
- * Connects to nothing. */
+/* Throws StoreSettingsError when SETTINGS name a store this build cannot
+ * open (store.mode "sentinel" or "cluster": hiredis 0.14 speaks to one
+ * server).  Connects to nothing. */
 void check_store_settings(const config::Config::Store& settings);
 
 /* Throws StoreError unless the store SETTINGS name can serve now: Redis

@@ -393,6 +393,18 @@ TEST(Overrides, CanRepairABadFileValueButTheErrorStands) {
     EXPECT_EQ(result.errors.size(), 1u);
 }
 
+TEST(Origins, NameTheFilePlaceTheLastOverrideOrTheFileForADefault) {
+    const TempDir dir;
+    const auto path = dir.write("c.conf", "[store]\nbackend = \"redis\"\nmode   = \"cluster\"\n");
+    const auto result = load_config(path, true, {"store.mode=sentinel", "store.master=m", "store.mode=cluster"});
+    ASSERT_EQ(messages(result), Strings{});
+    const Origins& origins = result.config->origins;
+    EXPECT_EQ(origins.of("store.backend"), path + ":2:11");
+    EXPECT_EQ(origins.of("store.mode"), "-o store.mode=cluster");
+    EXPECT_EQ(origins.of("store.master"), "-o store.master=m");
+    EXPECT_EQ(origins.of("store.prefix"), path);
+}
+
 TEST(Paths, RelativePathsInTheFileStartAtItsDirectory) {
     const TempDir dir;
     const auto path = dir.write("etc/portcullis.conf", "[policy]\nfile = \"rules/policy.rules\"\n"

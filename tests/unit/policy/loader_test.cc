@@ -139,6 +139,28 @@ TEST(ListFiles, MissingFileIsReportedAtTheStatement) {
                        "t.rules:2:1: error: cannot open '" + kData + "/lists/none.map': No such file or directory"}));
 }
 
+TEST(ListFiles, MissingFileIsReportedOnceNotAtEachUse) {
+    const std::string none = "cannot open '" + kData + "/lists/none";
+    EXPECT_EQ(text_errors("map logins file \"none.map\"\n"
+                          "list skip domain file \"none.txt\"\n"
+                          "on mail {\n"
+                          "  reject if not auth.user in logins[sender]\n"
+                          "  accept if sender.domain in skip or auth.user in logins[sender.domain]\n"
+                          "}\n"),
+              (Strings{"t.rules:1:1: error: " + none + ".map': No such file or directory",
+                       "t.rules:2:1: error: " + none + ".txt': No such file or directory"}));
+}
+
+TEST(ListFiles, MissingFileStillDefinesItsKind) {
+    // The uses are checked against the statement, as if the file were empty.
+    EXPECT_EQ(text_errors("list skip domain file \"none.txt\"\non connect {\n  accept if client.ip in skip\n}\n"),
+              (Strings{"t.rules:1:1: error: cannot open '" + kData + "/lists/none.txt': No such file or directory",
+                       "t.rules:3:26: error: field 'client.ip' (ip) cannot be looked up in domain list 'skip'"}));
+    EXPECT_EQ(text_errors("map m file \"none.map\"\non mail {\n  accept if auth.user in m\n}\n"),
+              (Strings{"t.rules:1:1: error: cannot open '" + kData + "/lists/none.map': No such file or directory",
+                       "t.rules:3:26: error: 'm' is a map; write m[KEY]"}));
+}
+
 TEST(MapFiles, KeysValuesAndFallback) {
     const auto policy = load_text("map logins file \"logins.map\"\n");
     ASSERT_TRUE(policy);

@@ -670,6 +670,28 @@ TEST(Errors, TypeErrors) {
     });
 }
 
+TEST(Errors, EachResultFieldTakesOnlyItsOwnResults) {
+    // softfail and neutral are SPF's alone: a DMARC or DKIM rule naming
+    // them could never apply.
+    expect_rule_errors({
+        {"eom", "reject if dmarc == softfail",
+         "t.rules:2:20: error: unknown dmarc value 'softfail' (expected pass, fail, none, temperror or permerror)"},
+        {"eom", "reject if dmarc == neutral",
+         "t.rules:2:20: error: unknown dmarc value 'neutral' (expected pass, fail, none, temperror or permerror)"},
+        {"eom", "reject if dmarc != pas", "t.rules:2:20: error: unknown dmarc value 'pas' (did you mean 'pass'?)"},
+        {"eom", "reject if dkim == softfail",
+         "t.rules:2:19: error: unknown dkim value 'softfail' (expected pass, fail, none, temperror or permerror)"},
+        {"eom", "reject if dkim in { fail, neutral }",
+         "t.rules:2:27: error: unknown dkim value 'neutral' (expected pass, fail, none, temperror or permerror)"},
+        {"eom", "reject if dkim == permerorr",
+         "t.rules:2:19: error: unknown dkim value 'permerorr' (did you mean 'permerror'?)"},
+    });
+    EXPECT_EQ(load_errors("on eom {\n  reject if dmarc in { pass, fail, none, temperror, permerror }\n"
+                          "  reject if dkim in { pass, fail, none, temperror, permerror }\n"
+                          "  reject if spf in { softfail, neutral }\n}\n"),
+              Strings{});
+}
+
 TEST(Errors, FieldArguments) {
     expect_rule_errors({
         {"eom", "reject if header == x",

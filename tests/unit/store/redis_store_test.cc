@@ -193,10 +193,16 @@ TEST(RedisStoreUrl, SentinelAndClusterModesAreRefused) {
     settings.mode = config::StoreMode::sentinel;
     settings.master = "mymaster";
     EXPECT_TRUE(store_error([&] { RedisStore store(settings); })
-                    .starts_with("store.mode \"sentinel\" is not supported by this build: "));
+                    .starts_with("store.mode: \"sentinel\" is not supported by this build: "));
     settings.mode = config::StoreMode::cluster;
     EXPECT_TRUE(store_error([&] { RedisStore store(settings); })
-                    .starts_with("store.mode \"cluster\" is not supported by this build: "));
+                    .starts_with("store.mode: \"cluster\" is not supported by this build: "));
+    try {
+        check_store_settings(settings);
+        ADD_FAILURE() << "cluster mode accepted";
+    } catch (const StoreSettingsError& error) {
+        EXPECT_EQ(error.key(), "store.mode");   // the caller names where store.mode was set
+    }
 }
 
 TEST(RedisStoreUrl, OpenStoreBuildsTheRedisBackend) {

@@ -1,0 +1,128 @@
+"""The portcullis command line, run as a user runs it.
+
+Usage: command_line_test.py --portcullis BINARY [unittest options]
+
+Each test writes a configuration, a policy and a message into a fresh
+temporary directory and runs the built binary on them, with --dry where
+a command would use the store or the resolver: nothing here needs a
+server, an MTA or the network.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+ARGS = argparse.Namespace()
+
+POLICY = """\
+on rcpt {
+    reject "no relay" if rcpt == "relay@example.org"
+}
+on eom {
+    reject "bad subject" if header("Subject") == "bad"
+}
+"""
+
+MESSAGE = "Subject: bad\nFrom: a@example.org\n\nhello\n"
+
+
+class CommandLine(unittest.TestCase):
+    def setUp(self):
+        self.scratch = tempfile.TemporaryDirectory(prefix="portcullis-cli-")
+        self.dir = self.scratch.name
+        self.conf = self.write("portcullis.conf", '[policy]\nfile = "policy.rules"\n')
+        self.write("policy.rules", POLICY)
+        self.message = self.write("message.eml", MESSAGE)
+
+    def tearDown(self):
+        self.scratch.cleanup()
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+        return path
+
+    def run_portcullis(self, *args):
+        return subprocess.run([ARGS.portcullis, *args], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+
+    def try_message(self, *args):
+        return self.run_portcullis("try", "-c", self.conf, "--dry", "--ip", "192.0.2.1", *args)
+
+    def stage_lines(self, output, prefix):
+        return [line for line in output.splitlines() if line.startswith(prefix)]
+
+
+class Try(CommandLine):
+    def test_message_file_after_to_is_the_message(self):
+        done = self.try_message("--to", "a@example.com", self.message)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(self.stage_lines(done.stdout, "rcpt "), ["rcpt to=<a@example.com>"])
+        self.assertIn("eom 1 of 1 recipients", done.stdout)
+        self.assertIn("verdict: 550 5.7.1 bad subject", done.stdout)
+
+    def test_to_repeated_gives_each_recipient(self):
+        done = self.try_message("--to", "a@example.com", "--to", "relay@example.org", self.message)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(self.stage_lines(done.stdout, "rcpt "),
+                         ["rcpt to=<a@example.com>", "rcpt to=<relay@example.org>"])
+        self.assertIn("eom 1 of 2 recipients", done.stdout)
+
+    def test_option_after_to_is_an_option(self):
+        done = self.try_message("--to", "a@example.com", "-o", "policy.mode=monitor", self.message)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("(monitor mode)", done.stdout)
+        self.assertEqual(self.stage_lines(done.stdout, "rcpt "), ["rcpt to=<a@example.com>"])
+        self.assertIn("eom 1 of 1 recipients", done.stdout)
+
+    def test_two_words_after_one_to_are_a_usage_error(self):
+        done = self.try_message("--to", "a@example.com", "b@example.com", self.message)
+        self.assertEqual(done.returncode, 2, done.stdout)
+        self.assertIn(self.message, done.stderr)
+
+
+class StoreSettings(CommandLine):
+    """Store settings this build cannot serve are reported where they were
+    set, by every command that reads the configuration."""
+
+    SENTINEL = ("-o", "store.backend=redis", "-o", "store.mode=sentinel", "-o", "store.master=m")
+
+    def assert_refused(self, done, where):
+        self.assertEqual(done.returncode, 1, done.stdout + done.stderr)
+        self.assertIn(where + ": error: store.mode: \"", done.stderr)
+        self.assertIn("is not supported by this build", done.stderr)
+
+    def test_check_names_the_override(self):
+        done = self.run_portcullis("check", "-c", self.conf, *self.SENTINEL)
+        self.assert_refused(done, "-o store.mode=sentinel")
+        self.assertNotIn(self.conf + ":", done.stderr)
+
+    def test_check_names_the_place_in_the_file(self):
+        self.write("portcullis.conf", '[policy]\nfile = "policy.rules"\n'
+                                      '[store]\nbackend = "redis"\nmode = "cluster"\n')
+        self.assert_refused(self.run_portcullis("check", "-c", self.conf), self.conf + ":5:8")
+
+    def test_try_refuses_them_without_crashing(self):
+        done = self.run_portcullis("try", "-c", self.conf, *self.SENTINEL, "--ip", "192.0.2.1",
+                                   "--to", "a@example.com")
+        self.assert_refused(done, "-o store.mode=sentinel")
+
+    def test_greylist_refuses_them_as_bad_configuration(self):
+        done = self.run_portcullis("greylist", "stats", "-c", self.conf, *self.SENTINEL)
+        self.assert_refused(done, "-o store.mode=sentinel")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--portcullis", required=True)
+    args, rest = parser.parse_known_args()
+    vars(ARGS).update(vars(args))
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
