@@ -1,8 +1,8 @@
 /*
  * dkim.cc: libopendkim wrapped once (one library for the process, one
- * handle per Verifier), its DNS hooks answered from each Verifier's
- * TxtLookups, and its outcome for each signature turned into an RFC 8601
- * result (see dkim.h).
+ * handle per Verifier), its DNS hooks answered from the key records the
+ * caller looked up, and its outcome for each signature turned into an
+ * RFC 8601 result (see dkim.h).
  *
  * A message goes through libopendkim so:
  *   header()          each field as "Name:value" with CRLF line ends; each
@@ -13,17 +13,18 @@
  *   end_of_headers()  dkim_eoh; libopendkim's signatures are paired with
  *                     the fields; those our policy refuses (rsa-sha1, a
  *                     tag given twice, a key name that is no domain name)
- *                     are ignored, and the key lookups of the rest start;
+ *                     are ignored, and the key names of the rest are
+ *                     listed for the caller to look up;
  *   body()            dkim_body, line ends made CRLF piece by piece;
- *   finish()          dkim_eom, which fetches the keys and verifies.  The
+ *   finish()          dkim_eom, which asks for the keys and verifies.  The
  *                     library is set to DKIM_LIBFLAGS_DELAYSIGPROC: by
- *                     default dkim_eoh fetches them, before the lookups
- *                     could run while the body arrives.
+ *                     default dkim_eoh asks for them, before the caller
+ *                     could look them up while the body arrives.
  * libopendkim's DNS hooks are set for the whole library and are not told
- * which message asks.  It looks keys up on the thread that calls dkim_eoh
+ * which message asks.  It asks for keys on the thread that calls dkim_eoh
  * or dkim_eom, so a thread-local pointer set around those calls names the
- * message's KeyLookups.  The hooks hand libopendkim a DNS reply packet,
- * which is what it parses (dkim-keys.c).
+ * message's KeyReplies.  The hooks hand libopendkim a DNS reply packet,
+ * made from the caller's answer, which is what it parses (dkim-keys.c).
  */
 #include "checks/dkim.h"
 
@@ -40,6 +41,7 @@
 #include <utility>
 
 #include "checks/spf_screen.h"
+#include "dns/lookups.h"
 #include "util/text.h"
 
 namespace portcullis::dkim {
@@ -175,19 +177,22 @@ std::optional<size_t> write_reply(std::span<unsigned char> buffer, std::string_v
     return packet.size();
 }
 
-/* One message's key lookups through its TxtLookups, and why a key could
- * not be had, by key name, for the reasons. */
-class KeyLookups {
+/* One message's key records as libopendkim asks for them, and why a key
+ * could not be had, by key name, for the reasons. */
+class KeyReplies {
 public:
-    explicit KeyLookups(dns::TxtLookups& dns) : dns_(dns) {}
-
-    void start(const std::string& name) { dns_.start(name); }
+    /* The answers finish() was given; until then none. */
+    void use(const KeyAnswers& answers) { answers_ = &answers; }
 
     /* NAME's answer as a reply packet in BUFFER; nullopt when there is no
      * reply to give (a failed lookup, a record libopendkim cannot take
      * whole), the problem noted. */
     std::optional<size_t> reply(const std::string& name, std::span<unsigned char> buffer) {
-        const dns::Answer answer = dns_.answer(name);
+        const auto found = answers_ ? answers_->find(dns::lookup_key(name)) : KeyAnswers::const_iterator{};
+        if (!answers_ || found == answers_->end()) {
+            return note(name, Result::temperror, "key " + name + " was not looked up");
+        }
+        const dns::Answer& answer = found->second;
         if (answer.status == Status::temperror) {
             return note(name, Result::temperror, "key lookup of " + name + ": " +
                                                      (answer.error.empty() ? "failed" : answer.error));
@@ -215,29 +220,29 @@ private:
         return std::nullopt;
     }
 
-    dns::TxtLookups& dns_;
+    const KeyAnswers* answers_ = nullptr;
     std::map<std::string, Outcome> problems_;
 };
 
-// The KeyLookups of the message whose dkim_eoh or dkim_eom this thread is
+// The KeyReplies of the message whose dkim_eoh or dkim_eom this thread is
 // in, null outside them.
-thread_local KeyLookups* t_serving = nullptr;
+thread_local KeyReplies* t_serving = nullptr;
 
 /* While alive, this thread's key queries are answered from KEYS. */
 class ServingKeys {
 public:
-    explicit ServingKeys(KeyLookups& keys) : previous_(std::exchange(t_serving, &keys)) {}
+    explicit ServingKeys(KeyReplies& keys) : previous_(std::exchange(t_serving, &keys)) {}
     ~ServingKeys() { t_serving = previous_; }
     ServingKeys(const ServingKeys&) = delete;
     ServingKeys& operator=(const ServingKeys&) = delete;
 
 private:
-    KeyLookups* previous_;
+    KeyReplies* previous_;
 };
 
 /* One key query, from libopendkim's start hook to its cancel hook. */
 struct Query {
-    KeyLookups* keys;
+    KeyReplies* keys;
     std::string name;
     std::span<unsigned char> buffer;
 };
@@ -259,9 +264,9 @@ int start_query(void* /*service*/, int type, unsigned char* name, unsigned char*
     }
 }
 
-/* The answer, at once or when the TxtLookups gives it (it keeps its own
- * timeout, so libopendkim's is not used).  libopendkim parses the buffer
- * after anything but DKIM_DNS_ERROR and DKIM_DNS_EXPIRED. */
+/* The answer, at once: the caller looked the keys up before finish(), so
+ * libopendkim's timeout is not used.  libopendkim parses the buffer after
+ * anything but DKIM_DNS_ERROR and DKIM_DNS_EXPIRED. */
 int wait_for_reply(void* /*service*/, void* query, struct timeval* /*timeout*/, size_t* bytes, int* error,
                    int* dnssec) noexcept {
     auto* pending = static_cast<Query*>(query);
@@ -451,7 +456,7 @@ std::string libopendkim_error(DKIM* handle) {
 }
 
 /* What libopendkim's verification of a processed signature says. */
-Outcome verified(DKIM_SIGINFO* info, const KeyLookups& keys) {
+Outcome verified(DKIM_SIGINFO* info, const KeyReplies& keys) {
     const std::string key = key_name(info);
     const int error = dkim_sig_geterror(info);
     switch (error) {
@@ -501,12 +506,13 @@ enum class Stage { headers, body, done };
 }  // namespace
 
 struct Verifier::State {
-    State(dns::TxtLookups& dns, const Limits& given_limits);
+    explicit State(const Limits& given_limits);
 
     void add_header(std::string_view name, std::string_view value);
     void end_headers();
     void add_body(std::string_view chunk);
-    Verdict finish();
+    const std::vector<std::string>& key_names() const { return key_names_; }
+    Verdict finish(const KeyAnswers& keys);
     /* Stops where it is: every signature not yet decided is REASON's
      * temperror. */
     void abandon(std::string reason);
@@ -521,7 +527,8 @@ private:
     Outcome outcome(const Field& field) const;
 
     Limits limits_;
-    KeyLookups keys_;
+    KeyReplies keys_;
+    std::vector<std::string> key_names_;   // to look up, lower case, each once
     Handle handle_;
     std::vector<Field> fields_;   // in header order
     size_t given_ = 0;
@@ -533,7 +540,7 @@ private:
     std::optional<Verdict> verdict_;
 };
 
-Verifier::State::State(dns::TxtLookups& dns, const Limits& given_limits) : limits_(given_limits), keys_(dns) {
+Verifier::State::State(const Limits& given_limits) : limits_(given_limits) {
     DKIM_LIB* shared = library();
     DKIM_STAT status = DKIM_STAT_INTERNAL;
     static const unsigned char kJobId[] = "portcullis";
@@ -643,7 +650,10 @@ void Verifier::State::end_headers() {
         if (field.info == nullptr || field.decided) continue;
         screen(field);
         if (!field.decided && dkim_sig_geterror(field.info) == DKIM_SIGERROR_UNKNOWN) {
-            keys_.start(key_name(field.info));
+            std::string key = dns::lookup_key(key_name(field.info));
+            if (std::find(key_names_.begin(), key_names_.end(), key) == key_names_.end()) {
+                key_names_.push_back(std::move(key));
+            }
             hashing_ = true;
         }
     }
@@ -690,12 +700,13 @@ Outcome Verifier::State::outcome(const Field& field) const {
     return result;
 }
 
-Verdict Verifier::State::finish() {
+Verdict Verifier::State::finish(const KeyAnswers& keys) {
     if (verdict_) return *verdict_;
     end_headers();
     stage_ = Stage::done;
     feed_body(body_lines_.rest(true));
     if (hashing_) {
+        keys_.use(keys);
         const ServingKeys serving(keys_);
         const DKIM_STAT status = dkim_eom(handle_.get(), nullptr);
         // Its status is the final signature's; the error is kept for the
@@ -739,12 +750,12 @@ std::string Verdict::passing_domain() const {
     return "";
 }
 
-Verifier::Verifier(dns::TxtLookups& dns, const Limits& limits) : state_(std::make_unique<State>(dns, limits)) {}
+Verifier::Verifier(const Limits& limits) : state_(std::make_unique<State>(limits)) {}
 
 Verifier::~Verifier() = default;
 
-// Without memory for a field or a piece of the body (or with a TxtLookups
-// that throws), verifying the rest would give a wrong fail.
+// Without memory for a field or a piece of the body, verifying the rest
+// would give a wrong fail.
 
 void Verifier::header(std::string_view name, std::string_view value) {
     try {
@@ -758,7 +769,7 @@ void Verifier::end_of_headers() {
     try {
         state_->end_headers();
     } catch (const std::exception& error) {
-        state_->abandon(std::string("key lookups not started: ") + error.what());
+        state_->abandon(std::string("header not taken: ") + error.what());
     }
 }
 
@@ -770,6 +781,8 @@ void Verifier::body(std::string_view chunk) {
     }
 }
 
-Verdict Verifier::finish() { return state_->finish(); }
+const std::vector<std::string>& Verifier::key_names() const { return state_->key_names(); }
+
+Verdict Verifier::finish(const KeyAnswers& keys) { return state_->finish(keys); }
 
 }  // namespace portcullis::dkim

@@ -7,20 +7,25 @@
  *   header(NAME, VALUE)  each header field, VALUE exactly as it came after
  *                        the colon (leading white space and folding kept;
  *                        folds ending in a bare LF are taken as CRLF);
- *   end_of_headers()     the signatures are known: every key lookup
- *                        (SELECTOR._domainkey.DOMAIN TXT) starts now, all
- *                        in parallel, while the body arrives;
+ *   end_of_headers()     the signatures are known: key_names() lists the
+ *                        keys to look up (SELECTOR._domainkey.DOMAIN TXT),
+ *                        which the caller asks for, all in parallel, while
+ *                        the body arrives;
  *   body(CHUNK)          the body as it comes (CRLF or bare LF line ends),
  *                        streamed to the hashes, never kept whole;
- *   finish()             the verdict, once.
+ *   finish(KEYS)         the verdict, once, with the answers to the key
+ *                        lookups by name (dns::lookup_key()); a key
+ *                        missing from KEYS is a temperror.  It checks
+ *                        every signature (the RSA and Ed25519 work), and
+ *                        may run on another thread than the calls before
+ *                        it, as long as no two calls overlap.
  * body() and finish() end the headers if end_of_headers() was not
  * called; calls after finish() are ignored, and finish() again gives the
  * same verdict.  header(), end_of_headers() and body() never throw: what
  * goes wrong shows in the verdict.  A field whose name is not RFC 5322's
  * or whose value holds a NUL byte is left out (a signature covering it
- * fails).  Every key is looked up through the TxtLookups given, never
- * through the system resolver (libopendkim's dkim_dns_set_* hooks answer
- * from it).
+ * fails).  Every key comes from KEYS, never from the system resolver
+ * (libopendkim's dkim_dns_set_* hooks answer from them).
  *
  * Results are RFC 8601's: pass; fail (the signature or the body hash does
  * not verify); neutral (not used); temperror (the key lookup failed);
@@ -36,12 +41,13 @@
  */
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "dns/txt_lookups.h"
+#include "dns/resolver.h"
 
 namespace portcullis::dkim {
 
@@ -77,9 +83,12 @@ struct Limits {
     size_t max_signatures = 16;
 };
 
+/* The key lookups' answers, by key name as dns::lookup_key() writes it. */
+using KeyAnswers = std::map<std::string, dns::Answer>;
+
 class Verifier {
 public:
-    explicit Verifier(dns::TxtLookups& dns, const Limits& limits = {});
+    explicit Verifier(const Limits& limits = {});
     ~Verifier();
     Verifier(const Verifier&) = delete;
     Verifier& operator=(const Verifier&) = delete;
@@ -87,7 +96,8 @@ public:
     void header(std::string_view name, std::string_view value);
     void end_of_headers();
     void body(std::string_view chunk);
-    Verdict finish();
+    const std::vector<std::string>& key_names() const;
+    Verdict finish(const KeyAnswers& keys);
 
 private:
     struct State;   // dkim.cc: the libopendkim handle and what it needs

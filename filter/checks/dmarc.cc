@@ -153,28 +153,36 @@ struct Discovery {
     std::string reason;   // for the others
 };
 
-/* DOMAIN's one DMARC record (RFC 7489 6.6.3 steps 1 to 3, 5 and 6). */
-Discovery look_up(const std::string& domain, dns::TxtLookups& dns) {
+/* DOMAIN's one DMARC record (RFC 7489 6.6.3 steps 1 to 3, 5 and 6);
+ * nullopt while the answer has not come. */
+std::optional<Discovery> look_up(const std::string& domain, dns::TxtLookups& dns) {
     using Outcome = Discovery::Outcome;
     const auto name = record_name(domain);
-    if (!name) return {Outcome::absent, domain, "", "_dmarc." + domain + " is too long a name"};
-    const dns::Answer answer = dns.answer(*name);
+    if (!name) return Discovery{Outcome::absent, domain, "", "_dmarc." + domain + " is too long a name"};
+    const dns::Answer* awaited = dns.answer(*name);
+    if (!awaited) return std::nullopt;
+    const dns::Answer& answer = *awaited;
     if (answer.status == dns::Answer::Status::temperror) {
-        return {Outcome::temperror, domain, "", *name + ": " + (answer.error.empty() ? "lookup failed" : answer.error)};
+        return Discovery{Outcome::temperror, domain, "",
+                         *name + ": " + (answer.error.empty() ? "lookup failed" : answer.error)};
     }
     std::vector<std::string> found;
     std::copy_if(answer.records.begin(), answer.records.end(), std::back_inserter(found), is_dmarc_record);
-    if (found.empty()) return {Outcome::absent, domain, "", "no DMARC record at " + *name};
-    if (found.size() > 1) return {Outcome::several, domain, "", "several DMARC records at " + *name};
-    return {Outcome::record, domain, std::move(found.front()), ""};
+    if (found.empty()) return Discovery{Outcome::absent, domain, "", "no DMARC record at " + *name};
+    if (found.size() > 1) return Discovery{Outcome::several, domain, "", "several DMARC records at " + *name};
+    return Discovery{Outcome::record, domain, std::move(found.front()), ""};
 }
 
-/* The From domain's record, else its organizational domain's (step 4). */
-Discovery discover(const std::string& from_domain, const std::string& org_domain, dns::TxtLookups& dns) {
-    Discovery at_from = look_up(from_domain, dns);
-    if (at_from.outcome != Discovery::Outcome::absent || org_domain == from_domain) return at_from;
-    Discovery at_org = look_up(org_domain, dns);
-    if (at_org.outcome == Discovery::Outcome::absent) at_org.reason = at_from.reason + " nor at _dmarc." + org_domain;
+/* The From domain's record, else its organizational domain's (step 4);
+ * nullopt while an answer it needs has not come. */
+std::optional<Discovery> discover(const std::string& from_domain, const std::string& org_domain,
+                                  dns::TxtLookups& dns) {
+    std::optional<Discovery> at_from = look_up(from_domain, dns);
+    if (!at_from || at_from->outcome != Discovery::Outcome::absent || org_domain == from_domain) return at_from;
+    std::optional<Discovery> at_org = look_up(org_domain, dns);
+    if (at_org && at_org->outcome == Discovery::Outcome::absent) {
+        at_org->reason = at_from->reason + " nor at _dmarc." + org_domain;
+    }
     return at_org;
 }
 
@@ -325,26 +333,36 @@ void Checker::start_lookups(const FromHeader& from, dns::TxtLookups& dns) const 
     }
 }
 
-Verdict Checker::check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
-                       const PercentRoll& roll) const {
+std::optional<Verdict> Checker::check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
+                                      const PercentRoll& roll) const {
     const std::vector<std::string> domains = evaluated_domains(from);
     const std::string problem = from_problem(from);
     std::vector<Verdict> verdicts;
-    for (const std::string& domain : domains) verdicts.push_back(check_domain(domain, ids, dns, roll));
+    bool waiting = false;
+    // Every domain is asked, so the lookups still out all go on together.
+    for (const std::string& domain : domains) {
+        std::optional<Verdict> one = check_domain(domain, ids, dns, roll);
+        if (one) verdicts.push_back(std::move(*one));
+        else waiting = true;
+    }
+    if (waiting) return std::nullopt;
     Verdict verdict = combined(verdicts, problem);
     verdict.author_domains = domains;
     verdict.from_problem = problem;
     return verdict;
 }
 
-/* The verdict for one author domain. */
-Verdict Checker::check_domain(const std::string& domain, const Identifiers& ids, dns::TxtLookups& dns,
-                              const PercentRoll& roll) const {
+/* The verdict for one author domain; nullopt while its record has not
+ * come. */
+std::optional<Verdict> Checker::check_domain(const std::string& domain, const Identifiers& ids, dns::TxtLookups& dns,
+                                             const PercentRoll& roll) const {
     Verdict verdict;
     verdict.policy = "none";
     verdict.from_domain = domain;
     const std::string org_domain = organizational_domain(domain);
-    const Discovery found = discover(domain, org_domain, dns);
+    const std::optional<Discovery> discovered = discover(domain, org_domain, dns);
+    if (!discovered) return std::nullopt;
+    const Discovery& found = *discovered;
     const ReadRecord read = found.outcome == Discovery::Outcome::record ? read_record(found.record, found.domain)
                                                                         : ReadRecord{};
     set_alignment(verdict, ids, {domain, org_domain}, read.policy, suffixes_->list);

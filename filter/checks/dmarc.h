@@ -9,7 +9,9 @@
  *                        the DMARC records of each author domain and of
  *                        its organizational domain, in parallel with the
  *                        rest;
- *   check(FROM, IDS)     the verdict, once SPF and DKIM are known.
+ *   check(FROM, IDS)     the verdict, once SPF and DKIM are known; nullopt
+ *                        while a record lookup has not been answered (the
+ *                        caller is woken by its TxtLookups and asks again).
  * FROM is the message's From header as util/from_header.h parses it, the
  * one parse the policy's from and from.domain also read.  Each distinct
  * author domain is evaluated (the first kMaxAuthorDomains), and the
@@ -47,6 +49,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -109,12 +112,12 @@ public:
 
     void start_lookups(const FromHeader& from, dns::TxtLookups& dns) const;
     /* ROLL defaults to a uniform random number. */
-    Verdict check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
-                  const PercentRoll& roll = {}) const;
+    std::optional<Verdict> check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
+                                 const PercentRoll& roll = {}) const;
 
 private:
-    Verdict check_domain(const std::string& domain, const Identifiers& ids, dns::TxtLookups& dns,
-                         const PercentRoll& roll) const;
+    std::optional<Verdict> check_domain(const std::string& domain, const Identifiers& ids, dns::TxtLookups& dns,
+                                        const PercentRoll& roll) const;
 
     struct Suffixes;   // dmarc.cc: the loaded list
     std::unique_ptr<Suffixes> suffixes_;

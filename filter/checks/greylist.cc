@@ -394,40 +394,51 @@ std::string_view reason_name(GreylistReason reason) {
 
 Greylist::Greylist(store::Store& store, std::function<int64_t()> clock) : store_(store), clock_(std::move(clock)) {}
 
-GreylistDecision Greylist::check(const Triplet& triplet, const GreylistSettings& settings) {
+namespace {
+
+/* The check script's reply as a decision; why not, when it is none. */
+store::Outcome<GreylistDecision> decision_of(const store::StoreResult& result) {
+    if (result.error) return {std::nullopt, *result.error};
+    const auto& reply = result.values;
+    if (reply.size() != 2) return {std::nullopt, "greylist-check: unexpected reply from the store"};
+    const uint64_t wait_ms = static_cast<uint64_t>(std::max<int64_t>(0, parse_decimal<int64_t>(reply[1]).value_or(0)));
+    const uint64_t wait_seconds = (wait_ms + 999) / 1000;
+    if (reply[0] == "new") return {GreylistDecision{GreylistReason::new_triplet, wait_seconds}, ""};
+    if (reply[0] == "early") return {GreylistDecision{GreylistReason::early, wait_seconds}, ""};
+    if (reply[0] == "pass") return {GreylistDecision{GreylistReason::pass, 0}, ""};
+    if (reply[0] == "awl") return {GreylistDecision{GreylistReason::awl, 0}, ""};
+    return {std::nullopt, "greylist-check: unexpected reply " + in_quotes(reply[0])};
+}
+
+}  // namespace
+
+void Greylist::check(const Triplet& triplet, const GreylistSettings& settings, CheckDone done) {
     const std::string args[] = {ms_arg(settings.delay), ms_arg(settings.window), ms_arg(settings.expire),
                                 std::to_string(settings.awl), ms_arg(kPruneEvery), triplet.network,
                                 triplet_field(triplet), triplet.sender};
-    const auto reply = store_.run(kCheck.script, network_key(triplet.network), clock_(), args);
-    if (reply.size() != 2) throw store::StoreError("greylist-check: unexpected reply from the store");
-    const uint64_t wait_ms = static_cast<uint64_t>(std::max<int64_t>(0, parse_decimal<int64_t>(reply[1]).value_or(0)));
-    const uint64_t wait_seconds = (wait_ms + 999) / 1000;
-    if (reply[0] == "new") return {GreylistReason::new_triplet, wait_seconds};
-    if (reply[0] == "early") return {GreylistReason::early, wait_seconds};
-    if (reply[0] == "pass") return {GreylistReason::pass, 0};
-    if (reply[0] == "awl") return {GreylistReason::awl, 0};
-    throw store::StoreError("greylist-check: unexpected reply " + in_quotes(reply[0]));
+    store_.run(kCheck.script, network_key(triplet.network), clock_(), args,
+               [done = std::move(done)](store::StoreResult result) { done(decision_of(result)); });
 }
 
 void Greylist::allow(const Triplet& triplet, Millis expire) {
     const std::string args[] = {ms_arg(expire), ms_arg(kPruneEvery), triplet.network, triplet_field(triplet),
                                 triplet.sender};
-    store_.run(kAllowTriplet.script, network_key(triplet.network), clock_(), args);
+    store::run_blocking(store_, kAllowTriplet.script, network_key(triplet.network), clock_(), args);
 }
 
 void Greylist::allow_network(const std::string& network, Millis expire) {
     const std::string args[] = {ms_arg(expire), ms_arg(kPruneEvery), network};
-    store_.run(kAllowNetwork.script, network_key(network), clock_(), args);
+    store::run_blocking(store_, kAllowNetwork.script, network_key(network), clock_(), args);
 }
 
 bool Greylist::drop(const Triplet& triplet) {
     const std::string args[] = {ms_arg(kPruneEvery), triplet_field(triplet)};
-    const auto reply = store_.run(kDropTriplet.script, network_key(triplet.network), clock_(), args);
+    const auto reply = store::run_blocking(store_, kDropTriplet.script, network_key(triplet.network), clock_(), args);
     return !reply.empty() && reply[0] == "1";
 }
 
 size_t Greylist::drop_network(const std::string& network) {
-    const auto reply = store_.run(kDropNetwork.script, network_key(network), clock_(), {});
+    const auto reply = store::run_blocking(store_, kDropNetwork.script, network_key(network), clock_(), {});
     return reply.empty() ? 0 : parse_decimal<size_t>(reply[0]).value_or(0);
 }
 

@@ -15,9 +15,10 @@
  *     network's awl.
  * Every decision is one atomic script on one key, the client network's;
  * times are judged against the clock given here, never the server's, so
- * two MX hosts (and tests with an injected clock) agree.  check() throws
- * store::StoreError when the store cannot answer: what to do then is the
- * caller's choice.
+ * two MX hosts (and tests with an injected clock) agree.  check() returns
+ * at once and gives the decision to its callback as the store's run()
+ * does (store.h), or why the store could not answer: what to do then is
+ * the caller's choice.  The admin calls block (store::run_blocking()).
  *
  * Store layout: one hash per client network, key "g:" + digest of the
  * network, so a network's triplets cost a Redis key once, not each (see
@@ -42,19 +43,12 @@
 #include <string>
 #include <string_view>
 
+#include "checks/greylist_settings.h"
 #include "store/store.h"
 #include "util/ip.h"
 #include "util/units.h"
 
 namespace portcullis::checks {
-
-struct GreylistSettings {
-    Millis delay = std::chrono::minutes(5);
-    Millis window = std::chrono::hours(48);
-    Millis expire = std::chrono::hours(24 * 35);
-    unsigned awl = 5;           // passes that whitelist a network; 0 = never
-    bool by_host = false;
-};
 
 struct Triplet {
     std::string network;        // "203.0.113.0/24", "2001:db8::/64", or an address
@@ -105,9 +99,11 @@ struct GreylistStats {
 
 class Greylist {
 public:
+    using CheckDone = std::function<void(store::Outcome<GreylistDecision>)>;
+
     explicit Greylist(store::Store& store, std::function<int64_t()> clock = store::now_ms);
 
-    GreylistDecision check(const Triplet& triplet, const GreylistSettings& settings);
+    void check(const Triplet& triplet, const GreylistSettings& settings, CheckDone done);
 
     /* The admin side (`portcullis greylist ...`); all throw StoreError. */
     void allow(const Triplet& triplet, Millis expire);

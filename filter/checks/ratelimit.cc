@@ -349,27 +349,42 @@ std::string bucket_key(std::string_view bucket, std::span<const std::string> val
 
 Ratelimit::Ratelimit(store::Store& store, std::function<int64_t()> clock) : store_(store), clock_(std::move(clock)) {}
 
-RatelimitDecision Ratelimit::take(const std::string& key, std::span<const RateLimit> rates) {
-    if (rates.empty()) return {true, 0, 0, {}};   // nothing limits the event
+namespace {
+
+/* The take script's reply for RATE_COUNT rates as a decision; why not,
+ * when it is none. */
+store::Outcome<RatelimitDecision> decision_of(const store::StoreResult& result, size_t rate_count) {
+    if (result.error) return {std::nullopt, *result.error};
+    const auto& reply = result.values;
+    if (reply.size() != 3 + rate_count) return {std::nullopt, "ratelimit: unexpected reply from the store"};
+    RatelimitDecision decision;
+    decision.allowed = reply_number(reply, 0) == 1;
+    decision.over = static_cast<size_t>(reply_number(reply, 1));
+    if (decision.over >= rate_count) return {std::nullopt, "ratelimit: the store named a rate the rule has not"};
+    decision.retry_in_ms = static_cast<int64_t>(reply_number(reply, 2));
+    for (size_t i = 0; i < rate_count; ++i) decision.levels.push_back(reply_number(reply, 3 + i));
+    return {std::move(decision), ""};
+}
+
+}  // namespace
+
+void Ratelimit::take(const std::string& key, std::span<const RateLimit> rates, TakeDone done) {
+    // Nothing limits the event.
+    if (rates.empty()) return done({RatelimitDecision{true, 0, 0, {}}, ""});
     std::vector<std::string> args{"take"};
     for (const RateLimit& rate : rates) {
         args.push_back(std::to_string(rate.count));
         args.push_back(std::to_string(rate.period.count()));
     }
-    const auto reply = store_.run(ratelimit_script(), key, clock_(), args);
-    if (reply.size() != 3 + rates.size()) throw store::StoreError("ratelimit: unexpected reply from the store");
-    RatelimitDecision decision;
-    decision.allowed = reply_number(reply, 0) == 1;
-    decision.over = static_cast<size_t>(reply_number(reply, 1));
-    if (decision.over >= rates.size()) throw store::StoreError("ratelimit: the store named a rate the rule has not");
-    decision.retry_in_ms = static_cast<int64_t>(reply_number(reply, 2));
-    for (size_t i = 0; i < rates.size(); ++i) decision.levels.push_back(reply_number(reply, 3 + i));
-    return decision;
+    store_.run(ratelimit_script(), key, clock_(), args,
+               [done = std::move(done), count = rates.size()](store::StoreResult result) {
+                   done(decision_of(result, count));
+               });
 }
 
 std::vector<RateLevel> Ratelimit::show(const std::string& key) {
     const std::string args[] = {"show"};
-    const auto reply = store_.run(ratelimit_script(), key, clock_(), args);
+    const auto reply = store::run_blocking(store_, ratelimit_script(), key, clock_(), args);
     if (reply.size() % 3 != 0) throw store::StoreError("ratelimit: unexpected reply from the store");
     std::vector<RateLevel> levels;
     for (size_t i = 0; i < reply.size(); i += 3) {

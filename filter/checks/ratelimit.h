@@ -22,10 +22,13 @@
  * Interface:
  *   normalize_key_part()  lowercase; an address loses its +extension.
  *   bucket_key()          the store key of a bucket and its key's values.
- *   Ratelimit::take()     count one event if every rate allows it.
+ *   Ratelimit::take()     count one event if every rate allows it; the
+ *                         decision goes to its callback as the store's
+ *                         run() gives it (store.h), or why there is none.
  *   Ratelimit::show()     each period's level and when capacity frees.
  *   Ratelimit::reset()    forget a bucket.
- * All three throw store::StoreError when the store cannot answer.
+ * show() and reset() block, and throw store::StoreError when the store
+ * cannot answer.
  */
 #pragma once
 
@@ -68,10 +71,12 @@ struct RatelimitDecision {
 
 class Ratelimit {
 public:
+    using TakeDone = std::function<void(store::Outcome<RatelimitDecision>)>;
+
     explicit Ratelimit(store::Store& store, std::function<int64_t()> clock = store::now_ms);
 
-    /* One event on KEY (from bucket_key()) against RATES (not empty). */
-    RatelimitDecision take(const std::string& key, std::span<const RateLimit> rates);
+    /* One event on KEY (from bucket_key()) against RATES. */
+    void take(const std::string& key, std::span<const RateLimit> rates, TakeDone done);
 
     /* Every period the bucket holds, shortest first; empty if unknown. */
     std::vector<RateLevel> show(const std::string& key);

@@ -57,14 +57,16 @@ struct Failure {
 
 class Screen {
 public:
-    Screen(SpfDns& dns, const Limits& limits, const IpAddress& client)
-        : dns_(dns), limits_(limits), client_(client), deadline_(Clock::now() + limits.deadline) {}
+    Screen(SpfDns& dns, const Limits& limits, const IpAddress& client, Clock::time_point started)
+        : dns_(dns), limits_(limits), client_(client), deadline_(started + limits.deadline) {}
     /* The libspf2 server whose queries this screens. */
     void serve(SPF_server_t* server) { server_ = server; }
 
     /* libspf2's answer to (DOMAIN, TYPE), allocated for it to free. */
     SPF_dns_rr_t* answer(SPF_dns_server_t* layer, const char* domain, ns_type type);
     const std::optional<Failure>& failure() const { return failure_; }
+    /* Whether an answer it needed has not come yet. */
+    bool waiting() const { return waiting_; }
 
 private:
     SPF_dns_rr_t* fail(SPF_dns_server_t* layer, const char* domain, ns_type type, Result result, std::string reason);
@@ -87,6 +89,7 @@ private:
     std::set<std::string> mx_names_;    // their address lookups belong to an mx term
     std::set<std::string> ptr_names_;   // their address lookups belong to a ptr term
     std::optional<Failure> failure_;   // the first one
+    bool waiting_ = false;
 };
 
 std::optional<dns::RecordType> record_type(ns_type type) {
@@ -202,15 +205,21 @@ SPF_dns_rr_t* Screen::answer(SPF_dns_server_t* layer, const char* domain, ns_typ
     const auto wanted = record_type(type);
     if (failure_) return fail(layer, domain, type, failure_->result, "");
     if (!wanted) return make_answer(layer, domain, type, {});
-    if (Clock::now() >= deadline_) {
-        return fail(layer, domain, type, Result::temperror,
-                    "lookups took longer than " + std::to_string(limits_.deadline.count()) + "ms");
-    }
     const std::string name = to_lower(domain);
     if (auto problem = count_problem(name, type)) return fail(layer, domain, type, Result::permerror, *problem);
     // A marked name (spf_screen.h) is looked up without its mark.
     const bool marked = name.ends_with("." + std::string(kAnyAddress));
-    const dns::Answer found = dns_.lookup(marked ? name.substr(0, name.size() - kAnyAddress.size() - 1) : name, *wanted);
+    const dns::Answer* answer = dns_.lookup(marked ? name.substr(0, name.size() - kAnyAddress.size() - 1) : name, *wanted);
+    if (!answer) {
+        if (Clock::now() >= deadline_) {
+            return fail(layer, domain, type, Result::temperror,
+                        "lookups took longer than " + std::to_string(limits_.deadline.count()) + "ms");
+        }
+        // Stop libspf2 here; the check starts over once the answer is in.
+        waiting_ = true;
+        return SPF_dns_rr_new_init(layer, domain, type, 0, TRY_AGAIN);
+    }
+    const dns::Answer& found = *answer;
     if (found.status == dns::Answer::Status::temperror) {
         return fail(layer, domain, type, Result::temperror, name + ": " + found.error);
     }
@@ -325,17 +334,18 @@ std::string_view result_name(Result result) {
     return "?";
 }
 
-Verdict check(const Request& request, SpfDns& dns, const Limits& limits) {
+std::optional<Verdict> check(const Request& request, SpfDns& dns, const Limits& limits) {
     const std::string_view domain = request.sender.empty() ? std::string_view(request.helo)
                                                             : split_address(request.sender).domain;
-    if (domain.empty()) return {Result::none, "", "no sender domain and no HELO name"};
+    if (domain.empty()) return Verdict{Result::none, "", "no sender domain and no HELO name"};
     std::string checked = to_lower(domain);
     if (checked.ends_with('.')) checked.pop_back();
-    if (!is_host_name(checked)) return {Result::none, checked, in_quotes(domain) + " is not a domain name"};
+    if (!is_host_name(checked)) return Verdict{Result::none, checked, in_quotes(domain) + " is not a domain name"};
 
     silence_libspf2();
-    Screen screen(dns, limits, request.client);
+    Screen screen(dns, limits, request.client, request.started);
     Verdict verdict = ask_libspf2(request, screen);
+    if (screen.waiting()) return std::nullopt;
     verdict.domain = std::move(checked);
     if (const auto& failure = screen.failure()) {
         // The Screen made libspf2 stop; its cause is the verdict.

@@ -232,6 +232,8 @@ struct Named {
     E value;
 };
 
+constexpr Named<MilterEngine> milter_engines[] = {{"native", MilterEngine::native},
+                                                 {"libmilter", MilterEngine::libmilter}};
 constexpr Named<PolicyMode> policy_modes[] = {{"enforce", PolicyMode::enforce}, {"monitor", PolicyMode::monitor}};
 constexpr Named<StoreBackend> store_backends[] = {{"memory", StoreBackend::memory}, {"redis", StoreBackend::redis}};
 constexpr Named<StoreMode> store_modes[] = {
@@ -287,6 +289,22 @@ Key duration(std::string name, S Config::*section, Millis S::*field) {
                 }
                 if (*value <= Millis::zero()) throw BadValue{"the timeout must be more than zero"};
                 (config.*section).*field = *value;
+            }};
+}
+
+/* A whole number from 0 to MAX, written as a TOML integer or, in -o, as
+ * digits. */
+template <typename S, typename N>
+Key count(std::string name, S Config::*section, N S::*field, uint64_t max) {
+    return {std::move(name), [=](Config& config, const Input& input) {
+                const auto* integer = input.node ? input.node->as_integer() : nullptr;
+                if (input.node && !integer) wrong_type(*input.node, "a whole number");
+                const std::optional<int64_t> value =
+                    integer ? std::optional(integer->get()) : parse_decimal<int64_t>(input.text);
+                if (!value || *value < 0 || static_cast<uint64_t>(*value) > max) {
+                    throw BadValue{"expected a whole number from 0 to " + std::to_string(max)};
+                }
+                (config.*section).*field = static_cast<N>(*value);
             }};
 }
 
@@ -352,7 +370,11 @@ const std::vector<Key>& keys() {
     static const std::vector<Key> table = {
         text("milter.socket", &C::milter, &C::Milter::socket, check_milter_socket),
         duration("milter.timeout", &C::milter, &C::Milter::timeout),
+        duration("milter.idle_timeout", &C::milter, &C::Milter::idle_timeout),
         text("milter.user", &C::milter, &C::Milter::user, check_word),
+        choice("milter.engine", &C::milter, &C::Milter::engine, milter_engines),
+        count("milter.threads", &C::milter, &C::Milter::threads, 256),
+        count("milter.max_connections", &C::milter, &C::Milter::max_connections, 1'000'000),
         path("policy.file", &C::policy, &C::Policy::file, Empty::refused),
         choice("policy.mode", &C::policy, &C::Policy::mode, policy_modes),
         choice("store.backend", &C::store, &C::Store::backend, store_backends),

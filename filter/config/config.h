@@ -25,6 +25,7 @@
 
 namespace portcullis::config {
 
+enum class MilterEngine { native, libmilter };
 enum class PolicyMode { enforce, monitor };
 enum class StoreBackend { memory, redis };
 enum class StoreMode { standalone, sentinel, cluster };
@@ -44,8 +45,12 @@ struct Origins {
 struct Config {
     struct Milter {
         std::string socket = "inet:8891@127.0.0.1";
-        Millis timeout = std::chrono::seconds(30);
+        Millis timeout = std::chrono::seconds(30);        // within a packet, a message's content, the handshake
+        Millis idle_timeout = std::chrono::hours(2);      // between an SMTP session's events
         std::string user = "portcullis";       // "" keeps the starting user
+        MilterEngine engine = MilterEngine::native;
+        unsigned threads = 0;                  // event loops (native) or service loops (libmilter); 0: one per core
+        size_t max_connections = 1000;         // 0: no limit
     } milter;
     struct Policy {
         std::string file = "/etc/portcullis/policy.rules";

@@ -5,16 +5,17 @@
  */
 #include <cstdio>
 
+#include "daemon/checks.h"
 #include "daemon/commands.h"
-#include "daemon/dns_lists.h"
 
 namespace portcullis::daemon {
 
 int check_command(const ConfigSource& source) {
     auto outcome = load_state(source);
     if (outcome.state) {
-        if (const auto error = check_resolver(*outcome.state); !error.empty()) {
-            outcome.errors.push_back(source.path + ": error: " + error);
+        // The checks as the daemon would set them up, without a store.
+        if (const auto error = attach_checks(*outcome.state, {nullptr, true}); !error.empty()) {
+            outcome.errors.push_back(error);
         }
         if (!outcome.errors.empty()) outcome.state.reset();
     }

@@ -38,7 +38,7 @@ struct GreylistOptions {
     std::string sender;          // "<>" for the null sender
     std::string rcpt;
     bool host = false;           // the client's address, not its /24 or /64
-    std::string expire = "35d";  // allow
+    std::string expire;          // allow; "" is a greylist rule's default
 };
 int greylist_command(const ConfigSource& source, const GreylistOptions& options);
 

@@ -147,7 +147,8 @@ int greylist_command(const ConfigSource& source, const GreylistOptions& options)
     filter.sender = checks::normalize_sender(strip_angle_brackets(options.sender));
     filter.has_rcpt = !options.rcpt.empty();
     filter.rcpt = to_lower(strip_angle_brackets(options.rcpt));
-    const auto expire = parse_duration(options.expire);
+    const auto expire = options.expire.empty() ? std::optional(checks::GreylistSettings{}.expire)
+                                               : parse_duration(options.expire);
     if (!expire || expire->count() <= 0) return usage("--expire " + in_quotes(options.expire) + " is not a duration");
 
     const bool edits = options.action == "allow" || options.action == "drop";

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "checks/greylist_settings.h"
 #include "daemon/commands.h"
 
 namespace {
@@ -93,7 +94,11 @@ int main(int argc, char** argv) {
         action->add_option("--rcpt", greylist_options.rcpt, "recipient");
         if (name == "list") continue;
         action->add_flag("--host", greylist_options.host, "the client address itself, not its /24 or /64");
-        if (name == "allow") action->add_option("--expire", greylist_options.expire, "how long (default 35d)");
+        if (name == "allow") {
+            const std::string help =
+                "how long (default " + portcullis::format_duration(portcullis::checks::GreylistSettings{}.expire) + ")";
+            action->add_option("--expire", greylist_options.expire, help);
+        }
     }
 
     daemon::RatelimitOptions ratelimit_options;

@@ -4,17 +4,29 @@
  */
 #include "daemon/message_auth.h"
 
+#include <algorithm>
 #include <optional>
+#include <thread>
 
 #include "checks/auth_results.h"
-#include "daemon/dns_lists.h"
+#include "checks/dkim.h"
+#include "dns/txt_lookups.h"
 #include "metrics/metrics.h"
+#include "util/event_loop.h"
 #include "util/log.h"
 #include "util/text.h"
+#include "util/worker_pool.h"
 
 namespace portcullis::daemon {
 
 namespace {
+
+/* The threads that check signatures: made at the first signed message,
+ * after libopendkim's library, so they end before it at exit. */
+WorkerPool& signature_workers() {
+    static WorkerPool pool(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+    return pool;
+}
 
 std::string log_prefix(const policy::Facts& facts) {
     return (facts.queue_id.empty() ? std::string("NOQUEUE") : facts.queue_id) + ": ";
@@ -50,13 +62,32 @@ void log_dmarc(const policy::Facts& facts, const dmarc::Verdict& verdict) {
     else log::info(line);
 }
 
+/* DMARC's record lookups, through the session's. */
+class SessionTxtLookups final : public dns::TxtLookups {
+public:
+    explicit SessionTxtLookups(dns::Lookups& lookups) : lookups_(lookups) {}
+    void start(const std::string& name) override { lookups_.find(name, dns::RecordType::txt); }
+    const dns::Answer* answer(const std::string& name) override { return lookups_.find(name, dns::RecordType::txt); }
+
+private:
+    dns::Lookups& lookups_;
+};
+
+/* The signature check, shared with the worker that runs it: the stream
+ * may be gone when the verdict comes. */
+struct SignatureCheck {
+    std::optional<dkim::Verdict> verdict;
+    std::function<void()> wake;
+};
+
 class Stream final : public milter::MessageStream {
 public:
-    Stream(const policy::Facts& facts, std::shared_ptr<dns::Resolver> resolver,
-           std::shared_ptr<const dmarc::Checker> dmarc, AuthSettings settings)
-        : facts_(facts), lookups_(std::move(resolver)), dmarc_checker_(std::move(dmarc)),
-          settings_(std::move(settings)) {
-        if (settings_.dkim) verifier_.emplace(lookups_);
+    Stream(const policy::Facts& facts, dns::Lookups& lookups, std::shared_ptr<const dmarc::Checker> dmarc,
+           const AuthSettings& settings, std::function<void()> wake)
+        : facts_(facts), lookups_(lookups), txt_(lookups), dmarc_checker_(std::move(dmarc)), settings_(settings),
+          check_(std::make_shared<SignatureCheck>()) {
+        check_->wake = std::move(wake);
+        if (settings_.dkim) verifier_ = std::make_shared<dkim::Verifier>();
     }
 
     void header(std::string_view name, std::string_view value) override {
@@ -68,92 +99,150 @@ public:
     }
 
     void end_of_headers() override {
-        if (verifier_) verifier_->end_of_headers();
-        if (dmarc_checker_) dmarc_checker_->start_lookups(facts_.from, lookups_);
+        if (verifier_) {
+            verifier_->end_of_headers();
+            for (const auto& name : verifier_->key_names()) lookups_.find(name, dns::RecordType::txt);
+        }
+        if (dmarc_checker_) dmarc_checker_->start_lookups(facts_.from, txt_);
     }
 
     void body(std::string_view chunk) override {
         if (verifier_) verifier_->body(chunk);
     }
 
-    const policy::DkimAnswer& dkim() override {
+    const policy::DkimAnswer* dkim() override {
         if (!dkim_answer_) {
-            const dkim::Verdict& verdict = dkim_verdict();
-            dkim_answer_ = policy::DkimAnswer{std::string(verdict.summary()), verdict.passing_domain()};
+            const dkim::Verdict* verdict = dkim_verdict();
+            if (!verdict) return nullptr;
+            dkim_answer_ = policy::DkimAnswer{std::string(verdict->summary()), verdict->passing_domain()};
         }
-        return *dkim_answer_;
+        return &*dkim_answer_;
     }
 
-    const policy::DmarcAnswer& dmarc() override {
+    const policy::DmarcAnswer* dmarc() override {
         if (!dmarc_answer_) {
-            const dmarc::Verdict& verdict = dmarc_verdict();
-            dmarc_answer_ =
-                policy::DmarcAnswer{std::string(dmarc::result_name(verdict.result)), verdict.policy, verdict.from_domain};
+            const dmarc::Verdict* verdict = dmarc_verdict();
+            if (!verdict) return nullptr;
+            dmarc_answer_ = policy::DmarcAnswer{std::string(dmarc::result_name(verdict->result)), verdict->policy,
+                                                verdict->from_domain};
         }
-        return *dmarc_answer_;
+        return &*dmarc_answer_;
     }
 
     std::vector<int> forged_results() const override { return forged_; }
 
-    std::string results_header(std::string_view disposition) override {
+    std::optional<std::string> results_header(std::string_view disposition) override {
         if (!settings_.add_header || settings_.authserv_id.empty()) return "";
         auth_results::Results results;
         if (facts_.spf) {
-            const policy::SpfAnswer& spf = spf_answer();
-            results.spf = auth_results::Spf{spf.result, spf.domain, facts_.sender.empty()};
+            const policy::SpfAnswer* spf = spf_answer();
+            if (!spf) return std::nullopt;
+            results.spf = auth_results::Spf{spf->result, spf->domain, facts_.sender.empty()};
         }
-        if (verifier_) results.dkim = &dkim_verdict();
-        if (dmarc_checker_) results.dmarc = auth_results::Dmarc{dmarc_verdict(), std::string(disposition)};
+        if (verifier_) {
+            results.dkim = dkim_verdict();
+            if (!results.dkim) return std::nullopt;
+        }
+        if (dmarc_checker_) {
+            const dmarc::Verdict* verdict = dmarc_verdict();
+            if (!verdict) return std::nullopt;
+            results.dmarc = auth_results::Dmarc{*verdict, std::string(disposition)};
+        }
         return auth_results::header_value(settings_.authserv_id, results);
     }
 
 private:
-    const dkim::Verdict& dkim_verdict() {
-        if (!dkim_verdict_) {
-            dkim_verdict_ = verifier_ ? verifier_->finish() : dkim::Verdict{};
-            for (const auto& signature : dkim_verdict_->signatures) {
+    /* The signatures' verdict once checked; null meanwhile (the keys'
+     * answers, then the workers, wake the session). */
+    const dkim::Verdict* dkim_verdict() {
+        if (!verifier_) {
+            static const dkim::Verdict kUnsigned;
+            return &kUnsigned;
+        }
+        if (!check_->verdict) {
+            if (!checking_) start_signature_check();
+            if (!check_->verdict) return nullptr;
+        }
+        if (!noted_) {
+            noted_ = true;
+            for (const auto& signature : check_->verdict->signatures) {
                 log_signature(facts_, signature);
                 metrics::count_auth_result("dkim", dkim::result_name(signature.result));
             }
-            if (dkim_verdict_->signatures.empty()) metrics::count_auth_result("dkim", "none");
+            if (check_->verdict->signatures.empty()) metrics::count_auth_result("dkim", "none");
         }
-        return *dkim_verdict_;
+        return &*check_->verdict;
     }
 
-    const dmarc::Verdict& dmarc_verdict() {
+    /* Once every key has its answer: the check on a worker, or here when
+     * there is no loop to come back to (tests) or nothing to verify. */
+    void start_signature_check() {
+        dkim::KeyAnswers keys;
+        for (const auto& name : verifier_->key_names()) {
+            const dns::Answer* answer = lookups_.find(name, dns::RecordType::txt);
+            if (!answer) return;
+            keys.emplace(name, *answer);
+        }
+        checking_ = true;
+        EventLoop* loop = EventLoop::current();
+        if (!loop || keys.empty()) {
+            check_->verdict = verifier_->finish(keys);
+            return;
+        }
+        signature_workers().submit([verifier = verifier_, keys = std::move(keys), home = loop->handle(),
+                                    check = std::weak_ptr(check_)] {
+            dkim::Verdict verdict = verifier->finish(keys);
+            home.post([check, verdict = std::move(verdict)]() mutable {
+                const auto waiting = check.lock();
+                if (!waiting) return;
+                waiting->verdict = std::move(verdict);
+                if (waiting->wake) waiting->wake();
+            });
+        });
+    }
+
+    const dmarc::Verdict* dmarc_verdict() {
         if (!dmarc_verdict_) {
             if (!dmarc_checker_) {
                 dmarc_verdict_.emplace();
-                return *dmarc_verdict_;
+                return &*dmarc_verdict_;
             }
             dmarc::Identifiers ids;
             if (facts_.spf) {
-                const policy::SpfAnswer& spf = spf_answer();
-                ids.spf_result = spf.result;
-                ids.spf_domain = spf.domain;
+                const policy::SpfAnswer* spf = spf_answer();
+                if (!spf) return nullptr;
+                ids.spf_result = spf->result;
+                ids.spf_domain = spf->domain;
             }
-            for (const auto& signature : dkim_verdict().signatures) {
+            const dkim::Verdict* signatures = dkim_verdict();
+            if (!signatures) return nullptr;
+            for (const auto& signature : signatures->signatures) {
                 if (signature.result == dkim::Result::pass) ids.dkim_passing.push_back(signature.domain);
             }
-            dmarc_verdict_ = dmarc_checker_->check(facts_.from, ids, lookups_);
+            std::optional<dmarc::Verdict> verdict = dmarc_checker_->check(facts_.from, ids, txt_);
+            if (!verdict) return nullptr;
+            dmarc_verdict_ = std::move(verdict);
             log_dmarc(facts_, *dmarc_verdict_);
             metrics::count_auth_result("dmarc", dmarc::result_name(dmarc_verdict_->result));
         }
-        return *dmarc_verdict_;
+        return &*dmarc_verdict_;
     }
 
-    const policy::SpfAnswer& spf_answer() const {
-        return facts_.spf->answer({facts_.client_ip, facts_.helo, facts_.sender});
+    const policy::SpfAnswer* spf_answer() const {
+        return facts_.spf->spf({facts_.client_ip, facts_.helo, facts_.sender});
     }
 
     const policy::Facts& facts_;
-    MessageTxtLookups lookups_;   // before verifier_, which holds on to it
+    dns::Lookups& lookups_;
+    SessionTxtLookups txt_;
     std::shared_ptr<const dmarc::Checker> dmarc_checker_;
     AuthSettings settings_;
-    std::optional<dkim::Verifier> verifier_;
+    std::shared_ptr<dkim::Verifier> verifier_;   // shared with the worker that checks it
+    std::shared_ptr<SignatureCheck> check_;
+    bool checking_ = false;
+    bool noted_ = false;
     int results_seen_ = 0;
     std::vector<int> forged_;
-    std::optional<dkim::Verdict> dkim_verdict_;
     std::optional<dmarc::Verdict> dmarc_verdict_;
     std::optional<policy::DkimAnswer> dkim_answer_;
     std::optional<policy::DmarcAnswer> dmarc_answer_;
@@ -161,12 +250,12 @@ private:
 
 }  // namespace
 
-Authenticator::Authenticator(std::shared_ptr<dns::Resolver> resolver, std::shared_ptr<const dmarc::Checker> dmarc,
-                             AuthSettings settings)
-    : resolver_(std::move(resolver)), dmarc_(std::move(dmarc)), settings_(std::move(settings)) {}
-
-std::unique_ptr<milter::MessageStream> Authenticator::begin(const policy::Facts& facts) {
-    return std::make_unique<Stream>(facts, resolver_, settings_.dmarc ? dmarc_ : nullptr, settings_);
+std::unique_ptr<milter::MessageStream> begin_message_stream(const policy::Facts& facts, dns::Lookups& lookups,
+                                                            std::shared_ptr<const dmarc::Checker> dmarc,
+                                                            const AuthSettings& settings,
+                                                            std::function<void()> wake) {
+    return std::make_unique<Stream>(facts, lookups, settings.dmarc ? std::move(dmarc) : nullptr, settings,
+                                    std::move(wake));
 }
 
 }  // namespace portcullis::daemon

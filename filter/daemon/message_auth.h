@@ -1,28 +1,30 @@
 /*
  * message_auth.h: DKIM, DMARC and the Authentication-Results header for
- * each message, done by the daemon's checks and resolver.
+ * one message, done by the daemon's checks over the session's lookups.
  *
- * An Authenticator is made per loaded state when the rules read dkim or
- * dmarc fields or the config asks for the Authentication-Results header
- * (auth.authserv_id set, auth.add_header true).  Its streams (one per
- * message, milter::MessageStream) give the header and body to the DKIM
- * verifier as they arrive, start the key and DMARC record lookups once
- * the header is in (DMARC's author domains from the From header the
- * session parsed, policy::Facts::from), and note the
- * Authentication-Results fields that carry our authserv-id (whenever one
- * is set, header or not).  DKIM, DMARC and the header are worked out at
- * end of message on first use, every lookup through the resolver; each
- * result is logged (debug; info for errors and DMARC failures) and
- * counted (portcullis_auth_results_total).
+ * A stream (milter::MessageStream) is begun for each message when the
+ * rules read dkim or dmarc fields or the config asks for the
+ * Authentication-Results header (auth.authserv_id set, auth.add_header
+ * true).  It gives the header and body to the DKIM verifier as they
+ * arrive, starts the key and DMARC record lookups once the header is in
+ * (DMARC's author domains from the From header the session parsed,
+ * policy::Facts::from), and notes the Authentication-Results
+ * fields that carry our authserv-id (whenever one is set, header or not).
+ * DKIM, DMARC and the header are worked out at end of message on first
+ * use, without waiting: dkim() and dmarc() give null until what they need
+ * has come, and WAKE is called when it has.  The signatures are checked
+ * (the RSA and Ed25519 work) on a small pool of threads, off the event
+ * loop.  Each result is logged (debug; info for errors and DMARC
+ * failures) and counted (portcullis_auth_results_total).
  */
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
-#include "checks/dkim.h"
 #include "checks/dmarc.h"
-#include "dns/resolver.h"
+#include "dns/lookups.h"
 #include "milter/snapshot.h"
 
 namespace portcullis::daemon {
@@ -34,16 +36,10 @@ struct AuthSettings {
     bool dmarc = false;        // evaluate DMARC (needs DKIM and SPF)
 };
 
-class Authenticator final : public milter::MessageAuthenticator {
-public:
-    Authenticator(std::shared_ptr<dns::Resolver> resolver, std::shared_ptr<const dmarc::Checker> dmarc,
-                  AuthSettings settings);
-    std::unique_ptr<milter::MessageStream> begin(const policy::Facts& facts) override;
-
-private:
-    std::shared_ptr<dns::Resolver> resolver_;
-    std::shared_ptr<const dmarc::Checker> dmarc_;   // null unless settings_.dmarc
-    AuthSettings settings_;
-};
+/* LOOKUPS and FACTS outlive the stream; DMARC is null unless SETTINGS.dmarc. */
+std::unique_ptr<milter::MessageStream> begin_message_stream(const policy::Facts& facts, dns::Lookups& lookups,
+                                                            std::shared_ptr<const dmarc::Checker> dmarc,
+                                                            const AuthSettings& settings,
+                                                            std::function<void()> wake);
 
 }  // namespace portcullis::daemon

@@ -1,17 +1,19 @@
 /*
  * run_command.cc: `portcullis run`, the daemon's life.
  *
- * Load config and policy (refuse to start on any error), bind the milter
- * socket, drop privileges, check the store if the policy needs it (exit
- * 3) and the resolver settings if it consults a DNS list (exit 1), go to
- * the background unless -f or systemd started us, open the store and the
- * resolver, then let libmilter run while a signal thread handles:
+ * Load config and policy and try their checks (refuse to start on any
+ * error), bind the milter socket with the engine milter.engine names,
+ * drop privileges, check the store if the policy needs it (exit 3), go to
+ * the background unless -f or systemd started us, open the store, give
+ * the state its checks (daemon/checks.h), then let the engine serve while
+ * a signal thread handles:
  *   SIGHUP          reload config and policy; a broken one is refused and
  *                   the running one stays; sessions in flight keep theirs
- *   SIGTERM/SIGINT  stop listening, let sessions in flight finish (up to
- *                   kDrainLimit), exit 0
+ *   SIGTERM/SIGINT  new sessions get a tempfail, those in flight finish
+ *                   (up to kDrainLimit), exit 0: at once when none is open
  */
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -21,12 +23,11 @@
 #include <cstdlib>
 #include <thread>
 
+#include "daemon/checks.h"
 #include "daemon/commands.h"
-#include "daemon/dns_lists.h"
 #include "daemon/privileges.h"
-#include "daemon/store_checks.h"
 #include "metrics/metrics.h"
-#include "milter/glue.h"
+#include "milter/engine.h"
 #include "util/log.h"
 
 namespace portcullis::daemon {
@@ -61,7 +62,7 @@ void log_loaded(const char* what, const State& state) {
 void wait_for_sessions() {
     const auto deadline = std::chrono::steady_clock::now() + kDrainLimit;
     while (milter::active_sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (milter::active_sessions() > 0) {
         log::warning(std::to_string(milter::active_sessions()) +
@@ -69,16 +70,40 @@ void wait_for_sessions() {
     }
 }
 
+milter::EngineSettings engine_settings(const config::Config& config) {
+    const auto& milter = config.milter;
+    return {milter.socket, milter.timeout, milter.idle_timeout, milter.threads, milter.max_connections};
+}
+
+/* Up to the hard limit: every connection is a file descriptor.  Says so
+ * when milter.max_connections cannot all be served. */
+void raise_file_limit(size_t max_connections) {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+    // Sockets to the resolver and the store, logs, the listener...
+    constexpr rlim_t kSpare = 64;
+    if (max_connections == 0 || max_connections + kSpare <= limit.rlim_cur) return;
+    log::warning("milter.max_connections is " + std::to_string(max_connections) + " but only " +
+                 std::to_string(limit.rlim_cur) +
+                 " files may be open (RLIMIT_NOFILE, LimitNOFILE= under systemd): connections past that fail");
+}
+
 class Daemon {
 public:
-    Daemon(ConfigSource source, State state, std::shared_ptr<store::Store> store, bool foreground)
-        : source_(std::move(source)), state_(std::move(state)), store_(std::move(store)), foreground_(foreground) {}
+    Daemon(ConfigSource source, State state, std::shared_ptr<store::Store> store, milter::Engine& engine,
+           bool foreground)
+        : source_(std::move(source)), state_(std::move(state)), store_(std::move(store)), engine_(engine),
+          foreground_(foreground) {}
 
     void reload() {
         sd_notify(0, "RELOADING=1");
         auto outcome = load_state(source_);
         if (outcome.state) {
-            if (const auto error = attach_resolver(*outcome.state); !error.empty()) {
+            if (const auto error = attach_checks(*outcome.state, {store_, true}); !error.empty()) {
                 outcome.state.reset();
                 outcome.errors.push_back(error);
             }
@@ -91,7 +116,6 @@ public:
             return;
         }
         warn_about_restart_keys(outcome.state->config);
-        attach_store(*outcome.state, store_);
         apply_log_settings(outcome.state->config, foreground_);
         log_warnings(outcome.warnings);
         state_ = std::move(*outcome.state);
@@ -101,7 +125,7 @@ public:
         sd_notify(0, "READY=1\nSTATUS=running");
     }
 
-    /* Signals until SIGTERM or SIGINT; then stop libmilter's listener. */
+    /* Signals until SIGTERM or SIGINT; then the drain, and the engine's stop. */
     void handle_signals() {
         const sigset_t set = handled_signals();
         for (;;) {
@@ -115,7 +139,7 @@ public:
                 stopping_ = true;
                 milter::begin_drain();
                 wait_for_sessions();
-                milter::stop();
+                engine_.stop();
                 return;
             }
         }
@@ -126,9 +150,12 @@ public:
 private:
     void warn_about_restart_keys(const config::Config& next) const {
         const auto& now = state_.config;
-        if (next.milter.socket != now.milter.socket || next.milter.user != now.milter.user ||
+        const auto& milter = next.milter;
+        if (milter.socket != now.milter.socket || milter.user != now.milter.user || milter.engine != now.milter.engine ||
+            milter.threads != now.milter.threads || milter.timeout != now.milter.timeout ||
+            milter.idle_timeout != now.milter.idle_timeout || milter.max_connections != now.milter.max_connections ||
             next.metrics.listen != now.metrics.listen) {
-            log::warning("milter.socket, milter.user and metrics.listen take effect only at restart");
+            log::warning("the milter settings and metrics.listen take effect only at restart");
         }
         const auto& store = next.store;
         if (store.backend != now.store.backend || store.url != now.store.url || store.mode != now.store.mode ||
@@ -141,6 +168,7 @@ private:
     ConfigSource source_;
     State state_;
     std::shared_ptr<store::Store> store_;
+    milter::Engine& engine_;
     bool foreground_;
     std::atomic<bool> stopping_{false};
 };
@@ -162,16 +190,12 @@ int refuse_start(const std::string& error, bool foreground, int exit_code = kExi
     return exit_code;
 }
 
-/* Store settings this build cannot serve stop the start (exit 1); so does
- * a store that a policy with greylist rules needs and cannot reach (exit
- * 3).  Asked before going to the background, so the shell hears about it. */
+/* A store that a policy with greylist or ratelimit rules needs and cannot
+ * reach stops the start (exit 3).  Asked before going to the background,
+ * so the shell hears about it.  (load_state() refused settings this build
+ * cannot serve.) */
 int check_store(const State& state, bool foreground) {
     const auto& settings = state.config.store;
-    try {
-        store::check_store_settings(settings);
-    } catch (const store::StoreError& error) {
-        return refuse_start(error.what(), foreground);
-    }
     if (!state.snapshot->needs.store) return kExitOk;
     try {
         store::probe_store(settings);
@@ -199,16 +223,19 @@ int run_command(const ConfigSource& source, bool foreground) {
     State state = std::move(*outcome.state);
     const bool under_systemd = std::getenv("NOTIFY_SOCKET") != nullptr;
     apply_log_settings(state.config, foreground);
+    // Checks that cannot be set up stop the start; nothing runs yet.
+    State tried = state;
+    if (const auto error = attach_checks(tried, {nullptr, true}); !error.empty()) return refuse_start(error, foreground);
 
-    if (const auto error = milter::open_listener(state.config.milter.socket, state.config.milter.timeout);
-        !error.empty()) {
+    const auto engine = milter::make_engine(state.config.milter.engine);
+    raise_file_limit(state.config.milter.max_connections);
+    if (const auto error = engine->open(engine_settings(state.config)); !error.empty()) {
         return refuse_start(error, foreground);
     }
     if (const auto error = drop_privileges(state.config.milter.user, state.config.milter.socket); !error.empty()) {
         return refuse_start(error, foreground);
     }
     if (const int refused = check_store(state, foreground); refused != kExitOk) return refused;
-    if (const auto error = check_resolver(state); !error.empty()) return refuse_start(error, foreground);
     if (!foreground && !under_systemd) {
         if (!daemonize()) return kExitBadConfig;
         apply_log_settings(state.config, foreground);   // the log names the new process id
@@ -221,21 +248,20 @@ int run_command(const ConfigSource& source, bool foreground) {
 
     // After the fork too: the memory store keeps a thread for its snapshot.
     std::shared_ptr<store::Store> store = store::open_store(state.config.store);
-    attach_store(state, store);
-    // After the fork too: the resolver's poller is a thread.
-    if (const auto error = attach_resolver(state); !error.empty()) return refuse_start(error, foreground);
+    if (const auto error = attach_checks(state, {store, true}); !error.empty()) return refuse_start(error, foreground);
     milter::publish(state.snapshot);
 
     log_loaded("loaded", state);
     log_warnings(outcome.warnings);
-    log::info("listening on " + state.config.milter.socket + "; store: " + store->describe());
-    Daemon daemon(source, std::move(state), store, foreground);
+    log::info("listening on " + state.config.milter.socket + " (" + engine->describe() + "); store: " +
+              store->describe());
+    Daemon daemon(source, std::move(state), store, *engine, foreground);
     std::thread signals([&daemon] { daemon.handle_signals(); });
     sd_notify(0, "READY=1\nSTATUS=running");
 
-    const bool ran = milter::run();
-    if (!ran) log::error("libmilter stopped unexpectedly");
-    // When libmilter returned by itself, wake the signal thread to end it.
+    const bool ran = engine->run();
+    if (!ran) log::error("the milter engine stopped unexpectedly");
+    // When the engine returned by itself, wake the signal thread to end it.
     if (!daemon.stopping()) kill(getpid(), SIGTERM);
     signals.join();
     // Only this function's locals hold the store now, so it closes (the

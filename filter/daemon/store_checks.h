@@ -7,12 +7,15 @@
  * part normalised: case, +extension) from what the evaluator read,
  * times the store, counts the outcome in the metrics, and applies
  * store.on_error when the store fails (tempfail: the rule defers with
- * 451 4.3.0; accept: the unit passes).  A session without a client
- * address (local submission) is not greylisted.  attach_store() gives a
- * loaded State its checks.
+ * 451 4.3.0; accept: the unit passes).  Answers come as the store gives
+ * them (stateful.h).  A session without a client address (local
+ * submission) is not greylisted.  attach_store() gives a loaded State
+ * its checks.
  */
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 
 #include "checks/greylist.h"
@@ -27,14 +30,10 @@ namespace portcullis::daemon {
 class StoreChecks final : public policy::StatefulChecks {
 public:
     StoreChecks(std::shared_ptr<store::Store> store, config::OnError on_error);
-    policy::StatefulAnswer greylist(const policy::GreylistParams& params, const policy::Facts& facts) override;
-    policy::StatefulAnswer ratelimit(const policy::RatelimitParams& params, std::span<const std::string> key) override;
+    void greylist(const policy::GreylistParams& params, const policy::Facts& facts, Done done) override;
+    void ratelimit(const policy::RatelimitParams& params, std::span<const std::string> key, Done done) override;
 
 private:
-    /* CHECK's answer, timed; a StoreError becomes on_error's answer and
-     * is counted with COUNT("store-error"). */
-    template <typename Check>
-    policy::StatefulAnswer timed(void (*count)(std::string_view), Check check);
 
     std::shared_ptr<store::Store> store_;
     checks::Greylist greylist_;

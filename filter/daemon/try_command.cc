@@ -15,10 +15,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "daemon/checks.h"
 #include "daemon/commands.h"
-#include "daemon/dns_lists.h"
-#include "daemon/store_checks.h"
-#include "milter/session.h"
+#include "milter/session_driver.h"
 #include "store/memory_store.h"
 #include "util/text.h"
 
@@ -74,7 +73,7 @@ bool refuses(const Answer& answer) {
 
 /* Feed the header fields (each value as it follows the colon, folds
  * kept) and the body of a message file. */
-bool feed_message(const std::string& path, milter::Session& session) {
+bool feed_message(const std::string& path, milter::SessionDriver& driver) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         std::fprintf(stderr, "portcullis try: cannot read %s\n", path.c_str());
@@ -82,7 +81,7 @@ bool feed_message(const std::string& path, milter::Session& session) {
     }
     std::string line, name, value;
     auto flush = [&] {
-        if (!name.empty()) session.header(name, value);
+        if (!name.empty()) driver.feed([&](milter::Session& session) { session.header(name, value); });
         name.clear();
         value.clear();
     };
@@ -102,7 +101,7 @@ bool feed_message(const std::string& path, milter::Session& session) {
     flush();
     std::ostringstream body;
     body << in.rdbuf();
-    session.body(body.str());
+    driver.feed([text = body.str()](milter::Session& session) { session.body(text); });
     return true;
 }
 
@@ -118,47 +117,51 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
     for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
     for (const auto& warning : outcome.warnings) std::fprintf(stderr, "%s\n", warning.str().c_str());
     if (!outcome.state) return kExitBadConfig;
-    // --dry: a fresh store of our own, so greylisting sees every triplet as new.
-    attach_store(*outcome.state, options.dry ? std::make_unique<store::MemoryStore>("")
-                                             : store::open_store_view(outcome.state->config.store));
-    if (!options.dry) {
-        if (const auto error = attach_resolver(*outcome.state); !error.empty()) {
-            std::fprintf(stderr, "portcullis try: %s\n", error.c_str());
-            return kExitBadConfig;
-        }
+    // --dry: a fresh store of our own, so greylisting sees every triplet as
+    // new, and no resolver.
+    const Resources resources{options.dry ? std::make_unique<store::MemoryStore>("")
+                                          : store::open_store_view(outcome.state->config.store),
+                              !options.dry};
+    if (const auto error = attach_checks(*outcome.state, resources); !error.empty()) {
+        std::fprintf(stderr, "portcullis try: %s\n", error.c_str());
+        return kExitBadConfig;
     }
 
     PrintSink sink;
-    milter::Session session(outcome.state->snapshot, sink);
+    milter::SessionDriver driver(outcome.state->snapshot, sink);
+    using milter::Session;
     std::printf("policy %s%s\n", outcome.state->config.policy.file.c_str(),
                 outcome.state->snapshot->monitor_all ? " (monitor mode)" : "");
     // Each stage: its heading, the rules the sink prints, then the reply.
     auto stage = [](const std::string& heading) { std::printf("%s\n", heading.c_str()); };
-    auto reply = [](const Answer& answer) {
+    auto reply = [&driver](const std::function<std::optional<milter::Reply>(Session&)>& step) {
+        const Answer answer = driver.stage(step).answer;
         std::printf("  reply: %s\n", describe(answer).c_str());
         return answer;
     };
 
     stage("connect client=" + ip->str());
-    if (refuses(reply(session.connect(*ip, "unknown", 0)))) return kExitOk;
+    if (refuses(reply([&](Session& session) { return session.connect(*ip, "unknown", 0); }))) return kExitOk;
     stage("helo " + options.helo);
-    if (refuses(reply(session.helo(options.helo, false)))) return kExitOk;
+    if (refuses(reply([&](Session& session) { return session.helo(options.helo, false); }))) return kExitOk;
     stage("mail from=<" + options.from + ">" + (options.user.empty() ? "" : " user=" + options.user));
-    if (refuses(reply(session.mail(options.from, options.user, 0)))) return kExitOk;
+    if (refuses(reply([&](Session& session) { return session.mail(options.from, options.user, 0); }))) {
+        return kExitOk;
+    }
 
     size_t accepted = 0;
     for (const auto& recipient : options.to) {
         stage("rcpt to=<" + recipient + ">");
-        if (!refuses(reply(session.rcpt(recipient)))) ++accepted;
+        if (!refuses(reply([&](Session& session) { return session.rcpt(recipient); }))) ++accepted;
     }
     if (accepted == 0) {
         std::printf("verdict: no recipient accepted; no DATA\n");
         return kExitOk;
     }
-    if (!options.message_file.empty() && !feed_message(options.message_file, session)) return kExitUsage;
+    if (!options.message_file.empty() && !feed_message(options.message_file, driver)) return kExitUsage;
     stage("eom " + std::to_string(accepted) + " of " + std::to_string(options.to.size()) + " recipients");
-    const auto end = session.end_of_message();
-    reply(end.answer);
+    const milter::Reply end = driver.stage([](Session& session) { return session.end_of_message(); });
+    std::printf("  reply: %s\n", describe(end.answer).c_str());
     for (const int position : end.remove_results) {
         std::printf("  remove header Authentication-Results #%d (claims our authserv-id)\n", position);
     }

@@ -1,45 +1,28 @@
 /*
- * resolver.cc: libunbound set up once, asynchronous lookups with a
- * deadline, and the poller thread.
+ * resolver.cc: libunbound set up per event loop, lookups with a deadline.
  *
- * Ownership of a question in flight: the Lookup holds the Query, and so
- * does the ticket given to libunbound as the callback's argument.  The
- * callback deletes its ticket.  When a waiter gives up (timeout, or the
- * Lookup dropped), it cancels the query: if libunbound cancelled it, the
- * callback will never run and the waiter deletes the ticket; if not, the
- * callback runs (or ran) and its late answer is dropped.  A callback that
- * never comes (libunbound does not always call back, e.g. for some bogus
- * answers) cannot hang a waiter: waiters wait until a deadline, never
- * for the callback alone.
+ * Ownership of a question in flight: the LoopContext owns every Query
+ * until it is answered or given up.  libunbound's callback argument is
+ * the Query.  An answer (the callback, inside ub_process()) ends the
+ * Query.  At the deadline the Query is cancelled: if libunbound cancelled
+ * it, its callback will never run and the Query ends now; if not, the
+ * answer is on its way and the callback ends the Query, dropping the
+ * answer.  A callback that never comes (libunbound does not always call
+ * back, e.g. for some bogus answers) cannot hold up a session: its
+ * deadline answers for it.
  */
 #include "dns/resolver.h"
 
 #include <arpa/inet.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <unbound.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
+#include <unordered_map>
 
 #include "util/text.h"
 
 namespace portcullis::dns {
 
 using Clock = std::chrono::steady_clock;
-
-struct Query {
-    Resolver* resolver = nullptr;
-    Clock::time_point started;
-    int id = 0;
-    std::shared_ptr<Query>* ticket = nullptr;   // libunbound's callback argument
-    bool done = false;                          // under the resolver's mutex
-    Answer answer;
-};
-
-/* The answer to QUERY, unless its waiter gave up; wakes the waiters. */
-void deliver(Query& query, Answer answer);
 
 namespace {
 
@@ -151,32 +134,35 @@ Answer answer_of(int error, const ub_result* result) {
     return answer;
 }
 
-/* libunbound's callback, run by the poller thread inside ub_process(). */
-void on_answer(void* argument, int error, ub_result* result) {
-    const std::unique_ptr<std::shared_ptr<Query>> ticket(static_cast<std::shared_ptr<Query>*>(argument));
-    Answer answer = answer_of(error, result);
-    ub_resolve_free(result);
-    deliver(**ticket, std::move(answer));
-}
-
 /* "UB_SYNTAX" and friends say little to an administrator. */
 void check(int status, const std::string& what) {
     if (status != 0) throw ResolverError(what + ": " + ub_strerror(status));
 }
 
-}  // namespace
+using Context = std::unique_ptr<ub_ctx, void (*)(ub_ctx*)>;
 
-void deliver(Query& query, Answer answer) {
-    Resolver& resolver = *query.resolver;
-    {
-        const std::lock_guard lock(resolver.mutex_);
-        if (query.done) return;   // its waiter gave up already
-        query.answer = std::move(answer);
-        query.answer.took = Clock::now() - query.started;
-        query.done = true;
+/* A libunbound context with SERVERS; DESCRIPTION says which.  Threads,
+ * not libunbound's default forked process, then the servers: all before
+ * the first query, after which libunbound takes no settings. */
+Context make_context(const std::vector<std::string>& servers, std::string* description) {
+    Context context(ub_ctx_create(), ub_ctx_delete);
+    if (!context) throw ResolverError("dns.resolver: cannot create a libunbound context");
+    check(ub_ctx_async(context.get(), 1), "dns: ub_ctx_async");
+    if (servers.size() == 1 && equals_nocase(servers.front(), "system")) {
+        check(ub_ctx_resolvconf(context.get(), nullptr), "dns.resolver \"system\": /etc/resolv.conf");
+        check(ub_ctx_hosts(context.get(), nullptr), "dns.resolver \"system\": /etc/hosts");
+        if (description) *description = "system resolver";
+        return context;
     }
-    resolver.answered_.notify_all();
+    if (description) *description = "forwarders";
+    for (const auto& server : servers) {
+        check(ub_ctx_set_fwd(context.get(), server.c_str()), "dns.resolver " + in_quotes(server));
+        if (description) *description += ' ' + server;
+    }
+    return context;
 }
+
+}  // namespace
 
 std::string_view status_name(Answer::Status status) {
     switch (status) {
@@ -187,101 +173,122 @@ std::string_view status_name(Answer::Status status) {
     return "?";
 }
 
-Resolver::Resolver(const std::vector<std::string>& servers, Millis timeout)
-    : context_(ub_ctx_create(), ub_ctx_delete), timeout_(timeout) {
-    if (!context_) throw ResolverError("dns.resolver: cannot create a libunbound context");
-    configure(servers);
-    wake_fd_ = eventfd(0, EFD_CLOEXEC);
-    if (wake_fd_ < 0) throw ResolverError(std::string("dns: eventfd: ") + std::strerror(errno));
-    poller_ = std::thread([this] { poll_answers(); });
-}
-
-Resolver::~Resolver() {
-    const uint64_t one = 1;
-    if (write(wake_fd_, &one, sizeof one) != sizeof one) std::terminate();   // the poller would never end
-    poller_.join();
-    close(wake_fd_);
-}
-
-/* Threads, not libunbound's default forked process; then the servers.  All
- * before the first query, after which libunbound takes no settings. */
-void Resolver::configure(const std::vector<std::string>& servers) {
-    check(ub_ctx_async(context_.get(), 1), "dns: ub_ctx_async");
-    if (servers.size() == 1 && equals_nocase(servers.front(), "system")) {
-        check(ub_ctx_resolvconf(context_.get(), nullptr), "dns.resolver \"system\": /etc/resolv.conf");
-        check(ub_ctx_hosts(context_.get(), nullptr), "dns.resolver \"system\": /etc/hosts");
-        description_ = "system resolver";
-        return;
+std::string_view type_name(RecordType type) {
+    switch (type) {
+        case RecordType::a: return "A";
+        case RecordType::aaaa: return "AAAA";
+        case RecordType::mx: return "MX";
+        case RecordType::ptr: return "PTR";
+        case RecordType::txt: return "TXT";
     }
-    description_ = "forwarders";
-    for (const auto& server : servers) {
-        check(ub_ctx_set_fwd(context_.get(), server.c_str()), "dns.resolver " + in_quotes(server));
-        description_ += ' ';
-        description_ += server;
-    }
+    return "?";
 }
 
-void Resolver::poll_answers() {
-    pollfd fds[2] = {{ub_fd(context_.get()), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    for (;;) {
-        if (poll(fds, 2, -1) < 0) {
-            if (errno == EINTR) continue;
-            std::terminate();   // only a programming error gets here; waiters would all time out
+class Resolver::LoopContext final : public Watcher {
+public:
+    LoopContext(EventLoop& loop, const std::vector<std::string>& servers, Millis timeout)
+        : loop_(loop), timeout_(timeout), context_(nullptr, ub_ctx_delete) {
+        try {
+            context_ = make_context(servers, nullptr);
+            fd_ = ub_fd(context_.get());
+            if (fd_ < 0) throw ResolverError("dns: libunbound gives no file descriptor");
+            loop_.watch(fd_, EPOLLIN, *this);
+        } catch (const std::exception& error) {
+            context_.reset();
+            broken_ = error.what();
         }
-        if (fds[1].revents != 0) return;
-        if (fds[0].revents != 0) ub_process(context_.get());
     }
-}
 
-Resolver::Lookup Resolver::start(std::string_view name, RecordType type) {
-    auto query = std::make_shared<Query>();
-    query->resolver = this;
-    query->started = Clock::now();
-    query->ticket = new std::shared_ptr<Query>(query);
-    const std::string text(name);
-    const int status = ub_resolve_async(context_.get(), text.c_str(), static_cast<int>(type), 1 /* IN */,
-                                        query->ticket, on_answer, &query->id);
-    if (status != 0) {
-        delete query->ticket;   // no callback comes for a query not sent
-        deliver(*query, temperror(ub_strerror(status)));
+    ~LoopContext() {
+        for (auto& [query, owned] : queries_) {
+            if (!owned->abandoned) ub_cancel(context_.get(), owned->id);
+        }
+        queries_.clear();
+        if (context_) loop_.unwatch(fd_, *this);
     }
-    return Lookup(*this, std::move(query));
-}
 
-Answer Resolver::lookup(std::string_view name, RecordType type) { return start(name, type).wait(); }
+    LoopContext(const LoopContext&) = delete;
+    LoopContext& operator=(const LoopContext&) = delete;
 
-Answer Resolver::wait_for(Query& query) {
-    {
-        std::unique_lock lock(mutex_);
-        if (answered_.wait_until(lock, query.started + timeout_, [&] { return query.done; })) return query.answer;
+    void lookup(std::string_view name, RecordType type, Done done) {
+        if (!context_) return fail_later(std::move(done), broken_);
+        auto owned = std::make_unique<Query>(*this, std::move(done));
+        Query* query = owned.get();
+        const std::string text(name);
+        const int status = ub_resolve_async(context_.get(), text.c_str(), static_cast<int>(type), 1 /* IN */, query,
+                                            on_answer, &query->id);
+        if (status != 0) return fail_later(std::move(query->done), ub_strerror(status));
+        query->deadline.arm_after(timeout_);
+        queries_.emplace(query, std::move(owned));
     }
-    give_up(query);
-    const std::lock_guard lock(mutex_);
-    return query.answer;
-}
 
-void Resolver::give_up(Query& query) {
-    {
-        const std::lock_guard lock(mutex_);
-        if (query.done) return;
-        query.answer = temperror("timeout");
-        query.answer.took = Clock::now() - query.started;
-        query.done = true;
+    void ready(uint32_t) override { ub_process(context_.get()); }
+
+private:
+    struct Query {
+        Query(LoopContext& context, Done callback)
+            : owner(context), done(std::move(callback)), started(Clock::now()),
+              deadline(context.loop_, [this] { owner.expire(*this); }) {}
+        LoopContext& owner;
+        Done done;
+        Clock::time_point started;
+        Timer deadline;
+        int id = 0;
+        bool abandoned = false;   // answered "timeout"; libunbound still has it
+    };
+
+    static void on_answer(void* argument, int error, ub_result* result) {
+        Query& query = *static_cast<Query*>(argument);
+        Answer answer = answer_of(error, result);
+        ub_resolve_free(result);
+        query.owner.finish(query, std::move(answer));
     }
-    // Cancelled: the callback will never run, so its ticket is ours to
-    // delete.  Not cancelled: the callback has run or will, and drops it.
-    if (ub_cancel(context_.get(), query.id) == 0) delete query.ticket;
+
+    /* QUERY's answer, unless it was given up; then QUERY is gone. */
+    void finish(Query& query, Answer answer) {
+        auto found = queries_.find(&query);
+        if (found == queries_.end()) return;
+        std::unique_ptr<Query> owned = std::move(found->second);
+        queries_.erase(found);
+        if (query.abandoned) return;
+        answer.took = Clock::now() - query.started;
+        owned->done(std::move(answer));
+    }
+
+    void expire(Query& query) {
+        Answer answer = temperror("timeout");
+        answer.took = Clock::now() - query.started;
+        Done done = std::move(query.done);
+        if (ub_cancel(context_.get(), query.id) == 0) queries_.erase(&query);
+        else query.abandoned = true;   // the callback comes and ends it
+        done(std::move(answer));
+    }
+
+    void fail_later(Done done, std::string error) {
+        loop_.defer([done = std::move(done), error = std::move(error)] { done(temperror(error)); });
+    }
+
+    EventLoop& loop_;
+    Millis timeout_;
+    Context context_;
+    int fd_ = -1;
+    std::string broken_;   // why there is no context
+    std::unordered_map<Query*, std::unique_ptr<Query>> queries_;
+};
+
+Resolver::Resolver(const std::vector<std::string>& servers, Millis timeout)
+    : servers_(servers), timeout_(timeout) {
+    // The settings are tried here, so a bad one is an error at load, not
+    // a temperror on every lookup.
+    make_context(servers_, &description_);
+    contexts_ = std::make_unique<PerLoop<LoopContext>>(
+        [this](EventLoop& loop) { return std::make_shared<LoopContext>(loop, servers_, timeout_); });
 }
 
-Resolver::Lookup::Lookup(Resolver& resolver, std::shared_ptr<Query> query)
-    : resolver_(&resolver), query_(std::move(query)) {}
+Resolver::~Resolver() = default;
 
-Resolver::Lookup::Lookup(Lookup&& other) noexcept : resolver_(other.resolver_), query_(std::move(other.query_)) {}
-
-Resolver::Lookup::~Lookup() {
-    if (query_) resolver_->give_up(*query_);
+void Resolver::lookup(std::string_view name, RecordType type, Done done) {
+    contexts_->here().lookup(name, type, std::move(done));
 }
-
-Answer Resolver::Lookup::wait() { return resolver_->wait_for(*query_); }
 
 }  // namespace portcullis::dns

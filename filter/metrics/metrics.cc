@@ -5,6 +5,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -45,7 +46,19 @@ struct Registry {
                                  .Register(*registry)
                                  .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
                                                                       0.1, 0.2, 0.5, 1, 2, 5});
+    prometheus::Gauge& sessions = prometheus::BuildGauge()
+                                      .Name("portcullis_sessions")
+                                      .Help("SMTP sessions in flight")
+                                      .Register(*registry)
+                                      .Add({});
+    prometheus::Gauge& store_up = prometheus::BuildGauge()
+                                      .Name("portcullis_store_up")
+                                      .Help("1 while the store answers, 0 after a failure until it answers again")
+                                      .Register(*registry)
+                                      .Add({});
     std::unique_ptr<prometheus::Exposer> exposer;
+
+    Registry() { store_up.Set(1); }
 
     Family<Counter>& counter_family(const std::string& name, const std::string& help) {
         return prometheus::BuildCounter().Name(name).Help(help).Register(*registry);
@@ -72,6 +85,10 @@ std::string serve(const std::string& listen) {
 }
 
 void count_connection() { metrics().connections.Increment(); }
+
+void set_sessions(size_t count) { metrics().sessions.Set(static_cast<double>(count)); }
+
+void set_store_up(bool up) { metrics().store_up.Set(up ? 1 : 0); }
 
 void count_message() { metrics().messages.Increment(); }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,10 @@ namespace portcullis::metrics {
 std::string serve(const std::string& listen);
 
 void count_connection();
+/* SMTP sessions in flight, now. */
+void set_sessions(size_t count);
+/* Whether the store answers: false after a failure, true once it answers. */
+void set_store_up(bool up);
 void count_message();
 /* A decision: STAGE and ACTION as logged ("rcpt", "reject"); MONITORED
  * when a monitor rule only logged it.  RULE is "file:line", or "". */

@@ -1,10 +1,11 @@
 /*
- * session.cc: stage events -> facts -> policy -> answer, and the log line
- * for every decision.
+ * session.cc: stage events -> facts -> policy -> answer, the waits in
+ * between, and the log line for every decision.
  */
 #include "milter/session.h"
 
 #include "metrics/metrics.h"
+#include "util/event_loop.h"
 #include "util/log.h"
 #include "util/text.h"
 
@@ -48,65 +49,133 @@ std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const policy::Poli
     return snapshot;
 }
 
-Session::Session(std::shared_ptr<const Snapshot> snapshot, DecisionSink& sink)
-    : snapshot_(std::move(snapshot)), sink_(sink) {
-    if (snapshot_->dns) {
-        lookups_.emplace(snapshot_->dns);
-        facts_.lookups = &*lookups_;
-    }
-    if (snapshot_->spf) {
-        spf_.emplace(snapshot_->spf);
-        facts_.spf = &*spf_;
+Session::Session(std::shared_ptr<const Snapshot> snapshot, std::function<void()> resume, DecisionSink& sink)
+    : snapshot_(std::move(snapshot)), resume_(std::move(resume)), sink_(sink),
+      alive_(std::make_shared<Session*>(this)) {
+    if (snapshot_->checks) {
+        checks_ = snapshot_->checks->begin_session([this] { wake(); });
+        facts_.lookups = checks_.get();
+        facts_.spf = checks_.get();
     }
 }
 
-Answer Session::connect(std::optional<IpAddress> ip, std::string_view host, uint16_t port) {
+// The stream and the checks go before the facts they point at.
+Session::~Session() {
+    message_stream_.reset();
+    checks_.reset();
+}
+
+/* Something a stage may wait for has come.  The resume runs once the
+ * current event is handled, and once for many answers that come together;
+ * a session that no longer waits (or is gone) ignores it. */
+void Session::wake() {
+    if (wake_pending_) return;
+    EventLoop* loop = EventLoop::current();
+    if (!loop) return;   // only a test without a loop gets here
+    wake_pending_ = true;
+    loop->defer([alive = std::weak_ptr(alive_)] {
+        const auto session = alive.lock();
+        if (!session) return;
+        (*session)->wake_pending_ = false;
+        if ((*session)->waiting() && (*session)->resume_) (*session)->resume_();
+    });
+}
+
+std::optional<Reply> Session::wait_with(Step next) {
+    next_ = std::move(next);
+    return std::nullopt;
+}
+
+std::optional<Reply> Session::resume() {
+    if (!next_) return std::nullopt;
+    Step next = std::move(next_);
+    next_ = nullptr;
+    return next();
+}
+
+/* STAGE's rules, then THEN with their answer (at once when the stage has
+ * none). */
+std::optional<Reply> Session::evaluate(Stage stage, std::function<std::optional<Reply>(Answer)> then) {
+    if (snapshot_->policy->stage_rules(stage).empty()) return then(Answer{});
+    run_.emplace(stage, [this] { wake(); });
+    then_ = std::move(then);
+    return go_on_evaluating();
+}
+
+std::optional<Reply> Session::go_on_evaluating() {
+    class Relay final : public policy::RuleObserver {
+    public:
+        Relay(const Session& session, Stage stage) : session_(session), stage_(stage) {}
+        void rule_checked(const policy::Rule& rule, bool applies) override {
+            session_.sink_.rule_checked(session_, stage_, rule, applies);
+        }
+
+    private:
+        const Session& session_;
+        Stage stage_;
+    };
+    Relay relay(*this, run_->stage);
+    const bool decided = policy::evaluate_stage(*snapshot_->policy, *run_, facts_, snapshot_->monitor_all,
+                                                sink_.wants_rule_checks() ? &relay : nullptr,
+                                                snapshot_->stateful.get());
+    if (!decided) return wait_with([this] { return go_on_evaluating(); });
+    const Answer answer = apply(run_->stage, run_->result);
+    run_.reset();
+    auto then = std::move(then_);
+    then_ = nullptr;
+    return then(answer);
+}
+
+std::optional<Reply> Session::connect(std::optional<IpAddress> ip, std::string_view host, uint16_t port) {
     facts_.client_ip = ip;
     // Sendmail hands "[192.0.2.1]" when it has no verified name.
     facts_.client_host = (host.empty() || host.front() == '[') ? "unknown" : std::string(host);
     facts_.client_port = port;
-    Answer answer = run(Stage::connect);
-    if (answer.kind == Answer::Kind::reject || answer.kind == Answer::Kind::tempfail) {
-        connection_refusal_ = answer;
-        return Answer{};   // given at the next command, where a reply text can be sent
-    }
-    return answer;
+    return evaluate(Stage::connect, [this](Answer answer) -> std::optional<Reply> {
+        if (answer.kind == Answer::Kind::reject || answer.kind == Answer::Kind::tempfail) {
+            connection_refusal_ = answer;
+            return Reply{};   // given at the next command, where a reply text can be sent
+        }
+        return Reply{answer};
+    });
 }
 
-Answer Session::helo(std::string_view name, bool tls) {
+std::optional<Reply> Session::helo(std::string_view name, bool tls) {
     facts_.helo = name;
     facts_.tls = tls;
-    if (connection_refusal_) return *connection_refusal_;
-    if (connection_accepted_) return Answer{};
+    if (connection_refusal_) return Reply{*connection_refusal_};
+    if (connection_accepted_) return Reply{};
     helo_refusal_.reset();
-    Answer answer = run(Stage::helo);
-    if (answer.kind == Answer::Kind::reject || answer.kind == Answer::Kind::tempfail) helo_refusal_ = answer;
-    return answer;
+    return evaluate(Stage::helo, [this](Answer answer) -> std::optional<Reply> {
+        if (answer.kind == Answer::Kind::reject || answer.kind == Answer::Kind::tempfail) helo_refusal_ = answer;
+        return Reply{answer};
+    });
 }
 
-Answer Session::mail(std::string_view sender, std::string_view auth_user, uint64_t declared_size) {
+std::optional<Reply> Session::mail(std::string_view sender, std::string_view auth_user, uint64_t declared_size) {
     abort_message();
     facts_.sender = strip_angle_brackets(sender);
     facts_.auth_user = auth_user;
     facts_.authenticated = !auth_user.empty();
     facts_.size = declared_size;
-    if (connection_refusal_) return *connection_refusal_;
-    if (helo_refusal_) return *helo_refusal_;
-    if (connection_accepted_) return Answer{};
-    return run(Stage::mail);
+    if (connection_refusal_) return Reply{*connection_refusal_};
+    if (helo_refusal_) return Reply{*helo_refusal_};
+    if (connection_accepted_) return Reply{};
+    return evaluate(Stage::mail, [](Answer answer) -> std::optional<Reply> { return Reply{answer}; });
 }
 
-Answer Session::rcpt(std::string_view recipient) {
+std::optional<Reply> Session::rcpt(std::string_view recipient) {
     facts_.rcpt = strip_angle_brackets(recipient);
     if (connection_accepted_ || message_accepted_) {
         ++facts_.rcpt_count;
-        return Answer{};
+        return Reply{};
     }
-    Answer answer = run(Stage::rcpt);
-    // An accept here covers this recipient only: the message goes on.
-    if (answer.kind == Answer::Kind::accept) answer = Answer{};
-    if (answer.kind == Answer::Kind::proceed) ++facts_.rcpt_count;
-    return answer;
+    return evaluate(Stage::rcpt, [this](Answer answer) -> std::optional<Reply> {
+        // An accept here covers this recipient only: the message goes on.
+        if (answer.kind == Answer::Kind::accept) answer = Answer{};
+        if (answer.kind == Answer::Kind::proceed) ++facts_.rcpt_count;
+        return Reply{answer};
+    });
 }
 
 void Session::header(std::string_view name, std::string_view value) {
@@ -129,30 +198,37 @@ void Session::body(std::string_view chunk) {
     stream->body(chunk);
 }
 
-EndOfMessage Session::end_of_message() {
-    EndOfMessage end;
+std::optional<Reply> Session::end_of_message() {
     if (snapshot_->needs.body) facts_.size = message_bytes_ + 2;   // the empty line after the headers
     message_stream();   // a message without header fields
     end_headers();
-    if (!connection_accepted_ && !message_accepted_) end.answer = run(Stage::eom);
+    if (connection_accepted_ || message_accepted_) return finish_message(Reply{});
+    return evaluate(Stage::eom, [this](Answer answer) { return finish_message(Reply{answer}); });
+}
 
-    if (end.answer.kind == Answer::Kind::reject || end.answer.kind == Answer::Kind::tempfail ||
-        end.answer.kind == Answer::Kind::discard) {
-        return end;
-    }
-    end.add_headers = connection_headers_;
-    end.add_headers.insert(end.add_headers.end(), message_headers_.begin(), message_headers_.end());
-    end.quarantine = message_quarantine_ ? message_quarantine_ : connection_quarantine_;
-    finish_message_stream(end);
-    return end;
+/* The changes an end of message brings, unless it is refused: the
+ * rules' headers and quarantine, and the Authentication-Results, whose
+ * results may still be being worked out. */
+std::optional<Reply> Session::finish_message(Reply reply) {
+    const Answer::Kind kind = reply.answer.kind;
+    if (kind == Answer::Kind::reject || kind == Answer::Kind::tempfail || kind == Answer::Kind::discard) return reply;
+    reply.add_headers = connection_headers_;
+    reply.add_headers.insert(reply.add_headers.end(), message_headers_.begin(), message_headers_.end());
+    reply.quarantine = message_quarantine_ ? message_quarantine_ : connection_quarantine_;
+    if (!message_stream_) return reply;
+    std::optional<std::string> value = message_stream_->results_header(reply.quarantine ? "quarantine" : "none");
+    if (!value) return wait_with([this, reply = std::move(reply)] { return finish_message(reply); });
+    reply.remove_results = message_stream_->forged_results();
+    if (!value->empty()) reply.results_header = std::move(*value);
+    return reply;
 }
 
 /* The message's stream, begun with its data (not at MAIL: most refused
  * recipients never get that far).  A message accepted before its data
  * is not filtered and gets none. */
 MessageStream* Session::message_stream() {
-    if (!message_stream_ && snapshot_->auth && !connection_accepted_ && !message_accepted_) {
-        message_stream_ = snapshot_->auth->begin(facts_);
+    if (!message_stream_ && checks_ && !connection_accepted_ && !message_accepted_) {
+        message_stream_ = checks_->begin_message(facts_);
         facts_.auth = message_stream_.get();
     }
     return message_stream_.get();
@@ -166,16 +242,10 @@ void Session::end_headers() {
     message_stream_->end_of_headers();
 }
 
-void Session::finish_message_stream(EndOfMessage& end) {
-    if (!message_stream_) return;
-    end.remove_results = message_stream_->forged_results();
-    std::string value = message_stream_->results_header(end.quarantine ? "quarantine" : "none");
-    if (!value.empty()) end.results_header = std::move(value);
-}
-
 void Session::abort_message() {
     facts_.auth = nullptr;
     message_stream_.reset();
+    if (checks_) checks_->next_message();
     headers_ended_ = false;
     facts_.reset_message();
     message_headers_.clear();
@@ -188,27 +258,6 @@ void Session::abort_message() {
 bool Session::has_pending_effects() const {
     return !connection_headers_.empty() || !message_headers_.empty() || connection_quarantine_ ||
            message_quarantine_;
-}
-
-Answer Session::run(Stage stage) {
-    const auto& policy = *snapshot_->policy;
-    if (policy.stage_rules(stage).empty()) return Answer{};
-
-    class Relay final : public policy::RuleObserver {
-    public:
-        Relay(const Session& session, Stage stage) : session_(session), stage_(stage) {}
-        void rule_checked(const policy::Rule& rule, bool applies) override {
-            session_.sink_.rule_checked(session_, stage_, rule, applies);
-        }
-
-    private:
-        const Session& session_;
-        Stage stage_;
-    };
-    Relay relay(*this, stage);
-    const auto result = policy::evaluate_stage(policy, stage, facts_, snapshot_->monitor_all,
-                                               sink_.wants_rule_checks() ? &relay : nullptr, snapshot_->stateful.get());
-    return apply(stage, result);
 }
 
 Answer Session::apply(Stage stage, const policy::StageResult& result) {

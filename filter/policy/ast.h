@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "checks/greylist_settings.h"
 #include "policy/fields.h"
 #include "policy/lists.h"
 #include "policy/stage.h"
@@ -105,13 +106,8 @@ struct Reply {
     Template text;
 };
 
-struct GreylistParams {
-    Millis delay = std::chrono::minutes(5);
-    Millis window = std::chrono::hours(48);
-    Millis expire = std::chrono::hours(24 * 35);
-    unsigned awl = 5;
-    bool by_host = false;      // by host, or (default) by subnet
-};
+/* The check's settings, defaults included, are the rule's parameters. */
+using GreylistParams = checks::GreylistSettings;
 
 struct Rate {
     uint64_t count = 0;

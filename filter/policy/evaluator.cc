@@ -65,25 +65,34 @@ bool is_dnsbl_value(const Operand& operand) {
     return operand.kind == Operand::Kind::field && operand.field == FieldId::dnsbl;
 }
 
+bool is_pending(const FieldValue& value) { return value.kind == FieldValue::Kind::pending; }
+
+/* A condition's value: true, false, or nullopt while a fact is awaited. */
+using Truth = std::optional<bool>;
+
 /* dnsbl("zone") == IP holds when IP is any of the list's return codes
- * (a list may answer several), != when it is none of them. */
-std::optional<bool> dnsbl_equality(const Condition& condition, const Facts& facts) {
+ * (a list may answer several), != when it is none of them.  Nothing when
+ * CONDITION is not such a comparison. */
+std::optional<Truth> dnsbl_equality(const Condition& condition, const Facts& facts) {
     if (condition.op != Condition::Op::eq && condition.op != Condition::Op::ne) return std::nullopt;
     const bool left = is_dnsbl_value(condition.lhs);
     if (!left && !is_dnsbl_value(condition.rhs)) return std::nullopt;
     const Operand& list = left ? condition.lhs : condition.rhs;
     const FieldValue other = operand_value(left ? condition.rhs : condition.lhs, facts);
+    if (is_pending(other)) return Truth{};
     const auto wanted = other.kind == FieldValue::Kind::ip ? std::optional(other.ip) : parse_ip(other.str());
-    if (!wanted) return condition.op == Condition::Op::ne;
+    if (!wanted) return Truth{condition.op == Condition::Op::ne};
     const auto codes = dnsbl_codes(resolve_field(FieldId::client_ip, "", facts), list.argument, facts);
-    const bool found = std::find(codes.begin(), codes.end(), *wanted) != codes.end();
-    return found == (condition.op == Condition::Op::eq);
+    if (!codes) return Truth{};
+    const bool found = std::find(codes->begin(), codes->end(), *wanted) != codes->end();
+    return Truth{found == (condition.op == Condition::Op::eq)};
 }
 
-bool compare(const Condition& condition, const Facts& facts) {
+Truth compare(const Condition& condition, const Facts& facts) {
     if (const auto equal = dnsbl_equality(condition, facts)) return *equal;
     const FieldValue lhs = operand_value(condition.lhs, facts);
     const FieldValue rhs = operand_value(condition.rhs, facts);
+    if (is_pending(lhs) || is_pending(rhs)) return std::nullopt;
     if (lhs.kind == FieldValue::Kind::absent || rhs.kind == FieldValue::Kind::absent) {
         return condition.op == Condition::Op::ne;
     }
@@ -100,8 +109,9 @@ bool compare(const Condition& condition, const Facts& facts) {
     return false;
 }
 
-bool in_list(const Condition& condition, const Facts& facts) {
+Truth in_list(const Condition& condition, const Facts& facts) {
     const FieldValue value = operand_value(condition.lhs, facts);
+    if (is_pending(value)) return std::nullopt;
     if (value.kind == FieldValue::Kind::absent) return false;
     if (value.kind == FieldValue::Kind::ip && condition.list->kind() == ListKind::ip) {
         return condition.list->contains_ip(value.ip);
@@ -110,9 +120,10 @@ bool in_list(const Condition& condition, const Facts& facts) {
     return folds_case(condition.lhs) ? condition.list->contains_text_nocase(text) : condition.list->contains_text(text);
 }
 
-bool in_map(const Condition& condition, const Facts& facts) {
+Truth in_map(const Condition& condition, const Facts& facts) {
     const FieldValue value = operand_value(condition.lhs, facts);
     const FieldValue key = operand_value(condition.rhs, facts);
+    if (is_pending(value) || is_pending(key)) return std::nullopt;
     if (value.kind == FieldValue::Kind::absent || key.kind == FieldValue::Kind::absent) return false;
     const std::string text = value.str();
     for (const auto& candidate : condition.map->lookup(key.str())) {
@@ -121,8 +132,17 @@ bool in_map(const Condition& condition, const Facts& facts) {
     return false;
 }
 
-bool in_dnsbl(const Condition& condition, const Facts& facts) {
-    return !dnsbl_codes(operand_value(condition.lhs, facts), condition.zone, facts).empty();
+Truth in_dnsbl(const Condition& condition, const Facts& facts) {
+    const auto codes = dnsbl_codes(operand_value(condition.lhs, facts), condition.zone, facts);
+    if (!codes) return std::nullopt;
+    return !codes->empty();
+}
+
+Truth matches(const Condition& condition, const Facts& facts) {
+    const FieldValue value = operand_value(condition.lhs, facts);
+    if (is_pending(value)) return std::nullopt;
+    if (value.kind == FieldValue::Kind::absent) return condition.negated;
+    return RE2::PartialMatch(value.str(), *condition.regex) != condition.negated;
 }
 
 /* The name a dnsbl condition or value in NODE would look up, if any. */
@@ -134,13 +154,12 @@ std::optional<std::string> lookup_name(const Condition& node, const Operand& ope
     return std::nullopt;
 }
 
-/* Start every lookup CONDITION may need, so that they run side by side
- * while the condition waits for the first. */
+/* Start every lookup CONDITION may need, so that they run side by side. */
 void prefetch_lookups(const Condition& condition, const Facts& facts) {
     if (condition.left) prefetch_lookups(*condition.left, facts);
     if (condition.right) prefetch_lookups(*condition.right, facts);
     for (const Operand* operand : {&condition.lhs, &condition.rhs}) {
-        if (const auto name = lookup_name(condition, *operand, facts)) facts.lookups->prefetch(*name);
+        if (const auto name = lookup_name(condition, *operand, facts)) facts.lookups->addresses(*name);
     }
 }
 
@@ -220,26 +239,46 @@ StatefulAnswer unavailable_without_store() {
     return answer;
 }
 
-std::optional<Verdict> greylist(const Rule& rule, const Facts& facts, StatefulChecks* stateful,
-                                std::vector<Effect>& effects) {
-    StatefulAnswer answer = stateful ? stateful->greylist(rule.greylist, facts) : unavailable_without_store();
-    return stateful_verdict(rule, std::move(answer), facts, effects);
-}
-
 /* The key's values; a key whose fields are all empty (no auth.user
- * before AUTH, the null sender) counts nothing and lets the unit pass. */
-std::optional<Verdict> ratelimit(const Rule& rule, const Facts& facts, StatefulChecks* stateful,
-                                 std::vector<Effect>& effects) {
+ * before AUTH, the null sender) counts nothing: nullopt. */
+std::optional<std::vector<std::string>> ratelimit_key(const Rule& rule, const Facts& facts) {
     std::vector<std::string> key;
     bool any = false;
     for (const Operand& field : rule.ratelimit.key) {
         key.push_back(operand_value(field, facts).str());
         any = any || !key.back().empty();
     }
-    StatefulAnswer answer;
-    if (!any) answer = {StatefulAnswer::Kind::pass, 0, "reason=no-key"};
-    else answer = stateful ? stateful->ratelimit(rule.ratelimit, key) : unavailable_without_store();
-    return stateful_verdict(rule, std::move(answer), facts, effects);
+    if (!any) return std::nullopt;
+    return key;
+}
+
+/* The store's answer to a greylist or ratelimit RULE in RUN: asked once,
+ * nullopt until it comes. */
+std::optional<StatefulAnswer> stateful_answer(const Rule& rule, const Facts& facts, StatefulChecks* stateful,
+                                              StageRun& run) {
+    auto& asked = run.asked[&rule];
+    if (!asked) {
+        asked = std::make_shared<StageRun::Asked>();
+        std::optional<std::vector<std::string>> key;
+        if (rule.action == ActionKind::ratelimit && !(key = ratelimit_key(rule, facts))) {
+            asked->answer = StatefulAnswer{StatefulAnswer::Kind::pass, 0, "reason=no-key"};
+        } else if (!stateful) {
+            asked->answer = unavailable_without_store();
+        } else {
+            // DONE may come during the call (there is nobody to wake then)
+            // or later, when the caller waits for it.
+            auto done = [slot = std::weak_ptr(asked), wake = run.wake](StatefulAnswer answer) {
+                const auto asked_now = slot.lock();
+                if (!asked_now) return;
+                asked_now->answer = std::move(answer);
+                if (asked_now->waited && wake) wake();
+            };
+            if (rule.action == ActionKind::greylist) stateful->greylist(rule.greylist, facts, std::move(done));
+            else stateful->ratelimit(rule.ratelimit, *key, std::move(done));
+            asked->waited = !asked->answer;
+        }
+    }
+    return asked->answer;
 }
 
 /* What a monitor rule would have done: WOULD_BE, or (add-header) no verdict. */
@@ -273,25 +312,39 @@ std::string_view outcome_name(Outcome outcome) {
     return "?";
 }
 
-bool condition_holds(const Condition& condition, const Facts& facts) {
+std::optional<bool> condition_holds(const Condition& condition, const Facts& facts) {
     switch (condition.kind) {
-        case Condition::Kind::all_of:
-            return condition_holds(*condition.left, facts) && condition_holds(*condition.right, facts);
-        case Condition::Kind::any_of:
-            return condition_holds(*condition.left, facts) || condition_holds(*condition.right, facts);
-        case Condition::Kind::negation:
-            return !condition_holds(*condition.left, facts);
+        case Condition::Kind::all_of: {
+            // Decided by either side being false, even with the other unknown.
+            const Truth left = condition_holds(*condition.left, facts);
+            if (left == false) return false;
+            const Truth right = condition_holds(*condition.right, facts);
+            if (right == false) return false;
+            if (!left || !right) return std::nullopt;
+            return true;
+        }
+        case Condition::Kind::any_of: {
+            const Truth left = condition_holds(*condition.left, facts);
+            if (left == true) return true;
+            const Truth right = condition_holds(*condition.right, facts);
+            if (right == true) return true;
+            if (!left || !right) return std::nullopt;
+            return false;
+        }
+        case Condition::Kind::negation: {
+            const Truth inner = condition_holds(*condition.left, facts);
+            if (!inner) return std::nullopt;
+            return !*inner;
+        }
         case Condition::Kind::truth: {
             const FieldValue value = operand_value(condition.lhs, facts);
+            if (is_pending(value)) return std::nullopt;
             return value.kind == FieldValue::Kind::flag && value.flag;
         }
         case Condition::Kind::compare:
             return compare(condition, facts);
-        case Condition::Kind::match: {
-            const FieldValue value = operand_value(condition.lhs, facts);
-            if (value.kind == FieldValue::Kind::absent) return condition.negated;
-            return RE2::PartialMatch(value.str(), *condition.regex) != condition.negated;
-        }
+        case Condition::Kind::match:
+            return matches(condition, facts);
         case Condition::Kind::in_list:
             return in_list(condition, facts);
         case Condition::Kind::in_map:
@@ -302,23 +355,45 @@ bool condition_holds(const Condition& condition, const Facts& facts) {
     return false;
 }
 
-StageResult evaluate_stage(const Policy& policy, Stage stage, const Facts& facts, bool monitor_all,
-                           RuleObserver* observer, StatefulChecks* stateful) {
-    StageResult result;
-    for (const Rule& rule : policy.stage_rules(stage)) {
+namespace {
+
+/* Whether every text and key RULE's action reads is known: the verdict,
+ * the effect and the store's key are made only from known facts. */
+bool action_facts_known(const Rule& rule, const Facts& facts) {
+    bool known = fields_known(rule.reply.text, facts);
+    known = fields_known(rule.text, facts) && known;
+    for (const Operand& field : rule.ratelimit.key) {
+        if (operand_value(field, facts).kind == FieldValue::Kind::pending) known = false;
+    }
+    return known;
+}
+
+}  // namespace
+
+bool evaluate_stage(const Policy& policy, StageRun& run, const Facts& facts, bool monitor_all,
+                    RuleObserver* observer, StatefulChecks* stateful) {
+    const auto& rules = policy.stage_rules(run.stage);
+    StageResult& result = run.result;
+    for (; run.next_rule < rules.size(); ++run.next_rule) {
+        const Rule& rule = rules[run.next_rule];
         if (rule.condition && facts.lookups) prefetch_lookups(*rule.condition, facts);
-        const bool applies = !rule.condition || condition_holds(*rule.condition, facts);
-        if (observer) observer->rule_checked(rule, applies);
-        if (!applies) continue;
+        const Truth applies = rule.condition ? condition_holds(*rule.condition, facts) : Truth{true};
+        if (!applies) return false;
+        if (*applies && !action_facts_known(rule, facts)) return false;
+        std::optional<StatefulAnswer> answer;
+        const bool keeps_state = rule.action == ActionKind::greylist || rule.action == ActionKind::ratelimit;
+        if (*applies && keeps_state && !(answer = stateful_answer(rule, facts, stateful, run))) return false;
+        if (observer) observer->rule_checked(rule, *applies);
+        if (!*applies) continue;
 
         const bool monitored = monitor_all || rule.monitor;
         std::optional<Verdict> verdict;
         if (rule.always_terminal()) verdict = make_verdict(rule, facts);
-        else if (rule.action == ActionKind::greylist) verdict = greylist(rule, facts, stateful, result.effects);
-        else if (rule.action == ActionKind::ratelimit) verdict = ratelimit(rule, facts, stateful, result.effects);
+        else if (keeps_state) verdict = stateful_verdict(rule, std::move(*answer), facts, result.effects);
         if (verdict && !monitored) {
             result.verdict = std::move(*verdict);
-            return result;
+            run.next_rule = rules.size();
+            return true;
         }
         if (verdict) {
             result.effects.push_back(monitor_effect(rule, std::move(*verdict)));
@@ -333,7 +408,7 @@ StageResult evaluate_stage(const Policy& policy, Stage stage, const Facts& facts
         }
         add_effect(rule, facts, result.effects);
     }
-    return result;
+    return true;
 }
 
 }  // namespace portcullis::policy

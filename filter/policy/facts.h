@@ -5,9 +5,7 @@
  * fills one from the command line.  The engine reads it and never sees
  * where it came from.  Facts that cost a lookup (SPF, DKIM, DMARC, DNSBL)
  * are not here: the evaluator asks for them only when a rule that is
- * reached needs them, DNSBL answers from the session's LookupCache, SPF
- * from its SpfCache and DKIM and DMARC from the message's
- * MessageAuthentication (lookups.h).
+ * reached needs them, from the sources lookups.h describes.
  */
 #pragma once
 
@@ -21,9 +19,9 @@
 
 namespace portcullis::policy {
 
-class LookupCache;
+class AddressLookups;
 class MessageAuthentication;
-class SpfCache;
+class SpfResults;
 
 struct Header {
     std::string name;
@@ -55,9 +53,9 @@ struct Facts {
     std::string queue_id;
 
     // Where DNSBL answers come from; null: no list is consulted.
-    LookupCache* lookups = nullptr;
+    AddressLookups* lookups = nullptr;
     // Where SPF results come from; null: spf and spf.domain have no value.
-    SpfCache* spf = nullptr;
+    SpfResults* spf = nullptr;
     // Where DKIM and DMARC results come from; null: those fields have no value.
     MessageAuthentication* auth = nullptr;
 

@@ -1,39 +1,26 @@
 /*
- * lookups.h: the facts that cost a DNS lookup (DNSBL and RHSBL answers,
- * SPF), as the evaluator asks for them, without knowing how they are
- * looked up.
+ * lookups.h: the facts that take a lookup or some work (DNS list answers,
+ * SPF, DKIM, DMARC), as the evaluator asks for them, without knowing how
+ * they are worked out.
  *
- * The daemon implements AddressResolver over its resolver (dns/): start()
- * sends the question for a name's A records and returns at once; wait()
- * gives the answer, within the resolver's timeout.  A session owns one
- * LookupCache over it, and Facts::lookups points at it: each name is
- * looked up at most once per session, and only when a rule that is
- * reached needs it.  prefetch() starts a lookup without waiting, so the
- * lookups one rule may need run in parallel; answer() waits for one.
- * Without a cache (Facts::lookups null) no list is consulted: every
- * dnsbl condition is false.
+ * None of these ever waits.  Each returns the fact if it is known, or
+ * null when it is not yet: then the work is under way (started by this
+ * very call if it was not), and when it is done the session that owns
+ * the source is woken to evaluate again.  The evaluator stops at a rule
+ * whose condition needs a fact that is not known, and goes on from that
+ * rule when woken (evaluator.h).
  *
- * SPF: the daemon implements SpfChecker over checks/spf and its
- * resolver; check() blocks until the result (within the resolver's
- * timeouts).  A session owns one SpfCache over it, and Facts::spf points
- * at it: the check runs when a rule that is reached reads spf or
- * spf.domain, once per message (per client, HELO name and sender).
- * Without one (Facts::spf null) both fields have no value.
- *
- * DKIM and DMARC: the daemon follows each message with a
- * MessageAuthentication (it sees the header and body as they arrive);
- * Facts::auth points at the current message's.  dkim() and dmarc() give
- * the results at end of message, each worked out on first use (DMARC
- * reads SPF and DKIM); without one (Facts::auth null) the fields have no
- * value.
+ * AddressLookups: the A records of a DNS list name, each name looked up
+ * at most once per session.  SpfResults: the SPF check of an identity,
+ * once per message.  MessageAuthentication: DKIM and DMARC, at end of
+ * message.  The session's source (Facts::lookups, ::spf, ::auth) is
+ * null when no rule needs it: those fields then have no value and no
+ * DNS list is consulted.
  */
 #pragma once
 
-#include <map>
-#include <memory>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "util/ip.h"
@@ -46,34 +33,10 @@ struct AddressAnswer {
     std::vector<IpAddress> addresses;   // found
 };
 
-class PendingAddresses {
+class AddressLookups {
 public:
-    virtual ~PendingAddresses() = default;
-    virtual AddressAnswer wait() = 0;
-};
-
-class AddressResolver {
-public:
-    virtual ~AddressResolver() = default;
-    virtual std::unique_ptr<PendingAddresses> start(const std::string& name) = 0;
-};
-
-class LookupCache {
-public:
-    explicit LookupCache(std::shared_ptr<AddressResolver> resolver) : resolver_(std::move(resolver)) {}
-
-    void prefetch(const std::string& name);
-    const AddressAnswer& answer(const std::string& name);
-
-private:
-    struct Entry {
-        std::unique_ptr<PendingAddresses> pending;   // until answered
-        std::optional<AddressAnswer> answer;
-    };
-    Entry& entry(const std::string& name);
-
-    std::shared_ptr<AddressResolver> resolver_;
-    std::map<std::string, Entry> entries_;   // by lower-case name
+    virtual ~AddressLookups() = default;
+    virtual const AddressAnswer* addresses(const std::string& name) = 0;
 };
 
 struct SpfIdentity {
@@ -88,20 +51,10 @@ struct SpfAnswer {
     std::string domain;   // the domain checked, "" if none could be
 };
 
-class SpfChecker {
+class SpfResults {
 public:
-    virtual ~SpfChecker() = default;
-    virtual SpfAnswer check(const SpfIdentity& identity) = 0;
-};
-
-class SpfCache {
-public:
-    explicit SpfCache(std::shared_ptr<SpfChecker> checker) : checker_(std::move(checker)) {}
-    const SpfAnswer& answer(const SpfIdentity& identity);
-
-private:
-    std::shared_ptr<SpfChecker> checker_;
-    std::optional<std::pair<SpfIdentity, SpfAnswer>> last_;
+    virtual ~SpfResults() = default;
+    virtual const SpfAnswer* spf(const SpfIdentity& identity) = 0;
 };
 
 struct DkimAnswer {
@@ -118,8 +71,8 @@ struct DmarcAnswer {
 class MessageAuthentication {
 public:
     virtual ~MessageAuthentication() = default;
-    virtual const DkimAnswer& dkim() = 0;
-    virtual const DmarcAnswer& dmarc() = 0;
+    virtual const DkimAnswer* dkim() = 0;
+    virtual const DmarcAnswer* dmarc() = 0;
 };
 
 }  // namespace portcullis::policy

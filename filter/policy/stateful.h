@@ -4,11 +4,15 @@
  * keep it.
  *
  * The daemon implements StatefulChecks over the store.  The evaluator
- * calls greylist() or ratelimit() for a rule whose condition holds and
- * turns the answer into a verdict: refuse -> the rule's reply (with
+ * calls greylist() or ratelimit() for a rule whose condition holds, once
+ * per rule and unit (a check counts or records: it is never asked twice),
+ * and turns the answer into a verdict: refuse -> the rule's reply (with
  * ${greylist.wait} for greylisting); unavailable -> 451 4.3.0 (the store
  * failed and store.on_error is "tempfail"); pass -> evaluation goes on.
  * NOTE is what the log line adds ("reason=new wait=300s").
+ *
+ * Both return at once; DONE gets the answer, during the call (the memory
+ * store) or later on the same event loop (Redis), exactly once.
  *
  * ratelimit() gets the rule's key as the fields' values, in the rule's
  * order, as the evaluator read them; at least one is not empty.
@@ -16,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -33,9 +38,11 @@ struct StatefulAnswer {
 
 class StatefulChecks {
 public:
+    using Done = std::function<void(StatefulAnswer)>;
+
     virtual ~StatefulChecks() = default;
-    virtual StatefulAnswer greylist(const GreylistParams& params, const Facts& facts) = 0;
-    virtual StatefulAnswer ratelimit(const RatelimitParams& params, std::span<const std::string> key) = 0;
+    virtual void greylist(const GreylistParams& params, const Facts& facts, Done done) = 0;
+    virtual void ratelimit(const RatelimitParams& params, std::span<const std::string> key, Done done) = 0;
 };
 
 }  // namespace portcullis::policy

@@ -45,6 +45,17 @@ std::string expand_text(const Template& text, const Facts& facts) {
     return out;
 }
 
+bool fields_known(const Template& text, const Facts& facts) {
+    bool known = true;
+    // Every piece is asked, so the work of all of them starts at once.
+    for (const auto& piece : text.pieces) {
+        if (piece.is_field && resolve_field(piece.field, piece.argument, facts).kind == FieldValue::Kind::pending) {
+            known = false;
+        }
+    }
+    return known;
+}
+
 std::vector<std::string> reply_lines(std::string_view expanded) {
     std::vector<std::string> lines;
     size_t start = 0;

@@ -25,6 +25,10 @@ inline constexpr size_t kMaxReplyLines = 32;   // libmilter's MAXREPLIES
 
 std::string expand_text(const Template& text, const Facts& facts);
 
+/* Whether every field TEXT reads is known now (lookups.h): those that are
+ * not are being worked out, started by this call. */
+bool fields_known(const Template& text, const Facts& facts);
+
 /* Control characters removed (tab becomes a space), cut to LIMIT bytes
  * on a UTF-8 boundary. */
 std::string clean_line(std::string_view text, size_t limit = kMaxReplyLine);

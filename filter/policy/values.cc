@@ -71,18 +71,25 @@ bool is_listing_code(const IpAddress& ip) {
     return ip.is_v4() && ip.bytes[0] == 127 && !(ip.bytes[1] == 255 && ip.bytes[2] == 255);
 }
 
+FieldValue pending_value() {
+    FieldValue value;
+    value.kind = FieldValue::Kind::pending;
+    return value;
+}
+
 /* A part of the message's SPF answer, checked on first use. */
 FieldValue spf_value(const Facts& facts, std::string SpfAnswer::*part) {
     if (!facts.spf) return {};
-    return text_value(facts.spf->answer({facts.client_ip, facts.helo, facts.sender}).*part);
+    const SpfAnswer* answer = facts.spf->spf({facts.client_ip, facts.helo, facts.sender});
+    return answer ? text_value(answer->*part) : pending_value();
 }
 
 /* A part of the message's DKIM or DMARC answer, worked out on first use. */
 template <typename Answer>
-FieldValue auth_value(const Facts& facts, const Answer& (MessageAuthentication::*answer)(),
-                      std::string Answer::*part) {
+FieldValue auth_value(const Facts& facts, const Answer* (MessageAuthentication::*get)(), std::string Answer::*part) {
     if (!facts.auth) return {};
-    return text_value((facts.auth->*answer)().*part);
+    const Answer* answer = (facts.auth->*get)();
+    return answer ? text_value(answer->*part) : pending_value();
 }
 
 }  // namespace
@@ -97,11 +104,15 @@ std::optional<std::string> dnsbl_name(const FieldValue& subject, std::string_vie
     return name;
 }
 
-std::vector<IpAddress> dnsbl_codes(const FieldValue& subject, std::string_view zone, const Facts& facts) {
+std::optional<std::vector<IpAddress>> dnsbl_codes(const FieldValue& subject, std::string_view zone,
+                                                  const Facts& facts) {
+    if (subject.kind == FieldValue::Kind::pending) return std::nullopt;
     const auto name = dnsbl_name(subject, zone);
-    if (!name || !facts.lookups) return {};
+    if (!name || !facts.lookups) return std::vector<IpAddress>{};
+    const AddressAnswer* answer = facts.lookups->addresses(*name);
+    if (!answer) return std::nullopt;
     std::vector<IpAddress> codes;
-    for (const IpAddress& address : facts.lookups->answer(*name).addresses) {
+    for (const IpAddress& address : answer->addresses) {
         if (is_listing_code(address)) codes.push_back(address);
     }
     std::sort(codes.begin(), codes.end(), [](const IpAddress& a, const IpAddress& b) { return a.bytes < b.bytes; });
@@ -115,6 +126,7 @@ std::string FieldValue::str() const {
         case Kind::number: return std::to_string(number);
         case Kind::ip: return ip.str();
         case Kind::text: return text;
+        case Kind::pending: return "";
     }
     return "";
 }
@@ -149,7 +161,8 @@ FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& 
         case FieldId::greylist_wait: return facts.greylist_wait ? number_value(*facts.greylist_wait) : FieldValue{};
         case FieldId::dnsbl: {
             const auto codes = dnsbl_codes(ip_value(facts.client_ip), argument, facts);
-            return codes.empty() ? FieldValue{} : ip_value(codes.front());
+            if (!codes) return pending_value();
+            return codes->empty() ? FieldValue{} : ip_value(codes->front());
         }
         case FieldId::spf: return spf_value(facts, &SpfAnswer::result);
         case FieldId::spf_domain: return spf_value(facts, &SpfAnswer::domain);

@@ -3,7 +3,9 @@
  *
  * resolve_field() reads a field (header("Name") takes its argument) from
  * a Facts.  A FieldValue is absent (the MTA did not say: no client
- * address for local submission), a flag, a number, an IP address or text.
+ * address for local submission), a flag, a number, an IP address or text,
+ * or pending: a fact that takes a lookup (lookups.h) and is not known
+ * yet; asking for it started the work.
  * str() renders any value for templates and logs.  Text comparisons fold
  * case unless the field's type is `string`, as the language says.  from
  * and from.domain are Facts::from's address() and domain(): without a
@@ -15,8 +17,9 @@
  * subject.  dnsbl_codes() are the list's return codes for SUBJECT: the A
  * records in 127.0.0.0/8, less 127.255.255.0/24 (what lists answer to a
  * refused query, not a listing), smallest first; empty when the subject
- * is not listed or the lookup failed (temperror).  The value
- * dnsbl("zone") is the smallest code for client.ip.
+ * is not listed or the lookup failed (temperror); nullopt while the
+ * answer is awaited.  The value dnsbl("zone") is the smallest code for
+ * client.ip.
  */
 #pragma once
 
@@ -33,7 +36,7 @@
 namespace portcullis::policy {
 
 struct FieldValue {
-    enum class Kind { absent, flag, number, ip, text };
+    enum class Kind { absent, flag, number, ip, text, pending };
     Kind kind = Kind::absent;
     bool flag = false;
     uint64_t number = 0;
@@ -46,7 +49,8 @@ struct FieldValue {
 FieldValue resolve_field(FieldId field, std::string_view argument, const Facts& facts);
 
 std::optional<std::string> dnsbl_name(const FieldValue& subject, std::string_view zone);
-std::vector<IpAddress> dnsbl_codes(const FieldValue& subject, std::string_view zone, const Facts& facts);
+std::optional<std::vector<IpAddress>> dnsbl_codes(const FieldValue& subject, std::string_view zone,
+                                                  const Facts& facts);
 
 /* The first header named NAME (case-insensitive), without its leading
  * white space; "" when there is none. */

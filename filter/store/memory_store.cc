@@ -354,8 +354,30 @@ StoreError script_failed(std::string_view name, std::string_view why) {
 
 }  // namespace
 
-std::vector<std::string> MemoryStore::run(const Script& script, std::string_view key, int64_t now_ms,
-                                          std::span<const std::string> args) {
+void MemoryStore::run(const Script& script, std::string_view key, int64_t now_ms, std::span<const std::string> args,
+                      Done done) {
+    answer(done, [&] { return apply(script, key, now_ms, args); });
+}
+
+void MemoryStore::run(const HashScript& script, std::string_view key, int64_t now_ms,
+                      std::span<const std::string> args, Done done) {
+    answer(done, [&] { return apply(script, key, now_ms, args); });
+}
+
+/* DONE with what APPLY gives or why it threw, once the key's lock is let go. */
+template <typename Apply>
+void MemoryStore::answer(const Done& done, Apply apply) {
+    StoreResult result;
+    try {
+        result.values = apply();
+    } catch (const StoreError& error) {
+        result.error = error.what();
+    }
+    done(std::move(result));
+}
+
+std::vector<std::string> MemoryStore::apply(const Script& script, std::string_view key, int64_t now_ms,
+                                            std::span<const std::string> args) {
     Shard& shard = shard_for(key);
     std::string name(key);
     const std::lock_guard lock(shard.mutex);
@@ -391,8 +413,8 @@ std::vector<std::string> MemoryStore::run(const Script& script, std::string_view
     return result;
 }
 
-std::vector<std::string> MemoryStore::run(const HashScript& script, std::string_view key, int64_t now_ms,
-                                          std::span<const std::string> args) {
+std::vector<std::string> MemoryStore::apply(const HashScript& script, std::string_view key, int64_t now_ms,
+                                            std::span<const std::string> args) {
     Shard& shard = shard_for(key);
     std::string name(key);
     const std::lock_guard lock(shard.mutex);

@@ -6,8 +6,9 @@
  * the Redis backend: each key holds a string value or a hash, and an
  * absolute expiry in ms (0: none); an expired key is absent to scripts,
  * scan(), scan_hashes() and erase().  run() applies a script's C++ half
- * under the lock of the key's shard; the keys are spread over 64 shards
- * so libmilter's worker threads rarely wait for each other.  A hash
+ * under the lock of the key's shard and gives the reply during the call;
+ * the keys are spread over 64 shards so the event loops' threads rarely
+ * wait for each other.  A hash
  * script that throws leaves what it wrote before, as a Lua script that
  * fails half-way does in Redis; a string script that throws leaves the
  * key as it was.
@@ -85,10 +86,10 @@ public:
     static std::unique_ptr<MemoryStore> open_read_only(std::string snapshot_path,
                                                        std::function<int64_t()> clock = now_ms);
 
-    std::vector<std::string> run(const Script& script, std::string_view key, int64_t now_ms,
-                                 std::span<const std::string> args) override;
-    std::vector<std::string> run(const HashScript& script, std::string_view key, int64_t now_ms,
-                                 std::span<const std::string> args) override;
+    void run(const Script& script, std::string_view key, int64_t now_ms, std::span<const std::string> args,
+             Done done) override;
+    void run(const HashScript& script, std::string_view key, int64_t now_ms, std::span<const std::string> args,
+             Done done) override;
     void scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) override;
     void scan_hashes(std::string_view key_prefix, const std::function<void(const HashEntry&)>& visit) override;
     bool erase(std::string_view key) override;
@@ -122,6 +123,12 @@ private:
     /* Loads the snapshot; starts no thread. */
     MemoryStore(std::string snapshot_path, std::function<int64_t()> clock, bool read_only);
 
+    std::vector<std::string> apply(const Script& script, std::string_view key, int64_t now_ms,
+                                   std::span<const std::string> args);
+    std::vector<std::string> apply(const HashScript& script, std::string_view key, int64_t now_ms,
+                                   std::span<const std::string> args);
+    template <typename Apply>
+    static void answer(const Done& done, Apply apply);
     Shard& shard_for(std::string_view key);
     void load();
     void maintain(Millis interval);

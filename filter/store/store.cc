@@ -1,11 +1,13 @@
 /*
- * store.cc: the wall clock, the choice of backend, and HashRecord.
+ * store.cc: the wall clock, the choice of backend, waiting for a run,
+ * and HashRecord.
  */
 #include "store/store.h"
 
 #include <chrono>
 
 #include "store/memory_store.h"
+#include "util/event_loop.h"
 #include "store/redis_store.h"
 #include "util/log.h"
 
@@ -42,6 +44,32 @@ int64_t now_ms() {
     return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+namespace {
+
+/* STORE's run() of SCRIPT, on a loop of this call's own. */
+template <typename AnyScript>
+std::vector<std::string> wait_for_run(Store& store, const AnyScript& script, std::string_view key, int64_t now,
+                                      std::span<const std::string> args) {
+    EventLoop loop;
+    std::optional<StoreResult> result;
+    loop.post([&] { store.run(script, key, now, args, [&result](StoreResult got) { result = std::move(got); }); });
+    loop.run_until([&result] { return result.has_value(); });
+    if (result->error) throw StoreError(*result->error);
+    return std::move(result->values);
+}
+
+}  // namespace
+
+std::vector<std::string> run_blocking(Store& store, const Script& script, std::string_view key, int64_t now_ms,
+                                      std::span<const std::string> args) {
+    return wait_for_run(store, script, key, now_ms, args);
+}
+
+std::vector<std::string> run_blocking(Store& store, const HashScript& script, std::string_view key, int64_t now_ms,
+                                      std::span<const std::string> args) {
+    return wait_for_run(store, script, key, now_ms, args);
+}
+
 std::unique_ptr<Store> open_store(const config::Config::Store& settings) {
     if (settings.backend == config::StoreBackend::memory) return std::make_unique<MemoryStore>(settings.snapshot);
     return std::make_unique<RedisStore>(settings);
@@ -53,7 +81,7 @@ std::unique_ptr<Store> open_store_view(const config::Config::Store& settings) {
 }
 
 void check_store_settings(const config::Config::Store& settings) {
-    if (settings.backend == config::StoreBackend::redis) RedisStore{settings};
+    if (settings.backend == config::StoreBackend::redis) redis_endpoint(settings);
 }
 
 void probe_store(const config::Config::Store& settings) {

@@ -16,9 +16,14 @@
  * taken by the caller, so tests inject a clock and MX hosts agree on
  * expiry as long as their clocks do.
  *
- * A store that cannot answer within store.timeout throws StoreError; it
- * never blocks a caller longer, and recovers by itself (reconnecting)
- * when the server is back.
+ * run() never waits: the reply goes to the callback given, during the
+ * call (the memory store) or later, on the event loop that called it
+ * (Redis, which may only be called on a loop).  A store that cannot
+ * answer within store.timeout gives an error in place of the reply; it
+ * recovers by itself (reconnecting) when the server is back.  The admin
+ * calls (scan, erase, ping) block: they are for the command line and the
+ * control socket, never for an event loop.  run_blocking() waits for a
+ * run() on a loop of its own, for those callers.
  *
  * open_store() builds the backend the config names.
  */
@@ -123,15 +128,30 @@ struct HashEntry {
     int64_t expires_at_ms = 0;
 };
 
+/* A script's reply, or why the store gave none. */
+struct StoreResult {
+    std::vector<std::string> values;
+    std::optional<std::string> error;   // set: the store failed
+};
+
+/* What a check made of a reply, or why it has nothing. */
+template <typename T>
+struct Outcome {
+    std::optional<T> value;
+    std::string error;   // when there is no value
+};
+
 class Store {
 public:
+    using Done = std::function<void(StoreResult)>;
+
     virtual ~Store() = default;
 
-    /* Runs SCRIPT on KEY at NOW_MS with ARGS; throws StoreError. */
-    virtual std::vector<std::string> run(const Script& script, std::string_view key, int64_t now_ms,
-                                         std::span<const std::string> args) = 0;
-    virtual std::vector<std::string> run(const HashScript& script, std::string_view key, int64_t now_ms,
-                                         std::span<const std::string> args) = 0;
+    /* Runs SCRIPT on KEY at NOW_MS with ARGS; DONE gets the result once. */
+    virtual void run(const Script& script, std::string_view key, int64_t now_ms, std::span<const std::string> args,
+                     Done done) = 0;
+    virtual void run(const HashScript& script, std::string_view key, int64_t now_ms,
+                     std::span<const std::string> args, Done done) = 0;
 
     /* Calls VISIT for every live string key starting with KEY_PREFIX
      * (relative).  For the admin commands: not atomic, may be slow;
@@ -152,6 +172,13 @@ public:
 
 /* The wall clock in ms since the epoch: what the daemon passes as now. */
 int64_t now_ms();
+
+/* run() and its reply, waited for; throws StoreError.  Not on an event
+ * loop's thread. */
+std::vector<std::string> run_blocking(Store& store, const Script& script, std::string_view key, int64_t now_ms,
+                                      std::span<const std::string> args);
+std::vector<std::string> run_blocking(Store& store, const HashScript& script, std::string_view key, int64_t now_ms,
+                                      std::span<const std::string> args);
 
 /* The backend SETTINGS name, for the daemon.  Does not connect: a Redis
  * that is down is an error of ping() and run(). */

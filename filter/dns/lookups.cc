@@ -1,0 +1,95 @@
+/*
+ * lookups.cc: one session's answers, the questions still out, and the
+ * log line and metrics of each answer.
+ */
+#include "dns/lookups.h"
+
+#include "metrics/metrics.h"
+#include "util/log.h"
+#include "util/text.h"
+
+namespace portcullis::dns {
+
+namespace {
+
+/* "dns: 5.113.0.203.zen.example A: found 127.0.0.2 in 3ms" */
+std::string answer_line(std::string_view name, RecordType type, const Answer& answer) {
+    std::string line = "dns: ";
+    line += name;
+    line += ' ';
+    line += type_name(type);
+    line += ": ";
+    line += status_name(answer.status);
+    for (const auto& record : answer.records) {
+        line += ' ';
+        line += record;
+    }
+    if (!answer.error.empty()) {
+        line += " (";
+        line += answer.error;
+        line += ')';
+    }
+    line += " in " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(answer.took).count()) + "ms";
+    return line;
+}
+
+void note(std::string_view name, RecordType type, const Answer& answer) {
+    const bool failed = answer.status == Answer::Status::temperror;
+    metrics::observe_dns(answer.took, !failed);
+    if (failed) log::info(answer_line(name, type, answer));
+    else if (log::enabled(log::Level::debug)) log::debug(answer_line(name, type, answer));
+}
+
+}  // namespace
+
+struct Lookups::State {
+    using Key = std::pair<std::string, RecordType>;
+    struct Entry {
+        bool answered = false;
+        Answer answer;
+    };
+    std::function<void()> wake;
+    std::map<Key, Entry> entries;
+    uint64_t generation = 0;   // bumped by forget(): older answers are dropped
+};
+
+std::string lookup_key(std::string_view name) {
+    std::string key = to_lower(name);
+    if (key.ends_with('.')) key.pop_back();
+    return key;
+}
+
+Lookups::Lookups(std::shared_ptr<Resolver> resolver, std::function<void()> wake)
+    : resolver_(std::move(resolver)), state_(std::make_shared<State>()) {
+    state_->wake = std::move(wake);
+}
+
+Lookups::~Lookups() = default;
+
+const Answer* Lookups::find(std::string_view name, RecordType type) {
+    State::Key key{lookup_key(name), type};
+    auto [found, added] = state_->entries.try_emplace(key);
+    if (found->second.answered) return &found->second.answer;
+    if (!added) return nullptr;
+    resolver_->lookup(key.first, type,
+                      [state = std::weak_ptr(state_), key, generation = state_->generation](Answer answer) {
+                          note(key.first, key.second, answer);
+                          const auto alive = state.lock();
+                          if (!alive || alive->generation != generation) return;
+                          auto entry = alive->entries.find(key);
+                          if (entry == alive->entries.end()) return;
+                          entry->second.answer = std::move(answer);
+                          entry->second.answered = true;
+                          if (alive->wake) alive->wake();
+                      });
+    return nullptr;
+}
+
+size_t Lookups::size() const { return state_->entries.size(); }
+
+void Lookups::forget() {
+    state_->entries.clear();
+    ++state_->generation;
+}
+
+}  // namespace portcullis::dns

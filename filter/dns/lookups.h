@@ -1,0 +1,48 @@
+/*
+ * lookups.h: the DNS answers of one SMTP session, each question asked
+ * once: DNS lists, SPF's queries, DKIM keys and DMARC records all go
+ * through one Lookups.
+ *
+ * find() returns the answer to NAME's TYPE records if it has come, or
+ * null: then the question is out (asked by this call if it was not), and
+ * WAKE is called on the session's loop when its answer comes (never
+ * during find()).  Names are compared without case and without a final
+ * dot.  Every answer is counted in the metrics and logged: debug, or
+ * info for a temperror.  A Lookups dropped with questions out drops their
+ * answers when they come.  forget() empties it, for a long session whose
+ * messages ask about many names; the answers still out are dropped.
+ */
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "dns/resolver.h"
+
+namespace portcullis::dns {
+
+class Lookups {
+public:
+    Lookups(std::shared_ptr<Resolver> resolver, std::function<void()> wake);
+    ~Lookups();
+    Lookups(const Lookups&) = delete;
+    Lookups& operator=(const Lookups&) = delete;
+
+    const Answer* find(std::string_view name, RecordType type);
+    size_t size() const;
+    void forget();
+
+private:
+    struct State;
+    std::shared_ptr<Resolver> resolver_;
+    std::shared_ptr<State> state_;
+};
+
+/* The name as Lookups keys it: lower case, no final dot. */
+std::string lookup_key(std::string_view name);
+
+}  // namespace portcullis::dns

@@ -1,0 +1,275 @@
+/*
+ * redis_link.cc: a non-blocking connection, its pipeline of commands and
+ * their deadlines.
+ */
+#include "store/redis_link.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "store/store.h"
+
+namespace portcullis::store {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kRetryDelay = std::chrono::seconds(1);
+constexpr size_t kReadChunk = 16 * 1024;
+
+std::string system_error(const char* what, int error) { return std::string(what) + ": " + std::strerror(error); }
+
+/* "host:port", with brackets around an IPv6 address. */
+std::string host_port(const std::string& host, int port) {
+    std::string text = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    text += ':';
+    text += std::to_string(port);
+    return text;
+}
+
+}  // namespace
+
+LinkAddress resolve_endpoint(const RedisEndpoint& endpoint) {
+    LinkAddress address;
+    address.user = endpoint.user;
+    address.password = endpoint.password;
+    address.db = endpoint.db;
+    if (!endpoint.socket_path.empty()) {
+        sockaddr_un local{};
+        local.sun_family = AF_UNIX;
+        if (endpoint.socket_path.size() >= sizeof local.sun_path) {
+            throw StoreError("store.url: the socket path is longer than " + std::to_string(sizeof local.sun_path - 1) +
+                             " bytes");
+        }
+        std::memcpy(local.sun_path, endpoint.socket_path.c_str(), endpoint.socket_path.size() + 1);
+        std::memcpy(&address.address, &local, sizeof local);
+        address.length = sizeof local;
+        address.name = "unix:" + endpoint.socket_path;
+        return address;
+    }
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(endpoint.port);
+    const int status = getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found);
+    if (status != 0 || found == nullptr) {
+        throw StoreError("redis host " + endpoint.host + ": " + gai_strerror(status));
+    }
+    std::memcpy(&address.address, found->ai_addr, found->ai_addrlen);
+    address.length = found->ai_addrlen;
+    freeaddrinfo(found);
+    address.name = host_port(endpoint.host, endpoint.port);
+    return address;
+}
+
+RedisLink::RedisLink(EventLoop& loop, LinkAddress address, Millis timeout, Health health)
+    : loop_(loop), address_(std::move(address)), timeout_(timeout), health_(std::move(health)),
+      deadline_(loop, [this] { fail("no reply within " + format_duration(timeout_)); }),
+      alive_(std::make_shared<bool>(true)) {}
+
+RedisLink::~RedisLink() {
+    *alive_ = false;
+    if (fd_ >= 0) {
+        loop_.unwatch(fd_, *this);
+        ::close(fd_);
+    }
+}
+
+void RedisLink::command(std::span<const std::string_view> args, Done done) {
+    if (fd_ < 0 && !connect()) return fail_later(std::move(done), connect_error_);
+    queue(args, std::move(done));
+    if (!connecting_) flush();
+}
+
+/* A new socket and its connect under way; false when it cannot even
+ * start (or a failed one is too recent), with the reason in
+ * connect_error_. */
+bool RedisLink::connect() {
+    if (!connect_error_.empty() && Clock::now() < retry_at_) return false;
+    const int family = address_.address.ss_family;
+    fd_ = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) {
+        connect_error_ = system_error("socket", errno);
+        retry_at_ = Clock::now() + kRetryDelay;
+        return false;
+    }
+    if (family != AF_UNIX) {
+        const int one = 1;
+        setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    const int status = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address_.address), address_.length);
+    if (status != 0 && errno != EINPROGRESS) {
+        connect_error_ = system_error("connect", errno);
+        retry_at_ = Clock::now() + kRetryDelay;
+        ::close(fd_);
+        fd_ = -1;
+        report(false, connect_error_);
+        return false;
+    }
+    connecting_ = status != 0;
+    want_write_ = true;
+    loop_.watch(fd_, EPOLLIN | EPOLLOUT, *this);
+    parser_ = std::make_unique<ReplyParser>();
+    // What the connection must say first, answered before anything else.
+    auto must_be_ok = [this](std::string what) {
+        return [this, what = std::move(what)](LinkResult result) {
+            if (result.ok && result.reply.type == RedisReply::Type::error) {
+                connect_error_ = what + " refused: " + result.reply.text;
+                retry_at_ = Clock::now() + kRetryDelay;
+                fail(connect_error_);
+            }
+        };
+    };
+    if (!address_.password.empty()) {
+        if (address_.user.empty()) {
+            const std::string_view auth[] = {"AUTH", address_.password};
+            queue(auth, must_be_ok("AUTH"));
+        } else {
+            const std::string_view auth[] = {"AUTH", address_.user, address_.password};
+            queue(auth, must_be_ok("AUTH"));
+        }
+    }
+    if (address_.db != 0) {
+        const std::string db = std::to_string(address_.db);
+        const std::string_view select[] = {"SELECT", db};
+        queue(select, must_be_ok("SELECT " + db));
+    }
+    return true;
+}
+
+void RedisLink::queue(std::span<const std::string_view> args, Done done) {
+    encode_command(out_, args);
+    waiting_.push_back({std::move(done), Clock::now()});
+    if (!deadline_.armed()) arm_deadline();
+}
+
+void RedisLink::arm_deadline() {
+    if (waiting_.empty()) deadline_.disarm();
+    else deadline_.arm(waiting_.front().sent + timeout_);
+}
+
+void RedisLink::flush() {
+    while (out_sent_ < out_.size()) {
+        const ssize_t sent = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) break;
+            return fail(system_error("send", errno));
+        }
+        out_sent_ += static_cast<size_t>(sent);
+    }
+    if (out_sent_ == out_.size()) {
+        out_.clear();
+        out_sent_ = 0;
+    }
+    update_interest();
+}
+
+void RedisLink::update_interest() {
+    const bool want_write = connecting_ || out_sent_ < out_.size();
+    if (want_write == want_write_ || fd_ < 0) return;
+    want_write_ = want_write;
+    loop_.change(fd_, want_write ? EPOLLIN | EPOLLOUT : EPOLLIN, *this);
+}
+
+void RedisLink::ready(uint32_t events) {
+    if (connecting_) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+        int error = 0;
+        socklen_t length = sizeof error;
+        getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length);
+        if (error != 0) {
+            connect_error_ = system_error("connect", error);
+            retry_at_ = Clock::now() + kRetryDelay;
+            return fail(connect_error_);
+        }
+        connecting_ = false;
+        connect_error_.clear();
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        read_replies();
+        if (fd_ < 0) return;
+    }
+    flush();
+}
+
+void RedisLink::read_replies() {
+    char buffer[kReadChunk];
+    for (;;) {
+        const ssize_t got = ::recv(fd_, buffer, sizeof buffer, 0);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) break;
+            return fail(system_error("recv", errno));
+        }
+        if (got == 0) {
+            // Closed by the server (a restart, an idle timeout): news only
+            // for commands still waiting.
+            if (waiting_.empty()) return fail("");
+            return fail("connection closed by the server");
+        }
+        try {
+            parser_->feed(std::string_view(buffer, static_cast<size_t>(got)));
+            while (auto reply = parser_->next()) {
+                if (waiting_.empty()) return fail("a reply nobody asked for");
+                Done done = std::move(waiting_.front().done);
+                waiting_.pop_front();
+                arm_deadline();
+                report(true, "");
+                const std::shared_ptr<bool> alive = alive_;
+                done(LinkResult{true, std::move(*reply), ""});
+                if (!*alive || fd_ < 0) return;   // the callback dropped or failed the link
+            }
+        } catch (const ProtocolError& error) {
+            return fail(error.what());
+        }
+        if (static_cast<size_t>(got) < sizeof buffer) break;
+    }
+}
+
+/* The connection is done for: close it, and fail what waits on it.  An
+ * empty ERROR is a quiet close (nothing was waiting). */
+void RedisLink::fail(const std::string& error) {
+    if (fd_ >= 0) {
+        loop_.unwatch(fd_, *this);
+        ::close(fd_);
+        fd_ = -1;
+    }
+    connecting_ = false;
+    want_write_ = false;
+    out_.clear();
+    out_sent_ = 0;
+    parser_.reset();
+    deadline_.disarm();
+    std::deque<Waiting> failed;
+    failed.swap(waiting_);
+    if (error.empty()) return;
+    report(false, error);
+    const std::shared_ptr<bool> alive = alive_;
+    for (auto& waiting : failed) {
+        if (!*alive) return;
+        waiting.done(LinkResult{false, {}, error});
+    }
+}
+
+void RedisLink::report(bool ok, const std::string& error) {
+    if (healthy_ && *healthy_ == ok) return;
+    healthy_ = ok;
+    if (health_) health_(ok, error);
+}
+
+void RedisLink::fail_later(Done done, std::string error) {
+    loop_.defer([alive = std::weak_ptr(alive_), done = std::move(done), error = std::move(error)] {
+        const auto still = alive.lock();
+        if (still && *still) done(LinkResult{false, {}, error});
+    });
+}
+
+}  // namespace portcullis::store

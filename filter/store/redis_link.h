@@ -1,0 +1,116 @@
+/*
+ * redis_link.h: one connection to one Redis server, on one event loop.
+ *
+ * resolve_endpoint() turns an endpoint into the address to connect to,
+ * once (the host name, if any, through the system's resolver: the daemon
+ * does this before it serves, where waiting is harmless); it throws
+ * StoreError when the name does not resolve.
+ *
+ * A RedisLink sends commands and returns at once; DONE gets the reply (an
+ * error reply from Redis is a reply) or why the exchange failed (the
+ * connect refused, no reply in time, the connection closed, a garbled
+ * reply), always later, on the loop, never inside command().  Commands
+ * are pipelined: each is written as it comes, and answered in order.
+ *
+ * The first command connects (without waiting: AUTH and SELECT, when the
+ * endpoint asks for them, go first on the new connection).  Each command
+ * must be answered within TIMEOUT of being sent, or the link fails: every
+ * command on it fails with "no reply within 200ms" and the socket is
+ * closed.  The next command connects again, except within a second of a
+ * failed connect: commands then fail at once with that connect's error,
+ * so that while Redis is down sessions do not each wait a timeout.
+ * HEALTH hears when the link starts to fail and when it works again, for
+ * the log and the metrics.
+ * Destroying a link fails nothing: the callbacks of the commands on it
+ * are dropped.
+ */
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "store/resp.h"
+#include "util/event_loop.h"
+#include "util/redis_url.h"
+#include "util/units.h"
+
+namespace portcullis::store {
+
+/* Where a link connects: a resolved address and what to say first. */
+struct LinkAddress {
+    sockaddr_storage address{};
+    socklen_t length = 0;
+    std::string name;        // "127.0.0.1:6379", "unix:/run/redis.sock": for messages
+    std::string user;        // AUTH
+    std::string password;
+    int db = 0;              // SELECT, when not 0
+};
+
+LinkAddress resolve_endpoint(const RedisEndpoint& endpoint);
+
+/* A reply, or why there is none. */
+struct LinkResult {
+    bool ok = false;
+    RedisReply reply;        // when ok
+    std::string error;       // when not ok
+};
+
+class RedisLink final : public Watcher {
+public:
+    using Done = std::function<void(LinkResult)>;
+    /* (true, "") after a reply; (false, why) after a failure. */
+    using Health = std::function<void(bool ok, const std::string& error)>;
+
+    RedisLink(EventLoop& loop, LinkAddress address, Millis timeout, Health health = {});
+    ~RedisLink();
+    RedisLink(const RedisLink&) = delete;
+    RedisLink& operator=(const RedisLink&) = delete;
+
+    void command(std::span<const std::string_view> args, Done done);
+    const LinkAddress& address() const { return address_; }
+
+    void ready(uint32_t events) override;
+
+private:
+    struct Waiting {
+        Done done;
+        std::chrono::steady_clock::time_point sent;
+    };
+
+    bool connect();
+    void queue(std::span<const std::string_view> args, Done done);
+    void flush();
+    void read_replies();
+    void fail(const std::string& error);
+    void fail_later(Done done, std::string error);
+    void report(bool ok, const std::string& error);
+    void arm_deadline();
+    void update_interest();
+
+    EventLoop& loop_;
+    LinkAddress address_;
+    Millis timeout_;
+    Health health_;
+    int fd_ = -1;
+    bool connecting_ = false;
+    bool want_write_ = false;
+    std::string out_;                 // written from out_sent_ on
+    size_t out_sent_ = 0;
+    std::unique_ptr<ReplyParser> parser_;
+    std::deque<Waiting> waiting_;     // in the order sent
+    Timer deadline_;
+    std::chrono::steady_clock::time_point retry_at_{};
+    std::string connect_error_;      // of the last failed connect, until retry_at_
+    std::optional<bool> healthy_;     // as last reported
+    std::shared_ptr<bool> alive_;     // false once destroyed: for callbacks that outlive a call
+};
+
+}  // namespace portcullis::store
