@@ -66,8 +66,10 @@ void log_dmarc(const policy::Facts& facts, const dmarc::Verdict& verdict) {
 class SessionTxtLookups final : public dns::TxtLookups {
 public:
     explicit SessionTxtLookups(dns::Lookups& lookups) : lookups_(lookups) {}
-    void start(const std::string& name) override { lookups_.find(name, dns::RecordType::txt); }
-    const dns::Answer* answer(const std::string& name) override { return lookups_.find(name, dns::RecordType::txt); }
+    void start(const std::string& name) override { answer(name); }
+    const dns::Answer* answer(const std::string& name) override {
+        return lookups_.find(name, dns::RecordType::txt, dns::Purpose::record);
+    }
 
 private:
     dns::Lookups& lookups_;
@@ -101,7 +103,7 @@ public:
     void end_of_headers() override {
         if (verifier_) {
             verifier_->end_of_headers();
-            for (const auto& name : verifier_->key_names()) lookups_.find(name, dns::RecordType::txt);
+            for (const auto& name : verifier_->key_names()) key_answer(name);
         }
         if (dmarc_checker_) dmarc_checker_->start_lookups(facts_.from, txt_);
     }
@@ -179,7 +181,7 @@ private:
     void start_signature_check() {
         dkim::KeyAnswers keys;
         for (const auto& name : verifier_->key_names()) {
-            const dns::Answer* answer = lookups_.find(name, dns::RecordType::txt);
+            const dns::Answer* answer = key_answer(name);
             if (!answer) return;
             keys.emplace(name, *answer);
         }
@@ -199,6 +201,10 @@ private:
                 if (waiting->wake) waiting->wake();
             });
         });
+    }
+
+    const dns::Answer* key_answer(const std::string& name) {
+        return lookups_.find(name, dns::RecordType::txt, dns::Purpose::record);
     }
 
     const dmarc::Verdict* dmarc_verdict() {

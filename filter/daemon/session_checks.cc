@@ -45,7 +45,7 @@ class SpfFromLookups final : public spf::SpfDns {
 public:
     explicit SpfFromLookups(dns::Lookups& lookups) : lookups_(lookups) {}
     const dns::Answer* lookup(const std::string& name, dns::RecordType type) override {
-        return lookups_.find(name, type);
+        return lookups_.find(name, type, dns::Purpose::spf);
     }
 
 private:
@@ -60,7 +60,7 @@ public:
     const policy::AddressAnswer* addresses(const std::string& name) override {
         auto known = addresses_.find(name);
         if (known != addresses_.end()) return &known->second;
-        const dns::Answer* answer = lookups_.find(name, dns::RecordType::a);
+        const dns::Answer* answer = lookups_.find(name, dns::RecordType::a, dns::Purpose::dns_list);
         if (!answer) return nullptr;
         return &addresses_.emplace(name, to_policy(*answer)).first->second;
     }

@@ -33,10 +33,11 @@ std::string answer_line(std::string_view name, RecordType type, const Answer& an
     return line;
 }
 
-void note(std::string_view name, RecordType type, const Answer& answer) {
+void note(std::string_view name, RecordType type, Purpose purpose, const Answer& answer) {
     const bool failed = answer.status == Answer::Status::temperror;
     metrics::observe_dns(answer.took, !failed);
-    if (failed) log::info(answer_line(name, type, answer));
+    if (failed && purpose == Purpose::dns_list) log::info(answer_line(name, type, answer) + "; taken as not listed");
+    else if (failed && purpose == Purpose::record) log::info(answer_line(name, type, answer));
     else if (log::enabled(log::Level::debug)) log::debug(answer_line(name, type, answer));
 }
 
@@ -66,14 +67,14 @@ Lookups::Lookups(std::shared_ptr<Resolver> resolver, std::function<void()> wake)
 
 Lookups::~Lookups() = default;
 
-const Answer* Lookups::find(std::string_view name, RecordType type) {
+const Answer* Lookups::find(std::string_view name, RecordType type, Purpose purpose) {
     State::Key key{lookup_key(name), type};
     auto [found, added] = state_->entries.try_emplace(key);
     if (found->second.answered) return &found->second.answer;
     if (!added) return nullptr;
     resolver_->lookup(key.first, type,
-                      [state = std::weak_ptr(state_), key, generation = state_->generation](Answer answer) {
-                          note(key.first, key.second, answer);
+                      [state = std::weak_ptr(state_), key, purpose, generation = state_->generation](Answer answer) {
+                          note(key.first, key.second, purpose, answer);
                           const auto alive = state.lock();
                           if (!alive || alive->generation != generation) return;
                           auto entry = alive->entries.find(key);

@@ -7,8 +7,11 @@
  * null: then the question is out (asked by this call if it was not), and
  * WAKE is called on the session's loop when its answer comes (never
  * during find()).  Names are compared without case and without a final
- * dot.  Every answer is counted in the metrics and logged: debug, or
- * info for a temperror.  A Lookups dropped with questions out drops their
+ * dot.  Every answer is counted in the metrics and logged at debug; a
+ * temperror at info, as its Purpose (given by the first find() of the
+ * name) says: a DNS list's as "taken as not listed", a DKIM key's or
+ * DMARC record's as it is, an SPF query's only at debug (the SPF verdict
+ * says what it did).  A Lookups dropped with questions out drops their
  * answers when they come.  forget() empties it, for a long session whose
  * messages ask about many names; the answers still out are dropped.
  */
@@ -25,6 +28,8 @@
 
 namespace portcullis::dns {
 
+enum class Purpose { dns_list, spf, record };
+
 class Lookups {
 public:
     Lookups(std::shared_ptr<Resolver> resolver, std::function<void()> wake);
@@ -32,7 +37,7 @@ public:
     Lookups(const Lookups&) = delete;
     Lookups& operator=(const Lookups&) = delete;
 
-    const Answer* find(std::string_view name, RecordType type);
+    const Answer* find(std::string_view name, RecordType type, Purpose purpose);
     size_t size() const;
     void forget();
 
