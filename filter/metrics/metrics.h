@@ -19,9 +19,14 @@ std::string serve(const std::string& listen);
 
 void count_connection();
 void count_message();
+/* A session the filter serves began or ended: sessions in flight. */
+void session_opened();
+void session_closed();
 /* A decision: STAGE and ACTION as logged ("rcpt", "reject"); MONITORED
  * when a monitor rule only logged it.  RULE is "file:line", or "". */
 void count_decision(std::string_view stage, std::string_view action, bool monitored, const std::string& rule);
+/* A reload of config and policy: counted by result, and the last
+ * result kept (the one loaded at start counts as a success). */
 void count_reload(bool ok);
 /* A greylist outcome: "new", "early", "pass", "awl" or "store-error". */
 void count_greylist(std::string_view result);

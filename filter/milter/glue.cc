@@ -39,10 +39,14 @@ std::atomic<bool> draining{false};
 struct Connection {
     explicit Connection(std::shared_ptr<const Snapshot> snapshot)
         : session(std::move(snapshot)), refused_for_drain(draining.load()) {
-        if (!refused_for_drain) ++session_count;
+        if (refused_for_drain) return;
+        ++session_count;
+        metrics::session_opened();
     }
     ~Connection() {
-        if (!refused_for_drain) --session_count;
+        if (refused_for_drain) return;
+        --session_count;
+        metrics::session_closed();
     }
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
