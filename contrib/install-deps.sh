@@ -23,6 +23,10 @@ test_packages=(
   # DKIM: dkimpy's signed test messages and signing (tests/dkim, the DKIM
   # unit tests), Ed25519 keys for it, and opendkim-genkey for RSA keys
   python3-dkim python3-nacl opendkim-tools
+  # the Debian package (tests/e2e/test_package.py): building, checking
+  # and installing it; promtool (in prometheus) for contrib/monitoring's
+  # alert rules; bash-completion loads contrib/bash-completion's script
+  debhelper dpkg-dev fakeroot lintian prometheus bash-completion
 )
 
 packages=("${build_packages[@]}")
