@@ -535,7 +535,7 @@ def man_generator_in_tree():
         subdirs[:] = [d for d in subdirs if d not in (".git", "debian") and not d.startswith(("build", "obj-"))]
         if "CMakeLists.txt" in files:
             with open(os.path.join(directory, "CMakeLists.txt"), encoding="utf-8") as f:
-                if re.search(r"CMAKE_INSTALL_MANDIR|share/man", f.read()):
+                if re.search(r"CMAKE_INSTALL_MANDIR|share/man|TYPE\s+MAN\b", f.read()):
                     return True
     return False
 
