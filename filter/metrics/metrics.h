@@ -19,7 +19,7 @@ namespace portcullis::metrics {
 std::string serve(const std::string& listen);
 
 void count_connection();
-/* SMTP sessions in flight, now. */
+/* SMTP sessions the filter serves now. */
 void set_sessions(size_t count);
 /* Whether the store answers: false after a failure, true once it answers. */
 void set_store_up(bool up);
@@ -27,6 +27,8 @@ void count_message();
 /* A decision: STAGE and ACTION as logged ("rcpt", "reject"); MONITORED
  * when a monitor rule only logged it.  RULE is "file:line", or "". */
 void count_decision(std::string_view stage, std::string_view action, bool monitored, const std::string& rule);
+/* A reload of config and policy: counted by result, and the last
+ * result kept (the one loaded at start counts as a success). */
 void count_reload(bool ok);
 /* A greylist outcome: "new", "early", "pass", "awl" or "store-error". */
 void count_greylist(std::string_view result);
