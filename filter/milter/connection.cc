@@ -42,6 +42,11 @@ uint32_t no_reply_step(char command) {
     }
 }
 
+bool is_command(char command) {
+    static constexpr std::string_view kCommands = "ABCDEHKLMNOQRTU";
+    return kCommands.find(command) != std::string_view::npos;
+}
+
 /* "M" or "0x07": a command byte in a log line. */
 std::string command_name(char command) {
     const auto byte = static_cast<unsigned char>(command);
@@ -201,6 +206,7 @@ bool Connection::refuse(std::string why) {
 
 bool Connection::handle(const wire::Packet& packet) {
     const char command = packet.command;
+    if (!is_command(command)) return refuse("unknown command " + command_name(command));
     if (command == wire::kOptionNegotiation) return negotiate(packet.data);
     if (!negotiated_) return refuse("command " + command_name(command) + " before option negotiation");
     switch (command) {
@@ -257,7 +263,7 @@ bool Connection::handle(const wire::Packet& packet) {
             answer(command, Reply{});
             return true;
         case wire::kEndOfMessage: return end_of_message(packet.data);
-        default: return refuse("unknown command " + command_name(command));
+        default: return refuse("command " + command_name(command) + " in a message");
     }
 }
 

@@ -260,8 +260,6 @@ void RedisLink::fail(const std::string& error) {
 }
 
 void RedisLink::report(bool ok, const std::string& error) {
-    if (healthy_ && *healthy_ == ok) return;
-    healthy_ = ok;
     if (health_) health_(ok, error);
 }
 

@@ -19,8 +19,8 @@
  * closed.  The next command connects again, except within a second of a
  * failed connect: commands then fail at once with that connect's error,
  * so that while Redis is down sessions do not each wait a timeout.
- * HEALTH hears when the link starts to fail and when it works again, for
- * the log and the metrics.
+ * HEALTH hears of every reply and every failure (so it must be cheap),
+ * for the log and the metrics.
  * Destroying a link fails nothing: the callbacks of the commands on it
  * are dropped.
  */
@@ -109,7 +109,6 @@ private:
     Timer deadline_;
     std::chrono::steady_clock::time_point retry_at_{};
     std::string connect_error_;      // of the last failed connect, until retry_at_
-    std::optional<bool> healthy_;     // as last reported
     std::shared_ptr<bool> alive_;     // false once destroyed: for callbacks that outlive a call
 };
 

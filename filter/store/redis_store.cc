@@ -97,8 +97,10 @@ std::string reply_problem(std::string_view what, const RedisReply& reply) {
 }  // namespace
 
 void ServerHealth::report(bool ok, const std::string& error) {
+    // Every reply reports: the common case must not take the lock.
+    if (ok == reachable_.load(std::memory_order_relaxed)) return;
     const std::lock_guard lock(mutex_);
-    if (ok == reachable_) return;
+    if (ok == reachable_.load()) return;
     reachable_ = ok;
     metrics::set_store_up(ok);
     if (ok) log::info("store: " + description_ + " reachable again");

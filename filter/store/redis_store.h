@@ -28,6 +28,7 @@
  */
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -51,8 +52,8 @@ public:
 
 private:
     std::string description_;
-    std::mutex mutex_;
-    bool reachable_ = true;
+    std::mutex mutex_;   // one log line per change, however many links report it
+    std::atomic<bool> reachable_{true};
 };
 
 class RedisStore final : public Store {
