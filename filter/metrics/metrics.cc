@@ -81,6 +81,24 @@ std::string serve(const std::string& listen) {
     }
 }
 
+std::map<std::string, double> totals() {
+    std::map<std::string, double> sums;
+    for (const prometheus::MetricFamily& family : metrics().registry->Collect()) {
+        for (const prometheus::ClientMetric& metric : family.metric) {
+            double value = 0;
+            if (family.type == prometheus::MetricType::Counter) value = metric.counter.value;
+            else if (family.type == prometheus::MetricType::Gauge) value = metric.gauge.value;
+            else if (family.type == prometheus::MetricType::Histogram) value = static_cast<double>(metric.histogram.sample_count);
+            else continue;
+            sums[family.name] += value;
+            for (const prometheus::ClientMetric::Label& label : metric.label) {
+                sums[family.name + "{" + label.name + "=" + label.value + "}"] += value;
+            }
+        }
+    }
+    return sums;
+}
+
 void count_connection() { metrics().connections.Increment(); }
 
 void set_sessions(size_t count) { metrics().sessions.Set(static_cast<double>(count)); }

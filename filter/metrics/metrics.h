@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,11 @@ namespace portcullis::metrics {
 
 /* LISTEN is "host:port"; "" serves nothing.  Returns "" or the error. */
 std::string serve(const std::string& listen);
+
+/* What the counters say now, for `portcullis status`: each counter's
+ * total, by "NAME" or, for a labelled one, "NAME{LABEL=VALUE}" for each
+ * value of each label (summed over the other labels). */
+std::map<std::string, double> totals();
 
 void count_connection();
 /* SMTP sessions the filter serves now. */

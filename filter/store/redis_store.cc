@@ -103,8 +103,14 @@ void ServerHealth::report(bool ok, const std::string& error) {
     if (ok == reachable_.load()) return;
     reachable_ = ok;
     metrics::set_store_up(ok);
+    failure_ = ok ? "" : "unreachable since " + utc_time(now_ms()) + ": " + error;
     if (ok) log::info("store: " + description_ + " reachable again");
     else log::warning("store: " + description_ + " unreachable: " + error);
+}
+
+std::string ServerHealth::state() const {
+    const std::lock_guard lock(mutex_);
+    return failure_.empty() ? "ok" : failure_;
 }
 
 /* One blocking call's own loop and connection. */

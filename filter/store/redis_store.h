@@ -49,11 +49,14 @@ class ServerHealth {
 public:
     explicit ServerHealth(std::string description) : description_(std::move(description)) {}
     void report(bool ok, const std::string& error);
+    /* "ok", or "unreachable since TIME: ERROR". */
+    std::string state() const;
 
 private:
     std::string description_;
-    std::mutex mutex_;   // one log line per change, however many links report it
+    mutable std::mutex mutex_;   // one log line per change, however many links report it
     std::atomic<bool> reachable_{true};
+    std::string failure_;        // under mutex_: why, and since when, while unreachable
 };
 
 class RedisStore final : public Store {
@@ -69,6 +72,7 @@ public:
     bool erase(std::string_view key) override;
     void ping() override;
     std::string describe() const override;
+    std::string health() const override { return health_->state(); }
 
 private:
     class Blocking;   // redis_store.cc: a loop and a link of a blocking call's own

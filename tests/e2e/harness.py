@@ -554,8 +554,11 @@ class Filter:
         else:
             self.milter_socket = "inet:%d@127.0.0.1" % where
             self.postfix_socket = "inet:127.0.0.1:%d" % where
+        # Short: a unix socket's path has room for 107 bytes.
+        self.control_socket = os.path.join(tmp.path, "ctl-%s" % os.path.basename(self.dir)[-40:])
         self.config = {
             "milter": {"socket": self.milter_socket, "user": "", "engine": ENGINE},
+            "control": {"socket": self.control_socket},
             "policy": {"file": self.policy_file},
             "log": {"target": "stderr", "level": "debug"},
             "store": {"backend": "memory", "snapshot": os.path.join(self.dir, "state.snapshot")},
