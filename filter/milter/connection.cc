@@ -148,7 +148,11 @@ Connection::~Connection() {
 void Connection::ready(uint32_t events) {
     if (closed_) return;
     if (events & EPOLLOUT) {
+        const bool was_full = unsent() >= kMaxHeldOutput;
         flush();
+        if (closed_) return;
+        // The peer read enough of our replies: its held commands go on.
+        if (was_full && unsent() < kMaxHeldOutput) serve_input();
         if (closed_) return;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_input();
@@ -174,7 +178,7 @@ void Connection::read_input() {
 }
 
 void Connection::serve_input() {
-    while (!closed_ && waiting_for_ == 0) {
+    while (!closed_ && waiting_for_ == 0 && unsent() < kMaxHeldOutput) {
         wire::Packet packet;
         const auto status = reader_.next(packet);
         if (status == wire::PacketReader::Status::need_more) break;
@@ -195,7 +199,7 @@ void Connection::serve_input() {
     }
     flush();
     if (closed_) return;
-    watch_for(reader_.pending() < kMaxHeldInput, out_sent_ < out_.size());
+    watch_for(reader_.pending() < kMaxHeldInput && unsent() < kMaxHeldOutput, unsent() > 0);
     rearm();
 }
 
@@ -445,7 +449,7 @@ void Connection::flush() {
         out_.clear();
         out_sent_ = 0;
     }
-    if (!closed_) watch_for(watching_in_, out_sent_ < out_.size());
+    if (!closed_) watch_for(reader_.pending() < kMaxHeldInput && unsent() < kMaxHeldOutput, unsent() > 0);
 }
 
 void Connection::watch_for(bool in, bool out) {
