@@ -82,10 +82,18 @@ RedisLink::~RedisLink() {
     }
 }
 
-void RedisLink::command(std::span<const std::string_view> args, Done done) {
+void RedisLink::command(std::span<const std::string_view> args, Done done, Clock::time_point since) {
     if (fd_ < 0 && !connect()) return fail_later(std::move(done), connect_error_);
-    queue(args, std::move(done));
-    if (!connecting_) flush();
+    queue(args, std::move(done), since);
+    if (connecting_) return;
+    // Written at once (one write for what the event queued), but a failure
+    // is the loop's to report: no callback may run inside command().
+    if (std::string error = flush(); !error.empty()) {
+        loop_.defer([alive = std::weak_ptr(alive_), this, error] {
+            const auto still = alive.lock();
+            if (still && *still) fail(error);
+        });
+    }
 }
 
 /* A new socket and its connect under way; false when it cannot even
@@ -144,9 +152,9 @@ bool RedisLink::connect() {
     return true;
 }
 
-void RedisLink::queue(std::span<const std::string_view> args, Done done) {
+void RedisLink::queue(std::span<const std::string_view> args, Done done, Clock::time_point since) {
     encode_command(out_, args);
-    waiting_.push_back({std::move(done), Clock::now()});
+    waiting_.push_back({std::move(done), since == Clock::time_point{} ? Clock::now() : since});
     if (!deadline_.armed()) arm_deadline();
 }
 
@@ -155,13 +163,13 @@ void RedisLink::arm_deadline() {
     else deadline_.arm(waiting_.front().sent + timeout_);
 }
 
-void RedisLink::flush() {
+std::string RedisLink::flush() {
     while (out_sent_ < out_.size()) {
         const ssize_t sent = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
         if (sent < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) break;
-            return fail(system_error("send", errno));
+            return system_error("send", errno);
         }
         out_sent_ += static_cast<size_t>(sent);
     }
@@ -170,6 +178,7 @@ void RedisLink::flush() {
         out_sent_ = 0;
     }
     update_interest();
+    return "";
 }
 
 void RedisLink::update_interest() {
@@ -180,6 +189,8 @@ void RedisLink::update_interest() {
 }
 
 void RedisLink::ready(uint32_t events) {
+    // A reply's callback may destroy this link.
+    const std::shared_ptr<bool> alive = alive_;
     if (connecting_) {
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
         int error = 0;
@@ -195,9 +206,9 @@ void RedisLink::ready(uint32_t events) {
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
         read_replies();
-        if (fd_ < 0) return;
+        if (!*alive || fd_ < 0) return;
     }
-    flush();
+    if (std::string error = flush(); !error.empty()) fail(error);
 }
 
 void RedisLink::read_replies() {

@@ -12,6 +12,10 @@
  * reply), always later, on the loop, never inside command().  Commands
  * are pipelined: each is written as it comes, and answered in order.
  *
+ * A command may carry the time its call began (SINCE): a command sent
+ * again for the same call (EVAL after NOSCRIPT) has only what is left
+ * of the timeout.
+ *
  * The first command connects (without waiting: AUTH and SELECT, when the
  * endpoint asks for them, go first on the new connection).  Each command
  * must be answered within TIMEOUT of being sent, or the link fails: every
@@ -74,7 +78,8 @@ public:
     RedisLink(const RedisLink&) = delete;
     RedisLink& operator=(const RedisLink&) = delete;
 
-    void command(std::span<const std::string_view> args, Done done);
+    void command(std::span<const std::string_view> args, Done done,
+                 std::chrono::steady_clock::time_point since = {});
     const LinkAddress& address() const { return address_; }
 
     void ready(uint32_t events) override;
@@ -86,8 +91,9 @@ private:
     };
 
     bool connect();
-    void queue(std::span<const std::string_view> args, Done done);
-    void flush();
+    void queue(std::span<const std::string_view> args, Done done, std::chrono::steady_clock::time_point since = {});
+    /* Writes what is queued; "" or why the connection failed. */
+    std::string flush();
     void read_replies();
     void fail(const std::string& error);
     void fail_later(Done done, std::string error);

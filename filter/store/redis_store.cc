@@ -223,10 +223,11 @@ void RedisStore::evaluate(std::string_view name, std::string_view lua, std::stri
         }
         done(std::move(answer));
     };
-    link.command(command, [&link, again = std::move(again), finish](LinkResult result) {
+    const auto started = std::chrono::steady_clock::now();
+    link.command(command, [&link, again = std::move(again), finish, started](LinkResult result) {
         if (result.ok && result.reply.type == RedisReply::Type::error && result.reply.text.starts_with("NOSCRIPT")) {
             const std::vector<std::string_view> eval(again.begin(), again.end());
-            link.command(eval, finish);
+            link.command(eval, finish, started);   // within the call's one store.timeout
             return;
         }
         finish(result);
