@@ -7,8 +7,10 @@
  * source does: the first ask of a key starts its work (the key goes into
  * `started`); with `later` unset the answer is there at once, with it
  * set the ask gives null until arrive(), which gives every started key
- * its answer and calls on_arrival (a session's wake).  Every ask is
- * counted in `asks`; forget() drops what is kept (a new message).
+ * its answer and calls on_arrival (a session's wake).  on_start, when
+ * set, is called as a key is started whose answer is to come later (to
+ * have it come by itself).  Every ask is counted in `asks`; forget()
+ * drops what is kept (a new message).
  *
  *   FakeAddressLookups  DNS list answers from `table` (list() fills it);
  *                       a name not in it is not_found.  Names are
@@ -21,7 +23,8 @@
  *   FakeStatefulChecks  `answer` to every greylist() and ratelimit() call,
  *                       counted in `calls`, with what was asked; with
  *                       `later` set the Done callbacks are kept until
- *                       answer_all().
+ *                       answer_all(), and on_question is called as one
+ *                       is kept.
  */
 #pragma once
 
@@ -45,6 +48,7 @@ public:
 
     bool later = false;
     std::function<void()> on_arrival;
+    std::function<void()> on_start;
     std::vector<Key> started;
     int asks = 0;
 
@@ -55,8 +59,9 @@ public:
         }
         started.push_back(key);
         Entry& entry = entries_.emplace_back(Entry{key, std::nullopt});
-        if (!later) entry.answer = answer_for_(key);
-        return entry.answer ? &*entry.answer : nullptr;
+        if (!later) return &entry.answer.emplace(answer_for_(key));
+        if (on_start) on_start();
+        return nullptr;
     }
 
     /* Whether a started key has no answer yet. */
@@ -155,6 +160,7 @@ public:
 
     policy::StatefulAnswer answer;
     bool later = false;
+    std::function<void()> on_question;
     int calls = 0;
     std::vector<Done> unanswered;
     policy::GreylistParams seen_params;
@@ -165,8 +171,12 @@ public:
 private:
     void take(Done done) {
         ++calls;
-        if (later) unanswered.push_back(std::move(done));
-        else done(answer);
+        if (!later) {
+            done(answer);
+            return;
+        }
+        unanswered.push_back(std::move(done));
+        if (on_question) on_question();
     }
 };
 
