@@ -1,30 +1,31 @@
 /*
  * fake_checks.h: a snapshot's checks (milter/snapshot.h) over the fakes
- * of later_answers.h, and a session driven stage by stage, for the milter
+ * of later_answers.h, and sessions driven stage by stage, for the milter
  * and daemon unit tests.
  *
  * CheckScript holds what the sessions' checks answer and what they were
  * asked: `lookups` and `spf` answer each session (answers that come later
- * wake the session that asked them), `stream` gives each message's
- * MessageStream (none when unset), with the session's wake.  It counts the SessionChecks begun
- * (`sessions`) and destroyed (`ended`), and the calls of next_message()
- * (`next_messages`, which also forget the SPF result, as the daemon's
- * checks do).  answer_on_loop() makes every answer that is to come later
- * come by itself, as one later event of the loop that asked (as a
- * resolver's answer comes); else the test brings it with arrive().
+ * wake the session that asked them); `stream`, when set, gives each
+ * message's MessageStream, with the session's wake.  `ended` counts the
+ * SessionChecks destroyed, `next_messages` the calls of next_message()
+ * (which forget the SPF result, as the daemon's checks do).
+ * answer_later() makes the answers come only at arrive();
+ * answer_on_loop() makes each come by itself, as one later event of the
+ * loop that asked, as a resolver's answer comes.
  *
  * FakeChecks is the milter::Checks of a snapshot over a CheckScript;
  * snapshot_with() makes a snapshot of a policy text with them.
  *
  * DrivenSession runs a Session through milter::SessionDriver: each stage
- * returns its Reply, however often it waited.  A stage whose driver
- * sleeps with nothing left to come (a wake-up lost) would hang the test:
- * a watchdog on the driver's loop wakes it each kStallLimit and the test
- * fails, naming the stage.  LoopSession calls a
- * Session as an engine does, on a loop of the test's own: each call is
- * one event of the loop, after which what it deferred runs; a stage may
- * give nothing, and `resumes` counts the session's requests to be
- * resumed.
+ * returns its Reply, however often it waited.  A driver that sleeps with
+ * nothing left to come (a lost wake-up) would hang the test: a watchdog
+ * timer on its loop wakes it every kStallLimit, and the test fails naming
+ * the stage.
+ *
+ * LoopSession calls a Session as an engine does, on a loop of the test's
+ * own: each call is one event of the loop, after which what it deferred
+ * runs; a stage may give nothing, and `resumes` counts the session's
+ * requests to be resumed.
  */
 #pragma once
 
@@ -48,7 +49,6 @@ struct CheckScript {
     FakeAddressLookups lookups;
     FakeSpfResults spf;
     std::function<std::unique_ptr<milter::MessageStream>(const policy::Facts&, std::function<void()> wake)> stream;
-    int sessions = 0;
     int ended = 0;
     int next_messages = 0;
 
@@ -70,7 +70,6 @@ struct CheckScript {
 class FakeSessionChecks final : public milter::SessionChecks {
 public:
     FakeSessionChecks(CheckScript& script, std::function<void()> wake) : script_(script), wake_(std::move(wake)) {
-        ++script_.sessions;
         script_.lookups.answers.on_arrival = wake_;
         script_.spf.checks.on_arrival = wake_;
     }

@@ -1,7 +1,7 @@
 /*
  * later_answers.h: the sources of policy/lookups.h and policy/stateful.h
- * as fakes that answer at once or later, for the policy and milter unit
- * tests.
+ * as fakes that answer at once or later, for the unit tests and the
+ * policy fuzz target.
  *
  * LaterAnswers<KEY, ANSWER> keeps the answers by key as lookups.h says a
  * source does: the first ask of a key starts its work (the key goes into
@@ -9,8 +9,8 @@
  * set the ask gives null until arrive(), which gives every started key
  * its answer and calls on_arrival (a session's wake).  on_start, when
  * set, is called as a key is started whose answer is to come later (to
- * have it come by itself).  Every ask is counted in `asks`; forget()
- * drops what is kept (a new message).
+ * have it come by itself).  forget() drops what is kept (a new
+ * message).
  *
  *   FakeAddressLookups  DNS list answers from `table` (list() fills it);
  *                       a name not in it is not_found.  Names are
@@ -18,8 +18,8 @@
  *                       kept in lower case.
  *   FakeSpfResults      `answer` for every identity; started lists the
  *                       identities checked.
- *   FakeAuthentication  `dkim_answer` and `dmarc_answer`; started lists
- *                       "dkim" and "dmarc" as they are first asked.
+ *   FakeAuthentication  `dkim_answer` and `dmarc_answer`, from dkim_checks
+ *                       and dmarc_checks (each keyed "dkim", "dmarc").
  *   FakeStatefulChecks  `answer` to every greylist() and ratelimit() call,
  *                       counted in `calls`, with what was asked; with
  *                       `later` set the Done callbacks are kept until
@@ -50,10 +50,8 @@ public:
     std::function<void()> on_arrival;
     std::function<void()> on_start;
     std::vector<Key> started;
-    int asks = 0;
 
     const Answer* ask(const Key& key) {
-        ++asks;
         for (const Entry& entry : entries_) {
             if (entry.key == key) return entry.answer ? &*entry.answer : nullptr;
         }
