@@ -233,6 +233,7 @@ void evaluate_everywhere(const Policy& policy) {
             }
         }
         for (const Stage stage : kAllStages) {
+            if (policy.stage_rules(stage).empty()) continue;
             Sources at_once(false), later(true);
             const StageResult known = walk(policy, stage, monitor_all, at_once, at_once.with(outside_client()));
             const StageResult waited = walk(policy, stage, monitor_all, later, later.with(outside_client()));
