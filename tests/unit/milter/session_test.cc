@@ -307,6 +307,39 @@ TEST_F(WaitingSession, AStoreAnswerThatComesLaterResumesTheStage) {
     EXPECT_EQ(recorder.lines, std::vector<std::string>{"rcpt:greylist defer"});
 }
 
+TEST_F(WaitingSession, AnAnswerThatComesAfterTheStageWasDecidedResumesNothing) {
+    // The rule starts the lookup, but its known side decides it.
+    start("on mail { reject if sender == x@y.example and client.ip in dnsbl \"bl.example\" }\n"
+          "on rcpt { reject if client.ip in dnsbl \"other.example\" }\n");
+    stage([](Session& s) { return s.connect(kExternal, "unknown", 1); });
+    const auto mail = stage([](Session& s) { return s.mail("<a@b.example>", "", 0); });
+    ASSERT_TRUE(mail);
+    EXPECT_EQ(mail->answer.kind, Answer::Kind::proceed);
+    EXPECT_EQ(script.lookups.answers.started.size(), 1u);
+    on_loop([&] { script.arrive(); });
+    EXPECT_EQ(filter->resumes, 0);
+    EXPECT_FALSE(filter->session().waiting());
+    // A stage that waits later is still resumed.
+    EXPECT_FALSE(stage([](Session& s) { return s.rcpt("<x@example.com>"); }));
+    on_loop([&] { script.arrive(); });
+    EXPECT_EQ(filter->resumes, 1);
+    EXPECT_TRUE(stage([](Session& s) { return s.resume(); }));
+}
+
+TEST_F(WaitingSession, AConnectRefusalThatWaitedIsGivenAtTheNextCommand) {
+    start("on connect { reject 550 5.7.1 \"listed\" if client.ip in dnsbl \"bl.example\" }\n");
+    script.lookups.list("5.113.0.203.bl.example", {"127.0.0.2"});
+    EXPECT_FALSE(stage([](Session& s) { return s.connect(kExternal, "unknown", 1); }));
+    on_loop([&] { script.arrive(); });
+    const auto connect = stage([](Session& s) { return s.resume(); });
+    ASSERT_TRUE(connect);
+    EXPECT_EQ(connect->answer.kind, Answer::Kind::proceed);   // no reply text at connect
+    const auto helo = stage([](Session& s) { return s.helo("mx.example.net", false); });
+    ASSERT_TRUE(helo);
+    EXPECT_EQ(helo->answer.kind, Answer::Kind::reject);
+    EXPECT_EQ(helo->answer.text, std::vector<std::string>{"listed"});
+}
+
 TEST_F(WaitingSession, ASessionGoneWhileItsLookupIsOutIsNotCalledBack) {
     start(kListedAtMail);
     stage([](Session& s) { return s.connect(kExternal, "unknown", 1); });
