@@ -375,6 +375,17 @@ TEST_F(WaitingSession, ASessionGoneWhileTheStoreIsAskedIsNotCalledBack) {
     EXPECT_EQ(recorder.lines, std::vector<std::string>{});
 }
 
+TEST_F(SessionTest, TheDriverGivesAStageThatWaitedItsReplyOnceWoken) {
+    // One DNS list answer, at the next turn of the driver's loop: the stage
+    // ends then, not at some later event (the watchdog's).
+    test_support::CheckScript script;
+    script.answer_on_loop();
+    script.lookups.list("5.113.0.203.bl.example", {"127.0.0.2"});
+    DrivenSession session(snapshot_with(kListedAtMail, &script), recorder);
+    session.connect(kExternal, "unknown", 1);
+    EXPECT_EQ(session.mail("<a@b.example>", "", 0).answer.text, std::vector<std::string>{"listed"});
+}
+
 TEST_F(SessionTest, TheDriverResumesAStageUntilItHasItsReply) {
     // Lookups and the store answer at later turns of the driver's loop.
     test_support::CheckScript script;
