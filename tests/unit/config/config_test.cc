@@ -136,12 +136,15 @@ TEST(Defaults, DeviceFilesAreRefusedNotRead) {
 }
 
 TEST(Keys, ConfigKeysNamesEveryKey) {
-    const Strings expected = {"milter.socket",  "milter.timeout",  "milter.user",      "policy.file",
-                              "policy.mode",    "store.backend",   "store.url",        "store.mode",
-                              "store.master",   "store.prefix",    "store.timeout",    "store.on_error",
-                              "store.snapshot", "dns.resolver",    "dns.timeout",      "auth.authserv_id",
-                              "auth.add_header", "auth.public_suffix_list", "log.target",     "log.level",        "log.facility",
-                              "metrics.listen"};
+    const Strings expected = {"milter.socket",      "milter.timeout",     "milter.idle_timeout",
+                              "milter.user",        "milter.engine",      "milter.threads",
+                              "milter.max_connections", "policy.file",    "policy.mode",
+                              "store.backend",      "store.url",          "store.mode",
+                              "store.master",       "store.prefix",       "store.timeout",
+                              "store.on_error",     "store.snapshot",     "dns.resolver",
+                              "dns.timeout",        "auth.authserv_id",   "auth.add_header",
+                              "auth.public_suffix_list", "log.target",    "log.level",
+                              "log.facility",       "metrics.listen",     "control.socket"};
     EXPECT_EQ(config_keys(), expected);
 }
 

@@ -49,13 +49,15 @@ protected:
         });
     }
 
-    /* LOOKUPS' find(), run on the loop as a session's code is. */
-    const Answer* find(Lookups& lookups, std::string_view name, RecordType type) {
+    /* LOOKUPS' find(), run on the loop as a session's code is (as a DNS
+     * list's lookup unless said otherwise). */
+    const Answer* find(Lookups& lookups, std::string_view name, RecordType type,
+                       Purpose purpose = Purpose::dns_list) {
         const Answer* found = nullptr;
         bool done = false;
         loop_.defer([&] {
             inside_find_ = true;
-            found = lookups.find(name, type);
+            found = lookups.find(name, type, purpose);
             inside_find_ = false;
             done = true;
         });
@@ -127,7 +129,23 @@ TEST_F(LookupsTest, ATimeoutIsATemperrorAnsweredAndLoggedOnce) {
     EXPECT_EQ(slow->status, Answer::Status::temperror);
     EXPECT_EQ(slow->error, "timeout");
     EXPECT_EQ(occurrences(log, "dns: x.slow.example A: temperror (timeout) in "), 1u) << log;
+    EXPECT_EQ(occurrences(log, "ms; taken as not listed"), 1u) << log;
     EXPECT_EQ(find(*lookups, "mail.example", RecordType::a)->records, Strings{"192.0.2.25"});
+}
+
+TEST_F(LookupsTest, AFailedAnswerIsLoggedAsItsPurposeReadsIt) {
+    auto lookups = make_lookups();
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(find(*lookups, "key.slow.example", RecordType::txt, Purpose::record), nullptr);
+    EXPECT_EQ(find(*lookups, "spf.slow.example", RecordType::txt, Purpose::spf), nullptr);
+    const bool answered = woken(2);
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    ASSERT_TRUE(answered);
+    // A DKIM key's or DMARC record's failure at info, as it is; SPF's at
+    // debug only (its verdict says what became of it).
+    EXPECT_EQ(occurrences(log, "dns: key.slow.example TXT: temperror (timeout) in "), 1u) << log;
+    EXPECT_EQ(occurrences(log, "taken as not listed"), 0u) << log;
+    EXPECT_EQ(occurrences(log, "spf.slow.example"), 0u) << log;
 }
 
 TEST_F(LookupsTest, ForgetDropsTheAnswersAndTheQuestionsStillOut) {
