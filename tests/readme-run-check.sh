@@ -45,8 +45,13 @@ echo "readme-run-check: daemon: $daemon_step"
 work=$(mktemp -d /tmp/portcullis-readme.XXXXXX)
 chmod 755 "$work"   # nobody runs as-root from here
 daemon=""
+# The daemon makes the control socket's directory; leave none behind that
+# was not here before.
+runtime_dir=/run/portcullis
+runtime_dir_was_here=$([ -e "$runtime_dir" ] && echo yes || echo no)
 cleanup() {
   if [ -n "$daemon" ] && kill -0 "$daemon" 2>/dev/null; then kill -KILL "$daemon"; fi
+  if [ "$runtime_dir_was_here" = no ]; then rm -rf "$runtime_dir"; fi
   rm -rf "$work"
 }
 trap cleanup EXIT

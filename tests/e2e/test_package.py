@@ -445,8 +445,12 @@ class UnitProcess:
             for name in (self.unit.get(key) or "").split():
                 path = os.path.join(base, name)
                 if key == "RuntimeDirectory":
+                    # Left by a daemon run by hand (the README's run
+                    # command makes it for the control socket); under
+                    # systemd it goes at every stop, so a start never
+                    # finds one.
                     if os.path.lexists(path):
-                        raise AssertionError("%s exists already; systemd would make it afresh" % path)
+                        shutil.rmtree(path)
                     self.runtime_dirs.append(path)
                 os.makedirs(path, exist_ok=True)
                 os.chown(path, uid, gid)
