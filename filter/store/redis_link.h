@@ -4,13 +4,21 @@
  * resolve_endpoint() turns an endpoint into the address to connect to,
  * once (the host name, if any, through the system's resolver: the daemon
  * does this before it serves, where waiting is harmless); it throws
- * StoreError when the name does not resolve.
+ * StoreError when the name does not resolve.  numeric_address() does the
+ * same for an address a server named (a cluster node, a master a
+ * sentinel gave) without any resolver, as it runs on a loop: nullopt
+ * when HOST is not an IP address.
  *
  * A RedisLink sends commands and returns at once; DONE gets the reply (an
  * error reply from Redis is a reply) or why the exchange failed (the
  * connect refused, no reply in time, the connection closed, a garbled
- * reply), always later, on the loop, never inside command().  Commands
- * are pipelined: each is written as it comes, and answered in order.
+ * reply), always later, on the loop, never inside command().  A failure
+ * says its kind ("connect", "timeout", "connection") and whether the
+ * command surely never reached the server (unsent: the connect failed),
+ * so that the caller knows it may send it elsewhere.  Commands are
+ * pipelined: each is written as it comes, and answered in order.
+ * command() takes the arguments; send() a command already encoded
+ * (encode_command()), for a caller that may send it more than once.
  *
  * The first command connects (without waiting: AUTH and SELECT, when the
  * endpoint asks for them, go first on the new connection).  Each command
@@ -20,9 +28,12 @@
  * failed connect: commands then fail at once with that connect's error,
  * so that while Redis is down sessions do not each wait a timeout.
  * HEALTH hears when the link starts to fail and when it works again, for
- * the log and the metrics.
+ * the log and the metrics.  lost() tells whether a connection of this
+ * link ended (failed, or closed by the server): a caller that must not
+ * reconnect to the same address blindly (Sentinel) drops the link then.
  * Destroying a link fails nothing: the callbacks of the commands on it
- * are dropped.
+ * are dropped (so a caller that still wants them keeps the link until it
+ * is no longer busy()).  A callback may destroy its link.
  */
 #pragma once
 
@@ -55,12 +66,18 @@ struct LinkAddress {
 };
 
 LinkAddress resolve_endpoint(const RedisEndpoint& endpoint);
+std::optional<LinkAddress> numeric_address(const std::string& host, int port);
+
+/* "host:port", with brackets around an IPv6 address. */
+std::string host_port(const std::string& host, int port);
 
 /* A reply, or why there is none. */
 struct LinkResult {
     bool ok = false;
     RedisReply reply;        // when ok
     std::string error;       // when not ok
+    std::string_view kind;   // when not ok: "connect", "timeout", "connection", or a router's kind
+    bool unsent = false;     // when not ok: the command never reached a server
 };
 
 class RedisLink final : public Watcher {
@@ -75,7 +92,11 @@ public:
     RedisLink& operator=(const RedisLink&) = delete;
 
     void command(std::span<const std::string_view> args, Done done);
+    void send(std::string_view encoded, Done done);
     const LinkAddress& address() const { return address_; }
+    bool lost() const { return lost_; }
+    /* Whether commands wait for their answers. */
+    bool busy() const { return !waiting_.empty(); }
 
     void ready(uint32_t events) override;
 
@@ -86,10 +107,10 @@ private:
     };
 
     bool connect();
-    void queue(std::span<const std::string_view> args, Done done);
+    void queue(std::string_view encoded, Done done);
     void flush();
     void read_replies();
-    void fail(const std::string& error);
+    void fail(const std::string& error, std::string_view kind);
     void fail_later(Done done, std::string error);
     void report(bool ok, const std::string& error);
     void arm_deadline();
@@ -110,6 +131,7 @@ private:
     std::chrono::steady_clock::time_point retry_at_{};
     std::string connect_error_;      // of the last failed connect, until retry_at_
     std::optional<bool> healthy_;     // as last reported
+    bool lost_ = false;               // a connection ended
     std::shared_ptr<bool> alive_;     // false once destroyed: for callbacks that outlive a call
 };
 
