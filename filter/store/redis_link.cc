@@ -248,7 +248,13 @@ void RedisLink::read_replies() {
         try {
             parser_->feed(std::string_view(buffer, static_cast<size_t>(got)));
             while (auto reply = parser_->next()) {
-                if (waiting_.empty()) return fail("a reply nobody asked for", kConnection);
+                if (waiting_.empty()) {
+                    if (!push_) return fail("a reply nobody asked for", kConnection);
+                    const std::shared_ptr<bool> alive = alive_;
+                    push_(std::move(*reply));
+                    if (!*alive || fd_ < 0) return;
+                    continue;
+                }
                 Done done = std::move(waiting_.front().done);
                 waiting_.pop_front();
                 arm_deadline();

@@ -19,6 +19,7 @@
  * pipelined: each is written as it comes, and answered in order.
  * command() takes the arguments; send() a command already encoded
  * (encode_command()), for a caller that may send it more than once.
+ * After SUBSCRIBE, the messages Redis pushes go to on_push()'s handler.
  *
  * The first command connects (without waiting: AUTH and SELECT, when the
  * endpoint asks for them, go first on the new connection).  Each command
@@ -93,6 +94,9 @@ public:
 
     void command(std::span<const std::string_view> args, Done done);
     void send(std::string_view encoded, Done done);
+    /* Replies no command waits for (a subscriber's messages) go to PUSH;
+     * without it they end the connection. */
+    void on_push(std::function<void(RedisReply)> push) { push_ = std::move(push); }
     const LinkAddress& address() const { return address_; }
     bool lost() const { return lost_; }
     /* Whether commands wait for their answers. */
@@ -120,6 +124,7 @@ private:
     LinkAddress address_;
     Millis timeout_;
     Health health_;
+    std::function<void(RedisReply)> push_;
     int fd_ = -1;
     bool connecting_ = false;
     bool want_write_ = false;

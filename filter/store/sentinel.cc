@@ -5,6 +5,7 @@
 #include "store/sentinel.h"
 
 #include <mutex>
+#include <sstream>
 
 #include "metrics/metrics.h"
 #include "store/routing.h"
@@ -16,6 +17,7 @@ namespace portcullis::store {
 namespace {
 
 constexpr auto kAskAgainPause = std::chrono::milliseconds(100);
+constexpr auto kWatchAgainPause = std::chrono::seconds(1);
 
 /* The address in a SENTINEL get-master-addr-by-name reply, or why there
  * is none. */
@@ -78,9 +80,11 @@ class SentinelTopology::Loop {
 public:
     Loop(EventLoop& loop, std::shared_ptr<Shared> shared)
         : loop_(loop), shared_(std::move(shared)), sentinels_(shared_->sentinels.size()),
+          watches_(shared_->sentinels.size()),
           retired_(loop), parking_(loop, [this] { resume(); }) {}
 
     void send(std::shared_ptr<Call> call) {
+        if (master_) keep_watching();
         if (master_ && master_->lost()) drop_master();
         if (master_) return dispatch(std::move(call));
         call->error = last_error_;
@@ -167,6 +171,7 @@ private:
         master_ = std::move(candidate_);
         asking_ = false;
         shared_->note_master(master_->address().name);
+        keep_watching();
         for (auto& call : parking_.release()) dispatch(std::move(call));
         auto waiting = std::move(waiting_masters_);
         for (auto& done : waiting) done({master_->address()}, "");
@@ -214,12 +219,74 @@ private:
 
     void drop_master() { retired_.retire(std::move(master_)); }
 
+    /* Keeps a subscription to the sentinels' news on each of them: made
+     * anew a second after one failed or its connection ended, when the
+     * master is asked for again, as a switch may have gone unheard. */
+    void keep_watching() {
+        const auto now = RouterClock::now();
+        for (size_t index = 0; index < watches_.size(); ++index) {
+            Watch& watch = watches_[index];
+            if (watch.link && watch.link->lost()) lose_watch(index);
+            if (!watch.link && now >= watch.again) subscribe(index);
+        }
+    }
+
+    void subscribe(size_t index) {
+        const LinkAddress& sentinel = shared_->sentinels[index];
+        auto link = std::make_shared<RedisLink>(loop_, sentinel, shared_->timeout,
+                                                shared_->health->reporter("sentinel " + sentinel.name, false));
+        link->on_push([this, index](const RedisReply& message) { heard(index, message); });
+        // Two channels, two confirmations: the second comes as a push.
+        const std::string_view command[] = {"SUBSCRIBE", "+switch-master", "+promoted-slave"};
+        link->command(command, [this, index, raw = link.get()](const LinkResult& result) {
+            const bool refused = !result.ok || result.reply.type == RedisReply::Type::error;
+            if (refused && raw == watches_[index].link.get()) lose_watch(index);
+        });
+        watches_[index].link = std::move(link);
+    }
+
+    void lose_watch(size_t index) {
+        retired_.retire(std::move(watches_[index].link));
+        watches_[index].again = RouterClock::now() + kWatchAgainPause;
+        drop_master();
+    }
+
+    /* A message from the sentinel at INDEX: on +switch-master "NAME
+     * OLD-IP OLD-PORT NEW-IP NEW-PORT", on +promoted-slave (from the
+     * sentinel that fails over, a second earlier) "slave NAME IP PORT @
+     * MASTER-NAME IP PORT".  Another master for ours: ask that sentinel
+     * now, before the next write goes to the old one. */
+    void heard(size_t index, const RedisReply& message) {
+        if (message.type != RedisReply::Type::array || message.elements.size() != 3 ||
+            message.elements[0].text != "message") {
+            return;
+        }
+        std::vector<std::string> words;
+        std::istringstream text(message.elements[2].text);
+        for (std::string word; text >> word;) words.push_back(word);
+        std::optional<std::pair<std::string, std::string>> named;   // master name, its new host:port
+        if (message.elements[1].text == "+switch-master" && words.size() == 5) named = {words[0], words[3] + ":" + words[4]};
+        if (message.elements[1].text == "+promoted-slave" && words.size() == 8) named = {words[5], words[2] + ":" + words[3]};
+        if (!named || named->first != shared_->master_name) return;
+        const auto parts = named->second.rfind(':');
+        const auto port = parse_decimal<int>(std::string_view(named->second).substr(parts + 1));
+        if (master_ && port && master_->address().name == host_port(named->second.substr(0, parts), *port)) return;
+        drop_master();
+        first_ = index;
+        if (!asking_) ask_again();
+    }
+
     EventLoop& loop_;
     std::shared_ptr<Shared> shared_;
     std::vector<std::unique_ptr<RedisLink>> sentinels_;   // made when first asked
     size_t first_ = 0;                                     // the sentinel asked first
     std::shared_ptr<RedisLink> master_;                    // confirmed; null: ask
     std::shared_ptr<RedisLink> candidate_;                 // waiting for ROLE
+    struct Watch {
+        std::shared_ptr<RedisLink> link;                   // subscribed to the sentinel's news
+        RouterClock::time_point again{};                   // when to subscribe again
+    };
+    std::vector<Watch> watches_;                           // by sentinel
     bool asking_ = false;
     std::string last_error_ = "no master found yet";
     RouterClock::time_point next_ask_{};

@@ -21,14 +21,22 @@
  * 100 ms.  The master's address must be an IP address (the store
  * resolves no name on a loop: keep Sentinel's announce-hostnames off).
  *
+ * Each loop also subscribes to +switch-master and +promoted-slave on
+ * every sentinel: when one announces another master, the loop asks that
+ * sentinel at once.  Without that, after SENTINEL FAILOVER the old
+ * master, alive, would take writes for about ten seconds (until the
+ * sentinels reconfigure it), all lost.  With it, what is lost is the
+ * writes between the replica's promotion and the sentinel's announcement
+ * of it (about a second on Redis 7.0: the sentinel sees the promotion in
+ * its next INFO).  When a subscription fails or its connection ends, the
+ * loop asks the sentinels again before its next write (a switch may have
+ * gone unheard) and subscribes to that sentinel anew a second later.
+ *
  * The loops share only the record of the master: one log line when it
  * is first found and one when it changes (a failover, counted), and the
  * metrics.  The state a command needs (the link, the address) is the
  * loop's own, so the hot path takes no lock; the price is that each
  * loop asks the sentinels itself after a failover (one round trip).
- * +switch-master is not followed: a demoted master answers READONLY to
- * the first write, and a dead one refuses the connection, either of which
- * sends the loop to the sentinels.
  */
 #pragma once
 
