@@ -78,6 +78,8 @@ void expect_same(const Config& a, const Config& b) {
     EXPECT_EQ(a.store.url, b.store.url);
     EXPECT_EQ(a.store.mode, b.store.mode);
     EXPECT_EQ(a.store.master, b.store.master);
+    EXPECT_EQ(a.store.user, b.store.user);
+    EXPECT_EQ(a.store.password, b.store.password);
     EXPECT_EQ(a.store.prefix, b.store.prefix);
     EXPECT_EQ(a.store.timeout, b.store.timeout);
     EXPECT_EQ(a.store.on_error, b.store.on_error);
