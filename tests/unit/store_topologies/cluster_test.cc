@@ -16,13 +16,13 @@
 
 #include "deployments.h"
 #include "store/redis_store.h"
-#include "support/fake_redis.h"
+#include "support/answering_redis.h"
 
 namespace portcullis::store {
 namespace {
 
 using namespace std::chrono_literals;
-using test_support::FakeRedis;
+using test_support::AnsweringRedis;
 using test_support::add;
 using test_support::add_error;
 using test_support::add_on;
@@ -128,10 +128,10 @@ public:
               return reply(server_.port());
           }) {}
 
-    FakeRedis& server() { return server_; }
+    AnsweringRedis& server() { return server_; }
 
 private:
-    FakeRedis server_;
+    AnsweringRedis server_;
 };
 
 TEST(ClusterRedirects, AreBoundedPerCommand) {
@@ -144,7 +144,7 @@ TEST(ClusterRedirects, AreBoundedPerCommand) {
 }
 
 TEST(ClusterRedirects, AskSendsAskingToTheTargetAndLeavesTheMap) {
-    FakeRedis target([](const std::vector<std::string>& args) -> std::string {
+    AnsweringRedis target([](const std::vector<std::string>& args) -> std::string {
         return args[0] == "ASKING" ? "+OK\r\n" : ":1\r\n";
     });
     FakeNode node([&target](int) { return "-ASK 3000 " + target.name() + "\r\n"; });
@@ -159,10 +159,10 @@ TEST(ClusterRedirects, AskSendsAskingToTheTargetAndLeavesTheMap) {
 TEST(ClusterRedirects, MovedSendsToTheNewMasterFromThenOn) {
     // Both nodes say the slots are the source's until it answered MOVED.
     std::atomic<int> owner{0};
-    FakeRedis target([&owner](const std::vector<std::string>& args) -> std::string {
+    AnsweringRedis target([&owner](const std::vector<std::string>& args) -> std::string {
         return args[0] == "CLUSTER" ? test_support::all_slots_on(owner) : ":1\r\n";
     });
-    FakeRedis source([&owner, &target](const std::vector<std::string>& args) -> std::string {
+    AnsweringRedis source([&owner, &target](const std::vector<std::string>& args) -> std::string {
         if (args[0] == "CLUSTER") return test_support::all_slots_on(owner);
         owner = target.port();
         return "-MOVED 3000 " + target.name() + "\r\n";

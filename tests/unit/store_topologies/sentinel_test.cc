@@ -18,13 +18,13 @@
 
 #include "deployments.h"
 #include "store/redis_store.h"
-#include "support/fake_redis.h"
+#include "support/answering_redis.h"
 
 namespace portcullis::store {
 namespace {
 
 using namespace std::chrono_literals;
-using test_support::FakeRedis;
+using test_support::AnsweringRedis;
 using test_support::add;
 using test_support::add_error;
 using test_support::add_on;
@@ -54,10 +54,10 @@ std::string master_at(int port) {
 const std::string kRoleMaster = "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
 
 TEST(SentinelFake, ADeadSentinelIsSkippedAndTheNextAsked) {
-    FakeRedis master([](const std::vector<std::string>& args) -> std::string {
+    AnsweringRedis master([](const std::vector<std::string>& args) -> std::string {
         return args[0] == "ROLE" ? kRoleMaster : ":1\r\n";
     });
-    FakeRedis sentinel([&master](const std::vector<std::string>&) { return master_at(master.port()); });
+    AnsweringRedis sentinel([&master](const std::vector<std::string>&) { return master_at(master.port()); });
     const int dead = test_support::free_port();
     RedisStore store(sentinels_at("redis://127.0.0.1:" + std::to_string(dead) + ", " + sentinel.url()));
     EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
@@ -66,8 +66,8 @@ TEST(SentinelFake, ADeadSentinelIsSkippedAndTheNextAsked) {
 }
 
 TEST(SentinelFake, AnUnknownMasterIsANoMasterErrorNamingEverySentinel) {
-    FakeRedis first([](const std::vector<std::string>&) { return std::string("*-1\r\n"); });
-    FakeRedis second([](const std::vector<std::string>&) { return std::string("-ERR No such master with that name\r\n"); });
+    AnsweringRedis first([](const std::vector<std::string>&) { return std::string("*-1\r\n"); });
+    AnsweringRedis second([](const std::vector<std::string>&) { return std::string("-ERR No such master with that name\r\n"); });
     RedisStore store(sentinels_at(first.url() + "," + second.url(), "nosuch"));
     EXPECT_EQ(add_error(store, "k"), "redis sentinel nosuch: no sentinel named the master: sentinel " + first.name() +
                                          " does not know the master; sentinel " + second.name() +
@@ -75,11 +75,11 @@ TEST(SentinelFake, AnUnknownMasterIsANoMasterErrorNamingEverySentinel) {
 }
 
 TEST(SentinelFake, NothingIsWrittenToAServerWhoseRoleIsNotMaster) {
-    FakeRedis replica([](const std::vector<std::string>& args) -> std::string {
+    AnsweringRedis replica([](const std::vector<std::string>& args) -> std::string {
         if (args[0] == "ROLE") return "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n$9\r\nconnected\r\n:10\r\n";
         return ":1\r\n";
     });
-    FakeRedis sentinel([&replica](const std::vector<std::string>&) { return master_at(replica.port()); });
+    AnsweringRedis sentinel([&replica](const std::vector<std::string>&) { return master_at(replica.port()); });
     RedisStore store(sentinels_at(sentinel.url()));
     EXPECT_EQ(add_error(store, "k"),
               "redis sentinel mymaster: the sentinels name " + replica.name() + ", but its ROLE is 'slave'");
@@ -90,16 +90,16 @@ TEST(SentinelFake, NothingIsWrittenToAServerWhoseRoleIsNotMaster) {
  * sentinels again and writes to the new master within the same call. */
 TEST(SentinelFake, ReadonlySendsTheStoreBackToTheSentinels) {
     std::atomic<int> named{0};
-    FakeRedis fresh([](const std::vector<std::string>& args) -> std::string {
+    AnsweringRedis fresh([](const std::vector<std::string>& args) -> std::string {
         return args[0] == "ROLE" ? kRoleMaster : ":7\r\n";
     });
-    FakeRedis old([&named, &fresh](const std::vector<std::string>& args) -> std::string {
+    AnsweringRedis old([&named, &fresh](const std::vector<std::string>& args) -> std::string {
         if (args[0] == "ROLE") return kRoleMaster;
         named = fresh.port();
         return "-READONLY You can't write against a read only replica.\r\n";
     });
     named = old.port();
-    FakeRedis sentinel([&named](const std::vector<std::string>&) { return master_at(named); });
+    AnsweringRedis sentinel([&named](const std::vector<std::string>&) { return master_at(named); });
     RedisStore store(sentinels_at(sentinel.url(), SentinelGroup::kMasterName, 1s));
     EXPECT_EQ(add(store, "k"), std::vector<std::string>{"7"});
     EXPECT_EQ(old.count("EVALSHA"), 1u);

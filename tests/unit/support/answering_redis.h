@@ -1,14 +1,16 @@
 /*
- * fake_redis.h: a server on 127.0.0.1 that speaks RESP and answers each
- * command as the test says, to play what a real Redis cannot be made to
- * do on demand (a node that answers MOVED for ever, TRYAGAIN, a master
- * the sentinels name that says it is a replica).
+ * answering_redis.h: a server on 127.0.0.1, on a thread of its own, that
+ * speaks RESP and answers each command as the test says, to play a Redis
+ * topology on demand (a node that answers MOVED for ever, TRYAGAIN, a
+ * master the sentinels name that says it is a replica) for a store that
+ * runs on loops of its own (run_blocking()).  support/fake_redis.h is the
+ * same on the test's own loop, for the link's edges.
  *
- * FakeRedis(ANSWER) listens on a free port; for every command of every
- * connection it calls ANSWER(ARGS) on its own thread and writes back the
- * raw RESP it returns ("+OK\r\n", "-MOVED 1 127.0.0.1:7000\r\n").  It
- * counts the commands by name (count("EVALSHA")).  The destructor stops
- * the thread and closes every connection.
+ * AnsweringRedis(ANSWER) listens on a free port; for every command of
+ * every connection it calls ANSWER(ARGS) on its own thread and writes
+ * back the raw RESP it returns ("+OK\r\n", "-MOVED 1 127.0.0.1:7000\r\n").
+ * It counts the commands by name (count("EVALSHA")).  The destructor
+ * stops the thread and closes every connection.
  */
 #pragma once
 
@@ -30,11 +32,11 @@
 
 namespace portcullis::test_support {
 
-class FakeRedis {
+class AnsweringRedis {
 public:
     using Answer = std::function<std::string(const std::vector<std::string>& args)>;
 
-    explicit FakeRedis(Answer answer) : answer_(std::move(answer)) {
+    explicit AnsweringRedis(Answer answer) : answer_(std::move(answer)) {
         listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         const int one = 1;
         setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -42,21 +44,21 @@ public:
         socklen_t length = sizeof address;
         if (bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(listener_, 16) != 0 ||
             getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-            throw std::runtime_error("FakeRedis: cannot listen on 127.0.0.1");
+            throw std::runtime_error("AnsweringRedis: cannot listen on 127.0.0.1");
         }
         port_ = ntohs(address.sin_port);
         thread_ = std::thread([this] { serve(); });
     }
 
-    ~FakeRedis() {
+    ~AnsweringRedis() {
         stop_ = true;
         thread_.join();
         for (const auto& connection : connections_) close(connection.fd);
         close(listener_);
     }
 
-    FakeRedis(const FakeRedis&) = delete;
-    FakeRedis& operator=(const FakeRedis&) = delete;
+    AnsweringRedis(const AnsweringRedis&) = delete;
+    AnsweringRedis& operator=(const AnsweringRedis&) = delete;
 
     int port() const { return port_; }
     std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
