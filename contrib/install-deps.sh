@@ -29,6 +29,10 @@ test_packages=(
   python3-dkim python3-nacl opendkim-tools
   # the man pages rendered as man shows them, checked for warnings
   man-db groff-base
+  # the Debian package (tests/e2e/test_package.py): building, checking
+  # and installing it; promtool (in prometheus) for contrib/monitoring's
+  # alert rules; bash-completion loads contrib/bash-completion's script
+  debhelper dpkg-dev fakeroot lintian prometheus bash-completion
 )
 
 packages=("${build_packages[@]}")

@@ -785,4 +785,10 @@ const std::vector<std::string>& Verifier::key_names() const { return state_->key
 
 Verdict Verifier::finish(const KeyAnswers& keys) { return state_->finish(keys); }
 
+std::string library_version() {
+    const uint32_t version = dkim_libversion();
+    return "libopendkim " + std::to_string(version >> 24) + "." + std::to_string((version >> 16) & 0xff) + "." +
+           std::to_string((version >> 8) & 0xff);
+}
+
 }  // namespace portcullis::dkim

@@ -56,6 +56,9 @@ enum class Result { pass, fail, neutral, temperror, permerror };
 /* "pass", "fail", ... as RFC 8601 spells them. */
 std::string_view result_name(Result result);
 
+/* "libopendkim 2.11.0": the library linked, for `version`. */
+std::string library_version();
+
 struct Signature {
     Result result = Result::permerror;
     std::string domain;      // d=, lower case

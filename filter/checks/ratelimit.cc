@@ -351,11 +351,23 @@ Ratelimit::Ratelimit(store::Store& store, std::function<int64_t()> clock) : stor
 
 namespace {
 
+store::Outcome<RatelimitDecision> decided(const std::vector<std::string>& values, size_t rate_count);
+
 /* The take script's reply for RATE_COUNT rates as a decision; why not,
  * when it is none. */
 store::Outcome<RatelimitDecision> decision_of(const store::StoreResult& result, size_t rate_count) {
     if (result.error) return {std::nullopt, *result.error};
-    const auto& reply = result.values;
+    // Called back by the store: a reply that is not ours is an outcome,
+    // never an exception through the store's loop.
+    try {
+        return decided(result.values, rate_count);
+    } catch (const store::StoreError& error) {
+        return {std::nullopt, error.what()};
+    }
+}
+
+store::Outcome<RatelimitDecision> decided(const std::vector<std::string>& values, size_t rate_count) {
+    const auto& reply = values;
     if (reply.size() != 3 + rate_count) return {std::nullopt, "ratelimit: unexpected reply from the store"};
     RatelimitDecision decision;
     decision.allowed = reply_number(reply, 0) == 1;

@@ -355,4 +355,9 @@ std::optional<Verdict> check(const Request& request, SpfDns& dns, const Limits& 
     return verdict;
 }
 
+std::string library_version() {
+    return "libspf2 " + std::to_string(SPF_LIB_VERSION_MAJOR) + "." + std::to_string(SPF_LIB_VERSION_MINOR) + "." +
+           std::to_string(SPF_LIB_VERSION_PATCH);
+}
+
 }  // namespace portcullis::spf

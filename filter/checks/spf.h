@@ -50,6 +50,9 @@ enum class Result { pass, fail, softfail, neutral, none, temperror, permerror };
 /* "pass", "fail", ... as RFC 7208 and the policy language spell them. */
 std::string_view result_name(Result result);
 
+/* "libspf2 1.2.10": the library this build uses, for `version`. */
+std::string library_version();
+
 /* Where a check's DNS answers come from: NAME's TYPE records, or null
  * when the answer has not come (the question is out). */
 class SpfDns {

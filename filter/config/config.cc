@@ -413,6 +413,7 @@ const std::vector<Key>& keys() {
         choice("log.level", &C::log, &C::Log::level, log_levels),
         text("log.facility", &C::log, &C::Log::facility, check_facility),
         text("metrics.listen", &C::metrics, &C::Metrics::listen, check_listen),
+        path("control.socket", &C::control, &C::Control::socket, Empty::allowed),
     };
     return table;
 }

@@ -88,6 +88,9 @@ struct Config {
     struct Metrics {
         std::string listen;                  // "host:port"; "" = off
     } metrics;
+    struct Control {
+        std::string socket = "/run/portcullis/control";   // "" = none
+    } control;
     Origins origins;
 };
 

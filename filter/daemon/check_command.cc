@@ -26,13 +26,7 @@ int check_command(const ConfigSource& source) {
                      outcome.errors.size() == 1 ? "" : "s");
         return kExitBadConfig;
     }
-    const auto& state = *outcome.state;
-    const auto& policy = *state.snapshot->policy;
-    size_t rules = 0;
-    for (const auto& stage_rules : policy.rules) rules += stage_rules.size();
-    std::printf("portcullis check: ok: %s: %zu rules, %zu lists, %zu maps, %zu files\n",
-                state.config.policy.file.c_str(), rules, policy.lists.size(), policy.maps.size(),
-                policy.files.size());
+    std::printf("portcullis check: ok: %s\n", policy_summary(*outcome.state).c_str());
     return kExitOk;
 }
 

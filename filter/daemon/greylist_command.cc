@@ -13,31 +13,24 @@
  *   stats pending and passed triplets, auto-whitelisted and allowed networks
  *
  * Only the config is read (a broken policy does not lock the
- * administrator out).  With the memory backend, list and stats read the
- * snapshot the daemon last wrote; allow and drop need the live state, so
- * they need Redis.
+ * administrator out).  While the daemon runs, the request goes to its
+ * control socket and the daemon does it on its live store, whichever the
+ * backend.  Otherwise the command line opens the store itself: Redis, or
+ * with the memory backend the snapshot the daemon last wrote, which list
+ * and stats read and allow and drop cannot change.
  */
 #include <cstdio>
 #include <ctime>
 
 #include "checks/greylist.h"
 #include "daemon/commands.h"
+#include "daemon/control.h"
 #include "daemon/store_admin.h"
 #include "util/text.h"
 
 namespace portcullis::daemon {
 
 namespace {
-
-std::string utc_time(int64_t ms) {
-    if (ms == 0) return "never";
-    const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-    std::tm parts{};
-    gmtime_r(&seconds, &parts);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-    return text;
-}
 
 /* Whether a stored network ("203.0.113.0/24" or an address) holds IP. */
 bool network_holds(const std::string& network, const IpAddress& ip) {
@@ -58,69 +51,68 @@ struct Filter {
     }
 };
 
-int list(checks::Greylist& greylist, const Filter& filter) {
+int list(checks::Greylist& greylist, const Filter& filter, Output& out) {
     size_t shown = 0;
-    std::printf("%-8s %-22s %-34s %-34s %-21s %s\n", "STATE", "NETWORK", "SENDER", "RECIPIENT", "SINCE", "EXPIRES");
+    out.out("%-8s %-22s %-34s %-34s %-21s %s\n", "STATE", "NETWORK", "SENDER", "RECIPIENT", "SINCE", "EXPIRES");
     greylist.list([&](const checks::TripletState& state) {
         if (!filter.matches(state.triplet)) return;
         ++shown;
-        std::printf("%-8s %-22s %-34s %-34s %-21s %s\n", state.passed ? "passed" : "pending",
+        out.out("%-8s %-22s %-34s %-34s %-21s %s\n", state.passed ? "passed" : "pending",
                     state.triplet.network.c_str(), ("<" + state.triplet.sender + ">").c_str(),
                     ("<" + state.triplet.rcpt + ">").c_str(), utc_time(state.since_ms).c_str(),
                     utc_time(state.expires_at_ms).c_str());
     });
-    std::printf("%zu triplets\n", shown);
+    out.out("%zu triplets\n", shown);
     if (filter.has_sender || filter.has_rcpt) return kExitOk;
 
     size_t networks = 0;
     greylist.list_networks([&](const checks::NetworkState& state) {
         if (filter.client && !network_holds(state.network, *filter.client)) return;
         const char* status = state.flag == 'a' ? "allowed" : state.flag == 'w' ? "auto-whitelisted" : "counting";
-        std::printf("network %-22s %-17s passes=%llu last=%s expires=%s\n", state.network.c_str(), status,
+        out.out("network %-22s %-17s passes=%llu last=%s expires=%s\n", state.network.c_str(), status,
                     static_cast<unsigned long long>(state.passes), utc_time(state.last_ms).c_str(),
                     utc_time(state.expires_at_ms).c_str());
         ++networks;
     });
-    std::printf("%zu networks\n", networks);
+    out.out("%zu networks\n", networks);
     return kExitOk;
 }
 
-int stats(checks::Greylist& greylist) {
+int stats(checks::Greylist& greylist, Output& out) {
     const auto counts = greylist.stats();
-    std::printf("pending %llu\npassed %llu\nauto-whitelisted %llu\nallowed %llu\n",
+    out.out("pending %llu\npassed %llu\nauto-whitelisted %llu\nallowed %llu\n",
                 static_cast<unsigned long long>(counts.pending), static_cast<unsigned long long>(counts.passed),
                 static_cast<unsigned long long>(counts.auto_whitelisted),
                 static_cast<unsigned long long>(counts.allowed));
     return kExitOk;
 }
 
-int usage(const std::string& message) { return admin_usage("greylist", message); }
-
-int edit(checks::Greylist& greylist, const GreylistOptions& options, const IpAddress& client, Millis expire) {
+int edit(checks::Greylist& greylist, const GreylistOptions& options, const IpAddress& client, Millis expire,
+         Output& out) {
     const bool whole_network = options.sender.empty() && options.rcpt.empty();
     const std::string network = checks::client_network(client, options.host);
     if (whole_network) {
         if (options.action == "allow") {
             greylist.allow_network(network, expire);
-            std::printf("allowed network %s for %s\n", network.c_str(), format_duration(expire).c_str());
+            out.out("allowed network %s for %s\n", network.c_str(), format_duration(expire).c_str());
         } else {
             const size_t dropped = greylist.drop_network(network);
-            std::printf("dropped network %s: %zu records\n", network.c_str(), dropped);
+            out.out("dropped network %s: %zu records\n", network.c_str(), dropped);
         }
         return kExitOk;
     }
     if (options.rcpt.empty() || options.sender.empty()) {
-        return usage("a triplet needs both --sender (\"<>\" for the null sender) and --rcpt");
+        return admin_usage(out, "greylist", "a triplet needs both --sender (\"<>\" for the null sender) and --rcpt");
     }
     const auto triplet = checks::make_triplet(client, strip_angle_brackets(options.sender),
                                               strip_angle_brackets(options.rcpt), options.host);
     if (options.action == "allow") {
         greylist.allow(triplet, expire);
-        std::printf("allowed %s <%s> <%s> for %s\n", triplet.network.c_str(), triplet.sender.c_str(),
+        out.out("allowed %s <%s> <%s> for %s\n", triplet.network.c_str(), triplet.sender.c_str(),
                     triplet.rcpt.c_str(), format_duration(expire).c_str());
     } else {
         const bool dropped = greylist.drop(triplet);
-        std::printf("%s %s <%s> <%s>\n", dropped ? "dropped" : "no such triplet:", triplet.network.c_str(),
+        out.out("%s %s <%s> <%s>\n", dropped ? "dropped" : "no such triplet:", triplet.network.c_str(),
                     triplet.sender.c_str(), triplet.rcpt.c_str());
     }
     return kExitOk;
@@ -128,16 +120,8 @@ int edit(checks::Greylist& greylist, const GreylistOptions& options, const IpAdd
 
 }  // namespace
 
-int greylist_command(const ConfigSource& source, const GreylistOptions& options) {
-    auto loaded = config::load_config(source.path, source.path_given, source.overrides);
-    for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.str().c_str());
-    if (!loaded.config) return kExitBadConfig;
-    if (const auto error = store_settings_error(*loaded.config); !error.empty()) {
-        std::fprintf(stderr, "%s\n", error.c_str());
-        return kExitBadConfig;
-    }
-    const auto& settings = loaded.config->store;
-
+int greylist_admin(store::Store& store, const GreylistOptions& options, Output& out) {
+    auto usage = [&out](const std::string& message) { return admin_usage(out, "greylist", message); };
     Filter filter;
     if (!options.client.empty()) {
         filter.client = parse_ip(options.client);
@@ -150,19 +134,52 @@ int greylist_command(const ConfigSource& source, const GreylistOptions& options)
     const auto expire = options.expire.empty() ? std::optional(checks::GreylistSettings{}.expire)
                                                : parse_duration(options.expire);
     if (!expire || expire->count() <= 0) return usage("--expire " + in_quotes(options.expire) + " is not a duration");
-
     const bool edits = options.action == "allow" || options.action == "drop";
     if (edits && !filter.client) return usage(options.action + " needs --client IP");
+    if (!edits && options.action != "list" && options.action != "stats") {
+        return usage("unknown action " + in_quotes(options.action));
+    }
+
+    checks::Greylist greylist(store);
+    if (options.action == "list") return list(greylist, filter, out);
+    if (options.action == "stats") return stats(greylist, out);
+    return edit(greylist, options, *filter.client, *expire, out);
+}
+
+ControlRequest greylist_request(const GreylistOptions& options) {
+    return {"greylist",
+            {{"action", options.action},
+             {"client", options.client},
+             {"sender", options.sender},
+             {"rcpt", options.rcpt},
+             {"host", options.host ? "yes" : "no"},
+             {"expire", options.expire}}};
+}
+
+GreylistOptions greylist_options(const ControlRequest& request) {
+    return {request.get("action"), request.get("client"), request.get("sender"), request.get("rcpt"),
+            request.get("host") == "yes", request.get("expire")};
+}
+
+int greylist_command(const ConfigSource& source, const GreylistOptions& options) {
+    TerminalOutput out;
+    auto loaded = config::load_config(source.path, source.path_given, source.overrides);
+    for (const auto& error : loaded.errors) out.err("%s\n", error.str().c_str());
+    if (!loaded.config) return kExitBadConfig;
+    if (const auto error = store_settings_error(*loaded.config); !error.empty()) {
+        out.err("%s\n", error.c_str());
+        return kExitBadConfig;
+    }
+    if (const auto reply = ask_daemon(*loaded.config, greylist_request(options))) return print_reply(*reply, out);
+
+    const auto& settings = loaded.config->store;
+    const bool edits = options.action == "allow" || options.action == "drop";
     if (const std::string refusal = live_state_refusal(settings, options.action, "list and stats read");
         edits && !refusal.empty()) {
-        return usage(refusal);
+        return admin_usage(out, "greylist", refusal);
     }
-    return with_store_view(settings, "greylist", [&](store::Store& store) {
-        checks::Greylist greylist(store);
-        if (options.action == "list") return list(greylist, filter);
-        if (options.action == "stats") return stats(greylist);
-        return edit(greylist, options, *filter.client, *expire);
-    });
+    return with_store_view(settings, "greylist", out,
+                           [&](store::Store& store) { return greylist_admin(store, options, out); });
 }
 
 }  // namespace portcullis::daemon

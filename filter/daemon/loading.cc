@@ -4,6 +4,8 @@
  */
 #include "daemon/loading.h"
 
+#include <chrono>
+
 #include "dns/local_zones.h"
 #include "policy/loader.h"
 #include "store/store.h"
@@ -54,9 +56,20 @@ LoadOutcome load_state(const ConfigSource& source) {
     if (!outcome.errors.empty()) return outcome;
 
     const bool monitor_all = loaded.config->policy.mode == config::PolicyMode::monitor;
-    outcome.state = State{*loaded.config, milter::make_snapshot(policy.policy, monitor_all)};
+    outcome.state = State{*loaded.config, milter::make_snapshot(policy.policy, monitor_all),
+                          std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count()};
     outcome.warnings = unconsulted_dns_lists(outcome.state->snapshot->needs);
     return outcome;
+}
+
+std::string policy_summary(const State& state) {
+    const auto& policy = *state.snapshot->policy;
+    size_t rules = 0;
+    for (const auto& stage_rules : policy.rules) rules += stage_rules.size();
+    return state.config.policy.file + ": " + std::to_string(rules) + " rules, " + std::to_string(policy.lists.size()) +
+           " lists, " + std::to_string(policy.maps.size()) + " maps, " + std::to_string(policy.files.size()) + " files";
 }
 
 void log_warnings(const std::vector<LoadWarning>& warnings) {

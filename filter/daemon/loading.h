@@ -13,6 +13,7 @@
  */
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,7 +33,11 @@ struct ConfigSource {
 struct State {
     config::Config config;
     std::shared_ptr<const milter::Snapshot> snapshot;
+    int64_t loaded_at_ms = 0;   // when load_state() read it, ms since the epoch
 };
+
+/* "FILE: N rules, N lists, N maps, N files": what a loaded policy holds. */
+std::string policy_summary(const State& state);
 
 struct LoadWarning {
     std::string where;     // "FILE:LINE:COL"

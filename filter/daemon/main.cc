@@ -1,6 +1,6 @@
 /*
  * main.cc: the portcullis command line: run, check, try, greylist,
- * ratelimit, version.
+ * ratelimit, reload, status, version.
  */
 #include <CLI/CLI.hpp>
 
@@ -113,6 +113,11 @@ int main(int argc, char** argv) {
         action->add_option("--bucket", ratelimit_options.bucket, "only the bucket of this name");
     }
 
+    CLI::App* reload = app.add_subcommand("reload", "ask the running daemon to reload its config and policy");
+    add_config_options(*reload, source);
+    CLI::App* status = app.add_subcommand("status", "ask the running daemon how it is");
+    add_config_options(*status, source);
+
     CLI::App* version = app.add_subcommand("version", "print the version and the linked libraries' versions");
 
     try {
@@ -121,7 +126,7 @@ int main(int argc, char** argv) {
         const int code = app.exit(error);
         return code == 0 ? 0 : daemon::kExitUsage;
     }
-    for (CLI::App* command : {run, check, try_cmd, greylist, ratelimit}) {
+    for (CLI::App* command : {run, check, try_cmd, greylist, ratelimit, reload, status}) {
         if (command->parsed() && command->count("-c") > 0) source.path_given = true;
     }
     for (CLI::App* parent : {greylist, ratelimit}) {
@@ -135,6 +140,8 @@ int main(int argc, char** argv) {
     if (try_cmd->parsed()) return daemon::try_command(source, try_options);
     if (greylist->parsed()) return daemon::greylist_command(source, greylist_options);
     if (ratelimit->parsed()) return daemon::ratelimit_command(source, ratelimit_options);
+    if (reload->parsed()) return daemon::reload_command(source);
+    if (status->parsed()) return daemon::status_command(source);
     if (version->parsed()) return daemon::version_command();
     return daemon::kExitUsage;
 }

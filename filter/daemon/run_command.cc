@@ -25,7 +25,9 @@
 
 #include "daemon/checks.h"
 #include "daemon/commands.h"
+#include "daemon/control.h"
 #include "daemon/privileges.h"
+#include "daemon/running.h"
 #include "metrics/metrics.h"
 #include "milter/engine.h"
 #include "util/log.h"
@@ -33,42 +35,6 @@
 namespace portcullis::daemon {
 
 namespace {
-
-constexpr auto kDrainLimit = std::chrono::seconds(30);
-
-sigset_t handled_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    return set;
-}
-
-size_t rule_count(const policy::Policy& policy) {
-    size_t count = 0;
-    for (const auto& rules : policy.rules) count += rules.size();
-    return count;
-}
-
-void log_loaded(const char* what, const State& state) {
-    const auto& policy = *state.snapshot->policy;
-    log::info(std::string(what) + " policy " + state.config.policy.file + ": " + std::to_string(rule_count(policy)) +
-              " rules, " + std::to_string(policy.lists.size()) + " lists, " + std::to_string(policy.maps.size()) +
-              " maps, " + std::to_string(policy.files.size()) + " files" +
-              (state.snapshot->monitor_all ? " (monitor mode: nothing enforced)" : ""));
-}
-
-void wait_for_sessions() {
-    const auto deadline = std::chrono::steady_clock::now() + kDrainLimit;
-    while (milter::active_sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (milter::active_sessions() > 0) {
-        log::warning(std::to_string(milter::active_sessions()) +
-                     " sessions still open after the drain limit; the MTA applies its milter_default_action");
-    }
-}
 
 milter::EngineSettings engine_settings(const config::Config& config) {
     const auto& milter = config.milter;
@@ -91,87 +57,6 @@ void raise_file_limit(size_t max_connections) {
                  std::to_string(limit.rlim_cur) +
                  " files may be open (RLIMIT_NOFILE, LimitNOFILE= under systemd): connections past that fail");
 }
-
-class Daemon {
-public:
-    Daemon(ConfigSource source, State state, std::shared_ptr<store::Store> store, milter::Engine& engine,
-           bool foreground)
-        : source_(std::move(source)), state_(std::move(state)), store_(std::move(store)), engine_(engine),
-          foreground_(foreground) {}
-
-    void reload() {
-        sd_notify(0, "RELOADING=1");
-        auto outcome = load_state(source_);
-        if (outcome.state) {
-            if (const auto error = attach_checks(*outcome.state, {store_, true}); !error.empty()) {
-                outcome.state.reset();
-                outcome.errors.push_back(error);
-            }
-        }
-        if (!outcome.state) {
-            for (const auto& error : outcome.errors) log::error("reload refused: " + error);
-            log::error("reload refused: keeping the running policy " + state_.config.policy.file);
-            metrics::count_reload(false);
-            sd_notify(0, "READY=1\nSTATUS=reload refused; running the previous policy");
-            return;
-        }
-        warn_about_restart_keys(outcome.state->config);
-        apply_log_settings(outcome.state->config, foreground_);
-        log_warnings(outcome.warnings);
-        state_ = std::move(*outcome.state);
-        milter::publish(state_.snapshot);
-        log_loaded("reloaded", state_);
-        metrics::count_reload(true);
-        sd_notify(0, "READY=1\nSTATUS=running");
-    }
-
-    /* Signals until SIGTERM or SIGINT; then the drain, and the engine's stop. */
-    void handle_signals() {
-        const sigset_t set = handled_signals();
-        for (;;) {
-            const int signal = sigwaitinfo(&set, nullptr);
-            if (signal == SIGHUP) {
-                reload();
-            } else if (signal == SIGTERM || signal == SIGINT) {
-                log::info("stopping: new sessions get a tempfail; " + std::to_string(milter::active_sessions()) +
-                          " in flight may finish");
-                sd_notify(0, "STOPPING=1");
-                stopping_ = true;
-                milter::begin_drain();
-                wait_for_sessions();
-                engine_.stop();
-                return;
-            }
-        }
-    }
-
-    bool stopping() const { return stopping_; }
-
-private:
-    void warn_about_restart_keys(const config::Config& next) const {
-        const auto& now = state_.config;
-        const auto& milter = next.milter;
-        if (milter.socket != now.milter.socket || milter.user != now.milter.user || milter.engine != now.milter.engine ||
-            milter.threads != now.milter.threads || milter.timeout != now.milter.timeout ||
-            milter.idle_timeout != now.milter.idle_timeout || milter.max_connections != now.milter.max_connections ||
-            next.metrics.listen != now.metrics.listen) {
-            log::warning("the milter settings and metrics.listen take effect only at restart");
-        }
-        const auto& store = next.store;
-        if (store.backend != now.store.backend || store.url != now.store.url || store.mode != now.store.mode ||
-            store.master != now.store.master || store.prefix != now.store.prefix ||
-            store.timeout != now.store.timeout || store.snapshot != now.store.snapshot) {
-            log::warning("store settings other than store.on_error take effect only at restart");
-        }
-    }
-
-    ConfigSource source_;
-    State state_;
-    std::shared_ptr<store::Store> store_;
-    milter::Engine& engine_;
-    bool foreground_;
-    std::atomic<bool> stopping_{false};
-};
 
 /* Into the background, as a daemon started from a shell expects. */
 bool daemonize() {
@@ -210,7 +95,7 @@ int check_store(const State& state, bool foreground) {
 int run_command(const ConfigSource& source, bool foreground) {
     // Before any thread exists, so every thread inherits the mask and only
     // the signal thread receives these.
-    const sigset_t set = handled_signals();
+    const sigset_t set = daemon_signals();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
@@ -232,6 +117,13 @@ int run_command(const ConfigSource& source, bool foreground) {
     if (const auto error = engine->open(engine_settings(state.config)); !error.empty()) {
         return refuse_start(error, foreground);
     }
+    // Bound as root too; a daemon without it still serves mail.
+    ControlServer control;
+    if (!state.config.control.socket.empty()) {
+        if (const auto error = control.open(state.config.control.socket, state.config.milter.user); !error.empty()) {
+            log::warning(error + "; `portcullis reload` and `status` cannot reach this daemon");
+        }
+    }
     if (const auto error = drop_privileges(state.config.milter.user, state.config.milter.socket); !error.empty()) {
         return refuse_start(error, foreground);
     }
@@ -251,11 +143,12 @@ int run_command(const ConfigSource& source, bool foreground) {
     if (const auto error = attach_checks(state, {store, true}); !error.empty()) return refuse_start(error, foreground);
     milter::publish(state.snapshot);
 
-    log_loaded("loaded", state);
+    log::info(loaded_line("loaded", state));
     log_warnings(outcome.warnings);
     log::info("listening on " + state.config.milter.socket + " (" + engine->describe() + "); store: " +
               store->describe());
-    Daemon daemon(source, std::move(state), store, *engine, foreground);
+    RunningDaemon daemon(source, std::move(state), store, *engine, foreground);
+    control.start([&daemon](const ControlRequest& request) { return daemon.handle(request); });
     std::thread signals([&daemon] { daemon.handle_signals(); });
     sd_notify(0, "READY=1\nSTATUS=running");
 

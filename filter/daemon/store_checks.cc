@@ -95,11 +95,4 @@ void StoreChecks::ratelimit(const policy::RatelimitParams& params, std::span<con
                     });
 }
 
-void attach_store(State& state, std::shared_ptr<store::Store> store) {
-    // The policy and its needs stay as loaded; only the checks are added.
-    auto snapshot = std::make_shared<milter::Snapshot>(*state.snapshot);
-    snapshot->stateful = std::make_shared<StoreChecks>(std::move(store), state.config.store.on_error);
-    state.snapshot = std::move(snapshot);
-}
-
 }  // namespace portcullis::daemon

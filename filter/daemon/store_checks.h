@@ -9,8 +9,7 @@
  * store.on_error when the store fails (tempfail: the rule defers with
  * 451 4.3.0; accept: the unit passes).  Answers come as the store gives
  * them (stateful.h).  A session without a client address (local
- * submission) is not greylisted.  attach_store() gives a loaded State
- * its checks.
+ * submission) is not greylisted.
  */
 #pragma once
 
@@ -40,8 +39,5 @@ private:
     checks::Ratelimit ratelimit_;
     config::OnError on_error_;
 };
-
-/* Rebuilds STATE's snapshot so its greylist rules use STORE. */
-void attach_store(State& state, std::shared_ptr<store::Store> store);
 
 }  // namespace portcullis::daemon

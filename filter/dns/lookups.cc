@@ -4,9 +4,13 @@
  */
 #include "dns/lookups.h"
 
+#include <atomic>
+#include <mutex>
+
 #include "metrics/metrics.h"
 #include "util/log.h"
 #include "util/text.h"
+#include "util/units.h"
 
 namespace portcullis::dns {
 
@@ -33,9 +37,23 @@ std::string answer_line(std::string_view name, RecordType type, const Answer& an
     return line;
 }
 
+std::atomic<uint64_t> answered{0};
+std::atomic<uint64_t> failures{0};
+std::mutex last_failure_mutex;
+std::string last_failure;
+
 void note(std::string_view name, RecordType type, Purpose purpose, const Answer& answer) {
     const bool failed = answer.status == Answer::Status::temperror;
     metrics::observe_dns(answer.took, !failed);
+    ++answered;
+    if (failed) {
+        ++failures;
+        const std::lock_guard lock(last_failure_mutex);
+        last_failure = std::string(name) + " " + std::string(type_name(type)) + ": " + answer.error + " at " +
+                       utc_time(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count());
+    }
     if (failed && purpose == Purpose::dns_list) log::info(answer_line(name, type, answer) + "; taken as not listed");
     else if (failed && purpose == Purpose::record) log::info(answer_line(name, type, answer));
     else if (log::enabled(log::Level::debug)) log::debug(answer_line(name, type, answer));
@@ -53,6 +71,11 @@ struct Lookups::State {
     std::map<Key, Entry> entries;
     uint64_t generation = 0;   // bumped by forget(): older answers are dropped
 };
+
+LookupTotals lookup_totals() {
+    const std::lock_guard lock(last_failure_mutex);
+    return {answered.load(), failures.load(), last_failure};
+}
 
 std::string lookup_key(std::string_view name) {
     std::string key = to_lower(name);

@@ -17,6 +17,7 @@
  */
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,6 +47,15 @@ private:
     std::shared_ptr<Resolver> resolver_;
     std::shared_ptr<State> state_;
 };
+
+/* Every session's lookups together since the daemon started, for
+ * `portcullis status`. */
+struct LookupTotals {
+    uint64_t answered = 0;
+    uint64_t failed = 0;            // temperror: timeout, SERVFAIL, bogus
+    std::string last_failure;       // "NAME TYPE: timeout at TIME", "" if none
+};
+LookupTotals lookup_totals();
 
 /* The name as Lookups keys it: lower case, no final dot. */
 std::string lookup_key(std::string_view name);

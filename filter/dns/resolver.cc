@@ -291,4 +291,6 @@ void Resolver::lookup(std::string_view name, RecordType type, Done done) {
     contexts_->here().lookup(name, type, std::move(done));
 }
 
+std::string library_version() { return std::string("libunbound ") + ub_version(); }
+
 }  // namespace portcullis::dns

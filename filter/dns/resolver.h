@@ -52,6 +52,9 @@ struct Answer {
 
 std::string_view status_name(Answer::Status status);
 
+/* "libunbound 1.17.1": the library linked, for `version`. */
+std::string library_version();
+
 class ResolverError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;

@@ -18,6 +18,7 @@ namespace {
 
 using prometheus::Counter;
 using prometheus::Family;
+using prometheus::Gauge;
 using prometheus::Histogram;
 
 struct Registry {
@@ -27,7 +28,11 @@ struct Registry {
     Family<Counter>& verdicts =
         counter_family("portcullis_verdicts_total", "Decisions by stage and action; monitor=\"true\" when only logged");
     Family<Counter>& rule_hits = counter_family("portcullis_rule_hits_total", "Decisions by the rule (file:line) that made them");
+    Gauge& sessions = gauge("portcullis_sessions_in_flight", "SMTP sessions the filter is serving now");
     Family<Counter>& reloads = counter_family("portcullis_policy_reloads_total", "Reloads of config and policy by result");
+    // The daemon starts only with a config and policy that load.
+    Gauge& last_reload = gauge("portcullis_policy_last_reload_successful",
+                               "1 when the last load of config and policy succeeded, 0 when it was refused", 1);
     Family<Counter>& greylist = counter_family("portcullis_greylist_total", "Greylist outcomes: new, early, pass, awl, store-error");
     Family<Counter>& ratelimit = counter_family("portcullis_ratelimit_total", "Rate-limit outcomes: pass, over, store-error");
     Family<Counter>& authentication =
@@ -66,22 +71,14 @@ struct Registry {
                                  .Register(*registry)
                                  .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
                                                                       0.1, 0.2, 0.5, 1, 2, 5});
-    prometheus::Gauge& sessions = prometheus::BuildGauge()
-                                      .Name("portcullis_sessions")
-                                      .Help("SMTP sessions in flight")
-                                      .Register(*registry)
-                                      .Add({});
-    prometheus::Gauge& store_up = prometheus::BuildGauge()
-                                      .Name("portcullis_store_up")
-                                      .Help("1 while the store answers, 0 after a failure until it answers again")
-                                      .Register(*registry)
-                                      .Add({});
+    Gauge& store_up = gauge("portcullis_store_up", "1 while the store answers, 0 after a failure until it answers again", 1);
     std::unique_ptr<prometheus::Exposer> exposer;
-
-    Registry() { store_up.Set(1); }
 
     Family<Counter>& counter_family(const std::string& name, const std::string& help) {
         return prometheus::BuildCounter().Name(name).Help(help).Register(*registry);
+    }
+    Gauge& gauge(const std::string& name, const std::string& help, double initial = 0) {
+        return prometheus::BuildGauge().Name(name).Help(help).Register(*registry).Add({}, initial);
     }
 };
 
@@ -104,6 +101,24 @@ std::string serve(const std::string& listen) {
     }
 }
 
+std::map<std::string, double> totals() {
+    std::map<std::string, double> sums;
+    for (const prometheus::MetricFamily& family : metrics().registry->Collect()) {
+        for (const prometheus::ClientMetric& metric : family.metric) {
+            double value = 0;
+            if (family.type == prometheus::MetricType::Counter) value = metric.counter.value;
+            else if (family.type == prometheus::MetricType::Gauge) value = metric.gauge.value;
+            else if (family.type == prometheus::MetricType::Histogram) value = static_cast<double>(metric.histogram.sample_count);
+            else continue;
+            sums[family.name] += value;
+            for (const prometheus::ClientMetric::Label& label : metric.label) {
+                sums[family.name + "{" + label.name + "=" + label.value + "}"] += value;
+            }
+        }
+    }
+    return sums;
+}
+
 void count_connection() { metrics().connections.Increment(); }
 
 void set_sessions(size_t count) { metrics().sessions.Set(static_cast<double>(count)); }
@@ -120,7 +135,11 @@ void count_decision(std::string_view stage, std::string_view action, bool monito
     if (!rule.empty()) registry.rule_hits.Add({{"rule", rule}}).Increment();
 }
 
-void count_reload(bool ok) { metrics().reloads.Add({{"result", ok ? "ok" : "failed"}}).Increment(); }
+void count_reload(bool ok) {
+    auto& registry = metrics();
+    registry.reloads.Add({{"result", ok ? "ok" : "failed"}}).Increment();
+    registry.last_reload.Set(ok ? 1 : 0);
+}
 
 void count_auth_result(std::string_view method, std::string_view result) {
     metrics().authentication.Add({{"method", std::string(method)}, {"result", std::string(result)}}).Increment();

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,8 +20,13 @@ namespace portcullis::metrics {
 /* LISTEN is "host:port"; "" serves nothing.  Returns "" or the error. */
 std::string serve(const std::string& listen);
 
+/* What the counters say now, for `portcullis status`: each counter's
+ * total, by "NAME" or, for a labelled one, "NAME{LABEL=VALUE}" for each
+ * value of each label (summed over the other labels). */
+std::map<std::string, double> totals();
+
 void count_connection();
-/* SMTP sessions in flight, now. */
+/* SMTP sessions the filter serves now. */
 void set_sessions(size_t count);
 /* Whether the store answers: false after a failure, true once it answers. */
 void set_store_up(bool up);
@@ -28,6 +34,8 @@ void count_message();
 /* A decision: STAGE and ACTION as logged ("rcpt", "reject"); MONITORED
  * when a monitor rule only logged it.  RULE is "file:line", or "". */
 void count_decision(std::string_view stage, std::string_view action, bool monitored, const std::string& rule);
+/* A reload of config and policy: counted by result, and the last
+ * result kept (the one loaded at start counts as a success). */
 void count_reload(bool ok);
 /* A greylist outcome: "new", "early", "pass", "awl" or "store-error". */
 void count_greylist(std::string_view result);

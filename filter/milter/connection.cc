@@ -42,6 +42,11 @@ uint32_t no_reply_step(char command) {
     }
 }
 
+bool is_command(char command) {
+    static constexpr std::string_view kCommands = "ABCDEHKLMNOQRTU";
+    return kCommands.find(command) != std::string_view::npos;
+}
+
 /* "M" or "0x07": a command byte in a log line. */
 std::string command_name(char command) {
     const auto byte = static_cast<unsigned char>(command);
@@ -143,7 +148,11 @@ Connection::~Connection() {
 void Connection::ready(uint32_t events) {
     if (closed_) return;
     if (events & EPOLLOUT) {
+        const bool was_full = unsent() >= kMaxHeldOutput;
         flush();
+        if (closed_) return;
+        // The peer read enough of our replies: its held commands go on.
+        if (was_full && unsent() < kMaxHeldOutput) serve_input();
         if (closed_) return;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_input();
@@ -169,7 +178,7 @@ void Connection::read_input() {
 }
 
 void Connection::serve_input() {
-    while (!closed_ && waiting_for_ == 0) {
+    while (!closed_ && waiting_for_ == 0 && unsent() < kMaxHeldOutput) {
         wire::Packet packet;
         const auto status = reader_.next(packet);
         if (status == wire::PacketReader::Status::need_more) break;
@@ -190,7 +199,7 @@ void Connection::serve_input() {
     }
     flush();
     if (closed_) return;
-    watch_for(reader_.pending() < kMaxHeldInput, out_sent_ < out_.size());
+    watch_for(reader_.pending() < kMaxHeldInput && unsent() < kMaxHeldOutput, unsent() > 0);
     rearm();
 }
 
@@ -201,6 +210,7 @@ bool Connection::refuse(std::string why) {
 
 bool Connection::handle(const wire::Packet& packet) {
     const char command = packet.command;
+    if (!is_command(command)) return refuse("unknown command " + command_name(command));
     if (command == wire::kOptionNegotiation) return negotiate(packet.data);
     if (!negotiated_) return refuse("command " + command_name(command) + " before option negotiation");
     switch (command) {
@@ -257,7 +267,7 @@ bool Connection::handle(const wire::Packet& packet) {
             answer(command, Reply{});
             return true;
         case wire::kEndOfMessage: return end_of_message(packet.data);
-        default: return refuse("unknown command " + command_name(command));
+        default: return refuse("command " + command_name(command) + " in a message");
     }
 }
 
@@ -439,7 +449,7 @@ void Connection::flush() {
         out_.clear();
         out_sent_ = 0;
     }
-    if (!closed_) watch_for(watching_in_, out_sent_ < out_.size());
+    if (!closed_) watch_for(reader_.pending() < kMaxHeldInput && unsent() < kMaxHeldOutput, unsent() > 0);
 }
 
 void Connection::watch_for(bool in, bool out) {

@@ -7,6 +7,8 @@
  * (a lookup, the store) holds back the ones after it: they stay in the
  * input, and reading goes on only until kMaxHeldInput bytes wait, so a
  * peer that streams a message meanwhile is held up by TCP, not by memory.
+ * Likewise a peer that does not read its replies: past kMaxHeldOutput
+ * bytes of them, no more commands are handled until it does.
  * Replies go out in one write per batch of input; TCP sockets have Nagle
  * off (TCP_NODELAY) and TCP_QUICKACK set after every read, so neither side
  * waits for a delayed ACK when no-reply events leave nothing to answer.
@@ -51,6 +53,7 @@ namespace portcullis::milter {
 inline constexpr uint32_t kMaxPacket = 1024 * 1024 + 1024;   // a body chunk is at most 64 KiB; header values 1 MiB
 inline constexpr size_t kMaxMacroPairs = 128;
 inline constexpr size_t kMaxHeldInput = 256 * 1024;
+inline constexpr size_t kMaxHeldOutput = 64 * 1024;   // replies the peer has not read: it reads no more of ours
 inline constexpr size_t kMaxArguments = 64;                   // MAIL and RCPT: the address and ESMTP parameters
 
 class Connection;
@@ -105,6 +108,7 @@ private:
     void clear_macros_from(wire::MacroStage stage);
 
     void flush();
+    size_t unsent() const { return out_.size() - out_sent_; }
     void watch_for(bool in, bool out);
     void rearm();
     void expire();

@@ -101,6 +101,7 @@ public:
 
     unsigned long no_reply_flags = 0;   // the SMFIP_NR_* we negotiated
     bool leading_space = false;         // SMFIP_HDR_LEADSPC: header values come (and go) as in the message
+    bool connected = false;             // the MTA sent its connect: the session knows its client
 
 private:
     ~Connection() = default;
@@ -131,6 +132,16 @@ private:
 };
 
 Connection* connection_of(SMFICTX* ctx) { return static_cast<Connection*>(smfi_getpriv(ctx)); }
+
+/* The connection of CTX for an event of its session; null, with a log
+ * line, when the MTA sent the event before its connect: such a session
+ * has no client, and would otherwise be taken for a local one. */
+Connection* connected_of(SMFICTX* ctx, const char* event) {
+    Connection* connection = connection_of(ctx);
+    if (connection && connection->connected) return connection;
+    log::warning(std::string("milter: ") + event + " before the connect event: refused with a temporary failure");
+    return nullptr;
+}
 
 /* The Connection for CTX, made at first use (an MTA that skips
  * negotiation still gets a session). */
@@ -278,6 +289,7 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
     if (!connection) return SMFIS_TEMPFAIL;
     metrics::count_connection();
     if (connection->counted().refused()) return SMFIS_TEMPFAIL;
+    connection->connected = true;
     auto ip = address_of(hostaddr);
     if (!ip) ip = parse_ip(macro(ctx, "{client_addr}"));
     const Reply reply = connection->ask([ip, host = std::string(hostname ? hostname : ""), port = port_of(hostaddr)](
@@ -286,8 +298,8 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
 }
 
 sfsistat on_helo(SMFICTX* ctx, char* name) {
-    Connection* connection = connection_of(ctx);
-    if (!connection) return SMFIS_CONTINUE;
+    Connection* connection = connected_of(ctx, "HELO");
+    if (!connection) return SMFIS_TEMPFAIL;
     const bool tls = !macro(ctx, "{tls_version}").empty() || !macro(ctx, "{cipher}").empty();
     const Reply reply =
         connection->ask([name = std::string(name ? name : ""), tls](Session& session) { return session.helo(name, tls); });
@@ -295,8 +307,8 @@ sfsistat on_helo(SMFICTX* ctx, char* name) {
 }
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
-    Connection* connection = connection_of(ctx);
-    if (!connection) return SMFIS_CONTINUE;
+    Connection* connection = connected_of(ctx, "MAIL");
+    if (!connection) return SMFIS_TEMPFAIL;
     const Reply reply = connection->ask([sender = std::string(argv && argv[0] ? argv[0] : ""),
                                          user = macro(ctx, "{auth_authen}"),
                                          size = declared_size(argv ? argv + 1 : nullptr),
@@ -309,8 +321,8 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
 }
 
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
-    Connection* connection = connection_of(ctx);
-    if (!connection) return SMFIS_CONTINUE;
+    Connection* connection = connected_of(ctx, "RCPT");
+    if (!connection) return SMFIS_TEMPFAIL;
     const Reply reply = connection->ask(
         [recipient = std::string(argv && argv[0] ? argv[0] : ""), id = queue_id(ctx)](Session& session) {
             note_queue_id(session, id);
@@ -367,8 +379,8 @@ private:
 };
 
 sfsistat on_eom(SMFICTX* ctx) {
-    Connection* connection = connection_of(ctx);
-    if (!connection) return SMFIS_CONTINUE;
+    Connection* connection = connected_of(ctx, "end of message");
+    if (!connection) return SMFIS_TEMPFAIL;
     metrics::count_message();
     const Reply reply = connection->ask([id = queue_id(ctx)](Session& session) {
         note_queue_id(session, id);

@@ -234,7 +234,7 @@ Loop::Loop(NativeEngine& engine, int listen_fd) : engine_(engine), listen_fd_(li
 
 Loop::~Loop() {
     loop_.unwatch(listen_fd_, *this);
-    for (auto& entry : connections_) engine_.released();
+    for (size_t i = 0; i < connections_.size(); ++i) engine_.released();
     connections_.clear();
 }
 

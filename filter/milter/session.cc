@@ -21,6 +21,13 @@ namespace {
 constexpr size_t kMaxStoredHeaderBytes = 256 * 1024;
 constexpr size_t kMaxStoredHeaderValue = 16 * 1024;
 
+/* A stage's reply that changes nothing in the message. */
+Reply answered(Answer answer) {
+    Reply reply;
+    reply.answer = std::move(answer);
+    return reply;
+}
+
 Answer refusal_from(const policy::Verdict& verdict) {
     Answer answer;
     answer.kind = verdict.outcome == Outcome::reject ? Answer::Kind::reject : Answer::Kind::tempfail;
@@ -136,19 +143,19 @@ std::optional<Reply> Session::connect(std::optional<IpAddress> ip, std::string_v
             connection_refusal_ = answer;
             return Reply{};   // given at the next command, where a reply text can be sent
         }
-        return Reply{answer};
+        return answered(answer);
     });
 }
 
 std::optional<Reply> Session::helo(std::string_view name, bool tls) {
     facts_.helo = name;
     facts_.tls = tls;
-    if (connection_refusal_) return Reply{*connection_refusal_};
+    if (connection_refusal_) return answered(*connection_refusal_);
     if (connection_accepted_) return Reply{};
     helo_refusal_.reset();
     return evaluate(Stage::helo, [this](Answer answer) -> std::optional<Reply> {
         if (answer.kind == Answer::Kind::reject || answer.kind == Answer::Kind::tempfail) helo_refusal_ = answer;
-        return Reply{answer};
+        return answered(answer);
     });
 }
 
@@ -158,10 +165,10 @@ std::optional<Reply> Session::mail(std::string_view sender, std::string_view aut
     facts_.auth_user = auth_user;
     facts_.authenticated = !auth_user.empty();
     facts_.size = declared_size;
-    if (connection_refusal_) return Reply{*connection_refusal_};
-    if (helo_refusal_) return Reply{*helo_refusal_};
+    if (connection_refusal_) return answered(*connection_refusal_);
+    if (helo_refusal_) return answered(*helo_refusal_);
     if (connection_accepted_) return Reply{};
-    return evaluate(Stage::mail, [](Answer answer) -> std::optional<Reply> { return Reply{answer}; });
+    return evaluate(Stage::mail, [](Answer answer) -> std::optional<Reply> { return answered(answer); });
 }
 
 std::optional<Reply> Session::rcpt(std::string_view recipient) {
@@ -174,7 +181,7 @@ std::optional<Reply> Session::rcpt(std::string_view recipient) {
         // An accept here covers this recipient only: the message goes on.
         if (answer.kind == Answer::Kind::accept) answer = Answer{};
         if (answer.kind == Answer::Kind::proceed) ++facts_.rcpt_count;
-        return Reply{answer};
+        return answered(answer);
     });
 }
 
@@ -203,7 +210,7 @@ std::optional<Reply> Session::end_of_message() {
     message_stream();   // a message without header fields
     end_headers();
     if (connection_accepted_ || message_accepted_) return finish_message(Reply{});
-    return evaluate(Stage::eom, [this](Answer answer) { return finish_message(Reply{answer}); });
+    return evaluate(Stage::eom, [this](Answer answer) { return finish_message(answered(answer)); });
 }
 
 /* The changes an end of message brings, unless it is refused: the

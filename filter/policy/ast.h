@@ -145,6 +145,7 @@ struct Policy {
     std::map<std::string, std::shared_ptr<const List>> lists;   // by lower-case name
     std::map<std::string, std::shared_ptr<const Map>> maps;     // by lower-case name
     std::vector<std::string> files;                              // every file read, in order
+    std::string digest;                                          // SHA-256 of those files' paths and texts
 
     const std::vector<Rule>& stage_rules(Stage stage) const { return rules[static_cast<size_t>(stage)]; }
 };

@@ -70,26 +70,28 @@ bool is_pending(const FieldValue& value) { return value.kind == FieldValue::Kind
 /* A condition's value: true, false, or nullopt while a fact is awaited. */
 using Truth = std::optional<bool>;
 
+bool is_dnsbl_equality(const Condition& condition) {
+    return (condition.op == Condition::Op::eq || condition.op == Condition::Op::ne) &&
+           (is_dnsbl_value(condition.lhs) || is_dnsbl_value(condition.rhs));
+}
+
 /* dnsbl("zone") == IP holds when IP is any of the list's return codes
- * (a list may answer several), != when it is none of them.  Nothing when
- * CONDITION is not such a comparison. */
-std::optional<Truth> dnsbl_equality(const Condition& condition, const Facts& facts) {
-    if (condition.op != Condition::Op::eq && condition.op != Condition::Op::ne) return std::nullopt;
+ * (a list may answer several), != when it is none of them. */
+Truth dnsbl_equality(const Condition& condition, const Facts& facts) {
     const bool left = is_dnsbl_value(condition.lhs);
-    if (!left && !is_dnsbl_value(condition.rhs)) return std::nullopt;
     const Operand& list = left ? condition.lhs : condition.rhs;
     const FieldValue other = operand_value(left ? condition.rhs : condition.lhs, facts);
-    if (is_pending(other)) return Truth{};
+    if (is_pending(other)) return std::nullopt;
     const auto wanted = other.kind == FieldValue::Kind::ip ? std::optional(other.ip) : parse_ip(other.str());
-    if (!wanted) return Truth{condition.op == Condition::Op::ne};
+    if (!wanted) return condition.op == Condition::Op::ne;
     const auto codes = dnsbl_codes(resolve_field(FieldId::client_ip, "", facts), list.argument, facts);
-    if (!codes) return Truth{};
+    if (!codes) return std::nullopt;
     const bool found = std::find(codes->begin(), codes->end(), *wanted) != codes->end();
-    return Truth{found == (condition.op == Condition::Op::eq)};
+    return found == (condition.op == Condition::Op::eq);
 }
 
 Truth compare(const Condition& condition, const Facts& facts) {
-    if (const auto equal = dnsbl_equality(condition, facts)) return *equal;
+    if (is_dnsbl_equality(condition)) return dnsbl_equality(condition, facts);
     const FieldValue lhs = operand_value(condition.lhs, facts);
     const FieldValue rhs = operand_value(condition.rhs, facts);
     if (is_pending(lhs) || is_pending(rhs)) return std::nullopt;

@@ -33,6 +33,7 @@
 #include "policy/diagnostics.h"
 #include "policy/lexer.h"
 #include "policy/parser.h"
+#include "util/digest.h"
 #include "util/files.h"
 #include "util/text.h"
 
@@ -124,7 +125,9 @@ private:
         std::optional<FileIdentity> identity;   // none for text given in memory
     };
 
-    std::shared_ptr<const SourceFile> source_file(const std::string& path, std::string short_name);
+    /* A file read: named in the policy's files and its digest. */
+    std::shared_ptr<const SourceFile> source_file(const std::string& path, std::string short_name,
+                                                  std::string_view text);
     std::string short_name_of(const std::string& path) const;
     void parse(std::string_view text, OpenFile file);
     void include_file(const std::string& path, const SourceLocation& where);
@@ -141,12 +144,20 @@ private:
     std::map<std::string, SourceLocation> definitions_;      // list and map names
     std::vector<ListReference> references_;
     std::unordered_map<const SourceFile*, size_t> file_order_;
+    Sha256 digest_;                                          // of every file read, in order
 };
 
-std::shared_ptr<const SourceFile> Loader::source_file(const std::string& path, std::string short_name) {
+std::shared_ptr<const SourceFile> Loader::source_file(const std::string& path, std::string short_name,
+                                                      std::string_view text) {
     auto file = std::make_shared<const SourceFile>(SourceFile{path, std::move(short_name)});
     file_order_.emplace(file.get(), file_order_.size());
     policy_->files.push_back(path);
+    // NUL never occurs in a path: no two sequences of files digest alike.
+    digest_.update(path);
+    digest_.update(std::string_view("\0", 1));
+    digest_.update(std::to_string(text.size()));
+    digest_.update(std::string_view("\0", 1));
+    digest_.update(text);
     return file;
 }
 
@@ -160,7 +171,7 @@ std::string Loader::short_name_of(const std::string& path) const {
 }
 
 void Loader::parse_main(std::string_view text, const std::string& path, std::optional<FileIdentity> identity) {
-    parse(text, {source_file(path, base_name(path)), main_dir_, identity});
+    parse(text, {source_file(path, base_name(path), text), main_dir_, identity});
 }
 
 void Loader::parse(std::string_view text, OpenFile file) {
@@ -197,7 +208,7 @@ void Loader::include_file(const std::string& path, const SourceLocation& where) 
         errors_.report(where, "include loop: " + chain + short_name_of(path));
         return;
     }
-    parse(text, {source_file(path, short_name_of(path)), directory_of(path), identity});
+    parse(text, {source_file(path, short_name_of(path), text), directory_of(path), identity});
 }
 
 /* Read and lex the list or map file WRITTEN names; report at WHERE if
@@ -211,7 +222,7 @@ bool Loader::read_data_file(const std::string& written, const SourceLocation& wh
         errors_.report(where, error);
         return false;
     }
-    file = source_file(path, short_name_of(path));
+    file = source_file(path, short_name_of(path), text);
     tokens = lex(text, LexMode::data, file, errors_);
     return true;
 }
@@ -319,6 +330,7 @@ std::vector<Diagnostic> Loader::sorted_errors() {
 LoadResult Loader::finish() {
     for (const ListReference& reference : references_) resolve(reference);
     if (!errors_.empty()) return {nullptr, sorted_errors()};
+    policy_->digest = digest_.hex_digest();
     return {std::move(policy_), {}};
 }
 

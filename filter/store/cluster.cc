@@ -164,7 +164,7 @@ struct ClusterTopology::Shared {
     std::string user;
     std::string password;
     Millis timeout;
-    std::shared_ptr<StoreHealth> health = std::make_shared<StoreHealth>();
+    std::shared_ptr<StoreHealth> health = std::make_shared<StoreHealth>("redis cluster");
 
     std::mutex mutex;
     std::optional<SlotMap> map;    // the last one any loop read
@@ -269,8 +269,9 @@ private:
             return call->fail();
         }
         if (asking) link->send(asking_command(), [](const LinkResult&) {});
-        link->send(call->command->encoded,
-                   [this, call, link](LinkResult result) { answered(call, *link, std::move(result)); });
+        link->send(
+            call->command->encoded, [this, call, link](LinkResult result) { answered(call, *link, std::move(result)); },
+            call->started);
     }
 
     /* LINK is alive here: it calls back, and RetiredLinks keeps it while
@@ -479,9 +480,12 @@ ClusterTopology::ClusterTopology(const RedisServers& servers, Millis timeout) : 
 
 ClusterTopology::~ClusterTopology() = default;
 
-void ClusterTopology::send(std::shared_ptr<const KeyCommand> command, Done done) {
-    loops_->here().send(make_call(std::move(command), std::move(done), shared_->timeout));
+void ClusterTopology::send(std::shared_ptr<const KeyCommand> command, Done done,
+                           std::chrono::steady_clock::time_point since) {
+    loops_->here().send(make_call(std::move(command), std::move(done), shared_->timeout, since));
 }
+
+std::string ClusterTopology::health() const { return shared_->health->state(); }
 
 void ClusterTopology::masters(MastersDone done) { loops_->here().masters(std::move(done)); }
 

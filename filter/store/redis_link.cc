@@ -101,16 +101,24 @@ RedisLink::~RedisLink() {
     }
 }
 
-void RedisLink::command(std::span<const std::string_view> args, Done done) {
+void RedisLink::command(std::span<const std::string_view> args, Done done, Clock::time_point since) {
     std::string encoded;
     encode_command(encoded, args);
-    send(encoded, std::move(done));
+    send(encoded, std::move(done), since);
 }
 
-void RedisLink::send(std::string_view encoded, Done done) {
+void RedisLink::send(std::string_view encoded, Done done, Clock::time_point since) {
     if (fd_ < 0 && !connect()) return fail_later(std::move(done), connect_error_);
-    queue(encoded, std::move(done));
-    if (!connecting_) flush();
+    queue(encoded, std::move(done), since);
+    if (connecting_) return;
+    // Written at once (one write for what the event queued), but a failure
+    // is the loop's to report: no callback may run inside send().
+    if (std::string error = flush(); !error.empty()) {
+        loop_.defer([alive = std::weak_ptr(alive_), this, error] {
+            const auto still = alive.lock();
+            if (still && *still) fail(error, kConnection);
+        });
+    }
 }
 
 /* A new socket and its connect under way; false when it cannot even
@@ -174,9 +182,9 @@ bool RedisLink::connect() {
     return true;
 }
 
-void RedisLink::queue(std::string_view encoded, Done done) {
+void RedisLink::queue(std::string_view encoded, Done done, Clock::time_point since) {
     out_ += encoded;
-    waiting_.push_back({std::move(done), Clock::now()});
+    waiting_.push_back({std::move(done), since == Clock::time_point{} ? Clock::now() : since});
     if (!deadline_.armed()) arm_deadline();
 }
 
@@ -185,13 +193,13 @@ void RedisLink::arm_deadline() {
     else deadline_.arm(waiting_.front().sent + timeout_);
 }
 
-void RedisLink::flush() {
+std::string RedisLink::flush() {
     while (out_sent_ < out_.size()) {
         const ssize_t sent = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
         if (sent < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) break;
-            return fail(system_error("send", errno), kConnection);
+            return system_error("send", errno);
         }
         out_sent_ += static_cast<size_t>(sent);
     }
@@ -200,6 +208,7 @@ void RedisLink::flush() {
         out_sent_ = 0;
     }
     update_interest();
+    return "";
 }
 
 void RedisLink::update_interest() {
@@ -210,6 +219,8 @@ void RedisLink::update_interest() {
 }
 
 void RedisLink::ready(uint32_t events) {
+    // A reply's callback may destroy this link.
+    const std::shared_ptr<bool> alive = alive_;
     if (connecting_) {
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
         int error = 0;
@@ -225,9 +236,9 @@ void RedisLink::ready(uint32_t events) {
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
         read_replies();
-        if (fd_ < 0) return;
+        if (!*alive || fd_ < 0) return;
     }
-    flush();
+    if (std::string error = flush(); !error.empty()) fail(error, kConnection);
 }
 
 void RedisLink::read_replies() {
@@ -299,8 +310,6 @@ void RedisLink::fail(const std::string& error, std::string_view kind) {
 }
 
 void RedisLink::report(bool ok, const std::string& error) {
-    if (healthy_ && *healthy_ == ok) return;
-    healthy_ = ok;
     if (health_) health_(ok, error);
 }
 

@@ -21,6 +21,10 @@
  * (encode_command()), for a caller that may send it more than once.
  * After SUBSCRIBE, the messages Redis pushes go to on_push()'s handler.
  *
+ * A command may carry the time its call began (SINCE): a command sent
+ * again for the same call (EVAL after NOSCRIPT) has only what is left
+ * of the timeout.
+ *
  * The first command connects (without waiting: AUTH and SELECT, when the
  * endpoint asks for them, go first on the new connection).  Each command
  * must be answered within TIMEOUT of being sent, or the link fails: every
@@ -28,8 +32,8 @@
  * closed.  The next command connects again, except within a second of a
  * failed connect: commands then fail at once with that connect's error,
  * so that while Redis is down sessions do not each wait a timeout.
- * HEALTH hears when the link starts to fail and when it works again, for
- * the log and the metrics.  lost() tells whether a connection of this
+ * HEALTH hears of every reply and every failure (so it must be cheap),
+ * for the log and the metrics.  lost() tells whether a connection of this
  * link ended (failed, or closed by the server): a caller that must not
  * reconnect to the same address blindly (Sentinel) drops the link then.
  * Destroying a link fails nothing: the callbacks of the commands on it
@@ -92,8 +96,9 @@ public:
     RedisLink(const RedisLink&) = delete;
     RedisLink& operator=(const RedisLink&) = delete;
 
-    void command(std::span<const std::string_view> args, Done done);
-    void send(std::string_view encoded, Done done);
+    void command(std::span<const std::string_view> args, Done done,
+                 std::chrono::steady_clock::time_point since = {});
+    void send(std::string_view encoded, Done done, std::chrono::steady_clock::time_point since = {});
     /* Replies no command waits for (a subscriber's messages) go to PUSH;
      * without it they end the connection. */
     void on_push(std::function<void(RedisReply)> push) { push_ = std::move(push); }
@@ -111,8 +116,9 @@ private:
     };
 
     bool connect();
-    void queue(std::string_view encoded, Done done);
-    void flush();
+    void queue(std::string_view encoded, Done done, std::chrono::steady_clock::time_point since = {});
+    /* Writes what is queued; "" or why the connection failed. */
+    std::string flush();
     void read_replies();
     void fail(const std::string& error, std::string_view kind);
     void fail_later(Done done, std::string error);
@@ -135,7 +141,6 @@ private:
     Timer deadline_;
     std::chrono::steady_clock::time_point retry_at_{};
     std::string connect_error_;      // of the last failed connect, until retry_at_
-    std::optional<bool> healthy_;     // as last reported
     bool lost_ = false;               // a connection ended
     std::shared_ptr<bool> alive_;     // false once destroyed: for callbacks that outlive a call
 };

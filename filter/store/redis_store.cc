@@ -111,7 +111,7 @@ public:
                 stop();
             });
         });
-        if (!result->ok) throw StoreError(store_.describe() + ": " + link.address().name + ": " + result->error);
+        if (!result->ok) throw StoreError(store_.describe() + ": " + server_of(link) + result->error);
         return std::move(result->reply);
     }
 
@@ -147,6 +147,12 @@ public:
     }
 
 private:
+    /* "HOST:PORT: " for messages, when the store's name does not say it. */
+    std::string server_of(const RedisLink& link) const {
+        const std::string& name = link.address().name;
+        return store_.describe().find(name) == std::string::npos ? name + ": " : "";
+    }
+
     /* START(stop) on this loop, served until it calls stop(). */
     void run(const std::function<void(const std::function<void()>&)>& start) {
         bool done = false;
@@ -208,9 +214,11 @@ void RedisStore::evaluate(std::string_view name, std::string_view lua, std::stri
     command[0] = "EVAL";
     command[1] = lua;
     auto eval = key_command(evalsha->key, command);
-    topology_->send(std::move(evalsha), [this, eval = std::move(eval), finish = std::move(finish)](
+    const auto started = std::chrono::steady_clock::now();
+    topology_->send(std::move(evalsha), [this, eval = std::move(eval), finish = std::move(finish), started](
                                              LinkResult result) mutable {
-        if (error_code(result) == "NOSCRIPT") return topology_->send(std::move(eval), std::move(finish));
+        // Within the call's one store.timeout.
+        if (error_code(result) == "NOSCRIPT") return topology_->send(std::move(eval), std::move(finish), started);
         finish(std::move(result));
     });
 }
@@ -291,5 +299,7 @@ void RedisStore::ping() {
 }
 
 std::string RedisStore::describe() const { return topology_->describe(); }
+
+std::string RedisStore::health() const { return topology_->health(); }
 
 }  // namespace portcullis::store

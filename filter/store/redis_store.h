@@ -54,6 +54,7 @@ public:
     bool erase(std::string_view key) override;
     void ping() override;
     std::string describe() const override;
+    std::string health() const override;
 
 private:
     class Blocking;   // redis_store.cc: a loop of a blocking call's own

@@ -89,4 +89,9 @@ std::optional<RedisReply> ReplyParser::next() {
     return convert(*reply);
 }
 
+std::string hiredis_version() {
+    return "hiredis " + std::to_string(HIREDIS_MAJOR) + "." + std::to_string(HIREDIS_MINOR) + "." +
+           std::to_string(HIREDIS_PATCH);
+}
+
 }  // namespace portcullis::store

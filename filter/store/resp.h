@@ -38,6 +38,9 @@ public:
 
 void encode_command(std::string& out, std::span<const std::string_view> args);
 
+/* "hiredis 0.14.1": the library this build uses, for `version`. */
+std::string hiredis_version();
+
 class ReplyParser {
 public:
     ReplyParser();

@@ -33,6 +33,7 @@ using RouterClock = std::chrono::steady_clock;
 struct Call {
     std::shared_ptr<const KeyCommand> command;
     Topology::Done done;
+    RouterClock::time_point started;     // each command sent has store.timeout from here
     RouterClock::time_point deadline;
     int redirects = 0;
     std::string error;        // of the last attempt, for a call that runs out of time
@@ -43,9 +44,12 @@ struct Call {
     void fail() const { done(LinkResult{false, {}, error, kind, true}); }
 };
 
-/* A call of COMMAND that may be retried for TIMEOUT from now. */
-inline std::shared_ptr<Call> make_call(std::shared_ptr<const KeyCommand> command, Topology::Done done, Millis timeout) {
-    return std::make_shared<Call>(Call{std::move(command), std::move(done), RouterClock::now() + timeout, 0, {}, {}});
+/* A call of COMMAND, begun at SINCE (now, if not given), that may be
+ * retried until TIMEOUT after that. */
+inline std::shared_ptr<Call> make_call(std::shared_ptr<const KeyCommand> command, Topology::Done done, Millis timeout,
+                                       RouterClock::time_point since) {
+    const auto started = since == RouterClock::time_point{} ? RouterClock::now() : since;
+    return std::make_shared<Call>(Call{std::move(command), std::move(done), started, started + timeout, 0, {}, {}});
 }
 
 /* Links a router no longer sends to, kept until the commands on them

@@ -50,7 +50,7 @@ struct SentinelTopology::Shared {
     std::string password;
     Millis timeout;
     std::string description;       // "redis sentinel mymaster"
-    std::shared_ptr<StoreHealth> health = std::make_shared<StoreHealth>();
+    std::shared_ptr<StoreHealth> health;
 
     std::mutex mutex;
     std::string master;            // the address last found by any loop
@@ -193,8 +193,9 @@ private:
 
     void dispatch(std::shared_ptr<Call> call) {
         RedisLink* link = master_.get();
-        link->send(call->command->encoded,
-                   [this, call, link](LinkResult result) { answered(call, *link, std::move(result)); });
+        link->send(
+            call->command->encoded, [this, call, link](LinkResult result) { answered(call, *link, std::move(result)); },
+            call->started);
     }
 
     /* LINK is alive here: it calls back, and RetiredLinks keeps it while
@@ -303,15 +304,19 @@ SentinelTopology::SentinelTopology(const RedisServers& servers, Millis timeout)
     shared_->password = servers.password;
     shared_->timeout = timeout;
     shared_->description = "redis sentinel " + servers.master;
+    shared_->health = std::make_shared<StoreHealth>(shared_->description);
     loops_ = std::make_unique<PerLoop<Loop>>(
         [shared = shared_](EventLoop& loop) { return std::make_shared<Loop>(loop, shared); });
 }
 
 SentinelTopology::~SentinelTopology() = default;
 
-void SentinelTopology::send(std::shared_ptr<const KeyCommand> command, Done done) {
-    loops_->here().send(make_call(std::move(command), std::move(done), shared_->timeout));
+void SentinelTopology::send(std::shared_ptr<const KeyCommand> command, Done done,
+                            std::chrono::steady_clock::time_point since) {
+    loops_->here().send(make_call(std::move(command), std::move(done), shared_->timeout, since));
 }
+
+std::string SentinelTopology::health() const { return shared_->health->state(); }
 
 void SentinelTopology::masters(MastersDone done) { loops_->here().masters(std::move(done)); }
 

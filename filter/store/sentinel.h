@@ -53,8 +53,10 @@ public:
     SentinelTopology(const RedisServers& servers, Millis timeout);
     ~SentinelTopology() override;
 
-    void send(std::shared_ptr<const KeyCommand> command, Done done) override;
+    void send(std::shared_ptr<const KeyCommand> command, Done done,
+              std::chrono::steady_clock::time_point since) override;
     void masters(MastersDone done) override;
+    std::string health() const override;
     std::string describe() const override;
 
 private:

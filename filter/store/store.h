@@ -181,6 +181,10 @@ public:
 
     /* "redis 127.0.0.1:6379/0", "memory (snapshot /var/lib/...)": for logs. */
     virtual std::string describe() const = 0;
+
+    /* "ok", or what is wrong as the store last saw it ("unreachable since
+     * ...: Connection refused"), for `portcullis status`. */
+    virtual std::string health() const { return "ok"; }
 };
 
 /* The wall clock in ms since the epoch: what the daemon passes as now. */

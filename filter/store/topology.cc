@@ -9,6 +9,7 @@
 #include "store/sentinel.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/units.h"
 
 namespace portcullis::store {
 
@@ -29,21 +30,26 @@ class StandaloneTopology final : public Topology {
 public:
     StandaloneTopology(const RedisEndpoint& endpoint, Millis timeout)
         : address_(resolve_endpoint(endpoint)), description_(describe_endpoint(endpoint)),
-          links_([this, timeout, health = std::make_shared<StoreHealth>()](EventLoop& loop) {
-              return std::make_shared<RedisLink>(loop, address_, timeout, health->reporter(description_, true));
+          health_(std::make_shared<StoreHealth>(description_)),
+          links_([this, timeout](EventLoop& loop) {
+              return std::make_shared<RedisLink>(loop, address_, timeout, health_->reporter(description_, true));
           }) {}
 
-    void send(std::shared_ptr<const KeyCommand> command, Done done) override {
-        links_.here().send(command->encoded, std::move(done));
+    void send(std::shared_ptr<const KeyCommand> command, Done done,
+              std::chrono::steady_clock::time_point since) override {
+        links_.here().send(command->encoded, std::move(done), since);
     }
 
     void masters(MastersDone done) override { done({address_}, ""); }
+
+    std::string health() const override { return health_->state(); }
 
     std::string describe() const override { return description_; }
 
 private:
     LinkAddress address_;
     std::string description_;
+    std::shared_ptr<StoreHealth> health_;
     PerLoop<RedisLink> links_;
 };
 
@@ -66,33 +72,53 @@ std::string_view error_code(const LinkResult& result) {
 }
 
 RedisLink::Health StoreHealth::reporter(const std::string& name, bool counts) {
+    std::shared_ptr<Server> server;
     {
         const std::lock_guard lock(mutex_);
-        servers_[name].counts = counts;
+        auto& known = servers_[name];
+        if (!known) known = std::make_shared<Server>(name, counts);
+        server = known;
     }
-    return [self = shared_from_this(), name](bool ok, const std::string& error) { self->report(name, ok, error); };
+    return [self = shared_from_this(), server](bool ok, const std::string& error) { self->report(*server, ok, error); };
 }
 
-void StoreHealth::report(const std::string& name, bool ok, const std::string& error) {
+void StoreHealth::report(Server& server, bool ok, const std::string& error) {
+    if (ok == server.reachable.load(std::memory_order_relaxed)) return;
     const std::lock_guard lock(mutex_);
-    Server& server = servers_[name];
-    if (ok == server.reachable) return;
+    if (server.gone || ok == server.reachable.load()) return;
     server.reachable = ok;
-    if (ok) log::info("store: " + name + " reachable again");
-    else log::warning("store: " + name + " unreachable: " + error);
+    server.failure = ok ? "" : "unreachable since " + utc_time(now_ms()) + ": " + error;
+    if (ok) log::info("store: " + server.name + " reachable again");
+    else log::warning("store: " + server.name + " unreachable: " + error);
     if (server.counts) publish_up();
 }
 
 void StoreHealth::forget_except(const std::set<std::string>& keep) {
     const std::lock_guard lock(mutex_);
-    std::erase_if(servers_, [&keep](const auto& entry) { return entry.second.counts && !keep.contains(entry.first); });
+    std::erase_if(servers_, [&keep](const auto& entry) {
+        const bool forget = entry.second->counts && !keep.contains(entry.first);
+        if (forget) entry.second->gone = true;
+        return forget;
+    });
     publish_up();
+}
+
+std::string StoreHealth::state() const {
+    const std::lock_guard lock(mutex_);
+    std::string text;
+    for (const auto& [name, server] : servers_) {
+        if (!server->counts || server->failure.empty()) continue;
+        if (!text.empty()) text += "; ";
+        if (name != store_) text += name + " ";
+        text += server->failure;
+    }
+    return text.empty() ? "ok" : text;
 }
 
 /* Under mutex_. */
 void StoreHealth::publish_up() {
     bool up = true;
-    for (const auto& [name, server] : servers_) up = up && (!server.counts || server.reachable);
+    for (const auto& [name, server] : servers_) up = up && (!server->counts || server->reachable);
     metrics::set_store_up(up);
 }
 

@@ -32,6 +32,8 @@
  */
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -63,24 +65,37 @@ std::string_view error_code(const LinkResult& result);
  * may outlive its topology briefly (PerLoop destroys it on its loop). */
 class StoreHealth : public std::enable_shared_from_this<StoreHealth> {
 public:
+    /* STORE is the store's describe(): a server of that name is the whole
+     * store, and state() need not name it. */
+    explicit StoreHealth(std::string store) : store_(std::move(store)) {}
+
     /* The health callback for the links to the server NAME ("redis
      * 127.0.0.1:6379/0", "sentinel 127.0.0.1:26379"): its log lines name
      * it.  COUNTS: whether it is a data server, so its state is
-     * portcullis_store_up's. */
+     * portcullis_store_up's.  Every reply reports: the common case (no
+     * change) takes no lock. */
     RedisLink::Health reporter(const std::string& name, bool counts);
     /* Forgets the data servers not in KEEP: they left the topology. */
     void forget_except(const std::set<std::string>& keep);
+    /* "ok", or "unreachable since TIME: WHY" for each data server that
+     * is, after its name unless it is the store. */
+    std::string state() const;
 
 private:
     struct Server {
-        bool reachable = true;
-        bool counts = false;
+        Server(std::string server_name, bool data) : name(std::move(server_name)), counts(data) {}
+        const std::string name;
+        const bool counts;
+        std::atomic<bool> reachable{true};
+        std::string failure;   // under mutex_: why, and since when
+        bool gone = false;     // under mutex_: forgotten
     };
-    void report(const std::string& name, bool ok, const std::string& error);
+    void report(Server& server, bool ok, const std::string& error);
     void publish_up();
 
-    std::mutex mutex_;
-    std::map<std::string, Server, std::less<>> servers_;
+    std::string store_;
+    mutable std::mutex mutex_;
+    std::map<std::string, std::shared_ptr<Server>, std::less<>> servers_;
 };
 
 class Topology {
@@ -90,8 +105,13 @@ public:
 
     virtual ~Topology() = default;
 
-    virtual void send(std::shared_ptr<const KeyCommand> command, Done done) = 0;
+    /* SINCE: when the call began, if before now (EVAL after NOSCRIPT):
+     * the command has only what is left of store.timeout. */
+    virtual void send(std::shared_ptr<const KeyCommand> command, Done done,
+                      std::chrono::steady_clock::time_point since = {}) = 0;
     virtual void masters(MastersDone done) = 0;
+    /* StoreHealth::state() of its servers. */
+    virtual std::string health() const = 0;
     /* "redis 127.0.0.1:6379/0", "redis sentinel master mymaster",
      * "redis cluster": what error messages and the log start with. */
     virtual std::string describe() const = 0;

@@ -174,18 +174,25 @@ void EventLoop::stop() {
 void EventLoop::run() {
     RunningAs as(this);
     stopping_ = false;
-    while (!stopping_) turn();
+    while (!stopping_) {
+        run_deferred();
+        turn();
+    }
     run_deferred();
 }
 
 void EventLoop::run_until(const std::function<bool()>& done) {
     RunningAs as(this);
-    run_deferred();
-    while (!done()) turn();
+    // Checked after the deferred tasks too: one of them may be what DONE
+    // waits for, and nothing else might ever wake the wait.
+    for (;;) {
+        run_deferred();
+        if (done()) return;
+        turn();
+    }
 }
 
 void EventLoop::turn() {
-    run_deferred();
     epoll_event events[kBatch];
     const int count = epoll_wait(epoll_fd_, events, kBatch, wait_timeout_ms());
     now_ = Clock::now();

@@ -138,7 +138,7 @@ private:
     friend class Timer;
     friend class PerLoopBase;
 
-    /* One pass: deferred tasks, wait, events, timers. */
+    /* One wait, then the events and the timers that are due. */
     void turn();
     int wait_timeout_ms() const;
     void run_posted();

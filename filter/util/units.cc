@@ -4,6 +4,7 @@
 #include "util/units.h"
 
 #include <charconv>
+#include <ctime>
 #include <limits>
 
 namespace portcullis {
@@ -65,6 +66,16 @@ std::string format_duration(Millis duration) {
         if (ms != 0 && ms % unit.size == 0) return std::to_string(ms / unit.size) + unit.name;
     }
     return std::to_string(ms) + "ms";
+}
+
+std::string utc_time(int64_t ms_since_epoch) {
+    if (ms_since_epoch == 0) return "never";
+    const std::time_t seconds = static_cast<std::time_t>(ms_since_epoch / 1000);
+    std::tm parts{};
+    gmtime_r(&seconds, &parts);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+    return text;
 }
 
 }  // namespace portcullis

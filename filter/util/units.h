@@ -7,6 +7,8 @@
  * number with an optional k, M, G suffix (powers of 1024, case of the
  * suffix ignored).  Both return nullopt on anything else, including
  * overflow.  format_duration() writes the shortest exact form back.
+ * utc_time() writes a time (ms since the epoch) as "2026-12-06T16:00:00Z",
+ * and 0 as "never".
  */
 #pragma once
 
@@ -23,5 +25,6 @@ using Millis = std::chrono::milliseconds;
 std::optional<Millis> parse_duration(std::string_view text);
 std::optional<uint64_t> parse_size(std::string_view text);
 std::string format_duration(Millis duration);
+std::string utc_time(int64_t ms_since_epoch);
 
 }  // namespace portcullis

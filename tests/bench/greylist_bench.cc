@@ -3,17 +3,21 @@
  * triplet costs Redis in memory.
  *
  *   bench_greylist --url redis://127.0.0.1:PORT/0 [--sessions 50]
- *                  [--seconds 10] [--triplets 1000000] [--short]
+ *                  [--loops CORES] [--seconds 10] [--triplets 1000000] [--short]
  *
- * Phase "new": SESSIONS threads, one per concurrent SMTP session, each
- * asking checks::Greylist about triplets nobody has seen (every decision
- * is "new").  Phase "pass": the same threads retry those triplets with
- * the clock 10 minutes on (every decision is "pass", and counts towards
- * the network's AWL).  Either is one store script on the network's hash.
- * Each phase reports decisions/s and the p50/p99/max latency of one
- * decision, as a milter worker would see it.  Phase "memory": FLUSHDB,
- * then TRIPLETS new triplets, then Redis's used_memory (INFO memory)
- * before and after, per triplet, and the keys (networks) they took.
+ * Phase "new": SESSIONS concurrent SMTP sessions on event loops, one
+ * loop thread per core (--loops), as the daemon serves them, each session
+ * with one checks::Greylist decision out at a time, about triplets nobody
+ * has seen (every decision is "new").  Phase "pass": the same sessions
+ * retry those triplets with the clock 10 minutes on (every decision is
+ * "pass", and counts towards the network's AWL).  Either is one store
+ * script on the network's hash, through the real RedisStore: one
+ * connection per loop, the sessions' scripts pipelined on it.  Each phase
+ * reports decisions/s and the p50/p99/max latency of one decision, from
+ * its start to its answer, as a session sees it.  Phase "memory":
+ * FLUSHDB, then TRIPLETS new triplets, then Redis's used_memory (INFO
+ * memory) before and after, per triplet, and the keys (networks) they
+ * took.
  *
  * Addresses are shaped like bulk traffic: a client /24 out of 65,536, a
  * sender like "newsletter-4711@shop17.example.com" (the VERP digits fold
@@ -51,15 +55,19 @@ checks::Triplet triplet(long n) {
     return checks::make_triplet(*parse_ip(client), sender, rcpt, false);
 }
 
-/* SESSIONS threads; thread t asks about triplets t, t+S, ... with the
+/* SESSIONS sessions; session s asks about triplets s, s+S, ... with the
  * clock CLOCK_OFFSET_MS ahead. */
 bench::PhaseResult run_phase(store::Store& store, const bench::Options& options, int seconds,
-                             int64_t clock_offset_ms, long limit_per_thread) {
+                             int64_t clock_offset_ms, long limit_per_session) {
     checks::Greylist greylist(store, [clock_offset_ms] { return store::now_ms() + clock_offset_ms; });
     const checks::GreylistSettings settings;
-    return bench::run_sessions(options.sessions, seconds, limit_per_thread, [&](int t, long i) {
-        greylist.check(triplet(t + i * options.sessions), settings);
-    });
+    return bench::run_sessions(options, seconds, limit_per_session,
+                               [&](int s, long i, std::function<void(bool)> done) {
+                                   greylist.check(triplet(s + i * options.sessions), settings,
+                                                  [done = std::move(done)](store::Outcome<checks::GreylistDecision> got) {
+                                                      done(got.value.has_value());
+                                                  });
+                               });
 }
 
 }  // namespace
@@ -67,23 +75,22 @@ bench::PhaseResult run_phase(store::Store& store, const bench::Options& options,
 int main(int argc, char** argv) {
     const bench::Options options = bench::parse_options(argc, argv, "bench_greylist", "--triplets", 1'000'000, "--short");
     short_addresses = options.flag;
-    store::RedisConnection admin(parse_redis_url(options.url), bench::admin_deadline());
-    bench::flush_database(admin);
+    bench::Admin admin(options.url);
+    admin.flush_database();
 
     store::RedisStore store(bench::redis_settings(options.url));
-    std::printf("greylist decisions, %d sessions, %d s per phase, %s\n", options.sessions, options.seconds,
-                store.describe().c_str());
+    std::printf("greylist decisions, %d sessions on %d loops, %d s per phase, %s\n", options.sessions, options.loops,
+                options.seconds, store.describe().c_str());
     const bench::PhaseResult fresh = run_phase(store, options, options.seconds, 0, 1L << 40);
-    const long per_thread = fresh.decisions / options.sessions;
+    const long per_session = fresh.decisions / options.sessions;
     bench::report("new", fresh);
-    bench::report("pass", run_phase(store, options, options.seconds, 10 * 60 * 1000, per_thread));
+    bench::report("pass", run_phase(store, options, options.seconds, 10 * 60 * 1000, per_session));
 
-    bench::flush_database(admin);
-    const long long before = bench::used_memory(admin);
+    admin.flush_database();
+    const long long before = admin.used_memory();
     const bench::PhaseResult filled = run_phase(store, options, 3600, 0, options.count / options.sessions);
-    const long long after = bench::used_memory(admin);
-    const std::string_view dbsize[] = {"DBSIZE"};
-    const long long keys = admin.command(dbsize, bench::admin_deadline()).integer;
+    const long long after = admin.used_memory();
+    const long long keys = admin.keys();
     std::printf("memory: %lld keys after %ld new triplets (%.1f s); used_memory %lld -> %lld = %.1f bytes per triplet\n",
                 keys, filled.decisions, filled.seconds, before, after,
                 static_cast<double>(after - before) / static_cast<double>(std::max(1L, filled.decisions)));

@@ -3,15 +3,19 @@
  * a bucket costs Redis in memory.
  *
  *   bench_ratelimit --url redis://127.0.0.1:PORT/0 [--sessions 50]
- *                   [--seconds 10] [--buckets 20000]
+ *                   [--loops CORES] [--seconds 10] [--buckets 20000]
  *
  * Every decision is checks::Ratelimit::take() through the daemon's
- * RedisStore (pool of 16 connections) with the default policy's
- * per-login rates, 100/1m 1000/1h 3000/1d: one script on one key.
- *   "spread": SESSIONS threads, one per concurrent SMTP session, each on
- *             logins of its own (50 events per login, then the next), so
- *             most events are allowed and buckets fill up;
- *   "hot":    every thread on one bucket, which refuses almost all: the
+ * RedisStore (one connection per event loop, the sessions' scripts
+ * pipelined on it) with the default policy's per-login rates, 100/1m
+ * 1000/1h 3000/1d: one script on one key.  SESSIONS concurrent SMTP
+ * sessions run on event loops, one loop thread per core (--loops), as the
+ * daemon serves them, each with one decision out at a time, timed from
+ * its start to its answer (store_bench.h).
+ *   "spread": each session on logins of its own (50 events per login,
+ *             then the next), so most events are allowed and buckets
+ *             fill up;
+ *   "hot":    every session on one bucket, which refuses almost all: the
  *             worst case for one key;
  *   "memory": FLUSHDB, BUCKETS logins with 50 events each (spread over
  *             50 seconds of the injected clock, so over many slots), then
@@ -37,40 +41,47 @@ std::string login_key(long login) {
     return checks::bucket_key("auth.user:100/1m,1000/1h,3000/1d", parts);
 }
 
+/* DONE(ok) for a take() outcome, counting the allowed in ALLOWED if given. */
+checks::Ratelimit::TakeDone finished(std::function<void(bool)> done, std::atomic<long>* allowed = nullptr) {
+    return [done = std::move(done), allowed](store::Outcome<checks::RatelimitDecision> got) {
+        if (allowed && got.value && got.value->allowed) ++*allowed;
+        done(got.value.has_value());
+    };
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const bench::Options options = bench::parse_options(argc, argv, "bench_ratelimit", "--buckets", 20'000);
-    store::RedisConnection admin(parse_redis_url(options.url), bench::admin_deadline());
-    bench::flush_database(admin);
+    bench::Admin admin(options.url);
+    admin.flush_database();
     store::RedisStore store(bench::redis_settings(options.url));
-    std::printf("rate-limit decisions, %d sessions, %d s per phase, %s\n", options.sessions, options.seconds,
-                store.describe().c_str());
+    std::printf("rate-limit decisions, %d sessions on %d loops, %d s per phase, %s\n", options.sessions,
+                options.loops, options.seconds, store.describe().c_str());
 
-    // Thread t's i-th event: login t + S * (i / 50), one event a second of the injected clock.
+    // Session s's i-th event: login s + S * (i / 50), one event a second of the injected clock.
     const int64_t start = store::now_ms();
-    auto spread = [&](int t, long i) {
+    auto spread = [&](int s, long i, std::function<void(bool)> done) {
         checks::Ratelimit limiter(store, [&] { return start + (i % kEventsPerLogin) * 1000; });
-        limiter.take(login_key(t + options.sessions * (i / kEventsPerLogin)), kRates);
+        limiter.take(login_key(s + options.sessions * (i / kEventsPerLogin)), kRates, finished(std::move(done)));
     };
-    bench::report("spread", bench::run_sessions(options.sessions, options.seconds, 1L << 40, spread));
+    bench::report("spread", bench::run_sessions(options, options.seconds, 1L << 40, spread));
 
     std::atomic<long> allowed{0};
     checks::Ratelimit hot_limiter(store);
     const std::string hot_key = login_key(-1);
-    auto hot = [&](int, long) {
-        if (hot_limiter.take(hot_key, kRates).allowed) ++allowed;
+    auto hot = [&](int, long, std::function<void(bool)> done) {
+        hot_limiter.take(hot_key, kRates, finished(std::move(done), &allowed));
     };
-    bench::report("hot", bench::run_sessions(options.sessions, options.seconds, 1L << 40, hot));
+    bench::report("hot", bench::run_sessions(options, options.seconds, 1L << 40, hot));
     std::printf("hot: %ld allowed (at most 100 a minute may be)\n", allowed.load());
 
-    bench::flush_database(admin);
-    const long long before = bench::used_memory(admin);
-    const long per_thread = options.count * kEventsPerLogin / options.sessions;
-    const auto filled = bench::run_sessions(options.sessions, 3600, per_thread, spread);
-    const long long after = bench::used_memory(admin);
-    const std::string_view dbsize[] = {"DBSIZE"};
-    const long long keys = admin.command(dbsize, bench::admin_deadline()).integer;
+    admin.flush_database();
+    const long long before = admin.used_memory();
+    const long per_session = options.count * kEventsPerLogin / options.sessions;
+    const auto filled = bench::run_sessions(options, 3600, per_session, spread);
+    const long long after = admin.used_memory();
+    const long long keys = admin.keys();
     std::printf("memory: %lld buckets after %ld events (%.1f s); used_memory %lld -> %lld = %.1f bytes per bucket\n",
                 keys, filled.decisions, filled.seconds, before, after,
                 static_cast<double>(after - before) / static_cast<double>(std::max(1LL, keys)));

@@ -2,15 +2,18 @@
  * store_bench.h: what the store benchmarks share.
  *
  * parse_options() reads the options every store benchmark takes: --url,
- * --sessions, --seconds, one count (--triplets, --buckets) and at most one
- * flag without a value (--short).
- * run_sessions() plays SESSIONS concurrent SMTP sessions as threads, each
- * calling DECIDE(thread, i) for i = 0, 1, ... until SECONDS pass or
- * LIMIT calls are made, and times every call as a milter worker would
- * see it; report() prints decisions/s and p50/p99/max.  A DECIDE that
- * throws store::StoreError counts as an error.  redis_settings() is the
- * RedisStore config for a --url; used_memory() reads INFO memory over
- * an admin connection.
+ * --sessions, --loops, --seconds, one count (--triplets, --buckets) and
+ * at most one flag without a value (--short).
+ * run_sessions() plays SESSIONS concurrent SMTP sessions the way the
+ * daemon serves them: LOOPS event-loop threads (one per core unless
+ * --loops says otherwise), the sessions spread over them, each session
+ * with one decision out at a time: DECIDE(session, i, done) starts
+ * decision i, and the session starts decision i + 1 once done(ok) is
+ * called, until SECONDS pass or LIMIT decisions are made.  Each decision
+ * is timed from its start to its done, as a session sees it; report()
+ * prints decisions/s and p50/p99/max.  done(false) counts an error.
+ * redis_settings() is the RedisStore config for a --url; Admin is a
+ * connection of the benchmark's own for FLUSHDB, INFO and DBSIZE.
  */
 #pragma once
 
@@ -20,12 +23,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "store/redis_connection.h"
+#include "store/redis_link.h"
 #include "store/store.h"
+#include "util/event_loop.h"
 
 namespace portcullis::bench {
 
@@ -34,6 +40,7 @@ using Clock = std::chrono::steady_clock;
 struct Options {
     std::string url = "redis://127.0.0.1:6379/0";
     int sessions = 50;
+    int loops = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     int seconds = 10;
     long count = 0;      // what COUNT_OPTION gave
     bool flag = false;   // whether FLAG_OPTION was given
@@ -54,6 +61,7 @@ inline Options parse_options(int argc, char** argv, const char* program, const s
         const char* value = argv[++i];
         if (name == "--url") options.url = value;
         else if (name == "--sessions") options.sessions = std::max(1, std::atoi(value));
+        else if (name == "--loops") options.loops = std::max(1, std::atoi(value));
         else if (name == "--seconds") options.seconds = std::max(1, std::atoi(value));
         else if (name == count_option) options.count = std::max(1L, std::atol(value));
         else std::fprintf(stderr, "%s: unknown option %s\n", program, name.c_str()), std::exit(2);
@@ -68,35 +76,62 @@ struct PhaseResult {
     std::vector<double> latencies_us;
 };
 
-inline PhaseResult run_sessions(int sessions, int seconds, long limit,
-                                const std::function<void(int thread, long i)>& decide) {
-    std::vector<std::vector<double>> latencies(static_cast<size_t>(sessions));
-    std::vector<long> counts(static_cast<size_t>(sessions)), errors(static_cast<size_t>(sessions));
-    const auto deadline = Clock::now() + std::chrono::seconds(seconds);
+/* Starts decision I of SESSION; DONE(ok) once it is made. */
+using Decide = std::function<void(int session, long i, std::function<void(bool ok)> done)>;
+
+inline PhaseResult run_sessions(const Options& options, int seconds, long limit, const Decide& decide) {
+    struct Session {
+        int number = 0;
+        long next = 0;
+    };
+    struct LoopResult {
+        long decisions = 0;
+        long errors = 0;
+        std::vector<double> latencies_us;
+    };
+    std::vector<LoopResult> results(static_cast<size_t>(options.loops));
     const auto started = Clock::now();
-    std::vector<std::thread> threads;
-    for (int t = 0; t < sessions; ++t) {
-        threads.emplace_back([&, t] {
-            const auto slot = static_cast<size_t>(t);
-            for (long i = 0; i < limit && Clock::now() < deadline; ++i) {
-                const auto one = Clock::now();
-                try {
-                    decide(t, i);
-                } catch (const store::StoreError&) {
-                    ++errors[slot];
-                }
-                latencies[slot].push_back(std::chrono::duration<double, std::micro>(Clock::now() - one).count());
-                ++counts[slot];
-            }
-        });
+    const auto deadline = started + std::chrono::seconds(seconds);
+    {
+        std::vector<std::jthread> threads;
+        for (int l = 0; l < options.loops; ++l) {
+            threads.emplace_back([&, l] {
+                EventLoop loop;
+                LoopResult& mine = results[static_cast<size_t>(l)];
+                std::vector<Session> sessions;
+                for (int s = l; s < options.sessions; s += options.loops) sessions.push_back({s, 0});
+                size_t running = sessions.size();
+                if (running == 0) return;
+                // Decides SESSION's next, or ends it.
+                std::function<void(Session&)> step = [&](Session& session) {
+                    if (session.next >= limit || Clock::now() >= deadline) {
+                        if (--running == 0) loop.stop();
+                        return;
+                    }
+                    const auto one = Clock::now();
+                    decide(session.number, session.next++, [&mine, &loop, &step, &session, one](bool ok) {
+                        mine.latencies_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - one).count());
+                        ++mine.decisions;
+                        if (!ok) ++mine.errors;
+                        // Not from inside the answer: a store may answer during decide().
+                        loop.defer([&step, &session] { step(session); });
+                    });
+                };
+                loop.defer([&] {
+                    for (auto& session : sessions) step(session);
+                });
+                // run() and stop(), not run_until(): the last session may end
+                // in a deferred task, after which run_until() would wait on.
+                loop.run();
+            });
+        }
     }
-    for (auto& thread : threads) thread.join();
     PhaseResult result;
     result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    for (size_t t = 0; t < latencies.size(); ++t) {
-        result.decisions += counts[t];
-        result.errors += errors[t];
-        result.latencies_us.insert(result.latencies_us.end(), latencies[t].begin(), latencies[t].end());
+    for (auto& loop : results) {
+        result.decisions += loop.decisions;
+        result.errors += loop.errors;
+        result.latencies_us.insert(result.latencies_us.end(), loop.latencies_us.begin(), loop.latencies_us.end());
     }
     return result;
 }
@@ -125,20 +160,41 @@ inline config::Config::Store redis_settings(const std::string& url) {
     return settings;
 }
 
-/* The benchmark's own commands (FLUSHDB on a big database, INFO) may take
- * a while, each one. */
-inline store::Deadline admin_deadline() { return store::Deadline::after(std::chrono::seconds(30)); }
+/* The benchmark's own connection: its commands (FLUSHDB on a big
+ * database, INFO) may take a while, each one. */
+class Admin {
+public:
+    explicit Admin(const std::string& url)
+        : link_(loop_, store::resolve_endpoint(parse_redis_url(url)), std::chrono::seconds(30)) {}
 
-inline long long used_memory(store::RedisConnection& connection) {
-    const std::string_view info[] = {"INFO", "memory"};
-    const auto reply = connection.command(info, admin_deadline());
-    const auto at = reply.text.find("used_memory:");
-    return at == std::string::npos ? -1 : std::atoll(reply.text.c_str() + at + std::strlen("used_memory:"));
-}
+    store::RedisReply command(std::span<const std::string_view> args) {
+        std::optional<store::LinkResult> result;
+        link_.command(args, [&result](store::LinkResult got) { result = std::move(got); });
+        loop_.run_until([&result] { return result.has_value(); });
+        if (!result->ok) throw std::runtime_error("redis: " + result->error);
+        return std::move(result->reply);
+    }
 
-inline void flush_database(store::RedisConnection& connection) {
-    const std::string_view flush[] = {"FLUSHDB"};
-    connection.command(flush, admin_deadline());
-}
+    long long used_memory() {
+        const std::string_view info[] = {"INFO", "memory"};
+        const auto reply = command(info);
+        const auto at = reply.text.find("used_memory:");
+        return at == std::string::npos ? -1 : std::atoll(reply.text.c_str() + at + std::strlen("used_memory:"));
+    }
+
+    void flush_database() {
+        const std::string_view flush[] = {"FLUSHDB"};
+        command(flush);
+    }
+
+    long long keys() {
+        const std::string_view dbsize[] = {"DBSIZE"};
+        return command(dbsize).integer;
+    }
+
+private:
+    EventLoop loop_;
+    store::RedisLink link_;
+};
 
 }  // namespace portcullis::bench

@@ -9,7 +9,8 @@
  *   timeout NAME                     NAME's lookups time out
  *   verify ID FILE CHUNK MIN_BITS    verify the message in FILE, its body
  *                                    in pieces of CHUNK bytes (0: whole),
- *                                    RSA keys of MIN_BITS at least
+ *                                    RSA keys of MIN_BITS at least, the
+ *                                    keys it names answered from the DNS
  * Output, for each verify:
  *   ID summary SUMMARY PASSING_DOMAIN
  *   ID signature RESULT KEY_BITS DOMAIN SELECTOR ALGORITHM REASON
@@ -73,9 +74,9 @@ int main() {
             size_t chunk = 0;
             unsigned min_bits = 0;
             if (!(words >> id >> file >> chunk >> min_bits)) throw std::runtime_error("bad verify line: " + line);
-            portcullis::dkim::Verifier verifier(*dns, {min_bits, 16});
+            portcullis::dkim::Verifier verifier({min_bits, 16});
             print(id, portcullis::test_support::verify(verifier, portcullis::test_support::split_message(read_file(file)),
-                                                       chunk));
+                                                       *dns, chunk));
         } else if (!command.empty()) {
             throw std::runtime_error("unknown command: " + line);
         }

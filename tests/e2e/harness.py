@@ -26,6 +26,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("PORTCULLIS_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("PORTCULLIS_BIN") or os.path.join(SOURCE_DIR, "build", "filter", "portcullis")
 KEEP_TMP = os.environ.get("PORTCULLIS_KEEP_TMP") == "1"
+# The milter engine every Filter runs on unless a test says: "native" (the
+# default) or "libmilter" (test_libmilter_engine.py runs the core
+# scenarios on it).
+ENGINE = os.environ.get("PORTCULLIS_ENGINE", "native")
 CACHE_DIR = os.environ.get("PORTCULLIS_E2E_CACHE", "/var/tmp/portcullis-e2e-cache")
 
 # Addresses the tests pose as (documentation ranges; XCLIENT makes Postfix
@@ -550,8 +554,11 @@ class Filter:
         else:
             self.milter_socket = "inet:%d@127.0.0.1" % where
             self.postfix_socket = "inet:127.0.0.1:%d" % where
+        # Short: a unix socket's path has room for 107 bytes.
+        self.control_socket = os.path.join(tmp.path, "ctl-%s" % os.path.basename(self.dir)[-40:])
         self.config = {
-            "milter": {"socket": self.milter_socket, "user": ""},
+            "milter": {"socket": self.milter_socket, "user": "", "engine": ENGINE},
+            "control": {"socket": self.control_socket},
             "policy": {"file": self.policy_file},
             "log": {"target": "stderr", "level": "debug"},
             "store": {"backend": "memory", "snapshot": os.path.join(self.dir, "state.snapshot")},

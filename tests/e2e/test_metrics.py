@@ -1,15 +1,16 @@
 """Prometheus metrics (daemon.md, "Metrics") of a filter behind Postfix.
 
 With metrics.listen set, /metrics counts sessions, messages, decisions by
-stage and action, hits by rule (file:line), and reloads by result.
+stage and action, hits by rule (file:line), and reloads by result; it
+shows the sessions in flight and whether the last reload succeeded.
 """
 
 import re
 import unittest
 import urllib.request
 
-from harness import (BASE_POLICY, RELAY_RULES, PostfixTestCase, free_port,
-                     policy, rule_line)
+from harness import (BASE_POLICY, EXTERNAL_IP, RELAY_RULES, PostfixTestCase, SMTPClient,
+                     free_port, policy, rule_line, wait_until)
 
 POLICY = policy(BASE_POLICY, RELAY_RULES)
 RELAY_LINE = rule_line(POLICY, "Relay access denied")
@@ -56,14 +57,38 @@ class MetricsTest(PostfixTestCase):
                                     rule="test.rules:%d" % RELAY_LINE), 1)
 
     def test_counts_reloads_by_result(self):
+        last_ok = "portcullis_policy_last_reload_successful"
+        self.assertEqual(self.value(self.scrape(), last_ok), 1)
         self.filter.reload()
         self.filter.wait_for_log(r"reloaded policy")
         self.filter.write_policy("on rcpt { rejcet }\n")
+        mark = self.filter.mark()
         self.filter.reload()
-        self.filter.wait_for_log(r"reload refused: keeping")
+        self.filter.wait_for_log(r"reload refused: keeping", since=mark)
         text = self.scrape()
         self.assertEqual(self.value(text, "portcullis_policy_reloads_total", result="ok"), 1)
         self.assertEqual(self.value(text, "portcullis_policy_reloads_total", result="failed"), 1)
+        self.assertEqual(self.value(text, last_ok), 0)
+
+        self.filter.write_policy(POLICY)
+        mark = self.filter.mark()
+        self.filter.reload()
+        self.filter.wait_for_log(r"reloaded policy", since=mark)
+        self.assertEqual(self.value(self.scrape(), last_ok), 1)
+
+    def test_shows_sessions_in_flight(self):
+        in_flight = "portcullis_sessions_in_flight"
+        self.assertEqual(self.value(self.scrape(), in_flight), 0)
+        # Postfix opens the milter session as the client connects.
+        clients = [SMTPClient(self.postfix.port) for _ in range(2)]
+        try:
+            for client in clients:
+                client.hello(xclient={"addr": EXTERNAL_IP})
+            wait_until(lambda: self.value(self.scrape(), in_flight) == 2, 10, "2 sessions in flight")
+        finally:
+            for client in clients:
+                client.close()
+        wait_until(lambda: self.value(self.scrape(), in_flight) == 0, 10, "no session in flight")
 
 
 if __name__ == "__main__":

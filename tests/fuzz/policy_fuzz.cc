@@ -13,7 +13,12 @@
  * its needs; the verdicts are checked against the spec's promises (reply
  * codes of the action's class, reply texts without control characters
  * and within 980 bytes), and a broken promise aborts like a crash.  A
- * load that fails must say why, in at most 50 errors.
+ * session without lookups or a store never waits.  The first session
+ * also runs with fake lookups and a fake store (tests/unit/support/
+ * later_answers.h), once answering at once and once later: the walk that
+ * waits must end, test each rule once, and decide exactly as the one
+ * that did not wait.  A load that fails must say why, in at most 50
+ * errors.
  */
 #include <string>
 #include <vector>
@@ -25,6 +30,7 @@
 #include "policy/needs.h"
 #include "policy/template.h"
 #include "scratch_directory.h"
+#include "support/later_answers.h"
 
 namespace portcullis::fuzz {
 namespace {
@@ -141,19 +147,98 @@ private:
     size_t applied_ = 0;
 };
 
+void check_result(const Policy& policy, Stage stage, bool monitor_all, const StageResult& result,
+                  const CountingObserver& observer) {
+    check_verdict(result.verdict);
+    fuzz_require(observer.checked() <= policy.stage_rules(stage).size(), "each rule tested once");
+    fuzz_require(result.verdict.outcome == Outcome::none || observer.applied() > 0, "a verdict has a rule");
+    fuzz_require(!monitor_all || result.verdict.outcome == Outcome::none, "monitor mode enforces nothing");
+    for (const Effect& effect : result.effects) check_effect(effect);
+}
+
+/* What the lookups and the store of one session answer, at once or later. */
+struct Sources {
+    explicit Sources(bool later) {
+        lookups.answers.later = spf.checks.later = stateful.later = later;
+        auth.set_later(later);
+        // The lists the corpus names, for the first session's client and sender.
+        lookups.list("5.113.0.203.zen.spamhaus.org", {"127.0.0.10", "127.0.0.2"});
+        lookups.list("example.net.dbl.example", {"127.0.1.2"});
+        stateful.answer = {StatefulAnswer::Kind::pass, 0, "reason=pass"};
+    }
+    void arrive() {
+        lookups.answers.arrive();
+        spf.checks.arrive();
+        auth.arrive();
+        stateful.answer_all();
+    }
+    Facts with(Facts facts) {
+        facts.lookups = &lookups;
+        facts.spf = &spf;
+        facts.auth = &auth;
+        return facts;
+    }
+
+    test_support::FakeAddressLookups lookups;
+    test_support::FakeSpfResults spf;
+    test_support::FakeAuthentication auth;
+    test_support::FakeStatefulChecks stateful;
+};
+
+/* STAGE walked to its end with SOURCES, each stop answered.  A rule
+ * stops the walk at most this often: for a fact, for the list named by
+ * a fact (spf.domain in dnsbl), for its texts' facts, for the store. */
+constexpr size_t kStopsPerRule = 4;
+
+StageResult walk(const Policy& policy, Stage stage, bool monitor_all, Sources& sources, const Facts& facts) {
+    CountingObserver observer;
+    StageRun run(stage);
+    size_t stops = 0;
+    while (!evaluate_stage(policy, run, facts, monitor_all, &observer, &sources.stateful)) {
+        fuzz_require(++stops <= kStopsPerRule * policy.stage_rules(stage).size(), "a walk that waits ends");
+        sources.arrive();
+    }
+    check_result(policy, stage, monitor_all, run.result, observer);
+    return std::move(run.result);
+}
+
+bool same_verdict(const Verdict& a, const Verdict& b) {
+    return a.outcome == b.outcome && a.rule == b.rule && a.code == b.code && a.xcode == b.xcode && a.text == b.text &&
+           a.note == b.note;
+}
+
+bool same_result(const StageResult& a, const StageResult& b) {
+    if (!same_verdict(a.verdict, b.verdict) || a.effects.size() != b.effects.size()) return false;
+    for (size_t i = 0; i < a.effects.size(); ++i) {
+        const Effect& x = a.effects[i];
+        const Effect& y = b.effects[i];
+        if (x.kind != y.kind || x.rule != y.rule || x.name != y.name || x.value != y.value ||
+            !same_verdict(x.would_be, y.would_be)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void evaluate_everywhere(const Policy& policy) {
     for (const bool monitor_all : {false, true}) {
         analyse_needs(policy, monitor_all);
         for (const Facts& facts : sessions()) {
             for (const Stage stage : kAllStages) {
                 CountingObserver observer;
-                const StageResult result = evaluate_stage(policy, stage, facts, monitor_all, &observer);
-                check_verdict(result.verdict);
-                fuzz_require(observer.checked() <= policy.stage_rules(stage).size(), "each rule tested once");
-                fuzz_require(result.verdict.outcome == Outcome::none || observer.applied() > 0, "a verdict has a rule");
-                fuzz_require(!monitor_all || result.verdict.outcome == Outcome::none, "monitor mode enforces nothing");
-                for (const Effect& effect : result.effects) check_effect(effect);
+                StageRun run(stage);
+                fuzz_require(evaluate_stage(policy, run, facts, monitor_all, &observer),
+                             "a session without lookups or a store never waits");
+                check_result(policy, stage, monitor_all, run.result, observer);
             }
+        }
+        for (const Stage stage : kAllStages) {
+            if (policy.stage_rules(stage).empty()) continue;
+            Sources at_once(false), later(true);
+            const StageResult known = walk(policy, stage, monitor_all, at_once, at_once.with(outside_client()));
+            const StageResult waited = walk(policy, stage, monitor_all, later, later.with(outside_client()));
+            fuzz_require(same_result(known, waited), "answers that come later decide as answers at once");
+            fuzz_require(at_once.stateful.calls == later.stateful.calls, "the store is asked once per rule");
         }
     }
 }

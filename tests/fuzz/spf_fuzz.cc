@@ -8,8 +8,11 @@
  * run for a@example.com from 192.0.2.7, and for <> with HELO
  * mx.example.com from 2001:db8::7.  What must hold: check() returns
  * (libspf2 neither aborts nor overflows), gives the domain it checked,
- * a reason with every error, and looks up a bounded number of names.
+ * a reason with every error, and looks up a bounded number of names;
+ * and the same verdict comes when the DNS answers one question per round
+ * and check() is called again after each answer, as a session does.
  */
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -57,11 +60,19 @@ FakeSpfDns dns_of(std::string_view input) {
 
 void check_one(std::string_view input, const spf::Request& request, std::string_view domain) {
     FakeSpfDns dns = dns_of(input);
-    const spf::Verdict verdict = spf::check(request, dns);
+    FakeSpfDns one_by_one = dns;
+    const std::optional<spf::Verdict> at_once = spf::check(request, dns);
+    fuzz_require(at_once.has_value(), "no waiting when every answer is in");
+    const spf::Verdict& verdict = *at_once;
     fuzz_require(verdict.domain == domain, "the domain checked is the identity's");
     const bool error = verdict.result == spf::Result::temperror || verdict.result == spf::Result::permerror;
     fuzz_require(!error || !verdict.reason.empty(), "an error says why");
     fuzz_require(dns.queries.size() <= kMaxQueries, "a bounded number of lookups");
+
+    one_by_one.hold_answers();
+    const spf::Verdict replayed = test_support::checked(request, one_by_one);
+    fuzz_require(replayed.result == verdict.result && replayed.reason == verdict.reason,
+                 "one answer per round gives the verdict of all at once");
 }
 
 }  // namespace

@@ -2,6 +2,13 @@
  * rfc7208_driver.cc: runs spf::check() over scenarios read from stdin,
  * for rfc7208_suite.py (which turns the RFC 7208 test suite into them).
  *
+ * Each test is checked twice: with every answer at once, and with one
+ * answer per round, check() called again after each as a session does
+ * when its lookups wake it.  The verdict printed is the first; when the
+ * second differs (result or reason), the result printed is
+ * "replay-differs" and the reason names both, which the suite counts as
+ * a deviation.
+ *
  * Input, one command a line, every string in hex ("-" for empty):
  *   scenario                      start a new, empty DNS
  *   rr NAME TYPE DATA             TYPE A, AAAA, MX, PTR or TXT: a record;
@@ -13,6 +20,8 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <string>
+#include <utility>
 
 #include "checks/spf.h"
 #include "support/fake_spf_dns.h"
@@ -52,6 +61,21 @@ void add_record(portcullis::test_support::FakeSpfDns& dns, const std::string& na
 
 }  // namespace
 
+/* What REQUEST's two checks over DNS say, as the line's result and reason. */
+std::pair<std::string, std::string> outcome(const portcullis::spf::Request& request,
+                                            const portcullis::test_support::FakeSpfDns& dns) {
+    using portcullis::spf::result_name;
+    portcullis::test_support::FakeSpfDns at_once = dns, one_by_one = dns;
+    one_by_one.hold_answers();
+    const auto verdict = portcullis::test_support::checked(request, at_once);
+    const auto replayed = portcullis::test_support::checked(request, one_by_one);
+    if (replayed.result == verdict.result && replayed.reason == verdict.reason) {
+        return {std::string(result_name(verdict.result)), verdict.reason};
+    }
+    return {"replay-differs", std::string(result_name(verdict.result)) + " (" + verdict.reason + ") at once, " +
+                                  std::string(result_name(replayed.result)) + " (" + replayed.reason + ") replayed"};
+}
+
 int main() {
     auto dns = std::make_unique<portcullis::test_support::FakeSpfDns>();
     std::string line;
@@ -66,8 +90,8 @@ int main() {
         } else if (command == "test") {
             const auto client = portcullis::parse_ip(b);
             if (!client) throw std::runtime_error("bad address " + b);
-            const auto verdict = portcullis::spf::check({*client, unhex(c), unhex(d)}, *dns);
-            std::cout << a << ' ' << portcullis::spf::result_name(verdict.result) << ' ' << hex(verdict.reason) << '\n';
+            const auto [result, reason] = outcome({*client, unhex(c), unhex(d)}, *dns);
+            std::cout << a << ' ' << result << ' ' << hex(reason) << '\n';
         }
     }
     return 0;

@@ -6,7 +6,9 @@ records are served as TXT where a name has no TXT records of its own (the
 suite's convention: RFC 7208 dropped type 99), "TXT: NONE" means none,
 TIMEOUT makes the name's other lookups time out.  A test passes when the
 result is one the suite accepts; explanations are not compared (the
-policy does not read them).  Prints the pass rate and every deviation, and
+policy does not read them).  The driver checks each test twice, the DNS
+answering at once and one answer per round, and reports "replay-differs"
+(a deviation) when the two verdicts differ.  Prints the pass rate and every deviation, and
 fails on a deviation not in KNOWN below (each with its reason) or on a
 pass rate under 98 %.
 

@@ -7,13 +7,15 @@
  * libspf2, libopendkim and libopendmarc link (res_ninit, res_nquery: see
  * nm -D) or could (res_*, getaddrinfo, gethostbyname), and records each
  * call.  (That libunbound itself reads neither /etc/resolv.conf nor
- * /etc/hosts with a forwarder is tests/unit/dns/system_files_test.cc.)  A first test calls two of them itself, so the
- * recording is seen to work; the second runs SPF, a DKIM verification
- * and a DMARC check through the daemon's own lookups (daemon/dns_lists)
- * over a Resolver whose only server is a test unbound, and checks that
- * the answers came from it and that nothing was recorded but the one
- * res_init() libopendkim's dkim_init() makes (it reads /etc/resolv.conf
- * into the C library's settings; no query follows).
+ * /etc/hosts with a forwarder is tests/unit/dns/system_files_test.cc.)
+ * A first test calls two of them itself, so the recording is seen to
+ * work; the second runs SPF, a DKIM verification and a DMARC check
+ * through the daemon's own checks (daemon/session_checks.h: one session's
+ * lookups and its message's stream, on an event loop) over a Resolver
+ * whose only server is a test unbound, and checks that the answers came
+ * from it and that nothing was recorded but the one res_init()
+ * libopendkim's dkim_init() makes (it reads /etc/resolv.conf into the C
+ * library's settings; no query follows).
  */
 #include <dlfcn.h>
 #include <gtest/gtest.h>
@@ -26,11 +28,11 @@
 #include <string>
 #include <vector>
 
-#include "checks/dkim.h"
 #include "checks/dmarc.h"
-#include "daemon/dns_lists.h"
+#include "daemon/session_checks.h"
 #include "support/mail_message.h"
 #include "support/unbound_server.h"
+#include "util/event_loop.h"
 
 namespace {
 
@@ -122,6 +124,26 @@ TEST(NoSystemResolver, TheRecordingSeesTheCLibrary) {
     EXPECT_NE(std::find(seen.begin(), seen.end(), "getaddrinfo"), seen.end());
 }
 
+/* GET's answer, asked on LOOP again each time WOKEN is set (by the
+ * checks' wake), until it has one; null after kMaxRounds. */
+template <typename T>
+const T* when_known(EventLoop& loop, bool& woken, const std::function<const T*()>& get) {
+    constexpr int kMaxRounds = 20;
+    for (int round = 0; round < kMaxRounds; ++round) {
+        const T* known = nullptr;
+        bool asked = false;
+        woken = false;
+        loop.post([&] {
+            known = get();
+            asked = true;
+        });
+        loop.run_until([&] { return asked; });
+        if (known) return known;
+        loop.run_until([&] { return woken; });   // the resolver's timeout ends every wait
+    }
+    return nullptr;
+}
+
 TEST(NoSystemResolver, SpfDkimAndDmarcAskOnlyTheForwarder) {
     // dkimpy's Exim-signed Ed25519 message: d=test.ex, From nobody@example.com.
     std::string key = read_file(kDkimpyData + "eximtest.dns");
@@ -130,30 +152,55 @@ TEST(NoSystemResolver, SpfDkimAndDmarcAskOnlyTheForwarder) {
     test_support::UnboundServer server({
         "sed._domainkey.test.ex. TXT \"" + key + "\"",
         "_dmarc.example.com. TXT \"v=DMARC1; p=reject\"",
-        "example.com. TXT \"v=spf1 ip4:192.0.2.7 -all\"",
+        "elsewhere.example. TXT \"v=spf1 ip4:192.0.2.7 -all\"",
     });
     take_calls();
-    auto resolver = std::make_shared<dns::Resolver>(std::vector<std::string>{server.forwarder()}, 2s);
+    EventLoop loop;
+    daemon::LookupSettings settings;
+    settings.resolver = std::make_shared<dns::Resolver>(std::vector<std::string>{server.forwarder()}, 2s);
+    settings.dmarc = std::make_shared<const dmarc::Checker>("/usr/share/publicsuffix/public_suffix_list.dat");
+    settings.auth.dkim = settings.auth.dmarc = true;
+    daemon::LookupChecks checks(settings);
+    bool woken = false;
+    const auto session = checks.begin_session([&woken] { woken = true; });
 
-    daemon::ResolverSpf spf(resolver);
-    const policy::SpfAnswer spf_answer = spf.check({parse_ip("192.0.2.7"), "mx.example.com", "a@example.com"});
-    EXPECT_EQ(spf_answer.result, "pass");
-
-    daemon::MessageTxtLookups lookups(resolver);
-    dkim::Verifier verifier(lookups);
-    const dkim::Verdict dkim_verdict = test_support::verify(verifier, message);
-    ASSERT_EQ(dkim_verdict.signatures.size(), 1u);
-    EXPECT_EQ(dkim_verdict.signatures[0].result, dkim::Result::pass) << dkim_verdict.signatures[0].reason;
-
-    const dmarc::Checker checker("/usr/share/publicsuffix/public_suffix_list.dat");
-    FromHeader from;
+    // The envelope sender's domain passes SPF, but it is not the author's.
+    policy::Facts facts;
+    facts.client_ip = parse_ip("192.0.2.7");
+    facts.helo = "mx.example.com";
+    facts.sender = "a@elsewhere.example";
+    facts.spf = session.get();
     for (const auto& [name, value] : message.fields) {
-        if (name == "From") from.add_field(value);
+        if (name == "From") facts.from.add_field(value);
     }
-    // DKIM passed for test.ex, SPF for another domain: neither aligns.
-    const dmarc::Verdict dmarc_verdict = checker.check(from, {"pass", "elsewhere.example", {"test.ex"}}, lookups);
-    EXPECT_EQ(dmarc_verdict.result, dmarc::Result::fail) << dmarc_verdict.reason;
-    EXPECT_EQ(dmarc_verdict.published, "reject");   // the record came from the forwarder
+    const policy::SpfAnswer* spf = when_known<policy::SpfAnswer>(
+        loop, woken, [&] { return session->spf({facts.client_ip, facts.helo, facts.sender}); });
+    ASSERT_TRUE(spf);
+    EXPECT_EQ(spf->result, "pass");
+    EXPECT_EQ(spf->domain, "elsewhere.example");
+
+    std::unique_ptr<milter::MessageStream> stream;
+    bool fed = false;
+    loop.post([&] {
+        stream = session->begin_message(facts);
+        for (const auto& [name, value] : message.fields) stream->header(name, value);
+        stream->end_of_headers();
+        stream->body(message.body);
+        fed = true;
+    });
+    loop.run_until([&] { return fed; });
+    ASSERT_TRUE(stream);
+    const policy::DkimAnswer* dkim = when_known<policy::DkimAnswer>(loop, woken, [&] { return stream->dkim(); });
+    ASSERT_TRUE(dkim);
+    EXPECT_EQ(dkim->result, "pass");   // the key came from the forwarder
+    EXPECT_EQ(dkim->domain, "test.ex");
+
+    // DKIM passed for test.ex, SPF for elsewhere.example: neither aligns.
+    const policy::DmarcAnswer* dmarc = when_known<policy::DmarcAnswer>(loop, woken, [&] { return stream->dmarc(); });
+    ASSERT_TRUE(dmarc);
+    EXPECT_EQ(dmarc->result, "fail");
+    EXPECT_EQ(dmarc->domain, "example.com");
+    EXPECT_EQ(dmarc->policy, "reject");   // the record came from the forwarder
 
     // libopendkim's dkim_init() calls res_init() once per process (it fills
     // the C library's global resolver settings from /etc/resolv.conf).

@@ -5,6 +5,9 @@
  * discovery and selection, records libopendmarc refuses, the From
  * verdicts, several author domains), the lookups start_lookups() starts,
  * the default roll, and hostile input (nothing may crash or throw).
+ * Each case is decided twice: with every answer at once, and with the
+ * answers held until check() has said it waits (nullopt), as a session
+ * asks again when its lookups wake it; both must give the same verdict.
  */
 #include "checks/dmarc.h"
 
@@ -14,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <thread>
 
 #include "support/fake_txt_lookups.h"
@@ -242,10 +246,34 @@ const Case kCases[] = {
      {Result::permerror, "", "", "none", false, false}},
 };
 
+/* CHECKER's verdict with DNS answering at once: it must not wait. */
+Verdict at_once(const Checker& checker, const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
+                const PercentRoll& roll = {}) {
+    auto verdict = checker.check(from, ids, dns, roll);
+    if (!verdict) throw std::logic_error("check() waits although every answer is in");
+    return std::move(*verdict);
+}
+
+/* CHECKER's verdict with DNS holding its answers until check() waits;
+ * ROUNDS counts the calls that waited. */
+Verdict replayed(const Checker& checker, const FromHeader& from, const Identifiers& ids,
+                 test_support::FakeTxtLookups& dns, const PercentRoll& roll, int& rounds) {
+    dns.hold_answers();
+    for (;;) {
+        if (auto verdict = checker.check(from, ids, dns, roll)) return std::move(*verdict);
+        ++rounds;
+        if (!dns.release_all()) throw std::logic_error("check() waits, but asked for nothing");
+    }
+}
+
 class DmarcTest : public ::testing::Test {
 protected:
     static void SetUpTestSuite() { checker_ = std::make_unique<Checker>(kList); }
     static void TearDownTestSuite() { checker_.reset(); }
+
+    Verdict check(const FromHeader& from, const Identifiers& ids, const PercentRoll& roll = {}) {
+        return at_once(*checker_, from, ids, dns_, roll);
+    }
 
     static std::unique_ptr<Checker> checker_;
     test_support::FakeTxtLookups dns_;
@@ -262,7 +290,7 @@ TEST_P(DmarcCaseTest, GivesTheVerdictRfc7489Requires) {
     PercentRoll roll;
     if (test.roll) roll = [rolled = *test.roll] { return rolled; };
 
-    const Verdict verdict = checker_->check(from_fields(test.from), test.ids, dns_, roll);
+    const Verdict verdict = check(from_fields(test.from), test.ids, roll);
     EXPECT_EQ(verdict.result, test.expected.result) << verdict.reason;
     EXPECT_EQ(verdict.from_domain, test.expected.from_domain);
     EXPECT_EQ(verdict.published, test.expected.published);
@@ -272,6 +300,25 @@ TEST_P(DmarcCaseTest, GivesTheVerdictRfc7489Requires) {
     if (verdict.result != Result::pass && verdict.result != Result::fail) {
         EXPECT_NE(verdict.reason, "");
     }
+
+    // The same with the answers held until the check says it waits.
+    test_support::FakeTxtLookups held;
+    for (const auto& [name, records] : test.txt) held.add(name, records);
+    for (const auto& name : test.timeouts) held.time_out(name);
+    int rounds = 0;
+    const Verdict again = replayed(*checker_, from_fields(test.from), test.ids, held, roll, rounds);
+    EXPECT_EQ(again.result, verdict.result);
+    EXPECT_EQ(again.from_domain, verdict.from_domain);
+    EXPECT_EQ(again.published, verdict.published);
+    EXPECT_EQ(again.policy, verdict.policy);
+    EXPECT_EQ(again.spf_aligned, verdict.spf_aligned);
+    EXPECT_EQ(again.dkim_aligned, verdict.dkim_aligned);
+    EXPECT_EQ(again.reason, verdict.reason);
+    EXPECT_EQ(again.author_domains, verdict.author_domains);
+    // Every author domain's record is asked for in the first round; only
+    // the organizational domains' fallbacks need another.
+    EXPECT_LE(rounds, 2);
+    EXPECT_EQ(held.out(), 0u);
 }
 
 std::string case_name(const ::testing::TestParamInfo<Case>& param) { return param.param.name; }
@@ -280,13 +327,13 @@ INSTANTIATE_TEST_SUITE_P(Rfc7489, DmarcCaseTest, ::testing::ValuesIn(kCases), ca
 
 TEST_F(DmarcTest, RecordsAreAskedForInRfc7489Order) {
     dns_.add("_dmarc.example.co.uk", {kReject});
-    checker_->check(from_fields({"user@a.b.example.co.uk"}), kNothingPasses, dns_);
+    check(from_fields({"user@a.b.example.co.uk"}), kNothingPasses);
     EXPECT_EQ(dns_.answered, (std::vector<std::string>{"_dmarc.a.b.example.co.uk", "_dmarc.example.co.uk"}));
 }
 
 TEST_F(DmarcTest, OrganizationalRecordNotAskedForWhenTheFromDomainHasOne) {
     dns_.add("_dmarc.sub.example.com", {kReject});
-    checker_->check(from_fields({"user@sub.example.com"}), kNothingPasses, dns_);
+    check(from_fields({"user@sub.example.com"}), kNothingPasses);
     EXPECT_EQ(dns_.answered, std::vector<std::string>{"_dmarc.sub.example.com"});
 }
 
@@ -294,7 +341,7 @@ TEST_F(DmarcTest, ReasonsSayWhy) {
     dns_.time_out("_dmarc.slow.example");
     dns_.add("_dmarc.bad.example", {"v=DMARC1; p=bogus"});
     dns_.add("_dmarc.rua.example", {"v=DMARC1; rua=mailto:d@rua.example"});
-    const auto reason = [this](const std::string& from) { return checker_->check(from_fields({from}), {}, dns_).reason; };
+    const auto reason = [this](const std::string& from) { return check(from_fields({from}), {}).reason; };
     EXPECT_EQ(reason("a@slow.example"), "_dmarc.slow.example: timeout");
     EXPECT_EQ(reason("a@sub.none.example"), "no DMARC record at _dmarc.sub.none.example nor at _dmarc.none.example");
     EXPECT_EQ(reason("a@bad.example"),
@@ -302,6 +349,47 @@ TEST_F(DmarcTest, ReasonsSayWhy) {
               "token value");
     EXPECT_EQ(reason("a@rua.example"), "no valid p= or sp=, read as p=none for its rua= (RFC 7489 6.6.3)");
     EXPECT_EQ(reason("garbage"), "From is not an address list");
+}
+
+TEST_F(DmarcTest, WaitsWhileARecordIsMissingAndAsksForEveryAuthorDomainAtOnce) {
+    dns_.add("_dmarc.evil.example", {kReject});
+    dns_.hold_answers();
+    const FromHeader from = from_fields({"a@x.example, ceo@evil.example"});
+    EXPECT_FALSE(checker_->check(from, kNothingPasses, dns_));
+    EXPECT_EQ(dns_.out(), 2u) << "both records are out together";
+    EXPECT_FALSE(checker_->check(from, kNothingPasses, dns_)) << "nothing came yet";
+    ASSERT_TRUE(dns_.release_all());
+    const auto verdict = checker_->check(from, kNothingPasses, dns_);
+    ASSERT_TRUE(verdict);
+    EXPECT_EQ(verdict->result, Result::fail);
+    EXPECT_EQ(verdict->from_domain, "evil.example");
+}
+
+TEST_F(DmarcTest, TheOrganizationalRecordIsAskedForOnceTheFromDomainHasNone) {
+    dns_.add("_dmarc.example.co.uk", {"v=DMARC1; p=quarantine"});
+    dns_.hold_answers();
+    const FromHeader from = from_fields({"user@a.b.example.co.uk"});
+    EXPECT_FALSE(checker_->check(from, kNothingPasses, dns_));
+    ASSERT_TRUE(dns_.release_all());
+    EXPECT_FALSE(checker_->check(from, kNothingPasses, dns_));
+    EXPECT_EQ(dns_.out(), 1u);
+    ASSERT_TRUE(dns_.release_all());
+    const auto verdict = checker_->check(from, kNothingPasses, dns_);
+    ASSERT_TRUE(verdict);
+    EXPECT_EQ(verdict->published, "quarantine");
+    EXPECT_EQ(dns_.answered.back(), "_dmarc.example.co.uk");
+}
+
+TEST_F(DmarcTest, AFromWithoutADomainToLookUpNeverWaits) {
+    dns_.hold_answers();
+    for (const std::string value : {"", "user@[192.0.2.1]", "Undisclosed recipients:;", "garbage <"}) {
+        const auto verdict = checker_->check(from_fields(value.empty() ? std::vector<std::string>{}
+                                                                       : std::vector<std::string>{value}),
+                                             kNothingPasses, dns_);
+        ASSERT_TRUE(verdict) << value;
+        EXPECT_EQ(verdict->result, Result::permerror) << value;
+    }
+    EXPECT_EQ(dns_.out(), 0u);
 }
 
 TEST_F(DmarcTest, StartLookupsStartsTheFromAndOrganizationalRecords) {
@@ -330,15 +418,14 @@ TEST_F(DmarcTest, StartLookupsNothingWithoutAFromDomain) {
 
 TEST_F(DmarcTest, VerdictNamesTheAuthorDomainsAndWhatWasNotEvaluated) {
     dns_.add("_dmarc.evil.example", {kReject});
-    const Verdict several = checker_->check(from_fields({"ceo@evil.example, me@relay.example", "x@Evil.Example"}),
-                                            kNothingPasses, dns_);
+    const Verdict several = check(from_fields({"ceo@evil.example, me@relay.example", "x@Evil.Example"}), kNothingPasses);
     EXPECT_EQ(several.author_domains, (std::vector<std::string>{"evil.example", "relay.example"}));
     EXPECT_EQ(several.from_problem, "");
-    const Verdict broken = checker_->check(from_fields({"ceo@evil.example", "garbage <"}), kNothingPasses, dns_);
+    const Verdict broken = check(from_fields({"ceo@evil.example", "garbage <"}), kNothingPasses);
     EXPECT_EQ(broken.result, Result::fail);
     EXPECT_EQ(broken.author_domains, std::vector<std::string>{"evil.example"});
     EXPECT_EQ(broken.from_problem, "From is not an address list");
-    const Verdict none = checker_->check(from_fields({}), kNothingPasses, dns_);
+    const Verdict none = check(from_fields({}), kNothingPasses);
     EXPECT_TRUE(none.author_domains.empty());
     EXPECT_EQ(none.from_problem, "no From field");
     EXPECT_EQ(none.reason, "no From field");
@@ -348,7 +435,7 @@ TEST_F(DmarcTest, AtMostSixteenAuthorDomainsAreEvaluated) {
     dns_.add("_dmarc.evil.example", {kReject});
     std::string decoys;
     for (size_t i = 0; i < kMaxAuthorDomains; ++i) decoys += "a@d" + std::to_string(i) + ".example, ";
-    const Verdict first = checker_->check(from_fields({"ceo@evil.example, " + decoys}), kNothingPasses, dns_);
+    const Verdict first = check(from_fields({"ceo@evil.example, " + decoys}), kNothingPasses);
     EXPECT_EQ(first.result, Result::fail);
     EXPECT_EQ(first.policy, "reject");
     EXPECT_EQ(first.author_domains.size(), kMaxAuthorDomains);
@@ -357,7 +444,7 @@ TEST_F(DmarcTest, AtMostSixteenAuthorDomainsAreEvaluated) {
     dns_.started.clear();
     checker_->start_lookups(from_fields({decoys + "ceo@evil.example"}), dns_);
     EXPECT_EQ(dns_.started.size(), kMaxAuthorDomains);
-    const Verdict last = checker_->check(from_fields({decoys + "ceo@evil.example"}), kNothingPasses, dns_);
+    const Verdict last = check(from_fields({decoys + "ceo@evil.example"}), kNothingPasses);
     EXPECT_EQ(last.result, Result::permerror);
     EXPECT_EQ(last.reason, "more than 16 author domains");
 }
@@ -369,13 +456,13 @@ TEST_F(DmarcTest, FromDomainTooLongForARecordNameFallsBack) {
     dns_.add("_dmarc.example.com", {kReject});
     checker_->start_lookups(from_fields({"user@" + from_domain}), dns_);
     EXPECT_EQ(dns_.started, std::vector<std::string>{"_dmarc.example.com"});
-    EXPECT_EQ(checker_->check(from_fields({"user@" + from_domain}), kNothingPasses, dns_).published, "reject");
+    EXPECT_EQ(check(from_fields({"user@" + from_domain}), kNothingPasses).published, "reject");
 }
 
 TEST_F(DmarcTest, DefaultRollSamples) {
     dns_.add("_dmarc.example.com", {"v=DMARC1; p=reject; pct=50"});
     std::map<std::string, int> policies;
-    for (int i = 0; i < 1000; ++i) ++policies[checker_->check(from_fields({"user@example.com"}), kNothingPasses, dns_).policy];
+    for (int i = 0; i < 1000; ++i) ++policies[check(from_fields({"user@example.com"}), kNothingPasses).policy];
     EXPECT_EQ(policies.size(), 2u);
     EXPECT_GT(policies["reject"], 350);
     EXPECT_GT(policies["quarantine"], 350);
@@ -408,7 +495,8 @@ TEST(DmarcChecker, ManyCheckersAcrossThreads) {
             for (int i = 0; i < 200; ++i) {
                 test_support::FakeTxtLookups dns;
                 dns.add("_dmarc.example.com", {"v=DMARC1; p=reject; adkim=s"});
-                if (checker.check(from_fields({"user@example.com"}), dkim_pass("example.com"), dns).result == Result::pass) ++passes;
+                const auto verdict = checker.check(from_fields({"user@example.com"}), dkim_pass("example.com"), dns);
+                if (verdict && verdict->result == Result::pass) ++passes;
             }
         });
     }

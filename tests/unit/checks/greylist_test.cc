@@ -3,7 +3,10 @@
  * an injected clock, on both store backends (the memory store, and a real
  * redis-server the test starts), so the Lua and C++ halves of every
  * script are held to the same answers: the decisions, and the network's
- * hash they leave (its fields, its TTL, what pruning drops).
+ * hash they leave (its fields, its TTL, what pruning drops).  check()
+ * answers through its callback, waited for on the backend's loop; what it
+ * makes of replies no script gives, and of a store that fails, is tried
+ * on a store that answers as the test says (support/scripted_store.h).
  */
 #include "checks/greylist.h"
 
@@ -11,7 +14,12 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
+#include "support/loop_answer.h"
+#include "support/scripted_store.h"
 #include "support/store_backends.h"
 #include "support/temp_dir.h"
 #include "util/digest.h"
@@ -25,6 +33,18 @@ using std::chrono::seconds;
 using test_support::Backend;
 
 IpAddress ip(std::string_view text) { return *parse_ip(text); }
+
+/* What GREYLIST's check() of TRIPLET gives, waited for on LOOP. */
+store::Outcome<GreylistDecision> outcome_of(Greylist& greylist, EventLoop& loop, const Triplet& triplet,
+                                            const GreylistSettings& settings) {
+    return test_support::answer_on<store::Outcome<GreylistDecision>>(
+        loop, [&](Greylist::CheckDone done) { greylist.check(triplet, settings, std::move(done)); });
+}
+
+GreylistDecision decide(Greylist& greylist, EventLoop& loop, const Triplet& triplet,
+                        const GreylistSettings& settings) {
+    return test_support::value_of(outcome_of(greylist, loop, triplet, settings));
+}
 
 TEST(GreylistNormalize, LowercasesAndStripsExtension) {
     EXPECT_EQ(normalize_sender("John.Doe+Lists@Example.COM"), "john.doe@example.com");
@@ -102,7 +122,7 @@ protected:
 
     int64_t ms(Millis duration) const { return duration.count(); }
 
-    GreylistDecision check(const Triplet& triplet) { return greylist_->check(triplet, settings_); }
+    GreylistDecision check(const Triplet& triplet) { return decide(*greylist_, backend_.loop, triplet, settings_); }
 
     GreylistSettings settings_;                       // 5m, 2d, 35d, awl 5
     Triplet triplet_ = make_triplet(ip("203.0.113.5"), "sender@example.org", "rcpt@example.com", false);
@@ -203,20 +223,21 @@ TEST_P(GreylistDecisions, NormalisedSendersShareTheTriplet) {
 }
 
 /* Passes triplet number I from 203.0.113.0/24 (new, then after the delay). */
-void pass_one(Greylist& greylist, const GreylistSettings& settings, int i, std::atomic<int64_t>& now) {
+void pass_one(Greylist& greylist, EventLoop& loop, const GreylistSettings& settings, int i,
+              std::atomic<int64_t>& now) {
     const auto triplet = make_triplet(ip("203.0.113.9"), std::string("s").append(1, char('a' + i)) + "@example.org",
                                       "r@example.com", false);
-    ASSERT_EQ(greylist.check(triplet, settings).reason, GreylistReason::new_triplet);
+    ASSERT_EQ(decide(greylist, loop, triplet, settings).reason, GreylistReason::new_triplet);
     now += std::chrono::duration_cast<Millis>(minutes(5)).count();
-    ASSERT_EQ(greylist.check(triplet, settings).reason, GreylistReason::pass);
+    ASSERT_EQ(decide(greylist, loop, triplet, settings).reason, GreylistReason::pass);
 }
 
 TEST_P(GreylistDecisions, NetworkIsWhitelistedAfterAwlPasses) {
     settings_.awl = 3;
-    for (int i = 0; i < 2; ++i) pass_one(*greylist_, settings_, i, now_);
+    for (int i = 0; i < 2; ++i) pass_one(*greylist_, backend_.loop, settings_, i, now_);
     const auto stranger = make_triplet(ip("203.0.113.44"), "new@elsewhere.example", "r@example.com", false);
     EXPECT_EQ(check(stranger).reason, GreylistReason::new_triplet) << "2 passes are below awl 3";
-    pass_one(*greylist_, settings_, 2, now_);
+    pass_one(*greylist_, backend_.loop, settings_, 2, now_);
     const auto another = make_triplet(ip("203.0.113.45"), "other@elsewhere.example", "x@example.com", false);
     EXPECT_EQ(check(another).reason, GreylistReason::awl);
     EXPECT_EQ(greylist_->stats().auto_whitelisted, 1u);
@@ -228,7 +249,7 @@ TEST_P(GreylistDecisions, NetworkIsWhitelistedAfterAwlPasses) {
 
 TEST_P(GreylistDecisions, AwlPassesRefreshTheWhitelist) {
     settings_.awl = 1;
-    pass_one(*greylist_, settings_, 0, now_);
+    pass_one(*greylist_, backend_.loop, settings_, 0, now_);
     for (int day = 0; day < 3; ++day) {
         advance(hours(24 * 30));
         const auto triplet = make_triplet(ip("203.0.113.50"), std::string("d").append(std::to_string(day)) + "@x.example",
@@ -239,7 +260,7 @@ TEST_P(GreylistDecisions, AwlPassesRefreshTheWhitelist) {
 
 TEST_P(GreylistDecisions, AwlZeroNeverWhitelists) {
     settings_.awl = 0;
-    for (int i = 0; i < 6; ++i) pass_one(*greylist_, settings_, i, now_);
+    for (int i = 0; i < 6; ++i) pass_one(*greylist_, backend_.loop, settings_, i, now_);
     const auto stranger = make_triplet(ip("203.0.113.44"), "new@elsewhere.example", "r@example.com", false);
     EXPECT_EQ(check(stranger).reason, GreylistReason::new_triplet);
 }
@@ -389,7 +410,7 @@ TEST(GreylistLayout, TypicalNetworkStaysAListpackInRedis) {
     test_support::TestStore backend(Backend::redis, [&now] { return now; });
     Greylist greylist(*backend.store, [&now] { return now; });
     const GreylistSettings settings;
-    const auto check = [&](const Triplet& triplet) { return greylist.check(triplet, settings); };
+    const auto check = [&](const Triplet& triplet) { return decide(greylist, backend.loop, triplet, settings); };
     for (int i = 0; i < 20; ++i) {
         check(make_triplet(ip("203.0.113.5"), "newsletter-" + std::to_string(i) + "@shop17.example.com",
                            "firstname.lastname" + std::to_string(100000 + i) + "@customer42.example.net", false));
@@ -409,18 +430,122 @@ TEST(GreylistSnapshot, StateSurvivesTheMemoryStoresSnapshot) {
     const auto clock = [&now] { return now; };
     const auto triplet = make_triplet(ip("203.0.113.5"), "s@example.org", "r@example.com", false);
     const GreylistSettings settings;
+    EventLoop loop;
     {
         store::MemoryStore store(path, clock);
         Greylist greylist(store, clock);
-        greylist.check(triplet, settings);
+        decide(greylist, loop, triplet, settings);
         greylist.allow_network("198.51.100.0/24", hours(1));
     }
     now += std::chrono::duration_cast<Millis>(minutes(5)).count();
     store::MemoryStore store(path, clock);
     Greylist greylist(store, clock);
-    EXPECT_EQ(greylist.check(triplet, settings).reason, GreylistReason::pass);
-    EXPECT_EQ(greylist.check(make_triplet(ip("198.51.100.9"), "x@y.example", "r@example.com", false), settings).reason,
+    EXPECT_EQ(decide(greylist, loop, triplet, settings).reason, GreylistReason::pass);
+    EXPECT_EQ(decide(greylist, loop, make_triplet(ip("198.51.100.9"), "x@y.example", "r@example.com", false), settings)
+                  .reason,
               GreylistReason::awl);
+}
+
+TEST(GreylistCheck, TheMemoryStoresDecisionComesDuringTheCall) {
+    int64_t now = 1'800'000'000'000;
+    store::MemoryStore store("", [&now] { return now; });
+    Greylist greylist(store, [&now] { return now; });
+    int calls = 0;
+    greylist.check(make_triplet(ip("203.0.113.5"), "s@example.org", "r@example.com", false), GreylistSettings{},
+                   [&calls](store::Outcome<GreylistDecision> outcome) {
+                       ++calls;
+                       ASSERT_TRUE(outcome.value) << outcome.error;
+                       EXPECT_EQ(outcome.value->reason, GreylistReason::new_triplet);
+                   });
+    EXPECT_EQ(calls, 1);
+}
+
+TEST(GreylistCheck, RedisDecidesLaterOnTheLoopThatAsked) {
+    int64_t now = 1'800'000'000'000;
+    test_support::TestStore backend(Backend::redis, [&now] { return now; });
+    Greylist greylist(*backend.store, [&now] { return now; });
+    bool returned = false, inside = false;
+    EventLoop* answered_on = nullptr;
+    const auto outcome = test_support::answer_on<store::Outcome<GreylistDecision>>(
+        backend.loop, [&](Greylist::CheckDone done) {
+            greylist.check(make_triplet(ip("203.0.113.5"), "s@example.org", "r@example.com", false),
+                           GreylistSettings{}, [&, done](store::Outcome<GreylistDecision> got) {
+                               inside = !returned;
+                               answered_on = EventLoop::current();
+                               done(std::move(got));
+                           });
+            returned = true;
+        });
+    EXPECT_FALSE(inside);
+    EXPECT_EQ(answered_on, &backend.loop);
+    ASSERT_TRUE(outcome.value) << outcome.error;
+    EXPECT_EQ(outcome.value->reason, GreylistReason::new_triplet);
+}
+
+TEST(GreylistCheck, AStoreThatCannotAnswerIsAnErrorNotADecision) {
+    int64_t now = 1'800'000'000'000;
+    test_support::TestStore backend(Backend::redis, [&now] { return now; });
+    Greylist greylist(*backend.store, [&now] { return now; });
+    const auto triplet = make_triplet(ip("203.0.113.5"), "s@example.org", "r@example.com", false);
+    ASSERT_TRUE(outcome_of(greylist, backend.loop, triplet, GreylistSettings{}).value);
+    backend.redis->stop();
+    const auto outcome = outcome_of(greylist, backend.loop, triplet, GreylistSettings{});
+    EXPECT_FALSE(outcome.value);
+    EXPECT_TRUE(outcome.error.starts_with("redis 127.0.0.1:" + std::to_string(backend.redis->port()) + "/0: "))
+        << outcome.error;
+}
+
+class GreylistReplies : public testing::Test {
+protected:
+    store::Outcome<GreylistDecision> given(std::vector<std::string> reply, std::optional<std::string> error = {}) {
+        store_.answer({std::move(reply), std::move(error)});
+        return outcome_of(greylist_, loop_, triplet_, GreylistSettings{});
+    }
+
+    test_support::ScriptedStore store_;
+    Greylist greylist_{store_, [] { return int64_t{1'800'000'000'000}; }};
+    EventLoop loop_;
+    Triplet triplet_ = make_triplet(ip("203.0.113.5"), "s@example.org", "r@example.com", false);
+};
+
+TEST_F(GreylistReplies, EachWordIsItsDecisionAndTheWaitIsRoundedUpToSeconds) {
+    auto outcome = given({"new", "299001"});
+    ASSERT_TRUE(outcome.value) << outcome.error;
+    EXPECT_EQ(outcome.value->reason, GreylistReason::new_triplet);
+    EXPECT_EQ(outcome.value->wait_seconds, 300u);
+    outcome = given({"early", "1"});
+    ASSERT_TRUE(outcome.value);
+    EXPECT_EQ(outcome.value->reason, GreylistReason::early);
+    EXPECT_EQ(outcome.value->wait_seconds, 1u);
+    EXPECT_EQ(given({"pass", "0"}).value->reason, GreylistReason::pass);
+    EXPECT_EQ(given({"awl", "0"}).value->reason, GreylistReason::awl);
+    EXPECT_EQ(store_.calls, std::vector<std::string>(4, "greylist-check"));
+}
+
+TEST_F(GreylistReplies, RepliesOfTheWrongShapeAreErrors) {
+    auto outcome = given({});
+    EXPECT_FALSE(outcome.value);
+    EXPECT_EQ(outcome.error, "greylist-check: unexpected reply from the store");
+    outcome = given({"new", "1", "extra"});
+    EXPECT_FALSE(outcome.value);
+    EXPECT_EQ(outcome.error, "greylist-check: unexpected reply from the store");
+    outcome = given({"maybe", "0"});
+    EXPECT_FALSE(outcome.value);
+    EXPECT_EQ(outcome.error, "greylist-check: unexpected reply 'maybe'");
+}
+
+TEST_F(GreylistReplies, AStoreFailureIsTheOutcomesError) {
+    const auto outcome = given({}, "redis 127.0.0.1:6379/0: no reply within 200ms");
+    EXPECT_FALSE(outcome.value);
+    EXPECT_EQ(outcome.error, "redis 127.0.0.1:6379/0: no reply within 200ms");
+}
+
+TEST_F(GreylistReplies, AnAnswerThatComesLaterIsPassedOnOnce) {
+    store_.answer_later(true);
+    const auto outcome = given({"pass", "0"});
+    ASSERT_TRUE(outcome.value) << outcome.error;
+    EXPECT_EQ(outcome.value->reason, GreylistReason::pass);
+    test_support::serve_for(loop_, Millis(10));   // a second answer would fail answer_on()
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, GreylistDecisions, testing::Values(Backend::memory, Backend::redis),

@@ -6,7 +6,10 @@
  * count of the accepted events: never more than COUNT in any window of
  * PERIOD, and a refusal only when the last PERIOD + PERIOD/60 already
  * holds COUNT.  The memory a bucket costs in Redis is read with MEMORY
- * USAGE.
+ * USAGE.  take() answers through its callback, waited for on the
+ * backend's loop; what it makes of replies no script gives, and of a
+ * store that fails, is tried on a store that answers as the test says
+ * (support/scripted_store.h).
  */
 #include "checks/ratelimit.h"
 
@@ -15,8 +18,11 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <optional>
 #include <random>
 
+#include "support/loop_answer.h"
+#include "support/scripted_store.h"
 #include "support/store_backends.h"
 
 namespace portcullis::checks {
@@ -26,6 +32,18 @@ using std::chrono::hours;
 using std::chrono::minutes;
 using std::chrono::seconds;
 using test_support::Backend;
+
+/* What LIMITER's take() gives, waited for on LOOP. */
+store::Outcome<RatelimitDecision> outcome_of(Ratelimit& limiter, EventLoop& loop, const std::string& key,
+                                             const std::vector<RateLimit>& rates) {
+    return test_support::answer_on<store::Outcome<RatelimitDecision>>(
+        loop, [&](Ratelimit::TakeDone done) { limiter.take(key, rates, std::move(done)); });
+}
+
+RatelimitDecision decide(Ratelimit& limiter, EventLoop& loop, const std::string& key,
+                         const std::vector<RateLimit>& rates) {
+    return test_support::value_of(outcome_of(limiter, loop, key, rates));
+}
 
 TEST(RatelimitKey, AddressesLoseCaseAndExtension) {
     EXPECT_EQ(normalize_key_part("Alice+News@Example.COM"), "alice@example.com");
@@ -61,7 +79,7 @@ protected:
     void advance(Millis by) { now_ += by.count(); }
 
     RatelimitDecision take(std::initializer_list<RateLimit> rates, const std::string& key = "r:test") {
-        return limiter_.take(key, std::vector<RateLimit>(rates));
+        return decide(limiter_, backend_.loop, key, std::vector<RateLimit>(rates));
     }
 
     /* How many of N events in a row RATES allow. */
@@ -208,7 +226,7 @@ TEST_P(RatelimitBuckets, AValueThatDoesNotDecodeIsAnEmptyBucket) {
     for (const std::string& garbage : {std::string("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 10),
                                       std::string("\x01\x02\x7f", 3), std::string("hello"), std::string()}) {
         const std::string args[] = {garbage};
-        backend_.store->run(overwrite_script(), "r:test", now_.load(), args);
+        store::run_blocking(*backend_.store, overwrite_script(), "r:test", now_.load(), args);
         const auto decision = take({five_a_minute});
         EXPECT_TRUE(decision.allowed);
         EXPECT_EQ(decision.levels, std::vector<uint64_t>{1});
@@ -226,7 +244,7 @@ struct AcceptedLog {
     }
 };
 
-void randomized_run(std::atomic<int64_t>& now, Ratelimit& limiter, int events, unsigned seed) {
+void randomized_run(std::atomic<int64_t>& now, Ratelimit& limiter, EventLoop& loop, int events, unsigned seed) {
     std::mt19937 random(seed);
     const RateLimit rate{7, seconds(90)};
     const int64_t period = rate.period.count();
@@ -236,7 +254,7 @@ void randomized_run(std::atomic<int64_t>& now, Ratelimit& limiter, int events, u
     for (int i = 0; i < events; ++i) {
         now += static_cast<int64_t>(gap(random));
         const std::vector<RateLimit> rates{rate};
-        const auto decision = limiter.take("r:random", rates);
+        const auto decision = decide(limiter, loop, "r:random", rates);
         if (decision.allowed) {
             log.times.push_back(now.load());
             ++accepted;
@@ -255,11 +273,93 @@ void randomized_run(std::atomic<int64_t>& now, Ratelimit& limiter, int events, u
 
 TEST_P(RatelimitBuckets, NeverMoreThanCountInAnyWindowAgainstBruteForce) {
     const int events = GetParam() == Backend::memory ? 50'000 : 5'000;
-    randomized_run(now_, limiter_, events, 20261122);
+    randomized_run(now_, limiter_, backend_.loop, events, 20261122);
+}
+
+TEST_P(RatelimitBuckets, NoRatesAllowAtOnceWithoutTheStore) {
+    int calls = 0;
+    limiter_.take("r:test", {}, [&calls](store::Outcome<RatelimitDecision> outcome) {
+        ++calls;
+        ASSERT_TRUE(outcome.value);
+        EXPECT_TRUE(outcome.value->allowed);
+        EXPECT_TRUE(outcome.value->levels.empty());
+    });
+    EXPECT_EQ(calls, 1) << "answered during the call";
+    EXPECT_TRUE(limiter_.show("r:test").empty()) << "nothing counted";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RatelimitBuckets, testing::Values(Backend::memory, Backend::redis),
                          test_support::backend_name);
+
+TEST(RatelimitTake, AStoreThatCannotAnswerIsAnErrorNotADecision) {
+    int64_t now = 1'800'000'000'000;
+    test_support::TestStore backend(Backend::redis, [&now] { return now; });
+    Ratelimit limiter(*backend.store, [&now] { return now; });
+    const std::vector<RateLimit> rates{five_a_minute};
+    ASSERT_TRUE(outcome_of(limiter, backend.loop, "r:test", rates).value);
+    backend.redis->stop();
+    const auto outcome = outcome_of(limiter, backend.loop, "r:test", rates);
+    EXPECT_FALSE(outcome.value);
+    EXPECT_TRUE(outcome.error.starts_with("redis 127.0.0.1:" + std::to_string(backend.redis->port()) + "/0: "))
+        << outcome.error;
+}
+
+class RatelimitReplies : public testing::Test {
+protected:
+    store::Outcome<RatelimitDecision> given(std::vector<std::string> reply, std::vector<RateLimit> rates,
+                                            std::optional<std::string> error = {}) {
+        store_.answer({std::move(reply), std::move(error)});
+        return outcome_of(limiter_, loop_, "r:test", rates);
+    }
+
+    test_support::ScriptedStore store_;
+    Ratelimit limiter_{store_, [] { return int64_t{1'800'000'000'000}; }};
+    EventLoop loop_;
+    const std::vector<RateLimit> one_rate_{five_a_minute};
+    const std::vector<RateLimit> two_rates_{five_a_minute, {100, hours(1)}};
+};
+
+TEST_F(RatelimitReplies, TheReplyIsTheDecision) {
+    auto outcome = given({"1", "0", "0", "3"}, one_rate_);
+    ASSERT_TRUE(outcome.value) << outcome.error;
+    EXPECT_TRUE(outcome.value->allowed);
+    EXPECT_EQ(outcome.value->levels, std::vector<uint64_t>{3});
+    outcome = given({"0", "1", "5000", "5", "100"}, two_rates_);
+    ASSERT_TRUE(outcome.value) << outcome.error;
+    EXPECT_FALSE(outcome.value->allowed);
+    EXPECT_EQ(outcome.value->over, 1u);
+    EXPECT_EQ(outcome.value->retry_in_ms, 5000);
+    EXPECT_EQ(outcome.value->levels, (std::vector<uint64_t>{5, 100}));
+    EXPECT_EQ(store_.calls.size(), 2u);
+}
+
+TEST_F(RatelimitReplies, RepliesOfTheWrongShapeAreErrors) {
+    auto outcome = given({"1", "0", "0"}, one_rate_);
+    EXPECT_FALSE(outcome.value);
+    EXPECT_EQ(outcome.error, "ratelimit: unexpected reply from the store");
+    outcome = given({"0", "2", "5000", "5", "100"}, two_rates_);
+    EXPECT_FALSE(outcome.value);
+    EXPECT_EQ(outcome.error, "ratelimit: the store named a rate the rule has not");
+}
+
+TEST_F(RatelimitReplies, AValueThatIsNoNumberIsAnErrorNotAThrow) {
+    // The reply reaches take()'s callback on the loop: an exception there
+    // would unwind through the store's connection and the event loop.
+    for (const bool later : {false, true}) {
+        store_.answer_later(later);
+        std::optional<store::Outcome<RatelimitDecision>> outcome;
+        EXPECT_NO_THROW(outcome = given({"1", "0", "0", "x"}, one_rate_)) << (later ? "later" : "during the call");
+        if (!outcome) continue;
+        EXPECT_FALSE(outcome->value);
+        EXPECT_EQ(outcome->error, "ratelimit: unexpected reply 'x' from the store");
+    }
+}
+
+TEST_F(RatelimitReplies, AStoreFailureIsTheOutcomesError) {
+    const auto outcome = given({}, one_rate_, "redis 127.0.0.1:6379/0: connect: Connection refused");
+    EXPECT_FALSE(outcome.value);
+    EXPECT_EQ(outcome.error, "redis 127.0.0.1:6379/0: connect: Connection refused");
+}
 
 /* The bytes of the bucket after COUNT events spread over every slot of
  * an hour: the most a bucket of that COUNT holds. */
@@ -267,10 +367,11 @@ std::string fullest_bucket(uint64_t count) {
     int64_t now = 1'800'000'000'000;
     store::MemoryStore memory("", [&] { return now; });
     Ratelimit limiter(memory, [&] { return now; });
+    EventLoop loop;
     const std::vector<RateLimit> rates{{count, hours(1)}};
     for (uint64_t event = 0; event < count; ++event) {
         now = 1'800'000'000'000 + static_cast<int64_t>(event * 61 / count) * 60'000;
-        if (!limiter.take("r:full", rates).allowed) throw std::runtime_error("bucket refused below COUNT");
+        if (!decide(limiter, loop, "r:full", rates).allowed) throw std::runtime_error("bucket refused below COUNT");
     }
     std::string value;
     memory.scan("r:", [&](const store::Entry& entry) { value = entry.value; });
@@ -285,7 +386,7 @@ long long redis_bytes_of_fullest_bucket(uint64_t count) {
     settings.url = redis.url();
     store::RedisStore store(settings);
     const std::string args[] = {fullest_bucket(count)};
-    store.run(overwrite_script(), "r:aaaaaaaaaaaaaa", 0, args);
+    store::run_blocking(store, overwrite_script(), "r:aaaaaaaaaaaaaa", 0, args);
     // The copy is the same bucket: Redis reads COUNT events back.
     Ratelimit limiter(store, [] { return int64_t{1'800'000'000'000 + 60 * 60'000}; });
     const auto levels = limiter.show("r:aaaaaaaaaaaaaa");

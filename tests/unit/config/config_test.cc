@@ -146,7 +146,8 @@ TEST(Keys, ConfigKeysNamesEveryKey) {
         "store.master",   "store.user",       "store.password",      "store.prefix",
         "store.timeout",  "store.on_error",   "store.snapshot",      "dns.resolver",
         "dns.timeout",    "auth.authserv_id", "auth.add_header",     "auth.public_suffix_list",
-        "log.target",     "log.level",        "log.facility",        "metrics.listen"};
+        "log.target",     "log.level",        "log.facility",        "metrics.listen",
+        "control.socket"};
     EXPECT_EQ(config_keys(), expected);
 }
 

@@ -6,8 +6,8 @@
  * written twice: in the field registry (policy/fields.cc), for the
  * parser to refuse a comparison that could never be true, and in each
  * check's result names.  The daemon puts one into the other
- * (message_auth.cc, dns_lists.cc); this test holds the two lists to each
- * other.
+ * (message_auth.cc, session_checks.cc); this test holds the two lists to
+ * each other.
  */
 #include <gtest/gtest.h>
 

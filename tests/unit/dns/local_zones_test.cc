@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "dns/resolver.h"
 #include "support/black_hole.h"
 
@@ -95,15 +97,25 @@ TEST(LocalZones, TheTableIsWhatLibunboundAnswersItself) {
 
     BlackHole silent;
     Resolver resolver({silent.forwarder()}, 1s);
-    std::vector<std::pair<std::string, Resolver::Lookup>> lookups;
-    for (const auto& name : local) lookups.emplace_back(name, resolver.start(name, RecordType::a));
-    for (const auto& name : asked) lookups.emplace_back(name, resolver.start(name, RecordType::a));
-    for (size_t i = 0; i < lookups.size(); ++i) {
-        const std::string& name = lookups[i].first;
-        const bool answered_itself = lookups[i].second.wait().status != Answer::Status::temperror;
+    Strings names = local;
+    names.insert(names.end(), asked.begin(), asked.end());
+    std::vector<std::optional<Answer>> answers(names.size());
+    size_t answered = 0;
+    EventLoop loop;
+    loop.defer([&] {
+        for (size_t i = 0; i < names.size(); ++i) {
+            resolver.lookup(names[i], RecordType::a, [&answers, &answered, i](Answer answer) {
+                answers[i] = std::move(answer);
+                ++answered;
+            });
+        }
+    });
+    loop.run_until([&] { return answered == names.size(); });
+    for (size_t i = 0; i < names.size(); ++i) {
+        const bool answered_itself = answers[i]->status != Answer::Status::temperror;
         const bool expected = i < local.size();
-        EXPECT_EQ(answered_itself, expected) << name;
-        EXPECT_EQ(local_zone_of(name) != nullptr, expected) << name;
+        EXPECT_EQ(answered_itself, expected) << names[i];
+        EXPECT_EQ(local_zone_of(names[i]) != nullptr, expected) << names[i];
     }
 }
 

@@ -1,14 +1,22 @@
 /*
  * resolver_test.cc: dns::Resolver against a real unbound serving local
- * data (listed, not listed, TXT, AAAA, MX, PTR), and against a forwarder that never
- * answers (a UDP socket the test opens and never reads): the timeout, a
- * temperror within dns.timeout, and lookups running in parallel.
+ * data (listed, not listed, TXT, AAAA, MX, PTR), and against a forwarder
+ * that never answers (a UDP socket the test opens and never reads): the
+ * timeout, a temperror within dns.timeout that holds up no other lookup,
+ * lookups running in parallel on one loop and on several, the answer
+ * given later on the loop that asked, and a resolver dropped with
+ * lookups out.
  */
 #include "dns/resolver.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
 #include "support/black_hole.h"
+#include "support/loop_answer.h"
 #include "support/unbound_server.h"
 
 namespace portcullis::dns {
@@ -18,6 +26,40 @@ using namespace std::chrono_literals;
 using Status = Answer::Status;
 using Strings = std::vector<std::string>;
 using test_support::BlackHole;
+using Clock = std::chrono::steady_clock;
+
+/* RESOLVER's answer to NAME's TYPE records, asked on LOOP. */
+Answer resolve(Resolver& resolver, EventLoop& loop, std::string_view name, RecordType type) {
+    return test_support::answer_on<Answer>(loop, [&](Resolver::Done done) { resolver.lookup(name, type, done); });
+}
+
+/* The answers to every name in NAMES, all asked at once on LOOP, in the
+ * order of NAMES, and when each came. */
+struct Answered {
+    std::vector<Answer> answers;
+    std::vector<Clock::time_point> at;
+};
+Answered resolve_all(Resolver& resolver, EventLoop& loop, const std::vector<std::string>& names, RecordType type) {
+    Answered all;
+    all.answers.resize(names.size());
+    all.at.resize(names.size());
+    size_t answered = 0;
+    loop.defer([&] {
+        for (size_t i = 0; i < names.size(); ++i) {
+            resolver.lookup(names[i], type, [&all, &answered, i](Answer answer) {
+                all.answers[i] = std::move(answer);
+                all.at[i] = Clock::now();
+                ++answered;
+            });
+        }
+    });
+    bool expired = false;
+    Timer watchdog(loop, [&expired] { expired = true; });
+    watchdog.arm_after(std::chrono::seconds(30));
+    loop.run_until([&] { return expired || answered == names.size(); });
+    if (answered != names.size()) throw std::runtime_error("lookups without an answer after 30 s");
+    return all;
+}
 
 const Strings kRecords{
     "2.0.0.127.bl.example. A 127.0.0.2",
@@ -39,44 +81,48 @@ protected:
         delete server_;
         server_ = nullptr;
     }
+    Answer lookup(std::string_view name, RecordType type) { return resolve(resolver_, loop_, name, type); }
+
     static test_support::UnboundServer* server_;
     Resolver resolver_{{server_->forwarder()}, 2s};
+    EventLoop loop_;
 };
 test_support::UnboundServer* ResolverTest::server_ = nullptr;
 
 TEST_F(ResolverTest, ListedAddressGivesItsARecords) {
-    const Answer answer = resolver_.lookup("5.113.0.203.bl.example", RecordType::a);
+    const Answer answer = lookup("5.113.0.203.bl.example", RecordType::a);
     ASSERT_EQ(answer.status, Status::found) << answer.error;
     Strings records = answer.records;
     std::sort(records.begin(), records.end());
     EXPECT_EQ(records, (Strings{"127.0.0.10", "127.0.0.4"}));
+    EXPECT_GT(answer.took, 0ms);
     EXPECT_LT(answer.took, 2s);
 }
 
 TEST_F(ResolverTest, UnlistedNameIsNotFound) {
-    const Answer answer = resolver_.lookup("6.113.0.203.bl.example", RecordType::a);
+    const Answer answer = lookup("6.113.0.203.bl.example", RecordType::a);
     EXPECT_EQ(answer.status, Status::not_found) << answer.error;
     EXPECT_TRUE(answer.records.empty());
 }
 
 TEST_F(ResolverTest, NameWithOtherTypesOnlyIsNotFound) {
-    EXPECT_EQ(resolver_.lookup("mail.example", RecordType::a).status, Status::not_found);
+    EXPECT_EQ(lookup("mail.example", RecordType::a).status, Status::not_found);
 }
 
 TEST_F(ResolverTest, TxtStringsAreJoined) {
-    const Answer answer = resolver_.lookup("5.113.0.203.bl.example", RecordType::txt);
+    const Answer answer = lookup("5.113.0.203.bl.example", RecordType::txt);
     ASSERT_EQ(answer.status, Status::found) << answer.error;
     EXPECT_EQ(answer.records, Strings{"listed: see https://bl.example/203.0.113.5"});
 }
 
 TEST_F(ResolverTest, AaaaRecords) {
-    const Answer answer = resolver_.lookup("mail.example", RecordType::aaaa);
+    const Answer answer = lookup("mail.example", RecordType::aaaa);
     ASSERT_EQ(answer.status, Status::found) << answer.error;
     EXPECT_EQ(answer.records, Strings{"2001:db8::25"});
 }
 
 TEST_F(ResolverTest, MxRecordsGiveTheExchanges) {
-    const Answer answer = resolver_.lookup("mail.example", RecordType::mx);
+    const Answer answer = lookup("mail.example", RecordType::mx);
     ASSERT_EQ(answer.status, Status::found) << answer.error;
     Strings records = answer.records;
     std::sort(records.begin(), records.end());
@@ -84,58 +130,128 @@ TEST_F(ResolverTest, MxRecordsGiveTheExchanges) {
 }
 
 TEST_F(ResolverTest, PtrRecordGivesTheName) {
-    const Answer answer = resolver_.lookup("5.113.0.93.in-addr.arpa", RecordType::ptr);
+    const Answer answer = lookup("5.113.0.93.in-addr.arpa", RecordType::ptr);
     ASSERT_EQ(answer.status, Status::found) << answer.error;
     EXPECT_EQ(answer.records, Strings{"host.mail.example"});
 }
 
 TEST_F(ResolverTest, NameWithADotInALabelIsDropped) {
-    EXPECT_EQ(resolver_.lookup("odd.example", RecordType::ptr).status, Status::not_found);
+    EXPECT_EQ(lookup("odd.example", RecordType::ptr).status, Status::not_found);
 }
 
 TEST_F(ResolverTest, LookupsStartedTogetherAllAnswer) {
-    std::vector<Resolver::Lookup> lookups;
-    for (int i = 0; i < 20; ++i) lookups.push_back(resolver_.start(i % 2 ? "2.0.0.127.bl.example" : "x.bl.example", RecordType::a));
-    for (size_t i = 0; i < lookups.size(); ++i) {
-        EXPECT_EQ(lookups[i].wait().status, i % 2 ? Status::found : Status::not_found) << i;
+    std::vector<std::string> names;
+    for (int i = 0; i < 20; ++i) names.push_back(i % 2 ? "2.0.0.127.bl.example" : "x" + std::to_string(i) + ".bl.example");
+    const Answered all = resolve_all(resolver_, loop_, names, RecordType::a);
+    for (size_t i = 0; i < names.size(); ++i) {
+        EXPECT_EQ(all.answers[i].status, i % 2 ? Status::found : Status::not_found) << i;
     }
 }
 
-TEST_F(ResolverTest, WaitingTwiceGivesTheSameAnswer) {
-    auto lookup = resolver_.start("2.0.0.127.bl.example", RecordType::a);
-    EXPECT_EQ(lookup.wait().records, Strings{"127.0.0.2"});
-    EXPECT_EQ(lookup.wait().records, Strings{"127.0.0.2"});
+TEST_F(ResolverTest, TheAnswerComesLaterOnTheLoopThatAsked) {
+    bool returned = false, inside = false;
+    EventLoop* answered_on = nullptr;
+    const Answer answer = test_support::answer_on<Answer>(loop_, [&](Resolver::Done done) {
+        resolver_.lookup("2.0.0.127.bl.example", RecordType::a, [&, done](Answer got) {
+            inside = !returned;
+            answered_on = EventLoop::current();
+            done(std::move(got));
+        });
+        returned = true;
+    });
+    EXPECT_FALSE(inside);
+    EXPECT_EQ(answered_on, &loop_);
+    EXPECT_EQ(answer.records, Strings{"127.0.0.2"});
+}
+
+TEST_F(ResolverTest, ALookupOffAnEventLoopIsALogicError) {
+    EXPECT_THROW(resolver_.lookup("2.0.0.127.bl.example", RecordType::a, [](Answer) { ADD_FAILURE() << "answered"; }),
+                 std::logic_error);
+}
+
+TEST_F(ResolverTest, LoopsOnSeveralThreadsEachLookUpOnTheirOwn) {
+    constexpr int kLoops = 4;
+    std::vector<std::vector<Answer>> answers(kLoops);
+    {
+        std::vector<std::jthread> threads;
+        for (int l = 0; l < kLoops; ++l) {
+            threads.emplace_back([&, l] {
+                EventLoop loop;
+                for (int i = 0; i < 10; ++i) {
+                    answers[l].push_back(resolve(resolver_, loop, i % 2 ? "mail.example" : "x.example", RecordType::aaaa));
+                }
+            });
+        }
+    }
+    for (int l = 0; l < kLoops; ++l) {
+        ASSERT_EQ(answers[l].size(), 10u);
+        for (size_t i = 0; i < answers[l].size(); ++i) {
+            EXPECT_EQ(answers[l][i].records, i % 2 ? Strings{"2001:db8::25"} : Strings{}) << l << " " << i;
+        }
+    }
 }
 
 TEST(ResolverTimeout, ASilentForwarderIsATemperrorAfterTheTimeout) {
     BlackHole silent;
     Resolver resolver({silent.forwarder()}, 300ms);
-    const auto started = std::chrono::steady_clock::now();
-    const Answer answer = resolver.lookup("2.0.0.127.bl.example", RecordType::a);
-    const auto took = std::chrono::steady_clock::now() - started;
+    EventLoop loop;
+    const auto started = Clock::now();
+    const Answer answer = resolve(resolver, loop, "2.0.0.127.bl.example", RecordType::a);
+    const auto took = Clock::now() - started;
     EXPECT_EQ(answer.status, Status::temperror);
     EXPECT_EQ(answer.error, "timeout");
     EXPECT_GE(took, 300ms);
     EXPECT_LT(took, 800ms);
+    EXPECT_GE(answer.took, 300ms);
+    EXPECT_LE(answer.took, took);
 }
 
 TEST(ResolverTimeout, LookupsRunInParallel) {
     BlackHole silent;
     Resolver resolver({silent.forwarder()}, 400ms);
-    const auto started = std::chrono::steady_clock::now();
-    std::vector<Resolver::Lookup> lookups;
-    for (int i = 0; i < 5; ++i) lookups.push_back(resolver.start(std::to_string(i) + ".bl.example", RecordType::a));
-    for (auto& lookup : lookups) EXPECT_EQ(lookup.wait().status, Status::temperror);
+    EventLoop loop;
+    std::vector<std::string> names;
+    for (int i = 0; i < 5; ++i) names.push_back(std::to_string(i) + ".bl.example");
+    const auto started = Clock::now();
+    const Answered all = resolve_all(resolver, loop, names, RecordType::a);
+    for (const auto& answer : all.answers) EXPECT_EQ(answer.status, Status::temperror);
     // Five lookups one after the other would take 2 s.
-    EXPECT_LT(std::chrono::steady_clock::now() - started, 900ms);
+    EXPECT_LT(Clock::now() - started, 900ms);
 }
 
-TEST(ResolverTimeout, DroppingALookupCancelsIt) {
+TEST(ResolverTimeout, ALookupThatTimesOutHoldsUpNoOther) {
+    // unbound drops every question under slow.example and answers the rest.
+    test_support::UnboundServer server({"2.0.0.127.bl.example. A 127.0.0.2"}, {"local-zone: \"slow.example.\" deny"});
+    Resolver resolver({server.forwarder()}, 600ms);
+    EventLoop loop;
+    std::vector<std::string> names{"2.0.0.127.slow.example"};
+    for (int i = 0; i < 5; ++i) names.push_back(i % 2 ? "2.0.0.127.bl.example" : std::to_string(i) + ".bl.example");
+    const auto started = Clock::now();
+    const Answered all = resolve_all(resolver, loop, names, RecordType::a);
+    EXPECT_EQ(all.answers[0].status, Status::temperror);
+    EXPECT_EQ(all.answers[0].error, "timeout");
+    EXPECT_GE(all.at[0] - started, 600ms);
+    for (size_t i = 1; i < names.size(); ++i) {
+        EXPECT_EQ(all.answers[i].status, i % 2 ? Status::not_found : Status::found) << names[i];
+        EXPECT_LT(all.at[i] - started, 300ms) << names[i] << " waited for the silent one";
+    }
+}
+
+TEST(ResolverTimeout, AResolverDroppedWithLookupsOutCallsNothingBack) {
     BlackHole silent;
-    Resolver resolver({silent.forwarder()}, 5s);
-    const auto started = std::chrono::steady_clock::now();
-    { auto dropped = resolver.start("2.0.0.127.bl.example", RecordType::a); }
-    EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+    auto resolver = std::make_unique<Resolver>(std::vector<std::string>{silent.forwarder()}, 200ms);
+    EventLoop loop;
+    test_support::NotedCall<Answer> answered;
+    const auto started = Clock::now();
+    loop.defer([&] {
+        for (int i = 0; i < 3; ++i) resolver->lookup(std::to_string(i) + ".bl.example", RecordType::a, answered.callback());
+        // Dropped on the loop's own thread, its lookups with it.
+        resolver.reset();
+    });
+    test_support::serve_for(loop, 500ms);
+    EXPECT_EQ(answered.calls(), 0);
+    // Cancelled, not waited for.
+    EXPECT_LT(Clock::now() - started, 1500ms);
 }
 
 TEST(ResolverSettings, ForwardersLibunboundRefusesNameDnsResolver) {

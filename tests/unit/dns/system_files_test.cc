@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "dns/resolver.h"
+#include "support/loop_answer.h"
 #include "support/unbound_server.h"
 
 namespace {
@@ -73,7 +74,10 @@ TEST(SystemFiles, AForwarderIsTheOnlyServer) {
     system_files_opened();
     {
         Resolver resolver({server.forwarder()}, 2s);
-        EXPECT_EQ(resolver.lookup("2.0.0.127.bl.example", RecordType::a).records, std::vector<std::string>{"127.0.0.2"});
+        EventLoop loop;
+        const Answer answer = test_support::answer_on<Answer>(
+            loop, [&](Resolver::Done done) { resolver.lookup("2.0.0.127.bl.example", RecordType::a, done); });
+        EXPECT_EQ(answer.records, std::vector<std::string>{"127.0.0.2"});
     }
     EXPECT_EQ(system_files_opened(), std::vector<std::string>{});
 }

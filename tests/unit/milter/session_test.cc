@@ -1,13 +1,21 @@
 /*
  * session_test.cc: the session flow without an MTA: connect-stage refusals
  * given at the next command, accept scopes, per-recipient refusal,
- * recipient counting, effects applied at end of message.
+ * recipient counting, effects applied at end of message (each stage
+ * driven to its reply by a SessionDriver); and the waits, on a loop of
+ * the test's own: a stage that needs a lookup or a store answer returns
+ * nothing, the session asks to be resumed once it has come (once for
+ * answers that come together, never from inside its own call), and
+ * resume() gives the reply, the rules before the waiting one decided
+ * once; a session destroyed while its lookup or store question is out
+ * is never called back.
  */
 #include "milter/session.h"
 
 #include <gtest/gtest.h>
 
-#include "policy/loader.h"
+#include "support/fake_checks.h"
+#include "util/event_loop.h"
 
 namespace portcullis::milter {
 namespace {
@@ -23,14 +31,13 @@ public:
     std::vector<std::string> lines;
 };
 
+using test_support::DrivenSession;
+using test_support::snapshot_with;
+
 class SessionTest : public ::testing::Test {
 protected:
-    std::unique_ptr<Session> start(const std::string& rules, bool monitor = false) {
-        auto result = policy::parse_policy(rules, "test.rules", ".");
-        std::string errors;
-        for (const auto& error : result.errors) errors += error.str() + "\n";
-        EXPECT_TRUE(result.ok()) << errors;
-        return std::make_unique<Session>(make_snapshot(result.policy, monitor), recorder);
+    std::unique_ptr<DrivenSession> start(const std::string& rules, bool monitor = false) {
+        return std::make_unique<DrivenSession>(snapshot_with(rules, nullptr, nullptr, monitor), recorder);
     }
     Recorder recorder;
 };
@@ -46,14 +53,14 @@ constexpr const char* kRelayPolicy =
 
 TEST_F(SessionTest, RelayRefusedPerRecipient) {
     auto session = start(kRelayPolicy);
-    EXPECT_EQ(session->connect(kExternal, "unknown", 1234).kind, Answer::Kind::proceed);
-    EXPECT_EQ(session->mail("<alice@example.net>", "", 0).kind, Answer::Kind::proceed);
-    const Answer foreign = session->rcpt("<bob@foreign.example>");
+    EXPECT_EQ(session->connect(kExternal, "unknown", 1234).answer.kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->mail("<alice@example.net>", "", 0).answer.kind, Answer::Kind::proceed);
+    const Answer foreign = session->rcpt("<bob@foreign.example>").answer;
     EXPECT_EQ(foreign.kind, Answer::Kind::reject);
     EXPECT_EQ(foreign.code, "554");
     EXPECT_EQ(foreign.xcode, "5.7.1");
     EXPECT_EQ(foreign.text, std::vector<std::string>{"Relay access denied"});
-    EXPECT_EQ(session->rcpt("<carol@example.com>").kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->rcpt("<carol@example.com>").answer.kind, Answer::Kind::proceed);
     EXPECT_EQ(session->facts().rcpt_count, 1u);   // only the accepted one counts
     EXPECT_EQ(session->end_of_message().answer.kind, Answer::Kind::proceed);
 }
@@ -62,25 +69,25 @@ TEST_F(SessionTest, AuthenticatedMayRelay) {
     auto session = start(kRelayPolicy);
     session->connect(kExternal, "unknown", 1234);
     session->mail("<alice@example.net>", "alice", 0);
-    EXPECT_EQ(session->rcpt("<bob@foreign.example>").kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->rcpt("<bob@foreign.example>").answer.kind, Answer::Kind::proceed);
 }
 
 TEST_F(SessionTest, AcceptAtConnectEndsFilteringForTheConnection) {
     auto session = start(kRelayPolicy);
-    EXPECT_EQ(session->connect(kTrusted, "localhost", 1234).kind, Answer::Kind::accept);
+    EXPECT_EQ(session->connect(kTrusted, "localhost", 1234).answer.kind, Answer::Kind::accept);
     // If the MTA still calls (it should not), nothing is refused.
     session->mail("<a@b.example>", "", 0);
-    EXPECT_EQ(session->rcpt("<bob@foreign.example>").kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->rcpt("<bob@foreign.example>").answer.kind, Answer::Kind::proceed);
     EXPECT_EQ(recorder.lines, std::vector<std::string>{"connect:accept"});
 }
 
 TEST_F(SessionTest, ConnectRefusalIsGivenAtTheNextCommands) {
     auto session = start("on connect { reject 550 5.7.0 \"No mail from ${client.ip} today\" }\n");
-    EXPECT_EQ(session->connect(kExternal, "unknown", 1).kind, Answer::Kind::proceed);
-    const Answer helo = session->helo("x.example", false);
+    EXPECT_EQ(session->connect(kExternal, "unknown", 1).answer.kind, Answer::Kind::proceed);
+    const Answer helo = session->helo("x.example", false).answer;
     EXPECT_EQ(helo.kind, Answer::Kind::reject);
     EXPECT_EQ(helo.text, std::vector<std::string>{"No mail from 203.0.113.5 today"});
-    const Answer mail = session->mail("<a@b.example>", "", 0);
+    const Answer mail = session->mail("<a@b.example>", "", 0).answer;
     EXPECT_EQ(mail.kind, Answer::Kind::reject);
     EXPECT_EQ(mail.code, "550");
 }
@@ -88,10 +95,10 @@ TEST_F(SessionTest, ConnectRefusalIsGivenAtTheNextCommands) {
 TEST_F(SessionTest, HeloRefusalLastsUntilTheNextHelo) {
     auto session = start("on helo { tempfail 450 4.7.1 \"bad helo\" if helo == localhost }\n");
     session->connect(kExternal, "unknown", 1);
-    EXPECT_EQ(session->helo("localhost", false).kind, Answer::Kind::tempfail);
-    EXPECT_EQ(session->mail("<a@b.example>", "", 0).kind, Answer::Kind::tempfail);
-    EXPECT_EQ(session->helo("mx.example.net", false).kind, Answer::Kind::proceed);
-    EXPECT_EQ(session->mail("<a@b.example>", "", 0).kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->helo("localhost", false).answer.kind, Answer::Kind::tempfail);
+    EXPECT_EQ(session->mail("<a@b.example>", "", 0).answer.kind, Answer::Kind::tempfail);
+    EXPECT_EQ(session->helo("mx.example.net", false).answer.kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->mail("<a@b.example>", "", 0).answer.kind, Answer::Kind::proceed);
 }
 
 TEST_F(SessionTest, AcceptAtRcptCoversThatRecipientOnly) {
@@ -100,8 +107,8 @@ TEST_F(SessionTest, AcceptAtRcptCoversThatRecipientOnly) {
         "on eom { add-header X-Checked \"yes\" }\n");
     session->connect(kExternal, "unknown", 1);
     session->mail("<a@b.example>", "", 0);
-    EXPECT_EQ(session->rcpt("<postmaster@example.com>").kind, Answer::Kind::proceed);
-    EXPECT_EQ(session->rcpt("<other@example.com>").kind, Answer::Kind::reject);
+    EXPECT_EQ(session->rcpt("<postmaster@example.com>").answer.kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->rcpt("<other@example.com>").answer.kind, Answer::Kind::reject);
     const auto end = session->end_of_message();   // eom rules still ran
     ASSERT_EQ(end.add_headers.size(), 1u);
     EXPECT_EQ(end.add_headers[0].first, "X-Checked");
@@ -110,11 +117,11 @@ TEST_F(SessionTest, AcceptAtRcptCoversThatRecipientOnly) {
 TEST_F(SessionTest, AcceptAtMailSkipsTheRestOfTheMessageOnly) {
     auto session = start("on mail { accept if sender == vip@example.net }\non rcpt { reject }\n");
     session->connect(kExternal, "unknown", 1);
-    EXPECT_EQ(session->mail("<vip@example.net>", "", 0).kind, Answer::Kind::accept);
-    EXPECT_EQ(session->rcpt("<x@example.com>").kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->mail("<vip@example.net>", "", 0).answer.kind, Answer::Kind::accept);
+    EXPECT_EQ(session->rcpt("<x@example.com>").answer.kind, Answer::Kind::proceed);
     session->end_of_message();
-    EXPECT_EQ(session->mail("<other@example.net>", "", 0).kind, Answer::Kind::proceed);
-    EXPECT_EQ(session->rcpt("<x@example.com>").kind, Answer::Kind::reject);
+    EXPECT_EQ(session->mail("<other@example.net>", "", 0).answer.kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->rcpt("<x@example.com>").answer.kind, Answer::Kind::reject);
 }
 
 TEST_F(SessionTest, ConnectionHeadersApplyToEveryMessageMessageHeadersToOne) {
@@ -138,7 +145,7 @@ TEST_F(SessionTest, DiscardAndQuarantine) {
         "on eom { quarantine \"review\" if header(\"X-Spam\") == yes }\n");
     session->connect(kExternal, "unknown", 1);
     session->mail("<a@b.example>", "", 0);
-    EXPECT_EQ(session->rcpt("<trap@example.com>").kind, Answer::Kind::discard);
+    EXPECT_EQ(session->rcpt("<trap@example.com>").answer.kind, Answer::Kind::discard);
     session->abort_message();
     session->mail("<a@b.example>", "", 0);
     session->rcpt("<x@example.com>");
@@ -166,16 +173,16 @@ TEST_F(SessionTest, MonitorModeLogsButDelivers) {
     auto session = start(kRelayPolicy, true);
     session->connect(kExternal, "unknown", 1);
     session->mail("<a@b.example>", "", 0);
-    EXPECT_EQ(session->rcpt("<bob@foreign.example>").kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->rcpt("<bob@foreign.example>").answer.kind, Answer::Kind::proceed);
     EXPECT_EQ(recorder.lines, std::vector<std::string>{"rcpt:monitor reject"});
 }
 
 TEST_F(SessionTest, LocalSubmissionWithoutClientAddress) {
     auto session = start(kRelayPolicy);
-    EXPECT_EQ(session->connect(std::nullopt, "localhost", 0).kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->connect(std::nullopt, "localhost", 0).answer.kind, Answer::Kind::proceed);
     session->mail("<root@localhost>", "", 0);
-    EXPECT_EQ(session->rcpt("<bob@foreign.example>").kind, Answer::Kind::reject);
-    EXPECT_EQ(session->rcpt("<bob@example.com>").kind, Answer::Kind::proceed);
+    EXPECT_EQ(session->rcpt("<bob@foreign.example>").answer.kind, Answer::Kind::reject);
+    EXPECT_EQ(session->rcpt("<bob@example.com>").answer.kind, Answer::Kind::proceed);
 }
 
 TEST_F(SessionTest, TenThousandRecipients) {
@@ -183,7 +190,7 @@ TEST_F(SessionTest, TenThousandRecipients) {
     session->connect(kExternal, "unknown", 1);
     session->mail("<a@b.example>", "", 0);
     for (int i = 0; i < 10000; ++i) {
-        ASSERT_EQ(session->rcpt("<user" + std::to_string(i) + "@example.com>").kind, Answer::Kind::proceed);
+        ASSERT_EQ(session->rcpt("<user" + std::to_string(i) + "@example.com>").answer.kind, Answer::Kind::proceed);
     }
     EXPECT_EQ(session->facts().rcpt_count, 10000u);
 }
@@ -213,6 +220,210 @@ TEST_F(SessionTest, HugeHeaderIsBoundedNotStoredWhole) {
     session->header("X-Big", std::string(1024 * 1024, 'a'));
     EXPECT_EQ(session->end_of_message().answer.kind, Answer::Kind::proceed);
     EXPECT_LE(session->facts().headers.at(0).value.size(), 16u * 1024);
+}
+
+/* A session on a loop of the test's own, whose checks answer when the
+ * test says. */
+class WaitingSession : public ::testing::Test {
+protected:
+    void start(const std::string& rules, std::shared_ptr<policy::StatefulChecks> stateful = nullptr) {
+        script.answer_later();
+        filter = std::make_unique<test_support::LoopSession>(snapshot_with(rules, &script, std::move(stateful)),
+                                                             recorder);
+    }
+    std::optional<Reply> stage(const std::function<std::optional<Reply>(Session&)>& step) {
+        return filter->stage(step);
+    }
+    void on_loop(const std::function<void()>& task) { filter->on_loop(task); }
+
+    test_support::CheckScript script;
+    Recorder recorder;
+    std::unique_ptr<test_support::LoopSession> filter;   // goes before the script
+};
+
+constexpr const char* kListedAtMail =
+    "on mail {\n"
+    "  log \"before\"\n"
+    "  reject 550 5.7.1 \"listed\" if client.ip in dnsbl \"bl.example\"\n"
+    "}\n";
+
+TEST_F(WaitingSession, AStageThatWaitsGivesItsReplyOnResume) {
+    start(kListedAtMail);
+    script.lookups.list("5.113.0.203.bl.example", {"127.0.0.2"});
+    ASSERT_TRUE(stage([](Session& s) { return s.connect(kExternal, "unknown", 1); }));
+    EXPECT_FALSE(stage([](Session& s) { return s.mail("<a@b.example>", "", 0); }));
+    EXPECT_TRUE(filter->session().waiting());
+    EXPECT_EQ(script.lookups.answers.started, std::vector<std::string>{"5.113.0.203.bl.example"});
+
+    // A resume before the answer came gives nothing, and decides nothing twice.
+    EXPECT_FALSE(stage([](Session& s) { return s.resume(); }));
+    EXPECT_EQ(filter->resumes, 0);
+
+    on_loop([&] {
+        script.arrive();
+        EXPECT_EQ(filter->resumes, 0);   // never from inside the call that woke it
+    });
+    EXPECT_EQ(filter->resumes, 1);
+    const auto reply = stage([](Session& s) { return s.resume(); });
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->answer.kind, Answer::Kind::reject);
+    EXPECT_EQ(reply->answer.text, std::vector<std::string>{"listed"});
+    EXPECT_FALSE(filter->session().waiting());
+    EXPECT_EQ(recorder.lines, (std::vector<std::string>{"mail:log", "mail:reject"}));
+    EXPECT_FALSE(stage([](Session& s) { return s.resume(); }));   // nothing left to resume
+}
+
+TEST_F(WaitingSession, AnswersThatComeTogetherResumeOnce) {
+    start("on mail { reject \"x\" if client.ip in dnsbl \"bl.example\" or spf == fail }\n");
+    stage([](Session& s) { return s.connect(kExternal, "unknown", 1); });
+    EXPECT_FALSE(stage([](Session& s) { return s.mail("<a@b.example>", "", 0); }));
+    on_loop([&] {
+        script.lookups.answers.arrive();
+        script.spf.checks.arrive();
+    });
+    EXPECT_EQ(filter->resumes, 1);
+    const auto reply = stage([](Session& s) { return s.resume(); });
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->answer.kind, Answer::Kind::reject);   // spf fails
+}
+
+TEST_F(WaitingSession, AStoreAnswerThatComesLaterResumesTheStage) {
+    auto store = std::make_shared<test_support::FakeStatefulChecks>(
+        policy::StatefulAnswer{policy::StatefulAnswer::Kind::refuse, 300, "reason=new"});
+    store->later = true;
+    start("on rcpt { greylist }\n", store);
+    stage([](Session& s) { return s.connect(kExternal, "unknown", 1); });
+    stage([](Session& s) { return s.mail("<a@b.example>", "", 0); });
+    EXPECT_FALSE(stage([](Session& s) { return s.rcpt("<x@example.com>"); }));
+    EXPECT_FALSE(stage([](Session& s) { return s.resume(); }));
+    EXPECT_EQ(store->calls, 1);
+    on_loop([&] { store->answer_all(); });
+    EXPECT_EQ(filter->resumes, 1);
+    const auto reply = stage([](Session& s) { return s.resume(); });
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->answer.kind, Answer::Kind::tempfail);
+    EXPECT_EQ(reply->answer.text, std::vector<std::string>{"Greylisted, please try again in 300 seconds"});
+    EXPECT_EQ(store->calls, 1);
+    EXPECT_EQ(recorder.lines, std::vector<std::string>{"rcpt:greylist defer"});
+}
+
+TEST_F(WaitingSession, AnAnswerThatComesAfterTheStageWasDecidedResumesNothing) {
+    // The rule starts the lookup, but its known side decides it.
+    start("on mail { reject if sender == x@y.example and client.ip in dnsbl \"bl.example\" }\n"
+          "on rcpt { reject if client.ip in dnsbl \"other.example\" }\n");
+    stage([](Session& s) { return s.connect(kExternal, "unknown", 1); });
+    const auto mail = stage([](Session& s) { return s.mail("<a@b.example>", "", 0); });
+    ASSERT_TRUE(mail);
+    EXPECT_EQ(mail->answer.kind, Answer::Kind::proceed);
+    EXPECT_EQ(script.lookups.answers.started.size(), 1u);
+    on_loop([&] { script.arrive(); });
+    EXPECT_EQ(filter->resumes, 0);
+    EXPECT_FALSE(filter->session().waiting());
+    // A stage that waits later is still resumed.
+    EXPECT_FALSE(stage([](Session& s) { return s.rcpt("<x@example.com>"); }));
+    on_loop([&] { script.arrive(); });
+    EXPECT_EQ(filter->resumes, 1);
+    EXPECT_TRUE(stage([](Session& s) { return s.resume(); }));
+}
+
+TEST_F(WaitingSession, AConnectRefusalThatWaitedIsGivenAtTheNextCommand) {
+    start("on connect { reject 550 5.7.1 \"listed\" if client.ip in dnsbl \"bl.example\" }\n");
+    script.lookups.list("5.113.0.203.bl.example", {"127.0.0.2"});
+    EXPECT_FALSE(stage([](Session& s) { return s.connect(kExternal, "unknown", 1); }));
+    on_loop([&] { script.arrive(); });
+    const auto connect = stage([](Session& s) { return s.resume(); });
+    ASSERT_TRUE(connect);
+    EXPECT_EQ(connect->answer.kind, Answer::Kind::proceed);   // no reply text at connect
+    const auto helo = stage([](Session& s) { return s.helo("mx.example.net", false); });
+    ASSERT_TRUE(helo);
+    EXPECT_EQ(helo->answer.kind, Answer::Kind::reject);
+    EXPECT_EQ(helo->answer.text, std::vector<std::string>{"listed"});
+}
+
+TEST_F(WaitingSession, ASessionGoneWhileItsLookupIsOutIsNotCalledBack) {
+    start(kListedAtMail);
+    stage([](Session& s) { return s.connect(kExternal, "unknown", 1); });
+    EXPECT_FALSE(stage([](Session& s) { return s.mail("<a@b.example>", "", 0); }));
+    filter->end();   // the MTA went away
+    EXPECT_EQ(script.ended, 1);   // its checks, and their lookups, went with it
+    on_loop([&] { script.arrive(); });
+    EXPECT_EQ(filter->resumes, 0);
+}
+
+TEST_F(WaitingSession, ASessionGoneBeforeItsWakeRunsIsNotCalledBack) {
+    // The answer came and the resume was deferred; the session goes first.
+    start(kListedAtMail);
+    stage([](Session& s) { return s.connect(kExternal, "unknown", 1); });
+    EXPECT_FALSE(stage([](Session& s) { return s.mail("<a@b.example>", "", 0); }));
+    on_loop([&] {
+        script.arrive();
+        filter->end();
+    });
+    EXPECT_EQ(filter->resumes, 0);
+}
+
+TEST_F(WaitingSession, ASessionGoneWhileTheStoreIsAskedIsNotCalledBack) {
+    auto store = std::make_shared<test_support::FakeStatefulChecks>();
+    store->later = true;
+    start("on rcpt { greylist }\n", store);
+    stage([](Session& s) { return s.connect(kExternal, "unknown", 1); });
+    stage([](Session& s) { return s.mail("<a@b.example>", "", 0); });
+    EXPECT_FALSE(stage([](Session& s) { return s.rcpt("<x@example.com>"); }));
+    filter->end();
+    on_loop([&] { store->answer_all(); });   // the store outlives the session
+    EXPECT_EQ(filter->resumes, 0);
+    EXPECT_EQ(recorder.lines, std::vector<std::string>{});
+}
+
+TEST_F(SessionTest, TheDriverGivesAStageThatWaitedItsReplyOnceWoken) {
+    // One DNS list answer, at the next turn of the driver's loop: the stage
+    // ends then, not at some later event (the watchdog's).
+    test_support::CheckScript script;
+    script.answer_on_loop();
+    script.lookups.list("5.113.0.203.bl.example", {"127.0.0.2"});
+    DrivenSession session(snapshot_with(kListedAtMail, &script), recorder);
+    session.connect(kExternal, "unknown", 1);
+    EXPECT_EQ(session.mail("<a@b.example>", "", 0).answer.text, std::vector<std::string>{"listed"});
+}
+
+TEST_F(SessionTest, TheDriverResumesAStageUntilItHasItsReply) {
+    // Lookups and the store answer at later turns of the driver's loop.
+    test_support::CheckScript script;
+    script.answer_on_loop();
+    script.lookups.list("5.113.0.203.bl.example", {"127.0.0.2"});
+    auto store = std::make_shared<test_support::FakeStatefulChecks>(
+        policy::StatefulAnswer{policy::StatefulAnswer::Kind::pass, 0, "reason=pass"});
+    store->later = true;
+    store->on_question = [&store] { EventLoop::current()->post([&store] { store->answer_all(); }); };
+    DrivenSession session(snapshot_with("on rcpt {\n"
+                                        "  log \"spf ${spf}\" if client.ip in dnsbl \"bl.example\"\n"
+                                        "  greylist\n"
+                                        "  reject 550 5.7.1 \"after\" if spf == fail\n"
+                                        "}\n",
+                                        &script, store),
+                          recorder);
+    session.connect(kExternal, "unknown", 1);
+    session.mail("<a@b.example>", "", 0);
+    const Reply reply = session.rcpt("<x@example.com>");
+    EXPECT_EQ(reply.answer.kind, Answer::Kind::reject);
+    EXPECT_EQ(reply.answer.text, std::vector<std::string>{"after"});
+    EXPECT_EQ(store->calls, 1);
+    EXPECT_EQ(recorder.lines, (std::vector<std::string>{"rcpt:log", "rcpt:greylist pass", "rcpt:reject"}));
+}
+
+TEST_F(SessionTest, EveryNewMessageIsToldToTheChecks) {
+    // So that they forget the last message's SPF result.
+    test_support::CheckScript script;
+    DrivenSession session(snapshot_with("on mail { log \"${spf}\" }\n", &script), recorder);
+    session.connect(kExternal, "unknown", 1);
+    session.mail("<a@b.example>", "", 0);
+    EXPECT_EQ(script.next_messages, 1);
+    session.mail("<c@d.example>", "", 0);
+    EXPECT_EQ(script.next_messages, 2);
+    session.abort_message();
+    EXPECT_EQ(script.next_messages, 3);
+    ASSERT_EQ(script.spf.checks.started.size(), 2u);
+    EXPECT_EQ(script.spf.checks.started[1].sender, "c@d.example");
 }
 
 }  // namespace

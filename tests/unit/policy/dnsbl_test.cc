@@ -1,85 +1,58 @@
 /*
- * dnsbl_test.cc: DNSBL and RHSBL in the policy, over a fake resolver that
- * records what it is asked: the names (IPv4 octets and IPv6 nibbles
- * reversed, domains), the return codes (dnsbl("zone") == 127.0.0.x among
- * several, 127.255.255.x and non-127 answers not listings), a temperror
- * as "not listed", one lookup per name per session, none for a rule that
- * is not reached, and a reached rule's lookups all started before the
- * first is waited for.
+ * dnsbl_test.cc: DNSBL and RHSBL in the policy, over fake lookups that
+ * record what they are asked and answer at once or later: the names
+ * (IPv4 octets and IPv6 nibbles reversed, domains), the return codes
+ * (dnsbl("zone") == 127.0.0.x among several, 127.255.255.x and non-127
+ * answers not listings), a temperror as "not listed", one lookup per
+ * name, none for a rule that is not reached, and a reached rule's
+ * lookups all started before the walk stops to wait for the first; a
+ * rule whose answer comes later stops the walk until it has come.
  */
 #include <gtest/gtest.h>
-
-#include <map>
 
 #include "policy/evaluator.h"
 #include "policy/loader.h"
 #include "policy/lookups.h"
 #include "policy/needs.h"
-#include "support/parsed_policy.h"
 #include "policy/values.h"
+#include "support/later_answers.h"
+#include "support/parsed_policy.h"
+#include "support/stage_runs.h"
 
 namespace portcullis::policy {
 namespace {
 
 using Strings = std::vector<std::string>;
 using Kind = AddressAnswer::Kind;
-
-class FakeResolver final : public AddressResolver {
-public:
-    std::map<std::string, AddressAnswer> answers;   // absent: not found
-    Strings events;                                  // "start NAME", "wait NAME"
-
-    void list(const std::string& name, const Strings& codes) {
-        AddressAnswer& answer = answers[name];
-        answer.kind = Kind::found;
-        for (const auto& code : codes) answer.addresses.push_back(*parse_ip(code));
-    }
-
-    std::unique_ptr<PendingAddresses> start(const std::string& name) override {
-        events.push_back("start " + name);
-        const auto found = answers.find(name);
-        AddressAnswer answer;
-        answer.kind = Kind::not_found;
-        return std::make_unique<Pending>(*this, name, found == answers.end() ? answer : found->second);
-    }
-
-private:
-    class Pending final : public PendingAddresses {
-    public:
-        Pending(FakeResolver& owner, std::string name, AddressAnswer answer)
-            : owner_(owner), name_(std::move(name)), answer_(std::move(answer)) {}
-        AddressAnswer wait() override {
-            owner_.events.push_back("wait " + name_);
-            return answer_;
-        }
-
-    private:
-        FakeResolver& owner_;
-        std::string name_;
-        AddressAnswer answer_;
-    };
-};
-
 using test_support::parse;
 
 class Dnsbl : public ::testing::Test {
 protected:
-    Dnsbl() : resolver_(std::make_shared<FakeResolver>()), cache_(resolver_) {
+    Dnsbl() {
         facts_.client_ip = parse_ip("203.0.113.5");
         facts_.sender = "alice@Spam.Example";
-        facts_.lookups = &cache_;
+        facts_.lookups = &lookups_;
     }
 
-    /* The reply text of the rule that decided at STAGE, or "none". */
+    /* The reply text of the rule that decided at STAGE, or "none"; the
+     * answers that come later are brought each time the walk stops. */
     std::string decide(const std::string& policy_text, Stage stage = Stage::connect) {
         const auto policy = parse(policy_text);
-        const Verdict verdict = evaluate_stage(*policy, stage, facts_, false).verdict;
+        const auto walk = test_support::run_stage(*policy, stage, facts_, test_support::RunOptions().arrive([this] { arrive(); }));
+        stops_ += walk.stops;
+        const Verdict& verdict = walk.result.verdict;
         return verdict.outcome == Outcome::none ? "none" : verdict.text.front();
     }
 
-    std::shared_ptr<FakeResolver> resolver_;
-    LookupCache cache_;
+    /* The answers come; the walk must have stopped for one of them. */
+    void arrive() {
+        EXPECT_TRUE(lookups_.answers.waiting()) << "the walk stopped with no answer out";
+        lookups_.answers.arrive();
+    }
+
+    test_support::FakeAddressLookups lookups_;
     Facts facts_;
+    int stops_ = 0;
 };
 
 TEST(DnsblName, ReversedAddressesAndDomains) {
@@ -105,7 +78,7 @@ TEST(DnsblName, ReversedAddressesAndDomains) {
 
 TEST_F(Dnsbl, ListedClientIsRefusedUnlistedIsNot) {
     const std::string rules = "on connect { reject \"listed\" if client.ip in dnsbl \"bl.example\" }\n";
-    resolver_->list("5.113.0.203.bl.example", {"127.0.0.2"});
+    lookups_.list("5.113.0.203.bl.example", {"127.0.0.2"});
     EXPECT_EQ(decide(rules), "listed");
     facts_.client_ip = parse_ip("203.0.113.6");
     EXPECT_EQ(decide(rules), "none");
@@ -113,18 +86,18 @@ TEST_F(Dnsbl, ListedClientIsRefusedUnlistedIsNot) {
 
 TEST_F(Dnsbl, Ipv6ClientIsLookedUpByNibbles) {
     facts_.client_ip = parse_ip("2001:db8::1");
-    resolver_->list("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.example", {"127.0.0.2"});
+    lookups_.list("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.example", {"127.0.0.2"});
     EXPECT_EQ(decide("on connect { reject \"listed\" if client.ip in dnsbl \"bl.example\" }\n"), "listed");
 }
 
 TEST_F(Dnsbl, RhsblOnTheSenderDomain) {
-    resolver_->list("spam.example.dbl.example", {"127.0.1.2"});
+    lookups_.list("spam.example.dbl.example", {"127.0.1.2"});
     EXPECT_EQ(decide("on mail { reject \"rhsbl\" if sender.domain in dnsbl \"dbl.example\" }\n", Stage::mail),
               "rhsbl");
 }
 
 TEST_F(Dnsbl, ValueIsAnyOfTheReturnCodes) {
-    resolver_->list("5.113.0.203.zen.example", {"127.0.0.10", "127.0.0.4"});
+    lookups_.list("5.113.0.203.zen.example", {"127.0.0.10", "127.0.0.4"});
     const std::string rules =
         "on connect {\n"
         "  reject \"sbl\" if dnsbl(\"zen.example\") == 127.0.0.2\n"
@@ -139,27 +112,28 @@ TEST_F(Dnsbl, ValueIsAnyOfTheReturnCodes) {
 }
 
 TEST_F(Dnsbl, ErrorCodesAndForeignAnswersAreNoListing) {
-    resolver_->list("5.113.0.203.refused.example", {"127.255.255.254"});
-    resolver_->list("5.113.0.203.wildcard.example", {"192.0.2.1"});
+    lookups_.list("5.113.0.203.refused.example", {"127.255.255.254"});
+    lookups_.list("5.113.0.203.wildcard.example", {"192.0.2.1"});
     EXPECT_EQ(decide("on connect { reject \"x\" if client.ip in dnsbl \"refused.example\" }\n"), "none");
     EXPECT_EQ(decide("on connect { reject \"x\" if client.ip in dnsbl \"wildcard.example\" }\n"), "none");
 }
 
 TEST_F(Dnsbl, TemperrorIsNotListed) {
-    resolver_->answers["5.113.0.203.bl.example"] = AddressAnswer{Kind::temperror, {}};
+    lookups_.table["5.113.0.203.bl.example"] = AddressAnswer{Kind::temperror, {}};
     EXPECT_EQ(decide("on connect { reject \"x\" if client.ip in dnsbl \"bl.example\" }\n"), "none");
     EXPECT_EQ(decide("on connect { reject \"x\" if not client.ip in dnsbl \"bl.example\" }\n"), "x");
 }
 
 TEST_F(Dnsbl, WithoutLookupsNothingIsListed) {
     facts_.lookups = nullptr;
-    resolver_->list("5.113.0.203.bl.example", {"127.0.0.2"});
+    lookups_.list("5.113.0.203.bl.example", {"127.0.0.2"});
     EXPECT_EQ(decide("on connect { reject \"x\" if client.ip in dnsbl \"bl.example\" }\n"), "none");
-    EXPECT_EQ(resolver_->events, Strings{});
+    EXPECT_EQ(lookups_.answers.started, Strings{});
 }
 
 TEST_F(Dnsbl, OneLookupPerNameAndNoneForARuleNotReached) {
-    resolver_->list("5.113.0.203.bl.example", {"127.0.0.2"});
+    lookups_.answers.later = true;
+    lookups_.list("5.113.0.203.bl.example", {"127.0.0.2"});
     const std::string rules =
         "on connect {\n"
         "  log \"a\" if client.ip in dnsbl \"bl.example\"\n"
@@ -168,13 +142,65 @@ TEST_F(Dnsbl, OneLookupPerNameAndNoneForARuleNotReached) {
         "}\n";
     EXPECT_EQ(decide(rules), "listed");
     EXPECT_EQ(decide(rules), "listed");
-    EXPECT_EQ(resolver_->events, (Strings{"start 5.113.0.203.bl.example", "wait 5.113.0.203.bl.example"}));
+    EXPECT_EQ(lookups_.answers.started, Strings{"5.113.0.203.bl.example"});
+    EXPECT_EQ(stops_, 1);   // the second walk had the answer
 }
 
 TEST_F(Dnsbl, AReachedRuleStartsAllItsLookupsFirst) {
-    decide("on connect { reject \"x\" if client.ip in dnsbl \"a.example\" or dnsbl(\"b.example\") == 127.0.0.2 }\n");
-    EXPECT_EQ(resolver_->events, (Strings{"start 5.113.0.203.a.example", "start 5.113.0.203.b.example",
-                                          "wait 5.113.0.203.a.example", "wait 5.113.0.203.b.example"}));
+    lookups_.answers.later = true;
+    const auto policy =
+        parse("on connect { reject \"x\" if client.ip in dnsbl \"a.example\" or dnsbl(\"b.example\") == 127.0.0.2 }\n");
+    StageRun run(Stage::connect);
+    EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false));
+    EXPECT_EQ(lookups_.answers.started, (Strings{"5.113.0.203.a.example", "5.113.0.203.b.example"}));
+    lookups_.answers.arrive();
+    EXPECT_TRUE(evaluate_stage(*policy, run, facts_, false));
+    EXPECT_EQ(run.result.verdict.outcome, Outcome::none);
+    EXPECT_EQ(lookups_.answers.started.size(), 2u);
+}
+
+TEST_F(Dnsbl, AnAnswerThatComesLaterStopsTheWalkUntilItHasCome) {
+    lookups_.answers.later = true;
+    lookups_.list("5.113.0.203.bl.example", {"127.0.0.2"});
+    const auto policy = parse(
+        "on connect {\n"
+        "  log \"before\"\n"
+        "  reject \"listed ${dnsbl(\\\"bl.example\\\")}\" if client.ip in dnsbl \"bl.example\"\n"
+        "}\n");
+    StageRun run(Stage::connect);
+    EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false));
+    EXPECT_EQ(run.next_rule, 1u);   // stopped at the list's rule, the log before it done
+    ASSERT_EQ(run.result.effects.size(), 1u);
+    EXPECT_EQ(run.result.effects[0].value, "before");
+    EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false));   // woken too soon: still waiting
+    lookups_.answers.arrive();
+    EXPECT_TRUE(evaluate_stage(*policy, run, facts_, false));
+    EXPECT_EQ(run.result.verdict.text, Strings{"listed 127.0.0.2"});
+    EXPECT_EQ(run.result.effects.size(), 1u);   // the log is not done twice
+}
+
+TEST_F(Dnsbl, ATemperrorThatComesLaterIsNotListed) {
+    lookups_.answers.later = true;
+    lookups_.table["5.113.0.203.bl.example"] = AddressAnswer{Kind::temperror, {}};
+    EXPECT_EQ(decide("on connect { reject \"x\" if client.ip in dnsbl \"bl.example\" }\n"), "none");
+    EXPECT_EQ(stops_, 1);
+}
+
+TEST_F(Dnsbl, ARhsblSubjectThatIsPendingWaitsForIt) {
+    // spf.domain is not known at first: the list name is not either.
+    test_support::FakeSpfResults spf;
+    spf.checks.later = true;
+    spf.answer = {"fail", "spam.example"};
+    facts_.spf = &spf;
+    lookups_.list("spam.example.dbl.example", {"127.0.1.2"});
+    const auto policy = parse("on mail { reject \"rhsbl\" if spf.domain in dnsbl \"dbl.example\" }\n");
+    StageRun run(Stage::mail);
+    EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false));
+    EXPECT_EQ(lookups_.answers.started, Strings{});
+    spf.checks.arrive();
+    EXPECT_TRUE(evaluate_stage(*policy, run, facts_, false));   // the list answers at once
+    EXPECT_EQ(run.result.verdict.text, Strings{"rhsbl"});
+    EXPECT_EQ(lookups_.answers.started, Strings{"spam.example.dbl.example"});
 }
 
 TEST(DnsblNeeds, OnlyPoliciesThatConsultAList) {

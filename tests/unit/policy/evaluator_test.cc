@@ -1,9 +1,14 @@
 /*
  * evaluator_test.cc: conditions, operators, precedence, first-terminal-wins,
  * monitor, templates and the needs analysis, on policies parsed from text;
- * and what a greylist rule makes of each answer of the stateful checks (a
+ * what a greylist rule makes of each answer of the stateful checks (a
  * fake here): defer with the rule's reply and ${greylist.wait}, pass and go
- * on, 451 4.3.0 when the store is unavailable or missing, and monitor.
+ * on, 451 4.3.0 when the store is unavailable or missing, and monitor;
+ * and the waits: a condition its known side decides does not wait, a rule
+ * whose fact is pending stops the walk there and it goes on from that
+ * rule (the rules before it tested once), the store is asked once however
+ * often the walk stops and whenever it answers, and texts wait for the
+ * fields they read.
  */
 #include "policy/evaluator.h"
 
@@ -11,13 +16,17 @@
 
 #include "policy/loader.h"
 #include "policy/needs.h"
-#include "support/parsed_policy.h"
 #include "policy/template.h"
+#include "support/later_answers.h"
+#include "support/parsed_policy.h"
+#include "support/stage_runs.h"
 
 namespace portcullis::policy {
 namespace {
 
+using test_support::FakeStatefulChecks;
 using test_support::parse;
+using test_support::run_stage;
 
 Facts external_client() {
     Facts facts;
@@ -30,7 +39,7 @@ Facts external_client() {
 }
 
 Verdict run(const Policy& policy, Stage stage, const Facts& facts) {
-    return evaluate_stage(policy, stage, facts, false).verdict;
+    return run_stage(policy, stage, facts).result.verdict;
 }
 
 TEST(Evaluator, FirstTerminalRuleWins) {
@@ -40,7 +49,7 @@ TEST(Evaluator, FirstTerminalRuleWins) {
         "  reject 550 5.7.1 \"first\" if rcpt.domain == example.com\n"
         "  reject 551 5.7.1 \"second\"\n"
         "}\n");
-    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false);
+    const auto result = run_stage(*policy, Stage::rcpt, external_client()).result;
     EXPECT_EQ(result.verdict.outcome, Outcome::reject);
     EXPECT_EQ(result.verdict.code, "550");
     EXPECT_EQ(result.verdict.text, std::vector<std::string>{"first"});
@@ -182,7 +191,7 @@ TEST(Evaluator, MonitorRulesAreNeverTerminal) {
         "  monitor reject 550 5.7.1 \"would\"\n"
         "  add-header X-Seen \"yes\"\n"
         "}\n");
-    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false);
+    const auto result = run_stage(*policy, Stage::rcpt, external_client()).result;
     EXPECT_EQ(result.verdict.outcome, Outcome::none);
     ASSERT_EQ(result.effects.size(), 2u);
     EXPECT_EQ(result.effects[0].kind, Effect::Kind::monitored);
@@ -193,7 +202,7 @@ TEST(Evaluator, MonitorRulesAreNeverTerminal) {
 
 TEST(Evaluator, MonitorModeEnforcesNothing) {
     const auto policy = parse("on rcpt { reject\n add-header X-A \"b\" }\n");
-    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), true);
+    const auto result = run_stage(*policy, Stage::rcpt, external_client(), test_support::RunOptions().monitor_all()).result;
     EXPECT_EQ(result.verdict.outcome, Outcome::none);
     ASSERT_EQ(result.effects.size(), 2u);
     EXPECT_EQ(result.effects[0].kind, Effect::Kind::monitored);
@@ -296,32 +305,6 @@ TEST(Needs, StoreOnlyForRulesThatKeepState) {
     EXPECT_TRUE(analyse_needs(*parse("on rcpt { monitor greylist }\n"), true).store);
 }
 
-/* Answers every question with ANSWER and remembers the question. */
-class FakeChecks final : public StatefulChecks {
-public:
-    explicit FakeChecks(StatefulAnswer answer) : answer_(std::move(answer)) {}
-    StatefulAnswer greylist(const GreylistParams& params, const Facts& facts) override {
-        seen_params = params;
-        seen_rcpt = facts.rcpt;
-        ++calls;
-        return answer_;
-    }
-    StatefulAnswer ratelimit(const RatelimitParams& params, std::span<const std::string> key) override {
-        seen_bucket = params.bucket;
-        seen_key.assign(key.begin(), key.end());
-        ++calls;
-        return answer_;
-    }
-    GreylistParams seen_params;
-    std::string seen_rcpt;
-    std::string seen_bucket;
-    std::vector<std::string> seen_key;
-    int calls = 0;
-
-private:
-    StatefulAnswer answer_;
-};
-
 const std::string kPolicy =
     "on rcpt {\n"
     "  greylist delay 2m window 1d expire 10d awl 3 by host if not authenticated\n"
@@ -345,8 +328,8 @@ void expect_passed_on(const StageResult& result, const std::string& text, const 
 
 TEST(GreylistRule, DeferUsesTheDefaultReplyWithTheWait) {
     const auto policy = parse(kPolicy);
-    FakeChecks checks({StatefulAnswer::Kind::refuse, 120, "reason=new wait=120s"});
-    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
+    FakeStatefulChecks checks({StatefulAnswer::Kind::refuse, 120, "reason=new wait=120s"});
+    const auto result = run_stage(*policy, Stage::rcpt, external_client(), test_support::RunOptions().stateful(&checks)).result;
     EXPECT_EQ(result.verdict.outcome, Outcome::tempfail);
     EXPECT_EQ(result.verdict.code, "451");
     EXPECT_EQ(result.verdict.xcode, "4.7.1");
@@ -363,8 +346,8 @@ TEST(GreylistRule, DeferUsesTheDefaultReplyWithTheWait) {
 
 TEST(GreylistRule, OwnCodeAndTextAndPermanentRefusal) {
     const auto policy = parse("on rcpt { greylist 550 5.7.1 \"come back in ${greylist.wait}s\" }\n");
-    FakeChecks checks({StatefulAnswer::Kind::refuse, 7, ""});
-    const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks).verdict;
+    FakeStatefulChecks checks({StatefulAnswer::Kind::refuse, 7, ""});
+    const auto verdict = run_stage(*policy, Stage::rcpt, external_client(), test_support::RunOptions().stateful(&checks)).result.verdict;
     EXPECT_EQ(verdict.outcome, Outcome::reject);
     EXPECT_EQ(verdict.code, "550");
     EXPECT_EQ(verdict.text, std::vector<std::string>{"come back in 7s"});
@@ -372,24 +355,24 @@ TEST(GreylistRule, OwnCodeAndTextAndPermanentRefusal) {
 
 TEST(GreylistRule, PassGoesOnToTheNextRule) {
     const auto policy = parse(kPolicy);
-    FakeChecks checks({StatefulAnswer::Kind::pass, 0, "reason=pass"});
-    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
+    FakeStatefulChecks checks({StatefulAnswer::Kind::pass, 0, "reason=pass"});
+    const auto result = run_stage(*policy, Stage::rcpt, external_client(), test_support::RunOptions().stateful(&checks)).result;
     expect_passed_on(result, "after greylist", "reason=pass");
 }
 
 TEST(GreylistRule, NotAskedWhenTheConditionFails) {
     const auto policy = parse(kPolicy);
-    FakeChecks checks({StatefulAnswer::Kind::refuse, 1, ""});
+    FakeStatefulChecks checks({StatefulAnswer::Kind::refuse, 1, ""});
     Facts facts = external_client();
     facts.authenticated = true;
-    evaluate_stage(*policy, Stage::rcpt, facts, false, nullptr, &checks);
+    run_stage(*policy, Stage::rcpt, facts, test_support::RunOptions().stateful(&checks)).result;
     EXPECT_EQ(checks.calls, 0);
 }
 
 TEST(GreylistRule, UnavailableStoreTempfails430) {
     const auto policy = parse(kPolicy);
-    FakeChecks checks({StatefulAnswer::Kind::unavailable, 0, "reason=store-error"});
-    const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks).verdict;
+    FakeStatefulChecks checks({StatefulAnswer::Kind::unavailable, 0, "reason=store-error"});
+    const auto verdict = run_stage(*policy, Stage::rcpt, external_client(), test_support::RunOptions().stateful(&checks)).result.verdict;
     EXPECT_EQ(verdict.outcome, Outcome::tempfail);
     EXPECT_EQ(verdict.code, "451");
     EXPECT_EQ(verdict.xcode, "4.3.0");
@@ -398,7 +381,7 @@ TEST(GreylistRule, UnavailableStoreTempfails430) {
 TEST(StatefulRules, NoStoreAtAllTempfails430) {
     for (const std::string* text : {&kPolicy, &kRatelimitPolicy}) {
         const auto policy = parse(*text);
-        const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false).verdict;
+        const auto verdict = run_stage(*policy, Stage::rcpt, external_client()).result.verdict;
         EXPECT_EQ(verdict.code, "451") << *text;
         EXPECT_EQ(verdict.xcode, "4.3.0") << *text;
     }
@@ -407,8 +390,8 @@ TEST(StatefulRules, NoStoreAtAllTempfails430) {
 TEST(StatefulRules, MonitorLogsTheRefusalAndGoesOn) {
     for (const std::string action : {"greylist", "ratelimit client.ip 1/1m"}) {
         const auto policy = parse("on rcpt { monitor " + action + "\n reject 550 5.7.1 \"next\" }\n");
-        FakeChecks checks({StatefulAnswer::Kind::refuse, 300, ""});
-        const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
+        FakeStatefulChecks checks({StatefulAnswer::Kind::refuse, 300, ""});
+        const auto result = run_stage(*policy, Stage::rcpt, external_client(), test_support::RunOptions().stateful(&checks)).result;
         EXPECT_EQ(result.verdict.text, std::vector<std::string>{"next"}) << action;
         ASSERT_EQ(result.effects.size(), 1u) << action;
         EXPECT_EQ(result.effects[0].kind, Effect::Kind::monitored);
@@ -425,11 +408,11 @@ TEST(GreylistRule, WaitIsOnlyKnownInTheReplyText) {
 
 TEST(RatelimitRule, AsksWithTheKeyValuesAndBucket) {
     const auto policy = parse(kRatelimitPolicy);
-    FakeChecks checks({StatefulAnswer::Kind::pass, 0, "levels=1/5,1/100"});
+    FakeStatefulChecks checks({StatefulAnswer::Kind::pass, 0, "levels=1/5,1/100"});
     Facts facts = external_client();
     facts.authenticated = true;
     facts.auth_user = "Alice";
-    const auto result = evaluate_stage(*policy, Stage::rcpt, facts, false, nullptr, &checks);
+    const auto result = run_stage(*policy, Stage::rcpt, facts, test_support::RunOptions().stateful(&checks)).result;
     EXPECT_EQ(checks.seen_bucket, "(auth.user,client.ip):5/1m,100/1h");
     EXPECT_EQ(checks.seen_key, (std::vector<std::string>{"Alice", facts.client_ip->str()}));
     expect_passed_on(result, "after ratelimit", "levels=1/5,1/100");
@@ -437,8 +420,8 @@ TEST(RatelimitRule, AsksWithTheKeyValuesAndBucket) {
 
 TEST(RatelimitRule, OverTheLimitDefersWith450) {
     const auto policy = parse(kRatelimitPolicy);
-    FakeChecks checks({StatefulAnswer::Kind::refuse, 30, "over=5/1m"});
-    const auto verdict = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks).verdict;
+    FakeStatefulChecks checks({StatefulAnswer::Kind::refuse, 30, "over=5/1m"});
+    const auto verdict = run_stage(*policy, Stage::rcpt, external_client(), test_support::RunOptions().stateful(&checks)).result.verdict;
     EXPECT_EQ(verdict.outcome, Outcome::tempfail);
     EXPECT_EQ(verdict.code, "450");
     EXPECT_EQ(verdict.xcode, "4.7.1");
@@ -449,8 +432,8 @@ TEST(RatelimitRule, OverTheLimitDefersWith450) {
 
 TEST(RatelimitRule, PermanentReplyIsAReject) {
     const auto policy = parse("on mail { ratelimit sender 5/1m 550 5.7.1 \"Slow down\" }\n");
-    FakeChecks checks({StatefulAnswer::Kind::refuse, 30, ""});
-    const auto verdict = evaluate_stage(*policy, Stage::mail, external_client(), false, nullptr, &checks).verdict;
+    FakeStatefulChecks checks({StatefulAnswer::Kind::refuse, 30, ""});
+    const auto verdict = run_stage(*policy, Stage::mail, external_client(), test_support::RunOptions().stateful(&checks)).result.verdict;
     EXPECT_EQ(verdict.outcome, Outcome::reject);
     EXPECT_EQ(verdict_label(verdict), "ratelimit reject");
 }
@@ -458,10 +441,279 @@ TEST(RatelimitRule, PermanentReplyIsAReject) {
 TEST(RatelimitRule, AnEmptyKeyCountsNothing) {
     // No auth.user before AUTH: nothing to count.
     const auto policy = parse("on rcpt { ratelimit auth.user 1/1h\n reject 550 5.7.1 \"next\" }\n");
-    FakeChecks checks({StatefulAnswer::Kind::refuse, 30, ""});
-    const auto result = evaluate_stage(*policy, Stage::rcpt, external_client(), false, nullptr, &checks);
+    FakeStatefulChecks checks({StatefulAnswer::Kind::refuse, 30, ""});
+    const auto result = run_stage(*policy, Stage::rcpt, external_client(), test_support::RunOptions().stateful(&checks)).result;
     EXPECT_EQ(checks.calls, 0);
     expect_passed_on(result, "next", "reason=no-key");
+}
+
+/* The rules tested, as "LINE applies" or "LINE does not apply". */
+class CountingObserver final : public RuleObserver {
+public:
+    void rule_checked(const Rule& rule, bool applies) override {
+        seen.push_back(std::to_string(rule.where.line) + (applies ? " applies" : " does not apply"));
+    }
+    std::vector<std::string> seen;
+};
+
+using Lines = std::vector<std::string>;
+
+/* Facts that take a lookup (SPF, DNS lists, DKIM, DMARC), all answered
+ * later unless a test says otherwise. */
+class Waiting : public ::testing::Test {
+protected:
+    Waiting() : facts_(external_client()) {
+        facts_.spf = &spf_;
+        facts_.lookups = &lookups_;
+        facts_.auth = &auth_;
+        spf_.checks.later = true;
+        lookups_.answers.later = true;
+        auth_.set_later(true);
+        lookups_.list("5.113.0.203.bl.example", {"127.0.0.2"});
+    }
+
+    /* Every answer out comes. */
+    void arrive() {
+        spf_.checks.arrive();
+        lookups_.answers.arrive();
+        auth_.arrive();
+    }
+
+    /* Whether STAGE of TEXT is decided in one walk, without waiting. */
+    bool decided_at_once(const std::string& text, Stage stage, Outcome* outcome = nullptr) {
+        const auto policy = parse(text);
+        StageRun run(stage);
+        const bool decided = evaluate_stage(*policy, run, facts_, false);
+        if (outcome) *outcome = run.result.verdict.outcome;
+        return decided;
+    }
+
+    test_support::FakeSpfResults spf_;
+    test_support::FakeAddressLookups lookups_;
+    test_support::FakeAuthentication auth_;
+    Facts facts_;
+};
+
+TEST_F(Waiting, AConditionTheKnownSideDecidesDoesNotWait) {
+    struct Case {
+        std::string condition;
+        Outcome outcome;
+    };
+    const std::vector<Case> cases = {
+        {"sender == nobody@x and spf == fail", Outcome::none},
+        {"spf == fail and sender == nobody@x", Outcome::none},
+        {"sender == alice@example.net or spf == fail", Outcome::reject},
+        {"spf == fail or sender == alice@example.net", Outcome::reject},
+        {"not (dkim == pass or rcpt.domain == example.com)", Outcome::none},
+        {"client.ip in dnsbl \"bl.example\" and authenticated", Outcome::none},
+        {"dmarc == fail and (tls and dkim == none)", Outcome::none},
+    };
+    for (const Case& c : cases) {
+        Outcome outcome = Outcome::accept;
+        EXPECT_TRUE(decided_at_once("on eom { reject \"x\" if " + c.condition + " }\n", Stage::eom, &outcome))
+            << c.condition;
+        EXPECT_EQ(outcome, c.outcome) << c.condition;
+    }
+    // Where the known side does not decide, the rule waits.
+    for (const std::string condition : {"sender == alice@example.net and spf == fail", "sender == x@y or spf == fail",
+                                        "not dkim == pass", "dkim == pass and dmarc == pass"}) {
+        EXPECT_FALSE(decided_at_once("on eom { reject \"x\" if " + condition + " }\n", Stage::eom)) << condition;
+    }
+}
+
+TEST_F(Waiting, APendingFactIsNeitherEqualNorDifferent) {
+    // A missing fact makes != true; one still being worked out decides nothing.
+    const auto policy = parse(
+        "list results string { fail softfail }\n"
+        "on eom {\n"
+        "  reject if spf != pass\n"
+        "  reject if spf =~ /fail/\n"
+        "  reject if spf in results\n"
+        "  reject if spf.domain in dnsbl \"dbl.example\"\n"
+        "  reject if dnsbl(\"bl.example\") != 127.0.0.3\n"
+        "  reject if dmarc.policy == reject\n"
+        "}\n");
+    for (const Rule& rule : policy->stage_rules(Stage::eom)) {
+        EXPECT_EQ(condition_holds(*rule.condition, facts_), std::nullopt) << "line " << rule.where.line;
+    }
+    arrive();
+    // The RHSBL name is known only now, with SPF's domain: its lookup starts.
+    EXPECT_EQ(condition_holds(*policy->stage_rules(Stage::eom)[3].condition, facts_), std::nullopt);
+    arrive();
+    for (const Rule& rule : policy->stage_rules(Stage::eom)) {
+        EXPECT_EQ(condition_holds(*rule.condition, facts_), rule.where.line != 6) << "line " << rule.where.line;
+    }
+}
+
+TEST_F(Waiting, TheWalkStopsAtTheRuleAndGoesOnFromIt) {
+    const auto policy = parse(
+        "on rcpt {\n"
+        "  log \"one\"\n"
+        "  log \"two\" if rcpt.domain == example.com\n"
+        "  reject \"spf ${spf}\" if spf == fail\n"
+        "  reject \"last\"\n"
+        "}\n");
+    CountingObserver observer;
+    StageRun run(Stage::rcpt);
+    EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false, &observer));
+    EXPECT_EQ(run.next_rule, 2u);
+    EXPECT_EQ(observer.seen, (Lines{"2 applies", "3 applies"}));
+    // Woken before the answer came: the walk stays where it is.
+    EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false, &observer));
+    EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false, &observer));
+    EXPECT_EQ(observer.seen, (Lines{"2 applies", "3 applies"}));
+    arrive();
+    EXPECT_TRUE(evaluate_stage(*policy, run, facts_, false, &observer));
+    EXPECT_EQ(observer.seen, (Lines{"2 applies", "3 applies", "4 applies"}));
+    EXPECT_EQ(run.result.verdict.text, Lines{"spf fail"});
+    ASSERT_EQ(run.result.effects.size(), 2u);   // each log once
+    EXPECT_EQ(run.result.effects[0].value, "one");
+    EXPECT_EQ(run.result.effects[1].value, "two");
+}
+
+TEST_F(Waiting, ARuleThatDoesNotApplyOnceKnownLetsTheWalkGoOn) {
+    spf_.answer = {"pass", "example.net"};
+    const auto policy = parse("on rcpt {\n  reject \"spf\" if spf == fail\n  reject \"last\"\n}\n");
+    CountingObserver observer;
+    const auto walk = run_stage(*policy, Stage::rcpt, facts_, test_support::RunOptions().observer(&observer).arrive([this] { arrive(); }));
+    EXPECT_EQ(walk.stops, 1);
+    EXPECT_EQ(observer.seen, (Lines{"2 does not apply", "3 applies"}));
+    EXPECT_EQ(walk.result.verdict.text, Lines{"last"});
+}
+
+TEST_F(Waiting, TemplatesWaitForTheFieldsTheyRead) {
+    // Each text reads a fact the condition does not: the rules apply
+    // at once, their texts wait.
+    const auto policy = parse(
+        "on eom {\n"
+        "  log \"spf=${spf} for ${spf.domain}\"\n"
+        "  add-header X-Dkim \"${dkim} ${dkim.domain}\"\n"
+        "  monitor reject 550 5.7.1 \"listed ${dnsbl(\\\"bl.example\\\")}\"\n"
+        "  quarantine \"dmarc ${dmarc} ${dmarc.policy}\"\n"
+        "}\n");
+    const auto walk = run_stage(*policy, Stage::eom, facts_, test_support::RunOptions().arrive([this] { arrive(); }));
+    EXPECT_GE(walk.stops, 1);
+    const StageResult& result = walk.result;
+    ASSERT_EQ(result.effects.size(), 3u);
+    EXPECT_EQ(result.effects[0].value, "spf=fail for example.com");
+    EXPECT_EQ(result.effects[1].value, "pass example.org");
+    EXPECT_EQ(result.effects[2].would_be.text, Lines{"listed 127.0.0.2"});
+    EXPECT_EQ(result.verdict.outcome, Outcome::quarantine);
+    EXPECT_EQ(result.verdict.text, Lines{"dmarc fail reject"});
+}
+
+TEST_F(Waiting, AReachedRuleStartsTheWorkOfAllItsTexts) {
+    // One stop, not one per field: every fact the rule reads is asked for at once.
+    const auto policy = parse("on eom { reject \"${spf} ${dkim} ${dmarc} ${dnsbl(bl.example)}\" }\n");
+    const auto walk = run_stage(*policy, Stage::eom, facts_, test_support::RunOptions().arrive([this] { arrive(); }));
+    EXPECT_EQ(walk.stops, 1);
+    EXPECT_EQ(walk.result.verdict.text, Lines{"fail pass fail 127.0.0.2"});
+}
+
+TEST_F(Waiting, AStoreAnswerThatComesLaterIsAskedForOnce) {
+    for (const std::string* text : {&kPolicy, &kRatelimitPolicy}) {
+        const auto policy = parse(*text);
+        FakeStatefulChecks checks({StatefulAnswer::Kind::pass, 0, "reason=pass"});
+        checks.later = true;
+        facts_.auth_user = "alice";   // a key for the rate limit
+        int wakes = 0;
+        CountingObserver observer;
+        StageRun run(Stage::rcpt, [&wakes] { ++wakes; });
+        EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false, &observer, &checks)) << *text;
+        for (int resumed = 0; resumed < 3; ++resumed) {
+            EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false, &observer, &checks)) << *text;
+        }
+        EXPECT_EQ(checks.calls, 1) << *text;
+        EXPECT_EQ(wakes, 0) << *text;
+        EXPECT_EQ(observer.seen, Lines{}) << *text;   // tested once its answer is in
+        checks.answer_all();
+        EXPECT_EQ(wakes, 1) << *text;
+        EXPECT_TRUE(evaluate_stage(*policy, run, facts_, false, &observer, &checks)) << *text;
+        EXPECT_EQ(checks.calls, 1) << *text;
+        EXPECT_EQ(observer.seen, (Lines{"2 applies", "3 applies"})) << *text;
+        expect_passed_on(run.result, text == &kPolicy ? "after greylist" : "after ratelimit", "reason=pass");
+    }
+}
+
+TEST_F(Waiting, AStoreAnswerDuringTheCallWakesNobody) {
+    const auto policy = parse(kPolicy);
+    FakeStatefulChecks checks({StatefulAnswer::Kind::refuse, 120, ""});
+    int wakes = 0;
+    StageRun run(Stage::rcpt, [&wakes] { ++wakes; });
+    EXPECT_TRUE(evaluate_stage(*policy, run, facts_, false, nullptr, &checks));
+    EXPECT_EQ(run.result.verdict.code, "451");
+    EXPECT_EQ(wakes, 0);
+}
+
+TEST_F(Waiting, TheStoreIsAskedOnceAcrossTheStopsAroundIt) {
+    // A fact pending in the rule's condition, in its reply text, and in a
+    // rule after it: the walk stops three times, the store is asked once.
+    const auto policy = parse(
+        "on rcpt {\n"
+        "  greylist 450 4.7.1 \"spf ${spf.domain}: wait ${greylist.wait}s\" if client.ip in dnsbl \"bl.example\"\n"
+        "  reject \"after ${dnsbl(\\\"other.example\\\")}\"\n"
+        "}\n");
+    lookups_.list("5.113.0.203.other.example", {"127.0.0.4"});
+    FakeStatefulChecks checks({StatefulAnswer::Kind::refuse, 300, ""});
+    checks.later = true;
+    int wakes = 0;
+    StageRun run(Stage::rcpt, [&wakes] { ++wakes; });
+    int stops = 0;
+    while (!evaluate_stage(*policy, run, facts_, false, nullptr, &checks)) {
+        ASSERT_LT(++stops, test_support::kMaxStops);
+        EXPECT_LE(checks.calls, 1);
+        // Spurious wake-ups cost nothing.
+        EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false, nullptr, &checks));
+        if (!checks.unanswered.empty()) checks.answer_all();
+        else arrive();
+    }
+    EXPECT_EQ(checks.calls, 1);
+    EXPECT_EQ(wakes, 1);
+    EXPECT_EQ(run.result.verdict.text, Lines{"spf example.com: wait 300s"});
+
+    // Passed, the walk goes on to a rule that waits; the store is not asked again.
+    checks.answer = {StatefulAnswer::Kind::pass, 0, "reason=pass"};
+    checks.calls = 0;
+    spf_.checks.forget();
+    lookups_.answers.forget();
+    StageRun second(Stage::rcpt);
+    stops = 0;
+    while (!evaluate_stage(*policy, second, facts_, false, nullptr, &checks)) {
+        ASSERT_LT(++stops, test_support::kMaxStops);
+        if (!checks.unanswered.empty()) checks.answer_all();
+        else arrive();
+    }
+    EXPECT_EQ(checks.calls, 1);
+    EXPECT_EQ(second.result.verdict.text, Lines{"after 127.0.0.4"});
+}
+
+TEST_F(Waiting, AMonitoredStatefulRuleWaitsForItsAnswerToo) {
+    const auto policy = parse("on rcpt {\n  monitor greylist\n  reject 550 5.7.1 \"next\"\n}\n");
+    FakeStatefulChecks checks({StatefulAnswer::Kind::refuse, 60, ""});
+    checks.later = true;
+    StageRun run(Stage::rcpt);
+    EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false, nullptr, &checks));
+    checks.answer_all();
+    EXPECT_TRUE(evaluate_stage(*policy, run, facts_, false, nullptr, &checks));
+    EXPECT_EQ(checks.calls, 1);
+    EXPECT_EQ(run.result.verdict.text, Lines{"next"});
+    ASSERT_EQ(run.result.effects.size(), 1u);
+    EXPECT_EQ(verdict_label(run.result.effects[0].would_be), "greylist defer");
+}
+
+TEST_F(Waiting, AnAnswerForAFinishedRunIsDropped) {
+    // The session gave up on the stage (its run is gone): the store's late
+    // answer must neither wake it nor touch the run.
+    const auto policy = parse(kPolicy);
+    FakeStatefulChecks checks({StatefulAnswer::Kind::pass, 0, ""});
+    checks.later = true;
+    int wakes = 0;
+    {
+        StageRun run(Stage::rcpt, [&wakes] { ++wakes; });
+        EXPECT_FALSE(evaluate_stage(*policy, run, facts_, false, nullptr, &checks));
+    }
+    checks.answer_all();
+    EXPECT_EQ(wakes, 0);
 }
 
 }  // namespace

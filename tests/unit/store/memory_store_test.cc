@@ -5,7 +5,9 @@
  * background saving.
  *
  * Each test works in a fresh temporary directory removed when it ends,
- * and drives expiry with a clock it advances by hand.
+ * and drives expiry with a clock it advances by hand.  run() gives its
+ * reply to the callback during the call: most tests take it so
+ * (answered_now()); run_blocking() waits for it as the admin commands do.
  */
 #include "store/memory_store.h"
 
@@ -21,6 +23,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -115,6 +118,23 @@ const Script peeker{"peeker", "", peek};
 const Script remover{"remover", "", delete_key};
 const Script failer{"failer", "", fail};
 
+/* SCRIPT's reply, which the memory store gives during run(); a failure
+ * is thrown as the StoreError it carries. */
+template <typename AnyScript>
+std::vector<std::string> answered_now(Store& store, const AnyScript& script, std::string_view key, int64_t now,
+                                      std::span<const std::string> args) {
+    std::optional<StoreResult> result;
+    int calls = 0;
+    store.run(script, key, now, args, [&](StoreResult got) {
+        ++calls;
+        result = std::move(got);
+    });
+    EXPECT_EQ(calls, 1) << "the memory store answers once, during run()";
+    if (!result) throw std::logic_error("no answer during run()");
+    if (result->error) throw StoreError(*result->error);
+    return std::move(result->values);
+}
+
 class MemoryStoreTest : public ::testing::Test {
 protected:
     std::function<int64_t()> clock() {
@@ -124,7 +144,7 @@ protected:
     template <typename AnyScript>
     std::vector<std::string> run(Store& store, const AnyScript& script, std::string_view key,
                                  std::vector<std::string> args = {}) {
-        return store.run(script, key, now.load(), args);
+        return answered_now(store, script, key, now.load(), args);
     }
 
     void put(Store& store, std::string_view key, const std::string& value, int64_t expires_at_ms) {
@@ -252,6 +272,48 @@ TEST_F(MemoryStoreTest, ThrowingScriptIsAStoreErrorAndChangesNothing) {
     put(store, "k", "v", 0);
     EXPECT_THROW(run(store, failer, "k"), StoreError);
     EXPECT_EQ(run(store, peeker, "k"), (std::vector<std::string>{"v", "0"}));
+}
+
+TEST_F(MemoryStoreTest, AFailingScriptIsTheResultsErrorNotAThrow) {
+    MemoryStore store("", clock());
+    put(store, "k", "v", 0);
+    std::optional<StoreResult> result;
+    const std::vector<std::string> none;
+    EXPECT_NO_THROW(store.run(failer, "k", now.load(), none, [&](StoreResult got) { result = std::move(got); }));
+    ASSERT_TRUE(result);
+    ASSERT_TRUE(result->error);
+    EXPECT_EQ(*result->error, "memory store: script failer failed: boom");
+    EXPECT_TRUE(result->values.empty());
+    EXPECT_EQ(run(store, peeker, "k"), (std::vector<std::string>{"v", "0"}));
+}
+
+TEST_F(MemoryStoreTest, TheCallbackMayRunAScriptOnTheSameKey) {
+    // The reply comes once the key's lock is let go: this would deadlock otherwise.
+    MemoryStore store("", clock());
+    const std::vector<std::string> ttl{"0"};
+    std::vector<std::string> inner;
+    store.run(counter, "k", now.load(), ttl,
+              [&](StoreResult) { inner = answered_now(store, counter, "k", now.load(), ttl); });
+    EXPECT_EQ(inner, std::vector<std::string>{"2"});
+    store.run(hash_setter, "h", now.load(), std::vector<std::string>{"f", "v", "100"},
+              [&](StoreResult) { inner = answered_now(store, hash_peeker, "h", now.load(), {}); });
+    EXPECT_EQ(inner, (std::vector<std::string>{"f", "v"}));
+}
+
+TEST_F(MemoryStoreTest, RunBlockingGivesTheReplyOrThrows) {
+    MemoryStore store("", clock());
+    const std::vector<std::string> ttl{"0"};
+    EXPECT_EQ(run_blocking(store, counter, "c", now.load(), ttl), std::vector<std::string>{"1"});
+    EXPECT_EQ(run_blocking(store, counter, "c", now.load(), ttl), std::vector<std::string>{"2"});
+    const std::vector<std::string> field{"f", "v", "100"};
+    EXPECT_EQ(run_blocking(store, hash_setter, "h", now.load(), field), std::vector<std::string>{"1"});
+    try {
+        run_blocking(store, failer, "c", now.load(), {});
+        ADD_FAILURE() << "no StoreError";
+    } catch (const StoreError& error) {
+        EXPECT_EQ(std::string(error.what()), "memory store: script failer failed: boom");
+    }
+    EXPECT_THROW(run_blocking(store, hash_peeker, "c", now.load(), {}), StoreError);
 }
 
 TEST_F(MemoryStoreTest, DescribeNamesTheSnapshot) {
@@ -409,7 +471,7 @@ std::string three_key_snapshot(const std::string& path, const std::function<int6
         MemoryStore store(path, clock);
         for (const std::string name : {"a", "b", "c"}) {
             const std::vector<std::string> args{"value of " + name, "0"};
-            store.run(setter, name, clock(), args);
+            answered_now(store, setter, name, clock(), args);
         }
     }
     return read_file(path);
@@ -638,7 +700,7 @@ TEST_F(MemoryStoreTest, ConcurrentIncrementsAreExact) {
         workers.emplace_back([&store, worker] {
             const std::vector<std::string> args{"0"};
             for (int step = 0; step < increments; ++step) {
-                store.run(counter, "key" + std::to_string((worker + step) % keys), 1, args);
+                answered_now(store, counter, "key" + std::to_string((worker + step) % keys), 1, args);
             }
         });
     }

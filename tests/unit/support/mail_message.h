@@ -5,17 +5,23 @@
  * hands them over: each field's name, and its value as it came after the
  * colon (leading white space and folds kept, with the line ends RAW has:
  * CRLF or bare LF); the body is everything after the empty line.
- * verify(VERIFIER, MESSAGE, CHUNK) feeds a message to a dkim::Verifier,
- * the body in pieces of CHUNK bytes (0: whole), and returns its verdict.
+ * feed(VERIFIER, MESSAGE, CHUNK) gives a message to a dkim::Verifier as
+ * the MTA does, the body in pieces of CHUNK bytes (0: whole);
+ * key_answers(VERIFIER, KEYS) answers the verifier's key names from KEYS,
+ * which must have every answer; verify(VERIFIER, MESSAGE, KEYS, CHUNK)
+ * does both and returns the verdict of finish().
  */
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "checks/dkim.h"
+#include "dns/lookups.h"
+#include "dns/txt_lookups.h"
 
 namespace portcullis::test_support {
 
@@ -53,13 +59,28 @@ inline MailMessage split_message(std::string_view raw) {
     return message;
 }
 
-inline dkim::Verdict verify(dkim::Verifier& verifier, const MailMessage& message, size_t chunk = 0) {
+inline void feed(dkim::Verifier& verifier, const MailMessage& message, size_t chunk = 0) {
     for (const auto& [name, value] : message.fields) verifier.header(name, value);
     verifier.end_of_headers();
     const std::string_view body = message.body;
     const size_t step = chunk == 0 ? body.size() : chunk;
     for (size_t at = 0; at < body.size(); at += step) verifier.body(body.substr(at, step));
-    return verifier.finish();
+}
+
+inline dkim::KeyAnswers key_answers(const dkim::Verifier& verifier, dns::TxtLookups& keys) {
+    dkim::KeyAnswers answers;
+    for (const auto& name : verifier.key_names()) {
+        const dns::Answer* answer = keys.answer(name);
+        if (!answer) throw std::logic_error("no answer yet for the key " + name);
+        answers.emplace(dns::lookup_key(name), *answer);
+    }
+    return answers;
+}
+
+inline dkim::Verdict verify(dkim::Verifier& verifier, const MailMessage& message, dns::TxtLookups& keys,
+                            size_t chunk = 0) {
+    feed(verifier, message, chunk);
+    return verifier.finish(key_answers(verifier, keys));
 }
 
 }  // namespace portcullis::test_support

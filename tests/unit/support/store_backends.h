@@ -4,7 +4,11 @@
  * TestStore builds a MemoryStore on CLOCK, or a RedisStore on a
  * redis-server of its own (support/redis_server.h), so a test suite
  * parameterised on Backend holds the Lua and the C++ half of every
- * script to the same answers.  backend_name() names the instances.
+ * script to the same answers.  Its loop is where the test waits for an
+ * answer (support/loop_answer.h): the Redis store answers only on the
+ * loop that called it; the memory store answers at once on either.
+ * backend_name() names the instances.  value_of() is what a check's
+ * Outcome holds, or throws with the error it carries instead.
  */
 #pragma once
 
@@ -12,10 +16,12 @@
 
 #include <functional>
 #include <memory>
+#include <stdexcept>
 
 #include "store/memory_store.h"
 #include "store/redis_store.h"
 #include "support/redis_server.h"
+#include "util/event_loop.h"
 
 namespace portcullis::test_support {
 
@@ -40,6 +46,13 @@ struct TestStore {
 
     std::unique_ptr<RedisServer> redis;   // null for the memory backend
     std::unique_ptr<store::Store> store;
+    EventLoop loop;                       // goes first, with its connection
 };
+
+template <typename T>
+T value_of(store::Outcome<T> outcome) {
+    if (!outcome.value) throw std::runtime_error("no answer from the store: " + outcome.error);
+    return std::move(*outcome.value);
+}
 
 }  // namespace portcullis::test_support

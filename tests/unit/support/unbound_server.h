@@ -4,7 +4,9 @@
  *
  * UnboundServer(RECORDS) serves RECORDS (zone-file lines, "name. A
  * 127.0.0.2") under `local-zone: "." static`: every other name is
- * NXDOMAIN, and nothing is ever asked of another server.  It returns
+ * NXDOMAIN, and nothing is ever asked of another server.  SETTINGS are
+ * more lines for its server: section, e.g. `local-zone: "slow.example."
+ * deny` for a zone whose questions get no answer at all.  It returns
  * once the server answers; a missing binary or a server that does not
  * come up throws, failing the test.  forwarder() is the "IP@PORT" that
  * dns.resolver takes.  The destructor kills it and removes the directory.
@@ -35,23 +37,25 @@ class UnboundServer final : public TestServer {
 public:
     static constexpr const char* kServer = "/usr/sbin/unbound";
 
-    explicit UnboundServer(const std::vector<std::string>& records) : TestServer("unbound", "log") {
+    explicit UnboundServer(const std::vector<std::string>& records, const std::vector<std::string>& settings = {})
+        : TestServer("unbound", "log") {
         if (access(kServer, X_OK) != 0) {
             throw std::runtime_error(std::string(kServer) + " is missing: install the unbound package");
         }
-        start_on_free_port([&] { start(records); });
+        start_on_free_port([&] { start(records, settings); });
     }
 
     std::string forwarder() const { return "127.0.0.1@" + std::to_string(port_); }
 
 private:
-    void start(const std::vector<std::string>& records) {
+    void start(const std::vector<std::string>& records, const std::vector<std::string>& settings) {
         const auto config = dir_ / "unbound.conf";
         std::ofstream out(config);
         out << "server:\n  interface: 127.0.0.1@" << port_ << "\n  do-daemonize: no\n  username: \"\"\n"
             << "  chroot: \"\"\n  directory: \"" << dir_.string() << "\"\n  pidfile: \"" << (dir_ / "pid").string()
             << "\"\n  use-syslog: no\n  logfile: \"" << (dir_ / "log").string() << "\"\n  do-ip6: no\n"
             << "  local-zone: \".\" static\n";
+        for (const auto& setting : settings) out << "  " << setting << "\n";
         for (const auto& record : records) out << "  local-data: '" << record << "'\n";
         out << "remote-control:\n  control-enable: no\n";
         out.close();

@@ -1,0 +1,248 @@
+/*
+ * resp_test.cc: Redis's protocol as bytes (store/resp.h): commands as
+ * Redis reads them, any byte in an argument; every kind of reply, alone
+ * and nested; a stream of replies cut at every byte position and fed a
+ * byte at a time gives the same replies in the same order; and bytes that
+ * are not RESP are a ProtocolError, after which the parser stays refused.
+ */
+#include "store/resp.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace portcullis::store {
+namespace {
+
+using Type = RedisReply::Type;
+
+std::string encoded(const std::vector<std::string>& args) {
+    const std::vector<std::string_view> views(args.begin(), args.end());
+    std::string out;
+    encode_command(out, views);
+    return out;
+}
+
+/* Every reply PARSER has complete now. */
+std::vector<RedisReply> drain(ReplyParser& parser) {
+    std::vector<RedisReply> replies;
+    while (auto reply = parser.next()) replies.push_back(std::move(*reply));
+    return replies;
+}
+
+std::vector<RedisReply> parse_whole(std::string_view bytes) {
+    ReplyParser parser;
+    parser.feed(bytes);
+    return drain(parser);
+}
+
+/* A reply as text, every field shown, for comparing whole replies. */
+std::string shown(const RedisReply& reply) {
+    std::string text;
+    switch (reply.type) {
+        case Type::string: text = "string:"; break;
+        case Type::status: text = "status:"; break;
+        case Type::error: text = "error:"; break;
+        case Type::integer: return "integer:" + std::to_string(reply.integer);
+        case Type::nil: return "nil";
+        case Type::array: {
+            text = "array[";
+            for (const auto& element : reply.elements) text += shown(element) + ",";
+            return text + "]";
+        }
+    }
+    for (const unsigned char c : reply.text) {
+        if (c >= 0x20 && c < 0x7f && c != '\\') text += static_cast<char>(c);
+        else text += "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) + "0123456789abcdef"[c & 15];
+    }
+    return text;
+}
+
+std::vector<std::string> shown(const std::vector<RedisReply>& replies) {
+    std::vector<std::string> all;
+    for (const auto& reply : replies) all.push_back(shown(reply));
+    return all;
+}
+
+std::string every_byte() {
+    std::string bytes;
+    for (int byte = 0; byte < 256; ++byte) bytes += static_cast<char>(byte);
+    return bytes;
+}
+
+TEST(RespEncode, ACommandIsAnArrayOfBulkStrings) {
+    EXPECT_EQ(encoded({"SET", "key", "value"}), "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n");
+    EXPECT_EQ(encoded({"PING"}), "*1\r\n$4\r\nPING\r\n");
+}
+
+TEST(RespEncode, AnyByteAndEmptyArgumentsAreKept) {
+    const std::string binary("a\0\r\n$*b", 7);
+    EXPECT_EQ(encoded({"SET", binary, ""}), "*3\r\n$3\r\nSET\r\n$7\r\n" + binary + "\r\n$0\r\n\r\n");
+}
+
+TEST(RespEncode, AppendsToWhatIsThere) {
+    std::string out = "*1\r\n$4\r\nPING\r\n";
+    const std::string_view args[] = {"GET", "k"};
+    encode_command(out, args);
+    EXPECT_EQ(out, "*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+}
+
+TEST(RespEncode, WhatIsEncodedParsesBackToTheSameBytes) {
+    // A command is itself valid RESP: an array of bulk strings.
+    const std::vector<std::string> args{"EVALSHA", every_byte(), "", std::string(100'000, 'x'), "\r\n"};
+    const auto replies = parse_whole(encoded(args));
+    ASSERT_EQ(replies.size(), 1u);
+    ASSERT_EQ(replies[0].type, Type::array);
+    ASSERT_EQ(replies[0].elements.size(), args.size());
+    for (size_t i = 0; i < args.size(); ++i) {
+        EXPECT_EQ(replies[0].elements[i].type, Type::string) << i;
+        EXPECT_EQ(replies[0].elements[i].text, args[i]) << i;
+    }
+}
+
+TEST(RespParse, EveryKindOfReply) {
+    const auto replies = parse_whole(
+        "+OK\r\n-ERR unknown command\r\n:42\r\n:-7\r\n$5\r\nhello\r\n$0\r\n\r\n$-1\r\n*0\r\n*-1\r\n"
+        "*3\r\n:1\r\n$3\r\ntwo\r\n$-1\r\n");
+    ASSERT_EQ(replies.size(), 10u);
+    EXPECT_EQ(replies[0].type, Type::status);
+    EXPECT_EQ(replies[0].text, "OK");
+    EXPECT_EQ(replies[1].type, Type::error);
+    EXPECT_EQ(replies[1].text, "ERR unknown command");
+    EXPECT_EQ(replies[2].type, Type::integer);
+    EXPECT_EQ(replies[2].integer, 42);
+    EXPECT_EQ(replies[3].integer, -7);
+    EXPECT_EQ(replies[4].type, Type::string);
+    EXPECT_EQ(replies[4].text, "hello");
+    EXPECT_EQ(replies[5].type, Type::string);
+    EXPECT_EQ(replies[5].text, "");
+    EXPECT_EQ(replies[6].type, Type::nil);
+    EXPECT_EQ(replies[7].type, Type::array);
+    EXPECT_TRUE(replies[7].elements.empty());
+    EXPECT_EQ(replies[8].type, Type::nil);
+    ASSERT_EQ(replies[9].type, Type::array);
+    EXPECT_EQ(shown(replies[9]), "array[integer:1,string:two,nil,]");
+}
+
+TEST(RespParse, BulkStringsAreBinarySafe) {
+    const std::string value = every_byte() + "\r\n$3\r\n";
+    const auto replies = parse_whole("$" + std::to_string(value.size()) + "\r\n" + value + "\r\n");
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_EQ(replies[0].text, value);
+}
+
+TEST(RespParse, NestedArrays) {
+    const auto replies = parse_whole("*2\r\n*2\r\n:1\r\n*1\r\n+deep\r\n*0\r\n");
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_EQ(shown(replies[0]), "array[array[integer:1,array[status:deep,],],array[],]");
+}
+
+/* Replies of every kind, some long, one after the other. */
+const std::string kStream = "+OK\r\n-NOSCRIPT No matching script\r\n:1234567890123\r\n$12\r\nhello\r\nworld\r\n$-1\r\n"
+                            "*3\r\n$1\r\na\r\n*2\r\n:1\r\n:2\r\n$0\r\n\r\n*0\r\n$300\r\n" +
+                            std::string(300, 'z') + "\r\n:0\r\n";
+
+TEST(RespParse, AStreamCutAnywhereGivesTheSameReplies) {
+    const auto whole = shown(parse_whole(kStream));
+    ASSERT_EQ(whole.size(), 9u);
+    for (size_t cut = 0; cut <= kStream.size(); ++cut) {
+        ReplyParser parser;
+        parser.feed(std::string_view(kStream).substr(0, cut));
+        auto replies = drain(parser);
+        // Only complete replies come out of the first part.
+        EXPECT_EQ(shown(replies), std::vector<std::string>(whole.begin(), whole.begin() + replies.size())) << cut;
+        parser.feed(std::string_view(kStream).substr(cut));
+        for (auto& reply : drain(parser)) replies.push_back(std::move(reply));
+        EXPECT_EQ(shown(replies), whole) << "cut at byte " << cut;
+    }
+}
+
+TEST(RespParse, AStreamFedAByteAtATimeGivesEachReplyWhenItsLastByteCame) {
+    const auto whole = shown(parse_whole(kStream));
+    // Where each reply ends: the offsets of the replies parsed alone.
+    std::vector<size_t> ends;
+    {
+        ReplyParser parser;
+        for (size_t at = 0; at < kStream.size(); ++at) {
+            parser.feed(std::string_view(kStream).substr(at, 1));
+            if (parser.next()) ends.push_back(at + 1);
+        }
+    }
+    ASSERT_EQ(ends.size(), whole.size());
+    EXPECT_EQ(ends.back(), kStream.size());
+    ReplyParser parser;
+    std::vector<RedisReply> replies;
+    for (size_t at = 0; at < kStream.size(); ++at) {
+        parser.feed(std::string_view(kStream).substr(at, 1));
+        auto got = drain(parser);
+        const bool ends_here = std::find(ends.begin(), ends.end(), at + 1) != ends.end();
+        EXPECT_EQ(got.size(), ends_here ? 1u : 0u) << at;
+        for (auto& reply : got) replies.push_back(std::move(reply));
+    }
+    EXPECT_EQ(shown(replies), whole);
+}
+
+TEST(RespParse, ALargeReplyInChunks) {
+    const std::string value(1'000'000, 'v');
+    const std::string bytes = "$1000000\r\n" + value + "\r\n+after\r\n";
+    ReplyParser parser;
+    std::vector<RedisReply> replies;
+    for (size_t at = 0; at < bytes.size(); at += 16 * 1024) {
+        parser.feed(std::string_view(bytes).substr(at, 16 * 1024));
+        for (auto& reply : drain(parser)) replies.push_back(std::move(reply));
+    }
+    ASSERT_EQ(replies.size(), 2u);
+    EXPECT_EQ(replies[0].text, value);
+    EXPECT_EQ(replies[1].text, "after");
+}
+
+TEST(RespParse, NothingYetIsNoReply) {
+    ReplyParser parser;
+    EXPECT_FALSE(parser.next());
+    parser.feed("");
+    EXPECT_FALSE(parser.next());
+    parser.feed("$5\r\nhel");
+    EXPECT_FALSE(parser.next());
+    parser.feed("lo\r");
+    EXPECT_FALSE(parser.next());
+    parser.feed("\n");
+    const auto reply = parser.next();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->text, "hello");
+    EXPECT_FALSE(parser.next());
+}
+
+TEST(RespParse, BytesThatAreNotRespAreAProtocolError) {
+    for (const std::string& garbled : std::vector<std::string>{"!garbage\r\n", "hello\r\n", "\r\n", std::string("\0\0\0\r\n", 5),
+                                      "*1\r\n?\r\n", "*2\r\n:1\r\n%x\r\n"}) {
+        ReplyParser parser;
+        parser.feed(garbled);
+        try {
+            while (parser.next()) {
+            }
+            ADD_FAILURE() << "accepted: " << shown(RedisReply{Type::string, garbled, 0, {}});
+        } catch (const ProtocolError& error) {
+            EXPECT_TRUE(std::string(error.what()).starts_with("garbled reply: ")) << error.what();
+        }
+    }
+}
+
+TEST(RespParse, GoodRepliesBeforeGarbageComeOutThenTheParserStaysRefused) {
+    ReplyParser parser;
+    parser.feed("+OK\r\n:5\r\n!oops\r\n+LATER\r\n");
+    ASSERT_EQ(shown(*parser.next()), "status:OK");
+    ASSERT_EQ(shown(*parser.next()), "integer:5");
+    EXPECT_THROW(parser.next(), ProtocolError);
+    // Unusable from then on: neither more bytes nor another read bring it back.
+    EXPECT_THROW(
+        {
+            parser.feed("+OK\r\n");
+            parser.next();
+        },
+        ProtocolError);
+}
+
+}  // namespace
+}  // namespace portcullis::store
