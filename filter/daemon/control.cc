@@ -32,6 +32,7 @@ using Clock = std::chrono::steady_clock;
 constexpr int kExitUsage = 2;
 constexpr int kExitNotAllowed = 4;
 constexpr auto kReplyTimeout = std::chrono::minutes(5);   // a reload, a scan of a large store
+constexpr auto kDrainTime = std::chrono::seconds(2);
 
 std::string escaped(std::string_view text) {
     static constexpr char kHex[] = "0123456789ABCDEF";
@@ -179,17 +180,16 @@ std::optional<ControlReply> ask_daemon(const config::Config& config, const Contr
         return std::nullopt;
     }
     const std::string text = encode_request(request);
-    bool sent = true;
-    for (size_t at = 0; sent && at < text.size();) {
+    for (size_t at = 0; at < text.size();) {
         const ssize_t wrote = ::send(fd, text.data() + at, text.size() - at, MSG_NOSIGNAL);
         if (wrote < 0 && errno == EINTR) continue;
-        sent = wrote > 0;
-        if (sent) at += static_cast<size_t>(wrote);
+        if (wrote <= 0) break;   // refused early: its answer is waiting to be read
+        at += static_cast<size_t>(wrote);
     }
     std::string answer;
     char buffer[8192];
     const auto deadline = Clock::now() + kReplyTimeout;
-    while (sent) {
+    for (;;) {
         pollfd readable{fd, POLLIN, 0};
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
         if (left <= 0 || ::poll(&readable, 1, static_cast<int>(left)) <= 0) break;
@@ -239,7 +239,7 @@ struct ControlServer::Impl {
 class ControlServer::Impl::Client final : public Watcher {
 public:
     Client(Impl& server, int fd)
-        : server_(server), fd_(fd), deadline_(*server.loop, [this] { answer({kExitUsage, "request incomplete after 5s\n"}); }) {
+        : server_(server), fd_(fd), deadline_(*server.loop, [this] { expire(); }) {
         server_.loop->watch(fd_, EPOLLIN, *this);
         deadline_.arm_after(kRequestTimeout);
     }
@@ -251,10 +251,16 @@ public:
     Client& operator=(const Client&) = delete;
 
     void ready(uint32_t) override {
-        if (answered_) return;
         char buffer[8192];
         const ssize_t got = ::recv(fd_, buffer, sizeof buffer, 0);
         if (got < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        if (answered_) {
+            // What the peer still sends after our answer is read and
+            // dropped until it is done: a close with unread input would
+            // reset the connection and could lose the answer on its way.
+            if (got <= 0) server_.done(*this);
+            return;
+        }
         if (got <= 0) return answer({kExitUsage, "the request ended before its empty line\n"});
         request_.append(buffer, static_cast<size_t>(got));
         if (request_.size() > kMaxRequest) {
@@ -274,10 +280,14 @@ public:
     void refuse() { answer({kExitNotAllowed, "not allowed: only root and the control socket's group may ask\n"}); }
 
 private:
+    void expire() {
+        if (answered_) return server_.done(*this);
+        answer({kExitUsage, "request incomplete after 5s\n"});
+    }
+
     void answer(const ControlReply& reply) {
         if (answered_) return;
         answered_ = true;
-        deadline_.disarm();
         const std::string text = "EXIT " + std::to_string(reply.exit_code) + "\n" + reply.text;
         // A short blocking write: the reply is small and the reader waits.
         const int flags = fcntl(fd_, F_GETFL);
@@ -290,7 +300,10 @@ private:
             if (wrote <= 0) break;
             at += static_cast<size_t>(wrote);
         }
-        server_.done(*this);
+        ::shutdown(fd_, SHUT_WR);
+        fcntl(fd_, F_SETFL, flags);
+        // The peer has kDrainTime to stop sending and close its end.
+        deadline_.arm_after(kDrainTime);
     }
 
     Impl& server_;

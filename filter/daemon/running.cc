@@ -89,6 +89,9 @@ ReloadResult RunningDaemon::reload() {
         }
     }
     if (!outcome.state) {
+        // Counted before it is logged: whoever reads the log line finds
+        // the metrics already saying so.
+        metrics::count_reload(false);
         ReloadResult refused;
         for (const auto& error : outcome.errors) {
             log::error("reload refused: " + error);
@@ -97,7 +100,6 @@ ReloadResult RunningDaemon::reload() {
         const std::string keeping = "reload refused: keeping the running policy " + state_.config.policy.file;
         log::error(keeping);
         refused.text += keeping + "\n";
-        metrics::count_reload(false);
         sd_notify(0, "READY=1\nSTATUS=reload refused; running the previous policy");
         return refused;
     }
@@ -106,9 +108,9 @@ ReloadResult RunningDaemon::reload() {
     log_warnings(outcome.warnings);
     state_ = std::move(*outcome.state);
     milter::publish(state_.snapshot);
+    metrics::count_reload(true);
     const std::string loaded = loaded_line("reloaded", state_);
     log::info(loaded);
-    metrics::count_reload(true);
     sd_notify(0, "READY=1\nSTATUS=running");
     ReloadResult done{true, loaded + "\n"};
     for (const auto& warning : outcome.warnings) done.text += warning.str() + "\n";

@@ -173,7 +173,7 @@ void EventLoop::stop() {
 
 void EventLoop::run() {
     RunningAs as(this);
-    stopping_ = false;
+    // A stop() that came before run() began counts: it is never reset.
     while (!stopping_) {
         run_deferred();
         turn();

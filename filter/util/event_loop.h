@@ -17,7 +17,9 @@
  *                                  work handed to other threads
  *   defer(TASK)                    on the loop: TASK runs once the current
  *                                  event is handled (never inside it)
- *   run(), stop()                  serve until stop() (from any thread)
+ *   run(), stop()                  serve until stop() (from any thread, even
+ *                                  before run() begins); a stopped loop
+ *                                  does not run again
  *   run_until(DONE)                serve until DONE() holds: for callers
  *                                  that drive one operation to its end on
  *                                  a loop of their own (command line, tests)

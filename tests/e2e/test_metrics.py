@@ -10,7 +10,7 @@ import unittest
 import urllib.request
 
 from harness import (BASE_POLICY, EXTERNAL_IP, RELAY_RULES, PostfixTestCase, SMTPClient,
-                     free_port, policy, rule_line, wait_until)
+                     can_connect, free_port, policy, rule_line, wait_until)
 
 POLICY = policy(BASE_POLICY, RELAY_RULES)
 RELAY_LINE = rule_line(POLICY, "Relay access denied")
@@ -23,6 +23,8 @@ class MetricsTest(PostfixTestCase):
         self.metrics_port = free_port()
         self.filter = self.start_filter(
             POLICY, settings={"metrics": {"listen": "127.0.0.1:%d" % self.metrics_port}})
+        # The milter socket is bound first; /metrics a moment later.
+        wait_until(lambda: can_connect(("inet", self.metrics_port)), 20, "/metrics to listen")
 
     def scrape(self):
         url = "http://127.0.0.1:%d/metrics" % self.metrics_port
