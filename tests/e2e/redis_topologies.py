@@ -14,9 +14,11 @@ Load(port, addresses, sessions): SESSIONS threads, each sending SMTP
 transactions through Postfix as fast as they are answered, from the
 client addresses given (XCLIENT), each with a sender of its own, so every
 greylist decision is a new triplet; every RCPT reply is kept with its
-time (Verdicts).  greylist_key() and key_slot() name where the filter
-keeps a client network's greylist state (docs/daemon.md, "The store"), so
-that a test knows which master holds which network.
+time (Verdicts).  failover_report() reads a failover from them, and
+recovered() says when it is over.  greylist_key() and key_slot() name
+where the filter keeps a client network's greylist state (docs/daemon.md,
+"The store"), so that Cluster.addresses_on() finds client addresses whose
+state a given master holds.
 """
 
 import base64
@@ -213,6 +215,25 @@ class Cluster:
             return True
         wait_until(ok, timeout, "the cluster to serve every slot, replicas in sync", interval=0.2)
 
+    def addresses_on(self, masters, per_master, second_octet, slots=None):
+        """{master port: client addresses}: PER_MASTER addresses 198.SECOND.x.10
+        (and on, into the next second octets) for each of MASTERS, whose
+        network's greylist key hashes to a slot it serves (and in SLOTS,
+        if given)."""
+        chosen = {port: [] for port in masters}
+        for second in range(second_octet, second_octet + 32):
+            for third in range(256):
+                address = "198.%d.%d.10" % (second, third)
+                slot = key_slot(greylist_key(network_of(address)))
+                if slots is not None and slot not in slots:
+                    continue
+                port = self.master_of(slot)
+                if port in chosen and len(chosen[port]) < per_master:
+                    chosen[port].append(address)
+                if all(len(found) == per_master for found in chosen.values()):
+                    return chosen
+        raise RuntimeError("no %d networks on each master %s" % (per_master, masters))
+
     def keys_per_master(self, pattern="pc:*"):
         """{master port: how many keys matching PATTERN it holds}."""
         return {port: len(self.node(port).cli("--scan", "--pattern", pattern).split())
@@ -397,6 +418,19 @@ class Load:
     def connection_errors(self):
         with self._lock:
             return list(self._errors)
+
+
+def recovered(addresses, seconds=1.5):
+    """Whether LOAD (after EVENT_AT) has seen store errors from ADDRESSES
+    and then SECONDS of nothing but good verdicts from them."""
+    def done(load, event_at):
+        report = failover_report(load.verdicts(addresses=addresses), event_at)
+        if "last_error_s" not in report:
+            return False
+        quiet_since = event_at + report["last_error_s"]
+        good = [v for v in load.verdicts(since=quiet_since, addresses=addresses) if v.kind == "greylisted"]
+        return bool(good) and time.monotonic() - quiet_since >= seconds
+    return done
 
 
 def failover_report(verdicts, killed_at):

@@ -25,7 +25,8 @@ import urllib.request
 
 from harness import (BASE_POLICY, Postfix, PostfixTestCase, free_port, policy, portcullis, rule_line, swaks,
                      wait_until)
-from redis_topologies import Cluster, Load, SentinelGroup, failover_report, greylist_key, key_slot, network_of
+from redis_topologies import (Cluster, Load, SentinelGroup, failover_report, greylist_key, key_slot, network_of,
+                              recovered)
 
 DELAY = 1
 POLICY = policy(BASE_POLICY, """\
@@ -183,19 +184,6 @@ class HaCase(PostfixTestCase):
         self.assertEqual(load.connection_errors, [])
         return load, event_at
 
-    @staticmethod
-    def recovered(addresses, seconds=1.5):
-        """A DONE for under_load(): store errors came after the event and
-        then SECONDS passed with only good verdicts from ADDRESSES."""
-        def done(load, event_at):
-            report = failover_report(load.verdicts(addresses=addresses), event_at)
-            if "last_error_s" not in report:
-                return False
-            quiet_since = event_at + report["last_error_s"]
-            good = [v for v in load.verdicts(since=quiet_since, addresses=addresses) if v.kind == "greylisted"]
-            return good and time.monotonic() - quiet_since >= seconds
-        return done
-
     def report_failover(self, what, load, event_at, addresses):
         report = failover_report(load.verdicts(addresses=addresses), event_at)
         log("%s: %d verdicts after it, %d store errors (%.2f s to %.2f s after it), first good verdict "
@@ -215,29 +203,11 @@ class ClusterTest(HaCase):
     def store_settings(self):
         return {"backend": "redis", "mode": "cluster", "url": self.cluster.seeds, "timeout": "300ms"}
 
-    def networks_on(self, masters, per_master, second_octet, slots=None):
-        """Client addresses 198.SECOND.x.10 (and on, into the next second
-        octets), PER_MASTER on each of MASTERS, found by where their
-        network's greylist key hashes (only into SLOTS, if given)."""
-        chosen = {port: [] for port in masters}
-        for second in range(second_octet, second_octet + 32):
-            for third in range(256):
-                address = "198.%d.%d.10" % (second, third)
-                slot = key_slot(greylist_key(network_of(address)))
-                if slots is not None and slot not in slots:
-                    continue
-                port = self.cluster.master_of(slot)
-                if port in chosen and len(chosen[port]) < per_master:
-                    chosen[port].append(address)
-                if all(len(found) == per_master for found in chosen.values()):
-                    return chosen
-        raise AssertionError("no %d networks on each master %s" % (per_master, masters))
-
     def test_greylist_and_ratelimit_keep_state_on_every_master(self):
         flt = self.start()
         masters = self.cluster.layout()["masters"]
         self.assertEqual(len(masters), 3)
-        by_master = self.networks_on(masters, 4, second_octet=18)
+        by_master = self.cluster.addresses_on(masters, 4, second_octet=18)
         addresses = [a for found in by_master.values() for a in found]
         for transcript in self.in_parallel(self.attempt, addresses):
             self.assertGreylisted(transcript)
@@ -296,7 +266,7 @@ class ClusterTest(HaCase):
         layout = self.cluster.layout()
         victim = layout["masters"][0]
         others = [port for port in layout["masters"] if port != victim]
-        by_master = self.networks_on(layout["masters"], 7, second_octet=60)
+        by_master = self.cluster.addresses_on(layout["masters"], 7, second_octet=60)
         on_victim = by_master[victim]
         addresses = on_victim + [a for port in others for a in by_master[port]]
 
@@ -305,7 +275,7 @@ class ClusterTest(HaCase):
                 victim, [r for r, m in layout["replica_of"].items() if m == victim]))
             self.cluster.node(victim).kill()
             self.addCleanup(self.restart_if_dead, victim)
-        load, killed_at = self.under_load(flt, addresses, kill, self.recovered(on_victim))
+        load, killed_at = self.under_load(flt, addresses, kill, recovered(on_victim))
         report = self.report_failover("cluster kill -9 of a master", load, killed_at, on_victim)
         self.assertGreater(report["store_errors"], 0)
         self.assertIsNotNone(report["recovered_s"])
@@ -330,7 +300,7 @@ class ClusterTest(HaCase):
         source, destination = layout["masters"][0], layout["masters"][1]
         source_slots = sorted(s for s in range(16384) if self.cluster.master_of(s) == source)
         moving = set(source_slots[:1000])   # what redis-cli reshard takes: the first ones
-        addresses = self.networks_on([source], SESSIONS, second_octet=100, slots=moving)[source]
+        addresses = self.cluster.addresses_on([source], SESSIONS, second_octet=100, slots=moving)[source]
         errors_before = self.store_errors_by_kind()
 
         def reshard():
@@ -407,7 +377,7 @@ class SentinelTest(HaCase):
             log("sentinel: kill -9 of master %d" % old)
             self.group.server(old).kill()
             self.addCleanup(self.restart_if_dead, old)
-        load, killed_at = self.under_load(flt, addresses, kill, self.recovered(addresses))
+        load, killed_at = self.under_load(flt, addresses, kill, recovered(addresses))
         report = self.report_failover("sentinel kill -9 of the master", load, killed_at, addresses)
         self.assertGreater(report["store_errors"], 0)
         self.assertIsNotNone(report["recovered_s"])
