@@ -112,7 +112,7 @@ private:
         if (!asking_ && !master_ && (!parking_.empty() || !waiting_masters_.empty())) ask_again();
     }
 
-    /* Asks the TRY-th sentinel (counted from the one that answered last);
+    /* Asks the ATTEMPT-th sentinel (counted from the one that answered last);
      * ERRORS is what the ones before said. */
     void ask(size_t attempt, std::string errors) {
         const size_t count = sentinels_.size();
