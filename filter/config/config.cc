@@ -94,18 +94,6 @@ size_t pick(std::string_view text, const std::vector<std::string>& names) {
     throw BadValue{in_quotes(text) + " is not one of " + join(names) + suggestion(text, names)};
 }
 
-/* "a, b" -> {"a", "b"}: the comma-separated lists of store.url and
- * dns.resolver, white space around each entry dropped. */
-std::vector<std::string> split_list(std::string_view text) {
-    std::vector<std::string> entries;
-    for (;;) {
-        const auto comma = text.find(',');
-        entries.emplace_back(trim(text.substr(0, comma)));
-        if (comma == std::string_view::npos) return entries;
-        text.remove_prefix(comma + 1);
-    }
-}
-
 bool is_digits(std::string_view text) {
     return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
 }
@@ -178,20 +166,24 @@ std::string check_milter_socket(std::string text) {
     throw BadValue{in_quotes(text) + " is not inet:PORT@HOST, inet6:PORT@HOST, unix:/path or local:/path"};
 }
 
-/* A comma-separated list is the sentinels or the cluster seeds; whether
- * store.mode allows a list is checked once every key is set.  Only the
- * form is checked; the store connects and reports what it finds.  A bad
- * entry is named by its place in the list, not quoted: it may hold a
- * password. */
+/* A list is the sentinels or the cluster seeds; whether store.mode allows
+ * a list, and what each entry may hold in that mode, is checked once
+ * every key is set.  Here only the form: the store connects and reports
+ * what it finds. */
 std::string check_store_url(std::string text) {
-    const auto urls = split_list(text);
-    for (size_t i = 0; i < urls.size(); ++i) {
-        try {
-            parse_redis_url(urls[i]);
-        } catch (const RedisUrlError& bad) {
-            const std::string entry = urls.size() > 1 ? "URL " + std::to_string(i + 1) + ": " : "";
-            throw BadValue{entry + bad.what() + " (expected " + std::string(kRedisUrlForms) + ")"};
-        }
+    try {
+        parse_redis_url_list(text);
+    } catch (const RedisUrlError& bad) {
+        throw BadValue{bad.what()};
+    }
+    return text;
+}
+
+/* A password: anything but control characters, and never repeated in a
+ * message. */
+std::string check_password(std::string text) {
+    if (std::any_of(text.begin(), text.end(), [](char c) { return is_control_or_space(c) && c != ' '; })) {
+        throw BadValue{"the password holds a control character"};
     }
     return text;
 }
@@ -332,10 +324,10 @@ Key choice(std::string name, S Config::*section, E S::*field, const Named<E> (&c
             }};
 }
 
-/* dns.resolver: "system", or forwarders given as one comma-separated
- * string or as an array of strings. */
-std::vector<std::string> resolver_entries(const Input& input) {
-    static constexpr std::string_view expected = "\"system\", or forwarders \"IP[@PORT]\" in a string or an array";
+/* The entries of a list key (dns.resolver, store.url): one
+ * comma-separated string or an array of strings; EXPECTED names the
+ * key's type for the error. */
+std::vector<std::string> list_entries(const Input& input, std::string_view expected) {
     const auto* array = input.node ? input.node->as_array() : nullptr;
     if (!array) return split_list(text_of(input, expected));
     std::vector<std::string> entries;
@@ -361,7 +353,32 @@ std::vector<std::string> check_resolver(std::vector<std::string> entries) {
 template <typename S>
 Key resolver(std::string name, S Config::*section, std::vector<std::string> S::*field) {
     return {std::move(name), [=](Config& config, const Input& input) {
-                (config.*section).*field = check_resolver(resolver_entries(input));
+                static constexpr std::string_view expected =
+                    "\"system\", or forwarders \"IP[@PORT]\" in a string or an array";
+                (config.*section).*field = check_resolver(list_entries(input, expected));
+            }};
+}
+
+/* store.url: URLs in a comma-separated string, kept as given, or in an
+ * array, kept joined by ", " (the string form); a comma inside an entry
+ * would split it, so an array entry may not hold one. */
+template <typename S>
+Key url_list(std::string name, S Config::*section, std::string S::*field) {
+    return {std::move(name), [=](Config& config, const Input& input) {
+                static constexpr std::string_view expected = "a URL, or URLs in a string or an array";
+                if (!input.node || !input.node->is_array()) {
+                    (config.*section).*field = check_store_url(text_of(input, expected));
+                    return;
+                }
+                const auto entries = list_entries(input, expected);
+                std::string joined;
+                for (size_t i = 0; i < entries.size(); ++i) {
+                    if (entries[i].find(',') != std::string::npos) {
+                        throw BadValue{"URL " + std::to_string(i + 1) + ": a ',' in a URL must be written %2C"};
+                    }
+                    joined += (i == 0 ? "" : ", ") + entries[i];
+                }
+                (config.*section).*field = check_store_url(std::move(joined));
             }};
 }
 
@@ -378,9 +395,11 @@ const std::vector<Key>& keys() {
         path("policy.file", &C::policy, &C::Policy::file, Empty::refused),
         choice("policy.mode", &C::policy, &C::Policy::mode, policy_modes),
         choice("store.backend", &C::store, &C::Store::backend, store_backends),
-        text("store.url", &C::store, &C::Store::url, check_store_url),
+        url_list("store.url", &C::store, &C::Store::url),
         choice("store.mode", &C::store, &C::Store::mode, store_modes),
         text("store.master", &C::store, &C::Store::master, check_word),
+        text("store.user", &C::store, &C::Store::user, check_word),
+        text("store.password", &C::store, &C::Store::password, check_password),
         text("store.prefix", &C::store, &C::Store::prefix, check_word),
         duration("store.timeout", &C::store, &C::Store::timeout),
         choice("store.on_error", &C::store, &C::Store::on_error, on_errors),
@@ -460,8 +479,6 @@ public:
     void apply_override(std::string_view assignment);
     void check_combinations();
     ConfigResult result();
-
-private:
     void apply(const toml::table& root);
     const Key* find(const std::string& name, const std::string& where);
     void assign(const Key& key, const Input& input, const std::string& where);
@@ -547,15 +564,15 @@ std::string Loader::where(const toml::source_region& region) const {
 /* A key whose value was refused keeps its default, which would make the
  * checks below complain about a value nobody gave; they are skipped then. */
 void Loader::check_combinations() {
-    if (refused_.contains("store.mode") || refused_.contains("store.url")) return;
-    const auto& store = config_.store;
-    if (store.mode == StoreMode::sentinel && store.master.empty()) {
-        error(config_.origins.of("store.mode"),
-              "store.mode: \"sentinel\" needs store.master, the name of the master the sentinels watch");
+    for (const char* key : {"store.mode", "store.url", "store.master", "store.user", "store.password"}) {
+        if (refused_.contains(key)) return;
     }
-    if (store.mode == StoreMode::standalone && store.url.find(',') != std::string::npos) {
-        error(config_.origins.of("store.url"),
-              "store.url: a list of servers needs store.mode \"sentinel\" or \"cluster\"");
+    // The store reads its servers with the same parser, so the two agree.
+    const auto& store = config_.store;
+    try {
+        parse_redis_servers(store.mode, store.url, store.master, store.user, store.password);
+    } catch (const RedisServersError& bad) {
+        error(config_.origins.of(bad.key()), bad.what());
     }
 }
 

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "util/redis_url.h"
 #include "util/units.h"
 
 namespace portcullis::config {
@@ -28,7 +29,7 @@ namespace portcullis::config {
 enum class MilterEngine { native, libmilter };
 enum class PolicyMode { enforce, monitor };
 enum class StoreBackend { memory, redis };
-enum class StoreMode { standalone, sentinel, cluster };
+using StoreMode = RedisMode;   // util/redis_url.h: its one parser reads the servers
 enum class OnError { tempfail, accept };
 enum class LogTarget { syslog, stderr_stream };
 enum class LogLevel { error, warning, info, debug };
@@ -58,9 +59,12 @@ struct Config {
     } policy;
     struct Store {
         StoreBackend backend = StoreBackend::memory;
+        // One URL, or ", "-separated sentinels or cluster seed nodes.
         std::string url = "redis://127.0.0.1:6379/0";
         StoreMode mode = StoreMode::standalone;
         std::string master;                  // sentinel master name
+        std::string user;                    // AUTH of the Redis data servers; "": the default user
+        std::string password;                // "": no AUTH (or the one in a standalone url)
         std::string prefix = "pc:";
         Millis timeout = std::chrono::milliseconds(200);
         OnError on_error = OnError::tempfail;

@@ -40,7 +40,7 @@ std::string levels_note(const std::string& bucket, const std::vector<policy::Rat
 template <typename Decision, typename Decide>
 policy::StatefulAnswer answer(const store::Outcome<Decision>& outcome, std::chrono::steady_clock::time_point started,
                               config::OnError on_error, void (*count)(std::string_view), Decide decide) {
-    metrics::observe_store(std::chrono::steady_clock::now() - started, outcome.value.has_value());
+    metrics::observe_store(std::chrono::steady_clock::now() - started);
     if (outcome.value) return decide(*outcome.value);
     count("store-error");
     const bool accept = on_error == config::OnError::accept;

@@ -10,6 +10,7 @@
 #include <prometheus/registry.h>
 
 #include <memory>
+#include <mutex>
 
 namespace portcullis::metrics {
 
@@ -36,7 +37,26 @@ struct Registry {
     Family<Counter>& ratelimit = counter_family("portcullis_ratelimit_total", "Rate-limit outcomes: pass, over, store-error");
     Family<Counter>& authentication =
         counter_family("portcullis_auth_results_total", "SPF, DKIM (per signature) and DMARC results by method and result");
-    Counter& store_errors = counter_family("portcullis_store_errors_total", "Store operations that failed or timed out").Add({});
+    Family<Counter>& store_errors = counter_family(
+        "portcullis_store_errors_total",
+        "Store calls that failed, by kind: connect, timeout, connection, no-master, readonly, loading, clusterdown, "
+        "redirects, script");
+    Family<Counter>& store_redirects =
+        counter_family("portcullis_store_redirects_total", "Redis Cluster redirects followed: moved, ask");
+    Counter& store_failovers =
+        counter_family("portcullis_store_failovers_total", "Failovers the store saw (a new master took over)").Add({});
+    prometheus::Gauge& store_topology_version =
+        prometheus::BuildGauge()
+            .Name("portcullis_store_topology_version")
+            .Help("Changes of the Redis topology (Sentinel master, Cluster slot map) seen since start")
+            .Register(*registry)
+            .Add({});
+    Family<prometheus::Gauge>& store_masters = prometheus::BuildGauge()
+                                                  .Name("portcullis_store_master")
+                                                  .Help("1 for each Redis master the store writes to, by address")
+                                                  .Register(*registry);
+    std::mutex masters_mutex;
+    std::vector<prometheus::Gauge*> masters_shown;   // under masters_mutex
     Histogram& store_seconds = prometheus::BuildHistogram()
                                    .Name("portcullis_store_seconds")
                                    .Help("Latency of the store's answers to greylist and rate-limit checks")
@@ -129,10 +149,31 @@ void count_greylist(std::string_view result) { metrics().greylist.Add({{"result"
 
 void count_ratelimit(std::string_view result) { metrics().ratelimit.Add({{"result", std::string(result)}}).Increment(); }
 
-void observe_store(std::chrono::steady_clock::duration took, bool ok) {
+void observe_store(std::chrono::steady_clock::duration took) {
+    metrics().store_seconds.Observe(std::chrono::duration<double>(took).count());
+}
+
+void count_store_error(std::string_view kind) {
+    metrics().store_errors.Add({{"kind", std::string(kind)}}).Increment();
+}
+
+void count_store_redirect(std::string_view kind) {
+    metrics().store_redirects.Add({{"kind", std::string(kind)}}).Increment();
+}
+
+void count_store_failover() { metrics().store_failovers.Increment(); }
+
+void set_store_topology(uint64_t version, const std::vector<std::string>& masters) {
     auto& registry = metrics();
-    registry.store_seconds.Observe(std::chrono::duration<double>(took).count());
-    if (!ok) registry.store_errors.Increment();
+    registry.store_topology_version.Set(static_cast<double>(version));
+    const std::lock_guard lock(registry.masters_mutex);
+    for (auto* gauge : registry.masters_shown) registry.store_masters.Remove(gauge);
+    registry.masters_shown.clear();
+    for (const auto& address : masters) {
+        auto& gauge = registry.store_masters.Add({{"address", address}});
+        gauge.Set(1);
+        registry.masters_shown.push_back(&gauge);
+    }
 }
 
 void observe_dns(std::chrono::steady_clock::duration took, bool ok) {

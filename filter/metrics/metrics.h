@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace portcullis::metrics {
 
@@ -43,8 +44,21 @@ void count_greylist(std::string_view result);
 void count_auth_result(std::string_view method, std::string_view result);
 /* A rate-limit outcome: "pass", "over" or "store-error". */
 void count_ratelimit(std::string_view result);
-/* How long one store operation took, and whether it failed. */
-void observe_store(std::chrono::steady_clock::duration took, bool ok);
+/* How long one store operation took (to its answer or its failure). */
+void observe_store(std::chrono::steady_clock::duration took);
+/* A store call that failed, by KIND: "connect", "timeout", "connection",
+ * "no-master", "readonly", "loading", "clusterdown", "redirects" or
+ * "script". */
+void count_store_error(std::string_view kind);
+/* A redirect a Redis Cluster answered and the store followed: KIND
+ * "moved" or "ask". */
+void count_store_redirect(std::string_view kind);
+/* A failover the store saw: the sentinels named another master, or a
+ * cluster replica took over its master's slots. */
+void count_store_failover();
+/* The Redis topology now: VERSION counts its changes since start (1 is
+ * the first seen), MASTERS are the masters' addresses ("127.0.0.1:7000"). */
+void set_store_topology(uint64_t version, const std::vector<std::string>& masters);
 /* How long one DNS lookup took (to its answer or its timeout), and
  * whether it failed (temperror: timeout, SERVFAIL, bogus). */
 void observe_dns(std::chrono::steady_clock::duration took, bool ok);

@@ -18,6 +18,7 @@
 #include <limits>
 #include <variant>
 
+#include "metrics/metrics.h"
 #include "util/files.h"
 #include "util/log.h"
 #include "util/text.h"
@@ -372,6 +373,7 @@ void MemoryStore::answer(const Done& done, Apply apply) {
         result.values = apply();
     } catch (const StoreError& error) {
         result.error = error.what();
+        metrics::count_store_error(error_kind::script);
     }
     done(std::move(result));
 }

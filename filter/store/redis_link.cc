@@ -26,7 +26,12 @@ constexpr size_t kReadChunk = 16 * 1024;
 
 std::string system_error(const char* what, int error) { return std::string(what) + ": " + std::strerror(error); }
 
-/* "host:port", with brackets around an IPv6 address. */
+constexpr std::string_view kConnect = error_kind::connect;
+constexpr std::string_view kTimeout = error_kind::timeout;
+constexpr std::string_view kConnection = error_kind::connection;
+
+}  // namespace
+
 std::string host_port(const std::string& host, int port) {
     std::string text = host.find(':') != std::string::npos ? "[" + host + "]" : host;
     text += ':';
@@ -34,7 +39,21 @@ std::string host_port(const std::string& host, int port) {
     return text;
 }
 
-}  // namespace
+std::optional<LinkAddress> numeric_address(const std::string& host, int port) {
+    if (port < 1 || port > 65535) return std::nullopt;
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    const std::string service = std::to_string(port);
+    if (getaddrinfo(host.c_str(), service.c_str(), &hints, &found) != 0 || found == nullptr) return std::nullopt;
+    LinkAddress address;
+    std::memcpy(&address.address, found->ai_addr, found->ai_addrlen);
+    address.length = found->ai_addrlen;
+    freeaddrinfo(found);
+    address.name = host_port(host, port);
+    return address;
+}
 
 LinkAddress resolve_endpoint(const RedisEndpoint& endpoint) {
     LinkAddress address;
@@ -71,7 +90,7 @@ LinkAddress resolve_endpoint(const RedisEndpoint& endpoint) {
 
 RedisLink::RedisLink(EventLoop& loop, LinkAddress address, Millis timeout, Health health)
     : loop_(loop), address_(std::move(address)), timeout_(timeout), health_(std::move(health)),
-      deadline_(loop, [this] { fail("no reply within " + format_duration(timeout_)); }),
+      deadline_(loop, [this] { fail("no reply within " + format_duration(timeout_), kTimeout); }),
       alive_(std::make_shared<bool>(true)) {}
 
 RedisLink::~RedisLink() {
@@ -83,15 +102,21 @@ RedisLink::~RedisLink() {
 }
 
 void RedisLink::command(std::span<const std::string_view> args, Done done, Clock::time_point since) {
+    std::string encoded;
+    encode_command(encoded, args);
+    send(encoded, std::move(done), since);
+}
+
+void RedisLink::send(std::string_view encoded, Done done, Clock::time_point since) {
     if (fd_ < 0 && !connect()) return fail_later(std::move(done), connect_error_);
-    queue(args, std::move(done), since);
+    queue(encoded, std::move(done), since);
     if (connecting_) return;
     // Written at once (one write for what the event queued), but a failure
-    // is the loop's to report: no callback may run inside command().
+    // is the loop's to report: no callback may run inside send().
     if (std::string error = flush(); !error.empty()) {
         loop_.defer([alive = std::weak_ptr(alive_), this, error] {
             const auto still = alive.lock();
-            if (still && *still) fail(error);
+            if (still && *still) fail(error, kConnection);
         });
     }
 }
@@ -118,6 +143,7 @@ bool RedisLink::connect() {
         retry_at_ = Clock::now() + kRetryDelay;
         ::close(fd_);
         fd_ = -1;
+        lost_ = true;
         report(false, connect_error_);
         return false;
     }
@@ -131,29 +157,33 @@ bool RedisLink::connect() {
             if (result.ok && result.reply.type == RedisReply::Type::error) {
                 connect_error_ = what + " refused: " + result.reply.text;
                 retry_at_ = Clock::now() + kRetryDelay;
-                fail(connect_error_);
+                fail(connect_error_, kConnect);
             }
         };
     };
+    std::string first;
     if (!address_.password.empty()) {
         if (address_.user.empty()) {
             const std::string_view auth[] = {"AUTH", address_.password};
-            queue(auth, must_be_ok("AUTH"));
+            encode_command(first, auth);
         } else {
             const std::string_view auth[] = {"AUTH", address_.user, address_.password};
-            queue(auth, must_be_ok("AUTH"));
+            encode_command(first, auth);
         }
+        queue(first, must_be_ok("AUTH"));
     }
     if (address_.db != 0) {
         const std::string db = std::to_string(address_.db);
         const std::string_view select[] = {"SELECT", db};
-        queue(select, must_be_ok("SELECT " + db));
+        first.clear();
+        encode_command(first, select);
+        queue(first, must_be_ok("SELECT " + db));
     }
     return true;
 }
 
-void RedisLink::queue(std::span<const std::string_view> args, Done done, Clock::time_point since) {
-    encode_command(out_, args);
+void RedisLink::queue(std::string_view encoded, Done done, Clock::time_point since) {
+    out_ += encoded;
     waiting_.push_back({std::move(done), since == Clock::time_point{} ? Clock::now() : since});
     if (!deadline_.armed()) arm_deadline();
 }
@@ -199,7 +229,7 @@ void RedisLink::ready(uint32_t events) {
         if (error != 0) {
             connect_error_ = system_error("connect", error);
             retry_at_ = Clock::now() + kRetryDelay;
-            return fail(connect_error_);
+            return fail(connect_error_, kConnect);
         }
         connecting_ = false;
         connect_error_.clear();
@@ -208,7 +238,7 @@ void RedisLink::ready(uint32_t events) {
         read_replies();
         if (!*alive || fd_ < 0) return;
     }
-    if (std::string error = flush(); !error.empty()) fail(error);
+    if (std::string error = flush(); !error.empty()) fail(error, kConnection);
 }
 
 void RedisLink::read_replies() {
@@ -218,41 +248,50 @@ void RedisLink::read_replies() {
         if (got < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) break;
-            return fail(system_error("recv", errno));
+            return fail(system_error("recv", errno), kConnection);
         }
         if (got == 0) {
             // Closed by the server (a restart, an idle timeout): news only
             // for commands still waiting.
-            if (waiting_.empty()) return fail("");
-            return fail("connection closed by the server");
+            if (waiting_.empty()) return fail("", kConnection);
+            return fail("connection closed by the server", kConnection);
         }
         try {
             parser_->feed(std::string_view(buffer, static_cast<size_t>(got)));
             while (auto reply = parser_->next()) {
-                if (waiting_.empty()) return fail("a reply nobody asked for");
+                if (waiting_.empty()) {
+                    if (!push_) return fail("a reply nobody asked for", kConnection);
+                    const std::shared_ptr<bool> alive = alive_;
+                    push_(std::move(*reply));
+                    if (!*alive || fd_ < 0) return;
+                    continue;
+                }
                 Done done = std::move(waiting_.front().done);
                 waiting_.pop_front();
                 arm_deadline();
                 report(true, "");
                 const std::shared_ptr<bool> alive = alive_;
-                done(LinkResult{true, std::move(*reply), ""});
+                done(LinkResult{true, std::move(*reply), "", {}, false});
                 if (!*alive || fd_ < 0) return;   // the callback dropped or failed the link
             }
         } catch (const ProtocolError& error) {
-            return fail(error.what());
+            return fail(error.what(), kConnection);
         }
         if (static_cast<size_t>(got) < sizeof buffer) break;
     }
 }
 
 /* The connection is done for: close it, and fail what waits on it.  An
- * empty ERROR is a quiet close (nothing was waiting). */
-void RedisLink::fail(const std::string& error) {
+ * empty ERROR is a quiet close (nothing was waiting).  Commands waiting
+ * on a connect that never completed never left. */
+void RedisLink::fail(const std::string& error, std::string_view kind) {
     if (fd_ >= 0) {
         loop_.unwatch(fd_, *this);
         ::close(fd_);
         fd_ = -1;
     }
+    lost_ = true;
+    const bool unsent = connecting_;
     connecting_ = false;
     want_write_ = false;
     out_.clear();
@@ -266,7 +305,7 @@ void RedisLink::fail(const std::string& error) {
     const std::shared_ptr<bool> alive = alive_;
     for (auto& waiting : failed) {
         if (!*alive) return;
-        waiting.done(LinkResult{false, {}, error});
+        waiting.done(LinkResult{false, {}, error, kind, unsent});
     }
 }
 
@@ -277,7 +316,7 @@ void RedisLink::report(bool ok, const std::string& error) {
 void RedisLink::fail_later(Done done, std::string error) {
     loop_.defer([alive = std::weak_ptr(alive_), done = std::move(done), error = std::move(error)] {
         const auto still = alive.lock();
-        if (still && *still) done(LinkResult{false, {}, error});
+        if (still && *still) done(LinkResult{false, {}, error, kConnect, true});
     });
 }
 

@@ -4,13 +4,22 @@
  * resolve_endpoint() turns an endpoint into the address to connect to,
  * once (the host name, if any, through the system's resolver: the daemon
  * does this before it serves, where waiting is harmless); it throws
- * StoreError when the name does not resolve.
+ * StoreError when the name does not resolve.  numeric_address() does the
+ * same for an address a server named (a cluster node, a master a
+ * sentinel gave) without any resolver, as it runs on a loop: nullopt
+ * when HOST is not an IP address.
  *
  * A RedisLink sends commands and returns at once; DONE gets the reply (an
  * error reply from Redis is a reply) or why the exchange failed (the
  * connect refused, no reply in time, the connection closed, a garbled
- * reply), always later, on the loop, never inside command().  Commands
- * are pipelined: each is written as it comes, and answered in order.
+ * reply), always later, on the loop, never inside command().  A failure
+ * says its kind ("connect", "timeout", "connection") and whether the
+ * command surely never reached the server (unsent: the connect failed),
+ * so that the caller knows it may send it elsewhere.  Commands are
+ * pipelined: each is written as it comes, and answered in order.
+ * command() takes the arguments; send() a command already encoded
+ * (encode_command()), for a caller that may send it more than once.
+ * After SUBSCRIBE, the messages Redis pushes go to on_push()'s handler.
  *
  * A command may carry the time its call began (SINCE): a command sent
  * again for the same call (EVAL after NOSCRIPT) has only what is left
@@ -24,9 +33,12 @@
  * failed connect: commands then fail at once with that connect's error,
  * so that while Redis is down sessions do not each wait a timeout.
  * HEALTH hears of every reply and every failure (so it must be cheap),
- * for the log and the metrics.
+ * for the log and the metrics.  lost() tells whether a connection of this
+ * link ended (failed, or closed by the server): a caller that must not
+ * reconnect to the same address blindly (Sentinel) drops the link then.
  * Destroying a link fails nothing: the callbacks of the commands on it
- * are dropped.
+ * are dropped (so a caller that still wants them keeps the link until it
+ * is no longer busy()).  A callback may destroy its link.
  */
 #pragma once
 
@@ -59,12 +71,18 @@ struct LinkAddress {
 };
 
 LinkAddress resolve_endpoint(const RedisEndpoint& endpoint);
+std::optional<LinkAddress> numeric_address(const std::string& host, int port);
+
+/* "host:port", with brackets around an IPv6 address. */
+std::string host_port(const std::string& host, int port);
 
 /* A reply, or why there is none. */
 struct LinkResult {
     bool ok = false;
     RedisReply reply;        // when ok
     std::string error;       // when not ok
+    std::string_view kind;   // when not ok: "connect", "timeout", "connection", or a router's kind
+    bool unsent = false;     // when not ok: the command never reached a server
 };
 
 class RedisLink final : public Watcher {
@@ -80,7 +98,14 @@ public:
 
     void command(std::span<const std::string_view> args, Done done,
                  std::chrono::steady_clock::time_point since = {});
+    void send(std::string_view encoded, Done done, std::chrono::steady_clock::time_point since = {});
+    /* Replies no command waits for (a subscriber's messages) go to PUSH;
+     * without it they end the connection. */
+    void on_push(std::function<void(RedisReply)> push) { push_ = std::move(push); }
     const LinkAddress& address() const { return address_; }
+    bool lost() const { return lost_; }
+    /* Whether commands wait for their answers. */
+    bool busy() const { return !waiting_.empty(); }
 
     void ready(uint32_t events) override;
 
@@ -91,11 +116,11 @@ private:
     };
 
     bool connect();
-    void queue(std::span<const std::string_view> args, Done done, std::chrono::steady_clock::time_point since = {});
+    void queue(std::string_view encoded, Done done, std::chrono::steady_clock::time_point since = {});
     /* Writes what is queued; "" or why the connection failed. */
     std::string flush();
     void read_replies();
-    void fail(const std::string& error);
+    void fail(const std::string& error, std::string_view kind);
     void fail_later(Done done, std::string error);
     void report(bool ok, const std::string& error);
     void arm_deadline();
@@ -105,6 +130,7 @@ private:
     LinkAddress address_;
     Millis timeout_;
     Health health_;
+    std::function<void(RedisReply)> push_;
     int fd_ = -1;
     bool connecting_ = false;
     bool want_write_ = false;
@@ -115,6 +141,7 @@ private:
     Timer deadline_;
     std::chrono::steady_clock::time_point retry_at_{};
     std::string connect_error_;      // of the last failed connect, until retry_at_
+    bool lost_ = false;               // a connection ended
     std::shared_ptr<bool> alive_;     // false once destroyed: for callbacks that outlive a call
 };
 

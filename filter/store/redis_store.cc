@@ -1,6 +1,6 @@
 /*
- * redis_store.cc: store.url, a link per loop, the server's health, and
- * the Store calls as Redis commands.
+ * redis_store.cc: the Store calls as Redis commands, through the
+ * topology.
  */
 #include "store/redis_store.h"
 
@@ -14,37 +14,6 @@
 namespace portcullis::store {
 
 namespace {
-
-/* Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false
- * positive) about "literal" + std::to_string(...). */
-std::string describe_endpoint(const RedisEndpoint& endpoint) {
-    std::string text = "redis ";
-    if (!endpoint.socket_path.empty()) {
-        text += "unix:";
-        text += endpoint.socket_path;
-    } else if (endpoint.host.find(':') != std::string::npos) {
-        text += '[';
-        text += endpoint.host;
-        text += "]:";
-        text += std::to_string(endpoint.port);
-    } else {
-        text += endpoint.host;
-        text += ':';
-        text += std::to_string(endpoint.port);
-    }
-    text += '/';
-    text += std::to_string(endpoint.db);
-    return text;
-}
-
-std::string_view mode_name(config::StoreMode mode) {
-    switch (mode) {
-        case config::StoreMode::standalone: return "standalone";
-        case config::StoreMode::sentinel: return "sentinel";
-        case config::StoreMode::cluster: return "cluster";
-    }
-    return "?";
-}
 
 /* SCAN MATCH takes a glob: the * ? [ ] \ of a key must match only themselves. */
 std::string glob_escape(std::string_view text) {
@@ -94,98 +63,113 @@ std::string reply_problem(std::string_view what, const RedisReply& reply) {
     return "unexpected reply to " + std::string(what);
 }
 
+/* The kind of a failed run() whose reply was an error. */
+std::string_view reply_error_kind(const LinkResult& result) {
+    const std::string_view code = error_code(result);
+    if (code == "READONLY" || code == "MASTERDOWN") return error_kind::readonly;
+    if (code == "LOADING") return error_kind::loading;
+    if (code == "CLUSTERDOWN" || code == "TRYAGAIN") return error_kind::clusterdown;
+    if (code == "MOVED" || code == "ASK") return error_kind::redirects;
+    return error_kind::script;
+}
+
+/* A command on KEY (already prefixed), encoded. */
+std::shared_ptr<KeyCommand> key_command(std::string key, std::span<const std::string_view> args) {
+    auto command = std::make_shared<KeyCommand>();
+    command->key = std::move(key);
+    encode_command(command->encoded, args);
+    return command;
+}
+
 }  // namespace
 
-void ServerHealth::report(bool ok, const std::string& error) {
-    // Every reply reports: the common case must not take the lock.
-    if (ok == reachable_.load(std::memory_order_relaxed)) return;
-    const std::lock_guard lock(mutex_);
-    if (ok == reachable_.load()) return;
-    reachable_ = ok;
-    metrics::set_store_up(ok);
-    failure_ = ok ? "" : "unreachable since " + utc_time(now_ms()) + ": " + error;
-    if (ok) log::info("store: " + description_ + " reachable again");
-    else log::warning("store: " + description_ + " unreachable: " + error);
-}
-
-std::string ServerHealth::state() const {
-    const std::lock_guard lock(mutex_);
-    return failure_.empty() ? "ok" : failure_;
-}
-
-/* One blocking call's own loop and connection. */
+/* One blocking call's own loop: what the admin calls wait on. */
 class RedisStore::Blocking {
 public:
-    explicit Blocking(const RedisStore& store) : store_(store), link_(loop_, store.address_, store.timeout_) {}
+    explicit Blocking(const RedisStore& store) : store_(store) {}
 
-    /* ARGS' reply; throws StoreError when the exchange fails. */
-    RedisReply call(std::span<const std::string_view> args) {
+    /* The masters, found now. */
+    std::vector<LinkAddress> masters() {
+        std::optional<std::pair<std::vector<LinkAddress>, std::string>> found;
+        run([&](const auto& stop) {
+            store_.topology_->masters([&found, stop](std::vector<LinkAddress> masters, std::string error) {
+                found.emplace(std::move(masters), std::move(error));
+                stop();
+            });
+        });
+        if (!found->second.empty()) throw StoreError(store_.describe() + ": " + found->second);
+        return std::move(found->first);
+    }
+
+    /* ARGS' reply from the server of LINK; throws StoreError when the
+     * exchange fails. */
+    RedisReply call(RedisLink& link, std::span<const std::string_view> args) {
         std::optional<LinkResult> result;
-        link_.command(args, [&result](LinkResult got) { result = std::move(got); });
-        loop_.run_until([&result] { return result.has_value(); });
-        if (!result->ok) throw StoreError(store_.description_ + ": " + result->error);
+        run([&](const auto& stop) {
+            link.command(args, [&result, stop](LinkResult got) {
+                result = std::move(got);
+                stop();
+            });
+        });
+        if (!result->ok) throw StoreError(store_.describe() + ": " + server_of(link) + result->error);
         return std::move(result->reply);
     }
 
-    /* The replies to COMMANDS, sent together. */
-    std::vector<RedisReply> pipeline(const std::vector<std::vector<std::string_view>>& commands) {
+    /* The replies to COMMANDS, each sent to the master of its key (its
+     * second word), together. */
+    std::vector<RedisReply> routed(const std::vector<std::vector<std::string_view>>& commands) {
         std::vector<std::optional<LinkResult>> results(commands.size());
         size_t answered = 0;
-        for (size_t i = 0; i < commands.size(); ++i) {
-            link_.command(commands[i], [&results, &answered, i](LinkResult got) {
-                results[i] = std::move(got);
-                ++answered;
-            });
-        }
-        loop_.run_until([&] { return answered == commands.size(); });
+        run([&](const auto& stop) {
+            if (commands.empty()) return stop();
+            for (size_t i = 0; i < commands.size(); ++i) {
+                store_.topology_->send(key_command(std::string(commands[i][1]), commands[i]),
+                                       [&results, &answered, i, stop, count = commands.size()](LinkResult got) {
+                                           results[i] = std::move(got);
+                                           if (++answered == count) stop();
+                                       });
+            }
+        });
         std::vector<RedisReply> replies;
         replies.reserve(results.size());
         for (auto& result : results) {
-            if (!result->ok) throw StoreError(store_.description_ + ": " + result->error);
+            if (!result->ok) throw StoreError(store_.describe() + ": " + result->error);
             replies.push_back(std::move(result->reply));
         }
         return replies;
     }
 
+    EventLoop& loop() { return loop_; }
+
     /* REPLY was not what WHAT should answer. */
     [[noreturn]] void refuse(std::string_view what, const RedisReply& reply) const {
-        throw StoreError(store_.description_ + ": " + reply_problem(what, reply));
+        throw StoreError(store_.describe() + ": " + reply_problem(what, reply));
     }
 
 private:
+    /* "HOST:PORT: " for messages, when the store's name does not say it. */
+    std::string server_of(const RedisLink& link) const {
+        const std::string& name = link.address().name;
+        return store_.describe().find(name) == std::string::npos ? name + ": " : "";
+    }
+
+    /* START(stop) on this loop, served until it calls stop(). */
+    void run(const std::function<void(const std::function<void()>&)>& start) {
+        bool done = false;
+        const std::function<void()> stop = [&done] { done = true; };
+        loop_.post([&] { start(stop); });
+        loop_.run_until([&done] { return done; });
+    }
+
     const RedisStore& store_;
     EventLoop loop_;
-    RedisLink link_;
 };
 
+RedisStore::RedisStore(const config::Config::Store& settings)
+    : prefix_(settings.prefix), timeout_(settings.timeout),
+      topology_(make_topology(redis_servers(settings), settings.timeout)) {}
 
-RedisEndpoint redis_endpoint(const config::Config::Store& settings) {
-    // Before the URL: a sentinel or cluster URL is a list, not one server.
-    if (settings.mode != config::StoreMode::standalone) {
-        throw StoreSettingsError("store.mode", "\"" + std::string(mode_name(settings.mode)) +
-                                                   "\" is not supported by this build: it talks to one Redis server; "
-                                                   "use store.mode \"standalone\"");
-    }
-    if (settings.timeout <= Millis::zero()) throw StoreSettingsError("store.timeout", "must be more than zero");
-    try {
-        return parse_redis_url(settings.url);
-    } catch (const RedisUrlError& bad) {
-        throw StoreSettingsError("store.url", bad.what());
-    }
-}
-
-RedisStore::RedisStore(const config::Config::Store& settings) : prefix_(settings.prefix), timeout_(settings.timeout) {
-    const RedisEndpoint endpoint = redis_endpoint(settings);
-    description_ = describe_endpoint(endpoint);
-    address_ = resolve_endpoint(endpoint);
-    health_ = std::make_shared<ServerHealth>(description_);
-    links_ = std::make_unique<PerLoop<RedisLink>>([this](EventLoop& loop) {
-        return std::make_shared<RedisLink>(loop, address_, timeout_,
-                                           [health = health_](bool ok, const std::string& error) {
-                                               health->report(ok, error);
-                                           });
-    });
-}
+RedisStore::~RedisStore() = default;
 
 void RedisStore::run(const Script& script, std::string_view key, int64_t now_ms, std::span<const std::string> args,
                      Done done) {
@@ -199,38 +183,43 @@ void RedisStore::run(const HashScript& script, std::string_view key, int64_t now
 
 void RedisStore::evaluate(std::string_view name, std::string_view lua, std::string_view key, int64_t now_ms,
                           std::span<const std::string> args, Done done) {
-    RedisLink& link = links_->here();
     const std::string sha = sha1_hex(lua);
-    const std::string full_key = prefix_ + std::string(key);
     const std::string now = std::to_string(now_ms);
-    std::vector<std::string_view> command{"EVALSHA", sha, "1", full_key, now};
+    std::vector<std::string_view> command{"EVALSHA", sha, "1", "", now};
     command.insert(command.end(), args.begin(), args.end());
-    // Kept for a second try with EVAL: Redis forgets its scripts on
-    // restart and on SCRIPT FLUSH, and EVAL runs the source and caches it.
-    std::vector<std::string> again(command.begin(), command.end());
-    again[0] = "EVAL";
-    again[1] = lua;
-    auto finish = [label = script_label(name), description = description_, done](const LinkResult& result) {
+    auto evalsha = std::make_shared<KeyCommand>();
+    evalsha->key = prefix_ + std::string(key);
+    command[3] = evalsha->key;
+    encode_command(evalsha->encoded, command);
+
+    auto finish = [label = script_label(name), description = describe(), done = std::move(done)](LinkResult result) {
         StoreResult answer;
+        std::string_view kind = result.kind;
         if (!result.ok) {
             answer.error = description + ": " + result.error;
         } else if (result.reply.type == RedisReply::Type::error) {
             answer.error = description + ": " + reply_problem(label, result.reply);
+            kind = reply_error_kind(result);
         } else if (auto values = script_values(result.reply)) {
             answer.values = std::move(*values);
         } else {
             answer.error = description + ": unexpected reply to " + label;
+            kind = error_kind::script;
         }
+        if (answer.error) metrics::count_store_error(kind);
         done(std::move(answer));
     };
+    // Kept for a second try with EVAL, which runs the source and caches it
+    // on the node that has the key now.
+    command[0] = "EVAL";
+    command[1] = lua;
+    auto eval = key_command(evalsha->key, command);
     const auto started = std::chrono::steady_clock::now();
-    link.command(command, [&link, again = std::move(again), finish, started](LinkResult result) {
-        if (result.ok && result.reply.type == RedisReply::Type::error && result.reply.text.starts_with("NOSCRIPT")) {
-            const std::vector<std::string_view> eval(again.begin(), again.end());
-            link.command(eval, finish, started);   // within the call's one store.timeout
-            return;
-        }
-        finish(result);
+    topology_->send(std::move(evalsha), [this, eval = std::move(eval), finish = std::move(finish), started](
+                                             LinkResult result) mutable {
+        // Within the call's one store.timeout.
+        if (error_code(result) == "NOSCRIPT") return topology_->send(std::move(eval), std::move(finish), started);
+        finish(std::move(result));
     });
 }
 
@@ -258,38 +247,41 @@ void RedisStore::walk(std::string_view key_prefix, std::string_view type, std::s
                       const std::function<void(std::string, const RedisReply&, int64_t)>& visit) {
     const std::string pattern = glob_escape(prefix_ + std::string(key_prefix)) + "*";
     Blocking blocking(*this);
-    std::string cursor = "0";
-    do {
-        const std::string_view command[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000", "TYPE", type};
-        RedisReply batch = blocking.call(command);
-        if (batch.type != RedisReply::Type::array || batch.elements.size() != 2 ||
-            batch.elements[0].type != RedisReply::Type::string || batch.elements[1].type != RedisReply::Type::array) {
-            blocking.refuse("SCAN", batch);
-        }
-        const auto& keys = batch.elements[1].elements;
-        std::vector<std::vector<std::string_view>> lookups;
-        lookups.reserve(2 * keys.size());
-        for (const auto& key : keys) {
-            lookups.push_back({read, key.text});
-            lookups.push_back({"PTTL", key.text});
-        }
-        const auto answers = blocking.pipeline(lookups);
-        const int64_t now = now_ms();
-        for (size_t i = 0; i < keys.size(); ++i) {
-            const RedisReply& ttl = answers[2 * i + 1];
-            // Gone since SCAN saw it.
-            if (ttl.type != RedisReply::Type::integer || ttl.integer == -2) continue;
-            visit(keys[i].text.substr(prefix_.size()), answers[2 * i], ttl.integer >= 0 ? now + ttl.integer : 0);
-        }
-        cursor = std::move(batch.elements[0].text);
-    } while (cursor != "0");
+    for (const LinkAddress& master : blocking.masters()) {
+        RedisLink link(blocking.loop(), master, timeout_);
+        std::string cursor = "0";
+        do {
+            const std::string_view command[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000", "TYPE", type};
+            RedisReply batch = blocking.call(link, command);
+            if (batch.type != RedisReply::Type::array || batch.elements.size() != 2 ||
+                batch.elements[0].type != RedisReply::Type::string ||
+                batch.elements[1].type != RedisReply::Type::array) {
+                blocking.refuse("SCAN", batch);
+            }
+            const auto& keys = batch.elements[1].elements;
+            std::vector<std::vector<std::string_view>> lookups;
+            lookups.reserve(2 * keys.size());
+            for (const auto& key : keys) {
+                lookups.push_back({read, key.text});
+                lookups.push_back({"PTTL", key.text});
+            }
+            const auto answers = blocking.routed(lookups);
+            const int64_t now = now_ms();
+            for (size_t i = 0; i < keys.size(); ++i) {
+                const RedisReply& ttl = answers[2 * i + 1];
+                // Gone since SCAN saw it.
+                if (ttl.type != RedisReply::Type::integer || ttl.integer == -2) continue;
+                visit(keys[i].text.substr(prefix_.size()), answers[2 * i], ttl.integer >= 0 ? now + ttl.integer : 0);
+            }
+            cursor = std::move(batch.elements[0].text);
+        } while (cursor != "0");
+    }
 }
 
 bool RedisStore::erase(std::string_view key) {
     const std::string full_key = prefix_ + std::string(key);
-    const std::string_view command[] = {"DEL", full_key};
     Blocking blocking(*this);
-    const RedisReply reply = blocking.call(command);
+    const RedisReply reply = blocking.routed({{"DEL", full_key}}).front();
     if (reply.type != RedisReply::Type::integer) blocking.refuse("DEL", reply);
     return reply.integer > 0;
 }
@@ -297,10 +289,17 @@ bool RedisStore::erase(std::string_view key) {
 void RedisStore::ping() {
     const std::string_view command[] = {"PING"};
     Blocking blocking(*this);
-    const RedisReply reply = blocking.call(command);
-    if (reply.type == RedisReply::Type::error) blocking.refuse("PING", reply);
+    const auto masters = blocking.masters();
+    if (masters.empty()) throw StoreError(describe() + ": no master serves any key");
+    for (const LinkAddress& master : masters) {
+        RedisLink link(blocking.loop(), master, timeout_);
+        const RedisReply reply = blocking.call(link, command);
+        if (reply.type == RedisReply::Type::error) blocking.refuse("PING", reply);
+    }
 }
 
-std::string RedisStore::describe() const { return description_; }
+std::string RedisStore::describe() const { return topology_->describe(); }
+
+std::string RedisStore::health() const { return topology_->health(); }
 
 }  // namespace portcullis::store

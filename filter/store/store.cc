@@ -9,6 +9,7 @@
 #include "store/memory_store.h"
 #include "util/event_loop.h"
 #include "store/redis_store.h"
+#include "store/topology.h"
 #include "util/log.h"
 
 namespace portcullis::store {
@@ -81,7 +82,7 @@ std::unique_ptr<Store> open_store_view(const config::Config::Store& settings) {
 }
 
 void check_store_settings(const config::Config::Store& settings) {
-    if (settings.backend == config::StoreBackend::redis) redis_endpoint(settings);
+    if (settings.backend == config::StoreBackend::redis) redis_servers(settings);
 }
 
 void probe_store(const config::Config::Store& settings) {

@@ -5,7 +5,7 @@
  * string value or a hash (fields and their values, as a Redis hash).
  * Every change is a Script (on a string key) or a HashScript (on a hash
  * key): one read-modify-write of one key, atomic on the server, so a
- * Redis Cluster could hold the data and two filters on one Redis never
+ * Redis Cluster can hold the data and two filters on one Redis never
  * race.  A script is written twice, once in Lua for Redis and once in
  * C++ for the memory store; the unit tests run every script on both and
  * compare.  A script of one kind on a key of the other kind fails
@@ -128,6 +128,19 @@ struct HashEntry {
     int64_t expires_at_ms = 0;
 };
 
+/* Why a store call failed, as portcullis_store_errors_total counts it. */
+namespace error_kind {
+inline constexpr std::string_view connect = "connect";          // no connection to the server
+inline constexpr std::string_view timeout = "timeout";          // no reply within store.timeout
+inline constexpr std::string_view connection = "connection";    // the connection broke, or a garbled reply
+inline constexpr std::string_view no_master = "no-master";      // the sentinels named no usable master
+inline constexpr std::string_view readonly = "readonly";        // the server is not (or no longer) a master
+inline constexpr std::string_view loading = "loading";          // the server is loading its data
+inline constexpr std::string_view clusterdown = "clusterdown";  // the cluster cannot serve the key's slot
+inline constexpr std::string_view redirects = "redirects";      // too many MOVED or ASK
+inline constexpr std::string_view script = "script";            // the script failed, or answered nonsense
+}  // namespace error_kind
+
 /* A script's reply, or why the store gave none. */
 struct StoreResult {
     std::vector<std::string> values;
@@ -193,9 +206,10 @@ std::unique_ptr<Store> open_store(const config::Config::Store& settings);
  * running daemon alone owns the live state). */
 std::unique_ptr<Store> open_store_view(const config::Config::Store& settings);
 
-/* Throws StoreSettingsError when SETTINGS name a store this build cannot
- * open (store.mode "sentinel" or "cluster": hiredis 0.14 speaks to one
- * server).  Connects to nothing. */
+/* Throws StoreSettingsError when SETTINGS name a Redis store that cannot
+ * be opened (a list of servers without store.mode "sentinel" or
+ * "cluster", a sentinel mode without store.master...).  Connects to
+ * nothing. */
 void check_store_settings(const config::Config::Store& settings);
 
 /* Throws StoreError unless the store SETTINGS name can serve now: Redis

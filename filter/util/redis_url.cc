@@ -153,11 +153,90 @@ RedisEndpoint parse_unix_url(std::string_view rest) {
     }
 }
 
+/* "URL 2: " for an entry of a list, "" for a URL alone: an entry is
+ * named by its place, never quoted, as it may hold a password. */
+std::string url_entry(size_t index, size_t count) {
+    return count > 1 ? "URL " + std::to_string(index + 1) + ": " : "";
+}
+
+/* What an entry of a sentinel or cluster list may not hold. */
+void check_list_entry(RedisMode mode, const RedisEndpoint& endpoint, const std::string& entry) {
+    if (endpoint.db != 0) {
+        throw RedisServersError("store.url", entry + "sentinel and cluster modes use database 0 (store.prefix keeps "
+                                                     "installations apart)");
+    }
+    if (mode != RedisMode::cluster) return;
+    if (!endpoint.socket_path.empty()) {
+        throw RedisServersError("store.url", entry + "cluster nodes are reached over TCP (redis://HOST:PORT)");
+    }
+    if (!endpoint.password.empty()) {
+        throw RedisServersError("store.url", entry +
+                                                 "every cluster node authenticates with store.user and "
+                                                 "store.password; the URL may not hold credentials");
+    }
+}
+
 }  // namespace
+
+std::vector<RedisEndpoint> parse_redis_url_list(std::string_view urls) {
+    std::vector<RedisEndpoint> endpoints;
+    const auto entries = split_list(urls);
+    for (size_t i = 0; i < entries.size(); ++i) {
+        try {
+            endpoints.push_back(parse_redis_url(entries[i]));
+        } catch (const RedisUrlError& bad) {
+            throw RedisUrlError(url_entry(i, entries.size()) + bad.what() + " (expected " +
+                                std::string(kRedisUrlForms) + ")");
+        }
+    }
+    return endpoints;
+}
+
+RedisServers parse_redis_servers(RedisMode mode, std::string_view urls, std::string master, std::string user,
+                                 std::string password) {
+    RedisServers servers{mode, {}, std::move(master), std::move(user), std::move(password)};
+    try {
+        servers.urls = parse_redis_url_list(urls);
+    } catch (const RedisUrlError& bad) {
+        throw RedisServersError("store.url", bad.what());
+    }
+    if (mode != RedisMode::standalone) {
+        for (size_t i = 0; i < servers.urls.size(); ++i) {
+            check_list_entry(mode, servers.urls[i], url_entry(i, servers.urls.size()));
+        }
+    }
+    if (!servers.user.empty() && servers.password.empty()) {
+        throw RedisServersError("store.user", "needs store.password (Redis takes AUTH USER PASSWORD)");
+    }
+    if (mode == RedisMode::sentinel && servers.master.empty()) {
+        throw RedisServersError("store.mode", "\"sentinel\" needs store.master, the name of the master the "
+                                              "sentinels watch");
+    }
+    if (mode != RedisMode::standalone) return servers;
+    if (servers.urls.size() > 1) {
+        throw RedisServersError("store.url", "a list of servers needs store.mode \"sentinel\" or \"cluster\"");
+    }
+    RedisEndpoint& server = servers.urls.front();
+    if (!servers.password.empty()) {
+        if (!server.password.empty()) {
+            throw RedisServersError("store.password", "store.url holds a password already; give it in one place");
+        }
+        server.user = std::move(servers.user);
+        server.password = std::move(servers.password);
+        servers.user.clear();
+        servers.password.clear();
+    }
+    return servers;
+}
 
 RedisEndpoint parse_redis_url(std::string_view url) {
     if (url.starts_with("redis://")) return parse_tcp_url(url.substr(8));
     if (url.starts_with("unix://")) return parse_unix_url(url.substr(7));
+    if (url.starts_with("rediss://")) {
+        bad_url("rediss:// (TLS) is not supported: the Redis client library (hiredis 0.14) has no TLS; reach a "
+                "remote Redis through a local TLS tunnel (stunnel, spiped) and name the tunnel's local end here "
+                "with redis://");
+    }
     bad_url("the scheme is neither redis:// nor unix://");
 }
 

@@ -53,6 +53,16 @@ std::string_view trim(std::string_view text) {
     return text.substr(first, last - first + 1);
 }
 
+std::vector<std::string> split_list(std::string_view text) {
+    std::vector<std::string> entries;
+    for (;;) {
+        const auto comma = text.find(',');
+        entries.emplace_back(trim(text.substr(0, comma)));
+        if (comma == std::string_view::npos) return entries;
+        text.remove_prefix(comma + 1);
+    }
+}
+
 std::string_view without_outer_dots(std::string_view name) {
     while (name.starts_with('.')) name.remove_prefix(1);
     while (name.ends_with('.')) name.remove_suffix(1);

@@ -2,7 +2,8 @@
  * text.h: small string helpers used across the daemon.
  *
  * ASCII case folding (mail names are compared without regard to ASCII
- * case; we never fold non-ASCII bytes), trimming, splitting an address
+ * case; we never fold non-ASCII bytes), trimming, comma-separated lists,
+ * splitting an address
  * into local part and domain, the whole-text decimal numbers that config,
  * policy, URLs, milter macros and store replies all read, and the "did
  * you mean" suggestion used by every error message that names an unknown
@@ -22,6 +23,10 @@ std::string to_lower(std::string_view text);
 bool equals_nocase(std::string_view a, std::string_view b);
 bool ends_with_nocase(std::string_view text, std::string_view suffix);
 std::string_view trim(std::string_view text);
+/* "a, b" -> {"a", "b"}: the comma-separated lists of the configuration
+ * (dns.resolver, store.url), white space around each entry dropped; ""
+ * is one empty entry. */
+std::vector<std::string> split_list(std::string_view text);
 /* ".bl.example." -> "bl.example": a DNS name without leading or final dots. */
 std::string_view without_outer_dots(std::string_view name);
 

@@ -4,6 +4,11 @@
  *
  *   bench_greylist --url redis://127.0.0.1:PORT/0 [--sessions 50]
  *                  [--loops CORES] [--seconds 10] [--triplets 1000000] [--short]
+ *   bench_greylist --mode sentinel --master NAME --url SENTINELS ...
+ *   bench_greylist --mode cluster --url NODES ...
+ *
+ * With --mode sentinel or cluster only the phases "new" and "pass" run
+ * (store_bench.h).
  *
  * Phase "new": SESSIONS concurrent SMTP sessions on event loops, one
  * loop thread per core (--loops), as the daemon serves them, each session
@@ -75,10 +80,13 @@ bench::PhaseResult run_phase(store::Store& store, const bench::Options& options,
 int main(int argc, char** argv) {
     const bench::Options options = bench::parse_options(argc, argv, "bench_greylist", "--triplets", 1'000'000, "--short");
     short_addresses = options.flag;
-    bench::Admin admin(options.url);
-    admin.flush_database();
+    std::optional<bench::Admin> admin;
+    if (bench::standalone(options)) {
+        admin.emplace(options.url);
+        admin->flush_database();
+    }
 
-    store::RedisStore store(bench::redis_settings(options.url));
+    store::RedisStore store(bench::redis_settings(options));
     std::printf("greylist decisions, %d sessions on %d loops, %d s per phase, %s\n", options.sessions, options.loops,
                 options.seconds, store.describe().c_str());
     const bench::PhaseResult fresh = run_phase(store, options, options.seconds, 0, 1L << 40);
@@ -86,11 +94,12 @@ int main(int argc, char** argv) {
     bench::report("new", fresh);
     bench::report("pass", run_phase(store, options, options.seconds, 10 * 60 * 1000, per_session));
 
-    admin.flush_database();
-    const long long before = admin.used_memory();
+    if (!admin) return 0;   // memory: on one server only
+    admin->flush_database();
+    const long long before = admin->used_memory();
     const bench::PhaseResult filled = run_phase(store, options, 3600, 0, options.count / options.sessions);
-    const long long after = admin.used_memory();
-    const long long keys = admin.keys();
+    const long long after = admin->used_memory();
+    const long long keys = admin->keys();
     std::printf("memory: %lld keys after %ld new triplets (%.1f s); used_memory %lld -> %lld = %.1f bytes per triplet\n",
                 keys, filled.decisions, filled.seconds, before, after,
                 static_cast<double>(after - before) / static_cast<double>(std::max(1L, filled.decisions)));

@@ -4,6 +4,11 @@
  *
  *   bench_ratelimit --url redis://127.0.0.1:PORT/0 [--sessions 50]
  *                   [--loops CORES] [--seconds 10] [--buckets 20000]
+ *   bench_ratelimit --mode sentinel --master NAME --url SENTINELS ...
+ *   bench_ratelimit --mode cluster --url NODES ...
+ *
+ * With --mode sentinel or cluster only the phases "spread" and "hot" run
+ * (store_bench.h).
  *
  * Every decision is checks::Ratelimit::take() through the daemon's
  * RedisStore (one connection per event loop, the sessions' scripts
@@ -53,9 +58,12 @@ checks::Ratelimit::TakeDone finished(std::function<void(bool)> done, std::atomic
 
 int main(int argc, char** argv) {
     const bench::Options options = bench::parse_options(argc, argv, "bench_ratelimit", "--buckets", 20'000);
-    bench::Admin admin(options.url);
-    admin.flush_database();
-    store::RedisStore store(bench::redis_settings(options.url));
+    std::optional<bench::Admin> admin;
+    if (bench::standalone(options)) {
+        admin.emplace(options.url);
+        admin->flush_database();
+    }
+    store::RedisStore store(bench::redis_settings(options));
     std::printf("rate-limit decisions, %d sessions on %d loops, %d s per phase, %s\n", options.sessions,
                 options.loops, options.seconds, store.describe().c_str());
 
@@ -76,12 +84,13 @@ int main(int argc, char** argv) {
     bench::report("hot", bench::run_sessions(options, options.seconds, 1L << 40, hot));
     std::printf("hot: %ld allowed (at most 100 a minute may be)\n", allowed.load());
 
-    admin.flush_database();
-    const long long before = admin.used_memory();
+    if (!admin) return 0;   // memory: on one server only
+    admin->flush_database();
+    const long long before = admin->used_memory();
     const long per_session = options.count * kEventsPerLogin / options.sessions;
     const auto filled = bench::run_sessions(options, 3600, per_session, spread);
-    const long long after = admin.used_memory();
-    const long long keys = admin.keys();
+    const long long after = admin->used_memory();
+    const long long keys = admin->keys();
     std::printf("memory: %lld buckets after %ld events (%.1f s); used_memory %lld -> %lld = %.1f bytes per bucket\n",
                 keys, filled.decisions, filled.seconds, before, after,
                 static_cast<double>(after - before) / static_cast<double>(std::max(1LL, keys)));

@@ -1,9 +1,10 @@
 /*
  * store_bench.h: what the store benchmarks share.
  *
- * parse_options() reads the options every store benchmark takes: --url,
- * --sessions, --loops, --seconds, one count (--triplets, --buckets) and
- * at most one flag without a value (--short).
+ * parse_options() reads the options every store benchmark takes: --url
+ * (a list for --mode sentinel or cluster, as store.url), --mode, --master
+ * (sentinel), --sessions, --loops, --seconds, one count (--triplets,
+ * --buckets) and at most one flag without a value (--short).
  * run_sessions() plays SESSIONS concurrent SMTP sessions the way the
  * daemon serves them: LOOPS event-loop threads (one per core unless
  * --loops says otherwise), the sessions spread over them, each session
@@ -12,8 +13,13 @@
  * called, until SECONDS pass or LIMIT decisions are made.  Each decision
  * is timed from its start to its done, as a session sees it; report()
  * prints decisions/s and p50/p99/max.  done(false) counts an error.
- * redis_settings() is the RedisStore config for a --url; Admin is a
- * connection of the benchmark's own for FLUSHDB, INFO and DBSIZE.
+ * redis_settings() is the RedisStore config for the options: on one
+ * server (standalone) the benchmark flushes the database and measures
+ * memory, its keys under the default prefix; behind Sentinel or on a
+ * cluster it only times decisions, its keys under a prefix of its own
+ * ("bench:PID:"), so nothing needs flushing.  Admin is a connection of
+ * the benchmark's own to a standalone server, for FLUSHDB, INFO and
+ * DBSIZE.
  */
 #pragma once
 
@@ -29,6 +35,9 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
+#include "config/config.h"
 #include "store/redis_link.h"
 #include "store/store.h"
 #include "util/event_loop.h"
@@ -39,12 +48,22 @@ using Clock = std::chrono::steady_clock;
 
 struct Options {
     std::string url = "redis://127.0.0.1:6379/0";
+    config::StoreMode mode = config::StoreMode::standalone;
+    std::string master;  // --mode sentinel
     int sessions = 50;
     int loops = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     int seconds = 10;
     long count = 0;      // what COUNT_OPTION gave
     bool flag = false;   // whether FLAG_OPTION was given
 };
+
+inline config::StoreMode parse_mode(const char* program, const std::string& value) {
+    if (value == "standalone") return config::StoreMode::standalone;
+    if (value == "sentinel") return config::StoreMode::sentinel;
+    if (value == "cluster") return config::StoreMode::cluster;
+    std::fprintf(stderr, "%s: --mode is standalone, sentinel or cluster\n", program);
+    std::exit(2);
+}
 
 /* PROGRAM names the benchmark in errors; a bad option exits 2. */
 inline Options parse_options(int argc, char** argv, const char* program, const std::string& count_option,
@@ -60,6 +79,8 @@ inline Options parse_options(int argc, char** argv, const char* program, const s
         if (i + 1 >= argc) std::fprintf(stderr, "%s: %s needs a value\n", program, name.c_str()), std::exit(2);
         const char* value = argv[++i];
         if (name == "--url") options.url = value;
+        else if (name == "--master") options.master = value;
+        else if (name == "--mode") options.mode = parse_mode(program, value);
         else if (name == "--sessions") options.sessions = std::max(1, std::atoi(value));
         else if (name == "--loops") options.loops = std::max(1, std::atoi(value));
         else if (name == "--seconds") options.seconds = std::max(1, std::atoi(value));
@@ -152,10 +173,15 @@ inline void report(const char* phase, PhaseResult result) {
                 percentile(result.latencies_us, 0.50), percentile(result.latencies_us, 0.99), max, result.errors);
 }
 
-inline config::Config::Store redis_settings(const std::string& url) {
+inline bool standalone(const Options& options) { return options.mode == config::StoreMode::standalone; }
+
+inline config::Config::Store redis_settings(const Options& options) {
     config::Config::Store settings;
     settings.backend = config::StoreBackend::redis;
-    settings.url = url;
+    settings.url = options.url;
+    settings.mode = options.mode;
+    settings.master = options.master;
+    if (!standalone(options)) settings.prefix = "bench:" + std::to_string(getpid()) + ":";
     settings.timeout = std::chrono::seconds(2);
     return settings;
 }

@@ -10,6 +10,7 @@ server, an MTA or the network.
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -86,34 +87,51 @@ class Try(CommandLine):
 
 
 class StoreSettings(CommandLine):
-    """Store settings this build cannot serve are reported where they were
-    set, by every command that reads the configuration."""
+    """Store settings that do not fit together are reported where they were
+    set, by every command that reads the configuration; a password from
+    the file is never repeated.  A store that does not answer is exit 3."""
 
-    SENTINEL = ("-o", "store.backend=redis", "-o", "store.mode=sentinel", "-o", "store.master=m")
+    CLUSTER = ("-o", "store.backend=redis", "-o", "store.mode=cluster",
+               "-o", "store.url=redis://:secret@127.0.0.1:7000")
+    PROBLEM = ("store.url: every cluster node authenticates with store.user and store.password; the URL may not "
+               "hold credentials")
 
     def assert_refused(self, done, where):
         self.assertEqual(done.returncode, 1, done.stdout + done.stderr)
-        self.assertIn(where + ": error: store.mode: \"", done.stderr)
-        self.assertIn("is not supported by this build", done.stderr)
+        self.assertIn(where + ": error: " + self.PROBLEM, done.stderr)
 
     def test_check_names_the_override(self):
-        done = self.run_portcullis("check", "-c", self.conf, *self.SENTINEL)
-        self.assert_refused(done, "-o store.mode=sentinel")
+        done = self.run_portcullis("check", "-c", self.conf, *self.CLUSTER)
+        self.assert_refused(done, "-o store.url=redis://:secret@127.0.0.1:7000")
         self.assertNotIn(self.conf + ":", done.stderr)
 
     def test_check_names_the_place_in_the_file(self):
         self.write("portcullis.conf", '[policy]\nfile = "policy.rules"\n'
-                                      '[store]\nbackend = "redis"\nmode = "cluster"\n')
-        self.assert_refused(self.run_portcullis("check", "-c", self.conf), self.conf + ":5:8")
+                                      '[store]\nbackend = "redis"\nmode = "cluster"\n'
+                                      'url = "redis://:secret@127.0.0.1:7000"\n')
+        done = self.run_portcullis("check", "-c", self.conf)
+        self.assert_refused(done, self.conf + ":6:7")
+        self.assertNotIn("secret", done.stderr)
 
     def test_try_refuses_them_without_crashing(self):
-        done = self.run_portcullis("try", "-c", self.conf, *self.SENTINEL, "--ip", "192.0.2.1",
+        done = self.run_portcullis("try", "-c", self.conf, *self.CLUSTER, "--ip", "192.0.2.1",
                                    "--to", "a@example.com")
-        self.assert_refused(done, "-o store.mode=sentinel")
+        self.assert_refused(done, "-o store.url=redis://:secret@127.0.0.1:7000")
 
     def test_greylist_refuses_them_as_bad_configuration(self):
-        done = self.run_portcullis("greylist", "stats", "-c", self.conf, *self.SENTINEL)
-        self.assert_refused(done, "-o store.mode=sentinel")
+        done = self.run_portcullis("greylist", "stats", "-c", self.conf, *self.CLUSTER)
+        self.assert_refused(done, "-o store.url=redis://:secret@127.0.0.1:7000")
+
+    def test_greylist_without_a_sentinel_that_answers_is_unavailable(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        done = self.run_portcullis("greylist", "stats", "-c", self.conf, "-o", "store.backend=redis",
+                                   "-o", "store.mode=sentinel", "-o", "store.master=m",
+                                   "-o", "store.url=redis://127.0.0.1:%d" % port)
+        self.assertEqual(done.returncode, 3, done.stdout + done.stderr)
+        self.assertIn("portcullis greylist: store redis sentinel m: no sentinel named the master: sentinel "
+                      "127.0.0.1:%d connect: Connection refused" % port, done.stderr)
 
 
 def main():

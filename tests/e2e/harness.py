@@ -259,8 +259,8 @@ class Postfix:
     """A private Postfix instance: smtpd on 127.0.0.1:PORT, relaying
     everything (relay control is the filter's job) to the sink."""
 
-    def __init__(self, tmp, sink_port, milter=None, **params):
-        self.dir = tmp.sub("postfix")
+    def __init__(self, tmp, sink_port, milter=None, name="postfix", **params):
+        self.dir = tmp.sub(name)
         self.port = free_port()
         self.maillog = os.path.join(self.dir, "maillog")
         nexthop = "smtp:[127.0.0.1]:%d" % sink_port

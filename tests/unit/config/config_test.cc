@@ -52,10 +52,11 @@ std::vector<std::string> file_errors(const std::string& file_text) {
     return out;
 }
 
-/* The errors of one override on no file at all. */
-std::vector<std::string> override_errors(const std::string& assignment) {
+/* The errors of overrides on no file at all. */
+template <typename... More>
+std::vector<std::string> override_errors(const std::string& assignment, const More&... more) {
     const TempDir dir;
-    const auto result = load_config(dir.path("absent.conf"), false, {assignment});
+    const auto result = load_config(dir.path("absent.conf"), false, {assignment, std::string(more)...});
     EXPECT_EQ(result.config.has_value(), result.errors.empty());
     return messages(result);
 }
@@ -77,6 +78,8 @@ void expect_same(const Config& a, const Config& b) {
     EXPECT_EQ(a.store.url, b.store.url);
     EXPECT_EQ(a.store.mode, b.store.mode);
     EXPECT_EQ(a.store.master, b.store.master);
+    EXPECT_EQ(a.store.user, b.store.user);
+    EXPECT_EQ(a.store.password, b.store.password);
     EXPECT_EQ(a.store.prefix, b.store.prefix);
     EXPECT_EQ(a.store.timeout, b.store.timeout);
     EXPECT_EQ(a.store.on_error, b.store.on_error);
@@ -136,15 +139,15 @@ TEST(Defaults, DeviceFilesAreRefusedNotRead) {
 }
 
 TEST(Keys, ConfigKeysNamesEveryKey) {
-    const Strings expected = {"milter.socket",      "milter.timeout",     "milter.idle_timeout",
-                              "milter.user",        "milter.engine",      "milter.threads",
-                              "milter.max_connections", "policy.file",    "policy.mode",
-                              "store.backend",      "store.url",          "store.mode",
-                              "store.master",       "store.prefix",       "store.timeout",
-                              "store.on_error",     "store.snapshot",     "dns.resolver",
-                              "dns.timeout",        "auth.authserv_id",   "auth.add_header",
-                              "auth.public_suffix_list", "log.target",    "log.level",
-                              "log.facility",       "metrics.listen",     "control.socket"};
+    const Strings expected = {
+        "milter.socket",  "milter.timeout",   "milter.idle_timeout", "milter.user",
+        "milter.engine",  "milter.threads",   "milter.max_connections", "policy.file",
+        "policy.mode",    "store.backend",    "store.url",           "store.mode",
+        "store.master",   "store.user",       "store.password",      "store.prefix",
+        "store.timeout",  "store.on_error",   "store.snapshot",      "dns.resolver",
+        "dns.timeout",    "auth.authserv_id", "auth.add_header",     "auth.public_suffix_list",
+        "log.target",     "log.level",        "log.facility",        "metrics.listen",
+        "control.socket"};
     EXPECT_EQ(config_keys(), expected);
 }
 
@@ -162,6 +165,8 @@ backend = "redis"
 url = "redis://:secret@10.0.0.1:6380,redis://10.0.0.2"
 mode = "sentinel"
 master = "mymaster"
+user = "portcullis"
+password = "s3cret pass"
 prefix = "mx1:"
 timeout = "1s"
 on_error = "accept"
@@ -188,6 +193,8 @@ listen = "[::1]:9155"
     EXPECT_EQ(config.store.url, "redis://:secret@10.0.0.1:6380,redis://10.0.0.2");
     EXPECT_EQ(config.store.mode, StoreMode::sentinel);
     EXPECT_EQ(config.store.master, "mymaster");
+    EXPECT_EQ(config.store.user, "portcullis");
+    EXPECT_EQ(config.store.password, "s3cret pass");
     EXPECT_EQ(config.store.prefix, "mx1:");
     EXPECT_EQ(config.store.timeout, std::chrono::seconds(1));
     EXPECT_EQ(config.store.on_error, OnError::accept);
@@ -497,6 +504,61 @@ TEST(Values, StoreUrlListNeedsSentinelOrCluster) {
     EXPECT_EQ(load_ok("", {list, "store.mode=cluster"}).store.mode, StoreMode::cluster);
     EXPECT_EQ(load_ok("", {list, "store.mode=sentinel", "store.master=m"}).store.master, "m");
     EXPECT_EQ(override_errors("store.url=redis://a,http://b").size(), 1u);
+}
+
+TEST(Values, StoreUrlTakesAnArrayAsDnsResolverDoes) {
+    const auto config = load_ok("[store]\nmode = \"cluster\"\nurl = [\"redis://10.0.0.1:7000\", \" redis://[::1]:7001 \"]\n");
+    EXPECT_EQ(config.store.url, "redis://10.0.0.1:7000, redis://[::1]:7001");
+    EXPECT_EQ(file_errors("[store]\nmode = \"cluster\"\nurl = [\"redis://a:1\", 7]\n"),
+              Strings{"portcullis.conf:3:7: error: store.url: expected a URL, or URLs in a string or an array, found "
+                      "an integer"});
+    const TempDir dir;
+    const auto comma = dir.write("comma.conf", "[store]\nmode = \"cluster\"\nurl = [\"redis://a:1\", \"redis://b:1,redis://c:1\"]\n");
+    EXPECT_EQ(messages(load_config(comma, true, {})),
+              Strings{comma + ":3:7: error: store.url: URL 2: a ',' in a URL must be written %2C"});
+    const auto port = dir.write("port.conf", "[store]\nmode = \"cluster\"\nurl = [\"redis://a:1\", \"redis://:secret@b:0\"]\n");
+    EXPECT_EQ(messages(load_config(port, true, {})),
+              Strings{port + ":3:7: error: store.url: URL 2: the port must be a number from 1 to 65535 (expected "
+                             "redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N][&password=P])"});
+}
+
+/* TLS cannot be had: the error says what to do instead. */
+TEST(Values, StoreUrlRefusesTls) {
+    const auto errors = override_errors("store.url=rediss://:secret@redis.example:6380");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_TRUE(errors[0].starts_with("-o store.url=rediss://:secret@redis.example:6380: error: store.url: rediss:// "
+                                      "(TLS) is not supported: the Redis client library (hiredis 0.14) has no TLS; "
+                                      "reach a remote Redis through a local TLS tunnel (stunnel, spiped)"))
+        << errors[0];
+}
+
+/* Whose credentials are whose: a standalone URL's or store.password, in
+ * one place; a sentinel's URL its own; a cluster's nodes store.user and
+ * store.password only.  Sentinel and cluster use database 0. */
+TEST(Values, StoreCredentialsAndDatabasesByMode) {
+    const std::string sentinels = "store.url=redis://:sentinelpw@a:26379, redis://b:26379";
+    const auto sentinel = load_ok("", {"store.mode=sentinel", "store.master=m", sentinels, "store.user=pc",
+                                       "store.password=pw"});
+    EXPECT_EQ(sentinel.store.user, "pc");
+    EXPECT_EQ(sentinel.store.password, "pw");
+    EXPECT_EQ(load_ok("", {"store.password=pw"}).store.password, "pw");
+
+    EXPECT_EQ(override_errors("store.user=pc"),
+              Strings{"-o store.user=pc: error: store.user: needs store.password (Redis takes AUTH USER PASSWORD)"});
+    EXPECT_EQ(file_errors("[store]\nurl = \"redis://:one@h\"\npassword = \"two\"\n"),
+              Strings{"portcullis.conf:3:12: error: store.password: store.url holds a password already; give it in "
+                      "one place"});
+    EXPECT_EQ(override_errors("store.mode=cluster", "store.url=redis://a:7000, redis://:secret@b:7001"),
+              Strings{"-o store.url=redis://a:7000, redis://:secret@b:7001: error: store.url: URL 2: every cluster "
+                      "node authenticates with store.user and store.password; the URL may not hold credentials"});
+    EXPECT_EQ(override_errors("store.mode=cluster", "store.url=unix:///run/redis.sock"),
+              Strings{"-o store.url=unix:///run/redis.sock: error: store.url: cluster nodes are reached over TCP "
+                      "(redis://HOST:PORT)"});
+    EXPECT_EQ(override_errors("store.mode=sentinel", "store.master=m", "store.url=redis://a:26379/2"),
+              Strings{"-o store.url=redis://a:26379/2: error: store.url: sentinel and cluster modes use database 0 "
+                      "(store.prefix keeps installations apart)"});
+    EXPECT_EQ(override_errors("store.password=a\nb"),
+              Strings{"-o store.password=a\nb: error: store.password: the password holds a control character"});
 }
 
 TEST(Values, SentinelNeedsMaster) {

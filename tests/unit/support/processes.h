@@ -2,8 +2,10 @@
  * processes.h: what the tests that run a real server (redis-server,
  * unbound) share: a free port on 127.0.0.1 and starting a program.
  *
- * loopback(PORT) is the address 127.0.0.1:PORT.  free_port() is a TCP port nothing listens on right now (another
- * process may take it before the server binds it: callers retry).
+ * loopback(PORT) is the address 127.0.0.1:PORT.  free_port() is a TCP
+ * port nothing listens on right now (another process may take it before
+ * the server binds it: callers retry); free_port_with(OFFSET) one whose
+ * PORT + OFFSET is free too.
  * spawn(ARGS, STDOUT_FD) runs ARGS[0] (a path) with stdin on /dev/null,
  * stdout on STDOUT_FD (or /dev/null if it is -1), stderr inherited, and
  * returns its pid; it throws when the program cannot start.
@@ -61,6 +63,21 @@ inline int free_port() {
     return ntohs(address.sin_port);
 }
 
+/* A free port whose PORT + OFFSET is free too (a Redis Cluster node's
+ * bus): below 65536 - OFFSET, found by trying. */
+inline int free_port_with(int offset) {
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        const int port = free_port();
+        if (port + offset > 65535) continue;
+        const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in address = loopback(port + offset);
+        const bool free = fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+        if (fd >= 0) close(fd);
+        if (free) return port;
+    }
+    throw std::runtime_error("cannot find a free port P on 127.0.0.1 with P + " + std::to_string(offset) + " free");
+}
+
 inline pid_t spawn(const std::vector<std::string>& args, int stdout_fd) {
     std::vector<char*> argv;
     for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
@@ -86,6 +103,7 @@ public:
     TestServer& operator=(const TestServer&) = delete;
 
     int port() const { return port_; }
+    bool running() const { return pid_ > 0; }
 
     void stop() {
         if (pid_ <= 0) return;
@@ -110,10 +128,10 @@ protected:
     }
 
     /* START (which spawns the server on port_ and waits for it) on a
-     * free port, up to three times. */
-    void start_on_free_port(const std::function<void()>& start) {
+     * free port (CHOOSE's), up to three times. */
+    void start_on_free_port(const std::function<void()>& start, const std::function<int()>& choose = free_port) {
         for (int attempt = 1;; ++attempt) {
-            port_ = free_port();
+            port_ = choose();
             try {
                 start();
                 return;

@@ -3,7 +3,9 @@
  * directory, on a free 127.0.0.1 port and on DIR/redis.sock.
  *
  * RedisServer starts /usr/bin/redis-server without persistence, plus
- * EXTRA_ARGS ("--requirepass", "secret"), and returns once it answers; a
+ * EXTRA_ARGS ("--requirepass", "secret") and, when CONFIG is not empty,
+ * a configuration file DIR/redis.conf holding it (a sentinel needs one it
+ * may rewrite), and returns once it answers; a
  * missing binary or a server that does not come up throws, failing the
  * test (the store tests need a real Redis, they are never skipped).
  * stop() kills it (SIGKILL, like a crash), start() brings it back on the
@@ -26,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -48,15 +51,17 @@ public:
     static constexpr const char* kServer = "/usr/bin/redis-server";
     static constexpr const char* kCli = "/usr/bin/redis-cli";
 
-    explicit RedisServer(std::vector<std::string> extra_args = {})
-        : TestServer("redis-server", "redis.log"), extra_args_(std::move(extra_args)) {
+    explicit RedisServer(std::vector<std::string> extra_args = {}, std::string config = "")
+        : TestServer("redis-server", "redis.log"), extra_args_(std::move(extra_args)), config_(std::move(config)) {
         signal(SIGPIPE, SIG_IGN);
         if (access(kServer, X_OK) != 0 || access(kCli, X_OK) != 0) {
             throw std::runtime_error(std::string(kServer) + " or " + kCli +
                                      " is missing: install the redis-server package (the store tests need a real "
                                      "Redis and are never skipped)");
         }
-        start_on_free_port([this] { start(); });
+        // A cluster node also listens on its bus, PORT + 10000.
+        const bool cluster = std::find(extra_args_.begin(), extra_args_.end(), "--cluster-enabled") != extra_args_.end();
+        start_on_free_port([this] { start(); }, cluster ? [] { return free_port_with(10000); } : free_port);
     }
 
     std::string socket_path() const { return (dir_ / "redis.sock").string(); }
@@ -65,8 +70,13 @@ public:
     void start() {
         if (pid_ > 0) throw std::runtime_error("redis-server is already running");
         std::filesystem::remove(dir_ / "redis.sock");
-        std::vector<std::string> args{
-            kServer,
+        std::vector<std::string> args{kServer};
+        if (!config_.empty()) {
+            const auto file = dir_ / "redis.conf";
+            if (!std::filesystem::exists(file)) std::ofstream(file) << config_;
+            args.push_back(file.string());
+        }
+        args.insert(args.end(), {
             "--port", std::to_string(port_),
             "--bind", "127.0.0.1",
             "--dir", dir_.string(),
@@ -75,7 +85,7 @@ public:
             "--appendonly", "no",
             "--unixsocket", socket_path(),
             "--unixsocketperm", "700",
-        };
+        });
         args.insert(args.end(), extra_args_.begin(), extra_args_.end());
         pid_ = spawn(args, -1);
         wait_until_answering();
@@ -128,6 +138,7 @@ private:
     }
 
     std::vector<std::string> extra_args_;
+    std::string config_;
 };
 
 }  // namespace portcullis::test_support

@@ -174,6 +174,16 @@ TEST(RedisUrl, NoReasonShowsThePassword) {
     }
 }
 
+TEST(RedisUrl, TlsIsRefusedWithTheTunnelToUseInstead) {
+    for (const auto* url : {"rediss://host", "rediss://:secret@redis.example:6380/1"}) {
+        const auto why = reason(url);
+        EXPECT_TRUE(why.starts_with("rediss:// (TLS) is not supported: the Redis client library (hiredis 0.14) has "
+                                    "no TLS; reach a remote Redis through a local TLS tunnel (stunnel, spiped)"))
+            << url << ": " << why;
+        EXPECT_EQ(why.find("secret"), std::string::npos) << why;
+    }
+}
+
 TEST(RedisUrl, FormsNameBothSchemes) {
     EXPECT_EQ(kRedisUrlForms, "redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N][&password=P]");
 }

@@ -1,0 +1,494 @@
+/*
+ * cluster.cc: key slots, the slot map, and sending by slot with
+ * redirects and retries (see cluster.h).
+ */
+#include "store/cluster.h"
+
+#include <algorithm>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include "metrics/metrics.h"
+#include "store/routing.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/text.h"
+
+namespace portcullis::store {
+
+namespace {
+
+constexpr int kMaxRedirects = 5;
+constexpr auto kRetryPause = std::chrono::milliseconds(25);
+constexpr auto kRefreshPause = std::chrono::milliseconds(100);
+
+/* CRC16 of Redis Cluster: XMODEM, polynomial 0x1021, initial value 0. */
+constexpr std::array<uint16_t, 256> crc16_table() {
+    std::array<uint16_t, 256> table{};
+    for (unsigned byte = 0; byte < 256; ++byte) {
+        unsigned crc = byte << 8;
+        for (int bit = 0; bit < 8; ++bit) crc = (crc & 0x8000) ? (crc << 1) ^ 0x1021 : crc << 1;
+        table[byte] = static_cast<uint16_t>(crc);
+    }
+    return table;
+}
+
+constexpr auto kCrc16 = crc16_table();
+
+uint16_t crc16(std::string_view data) {
+    uint16_t crc = 0;
+    for (const char c : data) {
+        crc = static_cast<uint16_t>((crc << 8) ^ kCrc16[((crc >> 8) ^ static_cast<unsigned char>(c)) & 0xff]);
+    }
+    return crc;
+}
+
+/* A node's host and port from "ip:port", "[v6]:port" or "v6:port" (as
+ * MOVED and ASK write an IPv6 address). */
+std::optional<std::pair<std::string, int>> split_node(std::string_view name) {
+    const auto colon = name.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    std::string_view host = name.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    const auto port = parse_decimal<int>(name.substr(colon + 1));
+    if (host.empty() || !port) return std::nullopt;
+    return std::pair{std::string(host), *port};
+}
+
+/* The one way a node is named here: as host_port() writes it. */
+std::optional<std::string> node_name(std::string_view text) {
+    const auto parts = split_node(text);
+    if (!parts) return std::nullopt;
+    return host_port(parts->first, parts->second);
+}
+
+std::string node_label(const std::string& name) { return "redis cluster node " + name; }
+
+/* The "ip:port" of a node entry of CLUSTER SLOTS. */
+std::optional<std::string> entry_node(const RedisReply& node, const std::string& asked_host) {
+    if (node.type != RedisReply::Type::array || node.elements.size() < 2 ||
+        node.elements[0].type != RedisReply::Type::string || node.elements[1].type != RedisReply::Type::integer) {
+        throw StoreError("CLUSTER SLOTS gave a node entry without address and port");
+    }
+    std::string host = node.elements[0].text;
+    if (host == "?") return std::nullopt;   // Redis does not know the node's address yet
+    if (host.empty()) host = asked_host;
+    const int port = static_cast<int>(node.elements[1].integer);
+    if (!numeric_address(host, port)) {
+        throw StoreError("CLUSTER SLOTS names the node " + in_quotes(host) +
+                         ", not an IP address and port (set cluster-preferred-endpoint-type ip)");
+    }
+    return host_port(host, port);
+}
+
+const std::string& asking_command() {
+    static const std::string encoded = [] {
+        std::string text;
+        const std::string_view asking[] = {"ASKING"};
+        encode_command(text, asking);
+        return text;
+    }();
+    return encoded;
+}
+
+}  // namespace
+
+uint16_t key_slot(std::string_view key) {
+    const auto open = key.find('{');
+    if (open != std::string_view::npos) {
+        const auto close = key.find('}', open + 1);
+        if (close != std::string_view::npos && close > open + 1) key = key.substr(open + 1, close - open - 1);
+    }
+    return crc16(key) & (kClusterSlots - 1);
+}
+
+uint16_t SlotMap::master_index(const std::string& name) {
+    const auto found = std::find(masters.begin(), masters.end(), name);
+    if (found != masters.end()) return static_cast<uint16_t>(found - masters.begin());
+    masters.push_back(name);
+    replicas.emplace_back();
+    return static_cast<uint16_t>(masters.size() - 1);
+}
+
+std::string SlotMap::describe() const {
+    // Each master's ranges, the masters in the order of their first slot.
+    std::vector<std::string> ranges(masters.size());
+    std::vector<size_t> order;
+    for (size_t slot = 0; slot < kClusterSlots;) {
+        const uint16_t master = owner[slot];
+        size_t end = slot;
+        while (end + 1 < kClusterSlots && owner[end + 1] == master) ++end;
+        if (master != kNoMaster) {
+            if (ranges[master].empty()) order.push_back(master);
+            ranges[master] += (ranges[master].empty() ? "" : ",") + std::to_string(slot);
+            if (end > slot) ranges[master] += "-" + std::to_string(end);
+        }
+        slot = end + 1;
+    }
+    std::string text;
+    for (const size_t master : order) text += (text.empty() ? "" : "; ") + masters[master] + " " + ranges[master];
+    return text.empty() ? "no slot served" : text;
+}
+
+SlotMap parse_cluster_slots(const RedisReply& reply, const std::string& asked_host) {
+    if (reply.type != RedisReply::Type::array) throw StoreError("CLUSTER SLOTS gave no array");
+    SlotMap map;
+    for (const RedisReply& entry : reply.elements) {
+        if (entry.type != RedisReply::Type::array || entry.elements.size() < 3 ||
+            entry.elements[0].type != RedisReply::Type::integer ||
+            entry.elements[1].type != RedisReply::Type::integer) {
+            throw StoreError("CLUSTER SLOTS gave an entry without its slot range and master");
+        }
+        const long long first = entry.elements[0].integer;
+        const long long last = entry.elements[1].integer;
+        if (first < 0 || last < first || last >= static_cast<long long>(kClusterSlots)) {
+            throw StoreError("CLUSTER SLOTS gave the slot range " + std::to_string(first) + "-" + std::to_string(last));
+        }
+        const auto master = entry_node(entry.elements[2], asked_host);
+        if (!master) continue;
+        const uint16_t index = map.master_index(*master);
+        std::fill(map.owner.begin() + first, map.owner.begin() + last + 1, index);
+        for (size_t i = 3; i < entry.elements.size(); ++i) {
+            const auto replica = entry_node(entry.elements[i], asked_host);
+            auto& known = map.replicas[index];
+            if (replica && std::find(known.begin(), known.end(), *replica) == known.end()) known.push_back(*replica);
+        }
+    }
+    return map;
+}
+
+struct ClusterTopology::Shared {
+    std::vector<LinkAddress> seeds;
+    std::string user;
+    std::string password;
+    Millis timeout;
+    std::shared_ptr<StoreHealth> health = std::make_shared<StoreHealth>("redis cluster");
+
+    std::mutex mutex;
+    std::optional<SlotMap> map;    // the last one any loop read
+    std::string map_text;          // its describe()
+    uint64_t version = 0;
+
+    /* A loop read MAP from a node. */
+    void note_map(const SlotMap& fresh) {
+        std::string text = fresh.describe();
+        const std::lock_guard lock(mutex);
+        if (text == map_text) return;
+        ++version;
+        std::string failovers;
+        std::vector<std::string> masters;
+        std::set<std::string> nodes;
+        for (size_t index = 0; index < fresh.masters.size(); ++index) {
+            const std::string& name = fresh.masters[index];
+            nodes.insert(node_label(name));
+            for (const auto& replica : fresh.replicas[index]) nodes.insert(node_label(replica));
+            const auto first_slot = std::find(fresh.owner.begin(), fresh.owner.end(), index);
+            if (first_slot == fresh.owner.end()) continue;
+            masters.push_back(name);
+            if (const auto before = replaced(name, static_cast<size_t>(first_slot - fresh.owner.begin()))) {
+                metrics::count_store_failover();
+                failovers += "; failover: " + name + " took over from " + *before;
+            }
+        }
+        log::info("store: redis cluster slot map version " + std::to_string(version) + ": " + text + failovers);
+        map = fresh;
+        map_text = std::move(text);
+        metrics::set_store_topology(version, masters);
+        health->forget_except(nodes);
+    }
+
+    /* The master MASTER replaced at SLOT, when it was that one's replica. */
+    std::optional<std::string> replaced(const std::string& master, size_t slot) const {
+        if (!map || map->owner[slot] == SlotMap::kNoMaster) return std::nullopt;
+        const uint16_t before = map->owner[slot];
+        const auto& replicas = map->replicas[before];
+        if (std::find(replicas.begin(), replicas.end(), master) == replicas.end()) return std::nullopt;
+        return map->masters[before];
+    }
+
+    /* Where to reach the node NAME (a seed, or "ip:port"), with the
+     * cluster's credentials; nullopt when NAME is no address. */
+    std::optional<LinkAddress> address_of(const std::string& name) const {
+        std::optional<LinkAddress> address;
+        const auto seed = std::find_if(seeds.begin(), seeds.end(), [&](const auto& s) { return s.name == name; });
+        if (seed != seeds.end()) {
+            address = *seed;
+        } else if (const auto parts = split_node(name)) {
+            address = numeric_address(parts->first, parts->second);
+        }
+        if (address) {
+            address->user = user;
+            address->password = password;
+        }
+        return address;
+    }
+};
+
+class ClusterTopology::Loop {
+public:
+    Loop(EventLoop& loop, std::shared_ptr<Shared> shared)
+        : loop_(loop), shared_(std::move(shared)), retired_(loop), parking_(loop, [this] { resume(); }) {}
+
+    void send(std::shared_ptr<Call> call) {
+        if (map_) return dispatch(std::move(call));
+        call->error = last_error_;
+        call->kind = error_kind::clusterdown;
+        parking_.park(std::move(call));
+        refresh("");
+    }
+
+    void masters(MastersDone done) {
+        if (map_) return answer_masters(done);
+        waiting_masters_.push_back(std::move(done));
+        refresh("");
+    }
+
+private:
+    /* Sends CALL to the master of its slot, or to TARGET (ASKING first
+     * when ASKING). */
+    void dispatch(std::shared_ptr<Call> call, const std::string* target = nullptr, bool asking = false) {
+        RedisLink* link = nullptr;
+        if (target) {
+            link = link_to(*target);
+        } else {
+            const uint16_t slot = key_slot(call->command->key);
+            const uint16_t master = map_->owner[slot];
+            if (master == SlotMap::kNoMaster) {
+                call->error = "slot " + std::to_string(slot) + " has no master in the slot map";
+                call->kind = error_kind::clusterdown;
+                parking_.park(std::move(call));
+                return refresh("");
+            }
+            link = master_links_[master];
+            if (!link) link = master_links_[master] = link_to(map_->masters[master]);
+        }
+        if (!link) {
+            call->error = "no address for node " + (target ? *target : std::string("?"));
+            return call->fail();
+        }
+        if (asking) link->send(asking_command(), [](const LinkResult&) {});
+        link->send(
+            call->command->encoded, [this, call, link](LinkResult result) { answered(call, *link, std::move(result)); },
+            call->started);
+    }
+
+    /* LINK is alive here: it calls back, and RetiredLinks keeps it while
+     * it does. */
+    void answered(const std::shared_ptr<Call>& call, RedisLink& link, LinkResult result) {
+        const std::string_view code = error_code(result);
+        if (code == "MOVED" || code == "ASK") return redirect(call, link, code, result.reply.text);
+        const bool busy_cluster = code == "TRYAGAIN" || code == "CLUSTERDOWN";
+        if (result.ok && !busy_cluster) return call->done(std::move(result));
+        const std::string& node = link.address().name;
+        call->error = "node " + node + ": " + (result.ok ? result.reply.text : result.error);
+        call->kind = result.ok ? error_kind::clusterdown : result.kind;
+        if (!result.ok) refresh(node);
+        else if (code == "CLUSTERDOWN") refresh("");
+        // Sent again only when the node surely did not run it.
+        if (call->has_time() && (busy_cluster || result.unsent)) {
+            parking_.park(call);
+            if (busy_cluster) parking_.wake_at(RouterClock::now() + kRetryPause);
+            return;
+        }
+        call->done(LinkResult{false, {}, call->error, call->kind, result.unsent});
+    }
+
+    /* MOVED SLOT NODE or ASK SLOT NODE. */
+    void redirect(const std::shared_ptr<Call>& call, const RedisLink& link, std::string_view code,
+                  const std::string& text) {
+        const auto first = text.find(' ');
+        const auto second = text.find(' ', first + 1);
+        const auto slot = parse_decimal<size_t>(std::string_view(text).substr(first + 1, second - first - 1));
+        const auto target = second == std::string::npos ? std::nullopt : node_name(text.substr(second + 1));
+        call->error = "node " + link.address().name + ": " + text;
+        call->kind = error_kind::redirects;
+        if (!slot || *slot >= kClusterSlots || !target) return call->fail();
+        if (++call->redirects > kMaxRedirects) {
+            call->error += " (after " + std::to_string(kMaxRedirects) + " redirects)";
+            return call->fail();
+        }
+        if (code == "ASK") {
+            metrics::count_store_redirect("ask");
+            return dispatch(call, &*target, true);
+        }
+        metrics::count_store_redirect("moved");
+        const uint16_t master = map_->master_index(*target);
+        if (master >= master_links_.size()) master_links_.resize(master + 1, nullptr);
+        map_->owner[*slot] = master;
+        refresh("");
+        dispatch(call, &*target);
+    }
+
+    /* Asks for a new map, from another node than AVOID if there is one:
+     * now, or once the pause after the last one ends. */
+    void refresh(const std::string& avoid) {
+        if (!avoid.empty()) avoid_ = avoid;
+        if (refreshing_) return;
+        if (RouterClock::now() < next_refresh_) {
+            refresh_wanted_ = true;
+            return parking_.wake_at(next_refresh_);
+        }
+        refreshing_ = true;
+        refresh_wanted_ = false;
+        std::vector<std::string> nodes;
+        auto add = [&](const std::string& name) {
+            if (name != avoid_ && std::find(nodes.begin(), nodes.end(), name) == nodes.end()) nodes.push_back(name);
+        };
+        if (map_) {
+            for (const auto& master : map_->masters) add(master);
+            for (const auto& replicas : map_->replicas) {
+                for (const auto& replica : replicas) add(replica);
+            }
+        }
+        for (const auto& seed : shared_->seeds) add(seed.name);
+        if (!avoid_.empty()) nodes.push_back(avoid_);   // the last resort
+        ask_for_map(std::move(nodes), 0, "");
+    }
+
+    void ask_for_map(std::vector<std::string> nodes, size_t index, std::string errors) {
+        if (index == nodes.size()) return refresh_failed("no node gave the slot map: " + errors);
+        RedisLink* link = link_to(nodes[index]);
+        if (!link) return ask_for_map(std::move(nodes), index + 1, std::move(errors));
+        const std::string_view command[] = {"CLUSTER", "SLOTS"};
+        link->command(command, [this, nodes = std::move(nodes), index, errors = std::move(errors)](
+                                   LinkResult result) mutable {
+            const std::string& name = nodes[index];
+            std::string why = result.ok ? result.reply.text : result.error;
+            if (result.ok && result.reply.type == RedisReply::Type::array) {
+                try {
+                    return install(parse_cluster_slots(result.reply, split_node(name)->first));
+                } catch (const StoreError& bad) {
+                    why = bad.what();
+                }
+            }
+            errors += (errors.empty() ? "node " : "; node ") + name + ": " + why;
+            ask_for_map(std::move(nodes), index + 1, std::move(errors));
+        });
+    }
+
+    void install(SlotMap map) {
+        refreshing_ = false;
+        avoid_.clear();
+        next_refresh_ = RouterClock::now() + kRefreshPause;
+        shared_->note_map(map);
+        map_ = std::make_unique<SlotMap>(std::move(map));
+        master_links_.assign(map_->masters.size(), nullptr);
+        retire_strangers();
+        if (refresh_wanted_) parking_.wake_at(next_refresh_);
+        for (auto& call : parking_.release()) dispatch(std::move(call));
+        auto waiting = std::move(waiting_masters_);
+        for (auto& done : waiting) answer_masters(done);
+    }
+
+    void refresh_failed(const std::string& error) {
+        refreshing_ = false;
+        last_error_ = error;
+        next_refresh_ = RouterClock::now() + kRefreshPause;
+        if (!map_) {
+            // Waiting for a first map: its failure is theirs.
+            for (auto& call : parking_.release()) {
+                call->error = error;
+                call->kind = error_kind::clusterdown;
+                parking_.park(std::move(call));
+            }
+        }
+        if (!parking_.empty()) {
+            refresh_wanted_ = true;
+            parking_.wake_at(next_refresh_);
+        }
+        auto waiting = std::move(waiting_masters_);
+        for (auto& done : waiting) done({}, error);
+    }
+
+    void resume() {
+        if (refresh_wanted_ && !refreshing_) refresh("");
+        if (map_ && !refreshing_) {
+            for (auto& call : parking_.release()) dispatch(std::move(call));
+        }
+    }
+
+    void answer_masters(const MastersDone& done) {
+        std::vector<LinkAddress> masters;
+        for (size_t index = 0; index < map_->masters.size(); ++index) {
+            const bool serves = std::find(map_->owner.begin(), map_->owner.end(), index) != map_->owner.end();
+            if (!serves) continue;
+            if (auto address = shared_->address_of(map_->masters[index])) masters.push_back(std::move(*address));
+        }
+        done(std::move(masters), "");
+    }
+
+    /* The link to the node NAME, made on first use; null when NAME is no
+     * address. */
+    RedisLink* link_to(const std::string& name) {
+        auto& link = links_[name];
+        if (!link) {
+            auto address = shared_->address_of(name);
+            if (!address) {
+                links_.erase(name);
+                return nullptr;
+            }
+            link = std::make_shared<RedisLink>(loop_, std::move(*address), shared_->timeout,
+                                               shared_->health->reporter(node_label(name), true));
+        }
+        return link.get();
+    }
+
+    /* Links to nodes neither in the map nor seeds go (a node removed, or
+     * an ASK target whose migration ended). */
+    void retire_strangers() {
+        std::set<std::string> known;
+        for (size_t index = 0; index < map_->masters.size(); ++index) {
+            known.insert(map_->masters[index]);
+            known.insert(map_->replicas[index].begin(), map_->replicas[index].end());
+        }
+        for (const auto& seed : shared_->seeds) known.insert(seed.name);
+        for (auto it = links_.begin(); it != links_.end();) {
+            if (known.contains(it->first)) {
+                ++it;
+            } else {
+                retired_.retire(std::move(it->second));
+                it = links_.erase(it);
+            }
+        }
+    }
+
+    EventLoop& loop_;
+    std::shared_ptr<Shared> shared_;
+    std::unique_ptr<SlotMap> map_;                    // null until the first one is read
+    std::vector<RedisLink*> master_links_;            // by master index, in links_
+    std::unordered_map<std::string, std::shared_ptr<RedisLink>> links_;   // by node name
+    bool refreshing_ = false;
+    bool refresh_wanted_ = false;
+    std::string avoid_;                               // the node that failed
+    RouterClock::time_point next_refresh_{};
+    std::string last_error_ = "no slot map read yet";
+    std::vector<MastersDone> waiting_masters_;
+    RetiredLinks retired_;
+    Parking parking_;
+};
+
+ClusterTopology::ClusterTopology(const RedisServers& servers, Millis timeout) : shared_(std::make_shared<Shared>()) {
+    for (const auto& endpoint : servers.urls) shared_->seeds.push_back(resolve_endpoint(endpoint));
+    shared_->user = servers.user;
+    shared_->password = servers.password;
+    shared_->timeout = timeout;
+    loops_ = std::make_unique<PerLoop<Loop>>(
+        [shared = shared_](EventLoop& loop) { return std::make_shared<Loop>(loop, shared); });
+}
+
+ClusterTopology::~ClusterTopology() = default;
+
+void ClusterTopology::send(std::shared_ptr<const KeyCommand> command, Done done,
+                           std::chrono::steady_clock::time_point since) {
+    loops_->here().send(make_call(std::move(command), std::move(done), shared_->timeout, since));
+}
+
+std::string ClusterTopology::health() const { return shared_->health->state(); }
+
+void ClusterTopology::masters(MastersDone done) { loops_->here().masters(std::move(done)); }
+
+std::string ClusterTopology::describe() const { return "redis cluster"; }
+
+}  // namespace portcullis::store
