@@ -159,12 +159,13 @@ SlotMap parse_cluster_slots(const RedisReply& reply, const std::string& asked_ho
     return map;
 }
 
-struct ClusterTopology::Shared {
+struct ClusterShared : RouterSettings {
+    ClusterShared(const RedisServers& servers, Millis store_timeout)
+        : RouterSettings(servers, store_timeout, "redis cluster") {
+        for (const auto& endpoint : servers.urls) seeds.push_back(resolve_endpoint(endpoint));
+    }
+
     std::vector<LinkAddress> seeds;
-    std::string user;
-    std::string password;
-    Millis timeout;
-    std::shared_ptr<StoreHealth> health = std::make_shared<StoreHealth>("redis cluster");
 
     std::mutex mutex;
     std::optional<SlotMap> map;    // the last one any loop read
@@ -226,9 +227,9 @@ struct ClusterTopology::Shared {
     }
 };
 
-class ClusterTopology::Loop {
+class ClusterRouter {
 public:
-    Loop(EventLoop& loop, std::shared_ptr<Shared> shared)
+    ClusterRouter(EventLoop& loop, std::shared_ptr<ClusterShared> shared)
         : loop_(loop), shared_(std::move(shared)), retired_(loop), parking_(loop, [this] { resume(); }) {}
 
     void send(std::shared_ptr<Call> call) {
@@ -239,7 +240,7 @@ public:
         refresh("");
     }
 
-    void masters(MastersDone done) {
+    void masters(Topology::MastersDone done) {
         if (map_) return answer_masters(done);
         waiting_masters_.push_back(std::move(done));
         refresh("");
@@ -409,7 +410,7 @@ private:
         }
     }
 
-    void answer_masters(const MastersDone& done) {
+    void answer_masters(const Topology::MastersDone& done) {
         std::vector<LinkAddress> masters;
         for (size_t index = 0; index < map_->masters.size(); ++index) {
             const bool serves = std::find(map_->owner.begin(), map_->owner.end(), index) != map_->owner.end();
@@ -455,7 +456,7 @@ private:
     }
 
     EventLoop& loop_;
-    std::shared_ptr<Shared> shared_;
+    std::shared_ptr<ClusterShared> shared_;
     std::unique_ptr<SlotMap> map_;                    // null until the first one is read
     std::vector<RedisLink*> master_links_;            // by master index, in links_
     std::unordered_map<std::string, std::shared_ptr<RedisLink>> links_;   // by node name
@@ -464,31 +465,14 @@ private:
     std::string avoid_;                               // the node that failed
     RouterClock::time_point next_refresh_{};
     std::string last_error_ = "no slot map read yet";
-    std::vector<MastersDone> waiting_masters_;
+    std::vector<Topology::MastersDone> waiting_masters_;
     RetiredLinks retired_;
     Parking parking_;
 };
 
-ClusterTopology::ClusterTopology(const RedisServers& servers, Millis timeout) : shared_(std::make_shared<Shared>()) {
-    for (const auto& endpoint : servers.urls) shared_->seeds.push_back(resolve_endpoint(endpoint));
-    shared_->user = servers.user;
-    shared_->password = servers.password;
-    shared_->timeout = timeout;
-    loops_ = std::make_unique<PerLoop<Loop>>(
-        [shared = shared_](EventLoop& loop) { return std::make_shared<Loop>(loop, shared); });
-}
+ClusterTopology::ClusterTopology(const RedisServers& servers, Millis timeout)
+    : RoutedTopology(std::make_shared<ClusterShared>(servers, timeout)) {}
 
 ClusterTopology::~ClusterTopology() = default;
-
-void ClusterTopology::send(std::shared_ptr<const KeyCommand> command, Done done,
-                           std::chrono::steady_clock::time_point since) {
-    loops_->here().send(make_call(std::move(command), std::move(done), shared_->timeout, since));
-}
-
-std::string ClusterTopology::health() const { return shared_->health->state(); }
-
-void ClusterTopology::masters(MastersDone done) { loops_->here().masters(std::move(done)); }
-
-std::string ClusterTopology::describe() const { return "redis cluster"; }
 
 }  // namespace portcullis::store

@@ -43,7 +43,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store/topology.h"
+#include "store/routing.h"
 #include "util/event_loop.h"
 
 namespace portcullis::store {
@@ -67,23 +67,13 @@ struct SlotMap {
 
 SlotMap parse_cluster_slots(const RedisReply& reply, const std::string& asked_host);
 
-class ClusterTopology final : public Topology {
+struct ClusterShared;   // cluster.cc: the settings and the record of the map
+class ClusterRouter;    // cluster.cc: one loop's map and links
+
+class ClusterTopology final : public RoutedTopology<ClusterShared, ClusterRouter> {
 public:
     ClusterTopology(const RedisServers& servers, Millis timeout);
     ~ClusterTopology() override;
-
-    void send(std::shared_ptr<const KeyCommand> command, Done done,
-              std::chrono::steady_clock::time_point since) override;
-    void masters(MastersDone done) override;
-    std::string health() const override;
-    std::string describe() const override;
-
-private:
-    struct Shared;   // cluster.cc: the settings and the record of the map
-    class Loop;      // cluster.cc: one loop's map and links
-
-    std::shared_ptr<Shared> shared_;
-    std::unique_ptr<PerLoop<Loop>> loops_;
 };
 
 }  // namespace portcullis::store

@@ -12,6 +12,11 @@
  * (a LinkResult of its kind), on the loop.  wake_at() asks for WAKE at a
  * time (the earliest asked wins), when the router tries again; release()
  * hands back every parked call, in the order parked, for sending.
+ *
+ * RoutedTopology is the Topology both routers are: RouterSettings (and
+ * what else the router's SHARED keeps for every loop) made once, and a
+ * ROUTER per event loop, made on the loop at its first command, with
+ * send(Call) and masters(MastersDone).
  */
 #pragma once
 
@@ -65,6 +70,40 @@ private:
     using Links = std::vector<std::shared_ptr<RedisLink>>;
     EventLoop& loop_;
     std::shared_ptr<Links> links_ = std::make_shared<Links>();
+};
+
+/* What every loop's router reads: the servers' credentials, the timeout,
+ * the store's name and the health its links report to. */
+struct RouterSettings {
+    std::string user;
+    std::string password;
+    Millis timeout{};
+    std::string description;    // "redis cluster", "redis sentinel mymaster"
+    std::shared_ptr<StoreHealth> health;
+
+    RouterSettings(const RedisServers& servers, Millis store_timeout, std::string name)
+        : user(servers.user), password(servers.password), timeout(store_timeout), description(std::move(name)),
+          health(std::make_shared<StoreHealth>(description)) {}
+};
+
+template <class Shared, class Router>
+class RoutedTopology : public Topology {
+public:
+    explicit RoutedTopology(std::shared_ptr<Shared> shared)
+        : shared_(std::move(shared)),
+          routers_(std::make_unique<PerLoop<Router>>(
+              [shared = shared_](EventLoop& loop) { return std::make_shared<Router>(loop, shared); })) {}
+
+    void send(std::shared_ptr<const KeyCommand> command, Done done, RouterClock::time_point since) override {
+        routers_->here().send(make_call(std::move(command), std::move(done), shared_->timeout, since));
+    }
+    void masters(MastersDone done) override { routers_->here().masters(std::move(done)); }
+    std::string health() const override { return shared_->health->state(); }
+    std::string describe() const override { return shared_->description; }
+
+private:
+    std::shared_ptr<Shared> shared_;
+    std::unique_ptr<PerLoop<Router>> routers_;
 };
 
 class Parking {

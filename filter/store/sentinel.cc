@@ -43,14 +43,14 @@ std::optional<LinkAddress> master_address(const RedisReply& reply, std::string& 
 
 }  // namespace
 
-struct SentinelTopology::Shared {
+struct SentinelShared : RouterSettings {
+    SentinelShared(const RedisServers& servers, Millis store_timeout)
+        : RouterSettings(servers, store_timeout, "redis sentinel " + servers.master), master_name(servers.master) {
+        for (const auto& endpoint : servers.urls) sentinels.push_back(resolve_endpoint(endpoint));
+    }
+
     std::string master_name;
     std::vector<LinkAddress> sentinels;
-    std::string user;              // the master's AUTH
-    std::string password;
-    Millis timeout;
-    std::string description;       // "redis sentinel mymaster"
-    std::shared_ptr<StoreHealth> health;
 
     std::mutex mutex;
     std::string master;            // the address last found by any loop
@@ -76,9 +76,9 @@ struct SentinelTopology::Shared {
     static std::string master_label(const std::string& address) { return "redis master " + address; }
 };
 
-class SentinelTopology::Loop {
+class SentinelRouter {
 public:
-    Loop(EventLoop& loop, std::shared_ptr<Shared> shared)
+    SentinelRouter(EventLoop& loop, std::shared_ptr<SentinelShared> shared)
         : loop_(loop), shared_(std::move(shared)), sentinels_(shared_->sentinels.size()),
           watches_(shared_->sentinels.size()),
           retired_(loop), parking_(loop, [this] { resume(); }) {}
@@ -93,7 +93,7 @@ public:
         if (!asking_) ask_again();
     }
 
-    void masters(MastersDone done) {
+    void masters(Topology::MastersDone done) {
         if (master_ && master_->lost()) drop_master();
         if (master_) return done({master_->address()}, "");
         waiting_masters_.push_back(std::move(done));
@@ -147,7 +147,7 @@ private:
     void confirm(LinkAddress address) {
         address.user = shared_->user;
         address.password = shared_->password;
-        const std::string label = Shared::master_label(address.name);
+        const std::string label = SentinelShared::master_label(address.name);
         candidate_ = std::make_shared<RedisLink>(loop_, std::move(address), shared_->timeout,
                                                  shared_->health->reporter(label, true));
         const std::string_view role[] = {"ROLE"};
@@ -278,7 +278,7 @@ private:
     }
 
     EventLoop& loop_;
-    std::shared_ptr<Shared> shared_;
+    std::shared_ptr<SentinelShared> shared_;
     std::vector<std::unique_ptr<RedisLink>> sentinels_;   // made when first asked
     size_t first_ = 0;                                     // the sentinel asked first
     std::shared_ptr<RedisLink> master_;                    // confirmed; null: ask
@@ -291,35 +291,14 @@ private:
     bool asking_ = false;
     std::string last_error_ = "no master found yet";
     RouterClock::time_point next_ask_{};
-    std::vector<MastersDone> waiting_masters_;
+    std::vector<Topology::MastersDone> waiting_masters_;
     RetiredLinks retired_;
     Parking parking_;
 };
 
 SentinelTopology::SentinelTopology(const RedisServers& servers, Millis timeout)
-    : shared_(std::make_shared<Shared>()) {
-    shared_->master_name = servers.master;
-    for (const auto& endpoint : servers.urls) shared_->sentinels.push_back(resolve_endpoint(endpoint));
-    shared_->user = servers.user;
-    shared_->password = servers.password;
-    shared_->timeout = timeout;
-    shared_->description = "redis sentinel " + servers.master;
-    shared_->health = std::make_shared<StoreHealth>(shared_->description);
-    loops_ = std::make_unique<PerLoop<Loop>>(
-        [shared = shared_](EventLoop& loop) { return std::make_shared<Loop>(loop, shared); });
-}
+    : RoutedTopology(std::make_shared<SentinelShared>(servers, timeout)) {}
 
 SentinelTopology::~SentinelTopology() = default;
-
-void SentinelTopology::send(std::shared_ptr<const KeyCommand> command, Done done,
-                            std::chrono::steady_clock::time_point since) {
-    loops_->here().send(make_call(std::move(command), std::move(done), shared_->timeout, since));
-}
-
-std::string SentinelTopology::health() const { return shared_->health->state(); }
-
-void SentinelTopology::masters(MastersDone done) { loops_->here().masters(std::move(done)); }
-
-std::string SentinelTopology::describe() const { return shared_->description; }
 
 }  // namespace portcullis::store

@@ -43,28 +43,18 @@
 #include <memory>
 #include <string>
 
-#include "store/topology.h"
+#include "store/routing.h"
 #include "util/event_loop.h"
 
 namespace portcullis::store {
 
-class SentinelTopology final : public Topology {
+struct SentinelShared;   // sentinel.cc: the settings and the record of the master
+class SentinelRouter;    // sentinel.cc: one loop's link to the master, and its search
+
+class SentinelTopology final : public RoutedTopology<SentinelShared, SentinelRouter> {
 public:
     SentinelTopology(const RedisServers& servers, Millis timeout);
     ~SentinelTopology() override;
-
-    void send(std::shared_ptr<const KeyCommand> command, Done done,
-              std::chrono::steady_clock::time_point since) override;
-    void masters(MastersDone done) override;
-    std::string health() const override;
-    std::string describe() const override;
-
-private:
-    struct Shared;   // sentinel.cc: the settings and the record of the master
-    class Loop;      // sentinel.cc: one loop's link to the master, and its search
-
-    std::shared_ptr<Shared> shared_;
-    std::unique_ptr<PerLoop<Loop>> loops_;
 };
 
 }  // namespace portcullis::store

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "metrics/metrics.h"
+#include "support/counter_script.h"
 #include "support/loop_answer.h"
 #include "support/redis_server.h"
 #include "support/temp_dir.h"
@@ -49,22 +50,8 @@ config::Config::Store settings_for(const std::string& url, Millis timeout = kTim
     return settings;
 }
 
-/* Adds ARGS[0] to the key, which expires ARGS[1] ms after now; returns
- * the new count and the expiry. */
-std::vector<std::string> counter_apply(Record& record, int64_t now, std::span<const std::string> args) {
-    const int64_t count = (record.value ? std::stoll(*record.value) : 0) + std::stoll(args[0]);
-    record.value = std::to_string(count);
-    record.expires_at_ms = now + std::stoll(args[1]);
-    return {*record.value, std::to_string(record.expires_at_ms)};
-}
-
-const Script kCounter{"counter", R"lua(
-local count = redis.call('INCRBY', KEYS[1], ARGV[2])
-local expires_at = tonumber(ARGV[1]) + tonumber(ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], expires_at)
-return {count, expires_at}
-)lua",
-                      counter_apply};
+using test_support::counter_apply;
+using test_support::kCounterScript;
 
 // The scripts below only ever run on Redis, so they have no C++ twin.
 
@@ -128,7 +115,7 @@ std::vector<std::string> run(EventLoop& loop, Store& store, const AnyScript& scr
 }
 
 std::vector<std::string> count(EventLoop& loop, Store& store, std::string_view key) {
-    return run(loop, store, kCounter, key, {"1", "60000"});
+    return run(loop, store, kCounterScript, key, {"1", "60000"});
 }
 
 /* What CALL throws as StoreError; a test failure if it throws nothing. */
@@ -273,7 +260,7 @@ TEST_F(RedisStoreTest, CounterScriptMatchesItsCppTwin) {
         const int64_t now = start + step * 1000;
         const std::vector<std::string> args{std::to_string(step), "60000"};
         const auto expected = counter_apply(record, now, args);
-        EXPECT_EQ(run(store_, kCounter, "c:1", args, now), expected) << "step " << step;
+        EXPECT_EQ(run(store_, kCounterScript, "c:1", args, now), expected) << "step " << step;
     }
     EXPECT_EQ(record.value, "15");
     EXPECT_EQ(server_.cli({"GET", "t:c:1"}), "15");
@@ -337,7 +324,7 @@ TEST_F(RedisStoreTest, BinaryKeysAndValuesSurviveIntact) {
 }
 
 TEST_F(RedisStoreTest, FallsBackToEvalAfterScriptFlush) {
-    const std::string sha = sha1_hex(kCounter.lua);
+    const std::string sha = sha1_hex(kCounterScript.lua);
     EXPECT_EQ(count(store_, "c")[0], "1");
     EXPECT_EQ(server_.cli({"SCRIPT", "EXISTS", sha}), "1");
     server_.cli({"SCRIPT", "FLUSH"});
@@ -469,7 +456,7 @@ TEST_F(RedisStoreTest, PausedServerFailsEveryLoopsWaitingCallsWithinTheTimeout) 
                 loop.defer([&] {
                     for (int i = 0; i < kCalls; ++i) {
                         const auto sent = Clock::now();
-                        store_.run(kCounter, "c", now_ms(), args, [&results, l, sent](StoreResult result) {
+                        store_.run(kCounterScript, "c", now_ms(), args, [&results, l, sent](StoreResult result) {
                             results[l].emplace_back(result.error.value_or("no error"), since(sent));
                         });
                     }
@@ -577,7 +564,7 @@ TEST_F(RedisStoreTest, TenLoopsWithFiftyCallsOutEachCountExactly) {
                 int sent = 0;
                 std::function<void()> send_one = [&] {
                     ++sent;
-                    store.run(kCounter, "shared", now_ms(), args, [&](StoreResult result) {
+                    store.run(kCounterScript, "shared", now_ms(), args, [&](StoreResult result) {
                         counts[l].push_back(result.error ? -1 : std::stoll(result.values.at(0)));
                         if (sent < kIncrements) send_one();
                     });
@@ -604,7 +591,7 @@ TEST_F(RedisStoreTest, TenLoopsWithFiftyCallsOutEachCountExactly) {
 
 TEST_F(RedisStoreTest, RunOffAnEventLoopIsALogicError) {
     const std::vector<std::string> args{"1", "60000"};
-    EXPECT_THROW(store_.run(kCounter, "c", now_ms(), args, [](StoreResult) { ADD_FAILURE() << "answered"; }),
+    EXPECT_THROW(store_.run(kCounterScript, "c", now_ms(), args, [](StoreResult) { ADD_FAILURE() << "answered"; }),
                  std::logic_error);
 }
 
@@ -614,7 +601,7 @@ TEST_F(RedisStoreTest, TheReplyComesLaterOnTheCallingLoop) {
     EventLoop* answered_on = nullptr;
     std::optional<StoreResult> result;
     loop_.defer([&] {
-        store_.run(kCounter, "c", now_ms(), args, [&](StoreResult got) {
+        store_.run(kCounterScript, "c", now_ms(), args, [&](StoreResult got) {
             answered_inside = !returned;
             answered_on = EventLoop::current();
             result = std::move(got);
@@ -638,7 +625,7 @@ TEST_F(RedisStoreTest, EachLoopHasOneConnectionOfItsOwn) {
     EventLoop other;
     for (int i = 0; i < 5; ++i) {
         count(store_, "c");
-        store::run(other, store_, kCounter, "c", {"1", "60000"});
+        store::run(other, store_, kCounterScript, "c", {"1", "60000"});
     }
     EXPECT_EQ(count(store_, "c")[0], "11");
     EXPECT_EQ(store_connections(server_), 2u);
@@ -683,12 +670,12 @@ TEST_F(RedisStoreTest, AnErrorThatIsNotNoscriptIsNotRetriedWithEval) {
 
 TEST_F(RedisStoreTest, RunBlockingWaitsOnALoopOfItsOwn) {
     const std::vector<std::string> args{"1", "60000"};
-    EXPECT_EQ(run_blocking(store_, kCounter, "c", now_ms(), args)[0], "1");
-    EXPECT_EQ(run_blocking(store_, kCounter, "c", now_ms(), args)[0], "2");
+    EXPECT_EQ(run_blocking(store_, kCounterScript, "c", now_ms(), args)[0], "1");
+    EXPECT_EQ(run_blocking(store_, kCounterScript, "c", now_ms(), args)[0], "2");
     const std::vector<std::string> field{"f", "v", "60000"};
     EXPECT_EQ(run_blocking(store_, kHashPut, "h", now_ms(), field)[0], "1");
     server_.stop();
-    const auto message = store_error([&] { run_blocking(store_, kCounter, "c", now_ms(), args); });
+    const auto message = store_error([&] { run_blocking(store_, kCounterScript, "c", now_ms(), args); });
     EXPECT_TRUE(message.starts_with("redis 127.0.0.1:" + std::to_string(server_.port()) + "/0: ")) << message;
 }
 
@@ -705,7 +692,7 @@ TEST(RedisStoreUnreachable, RunBlockingFailsAtOnceWhenTheConnectFailsAtOnce) {
     auto answer = call->message.get_future();
     std::thread([call] {
         const std::vector<std::string> args{"1", "60000"};
-        call->message.set_value(store_error([&] { run_blocking(*call->store, kCounter, "c", now_ms(), args); }));
+        call->message.set_value(store_error([&] { run_blocking(*call->store, kCounterScript, "c", now_ms(), args); }));
     }).detach();
     ASSERT_EQ(answer.wait_for(5s), std::future_status::ready) << "run_blocking() still waits after 5 s";
     const std::string message = answer.get();
@@ -715,11 +702,11 @@ TEST(RedisStoreUnreachable, RunBlockingFailsAtOnceWhenTheConnectFailsAtOnce) {
 TEST_F(RedisStoreTest, LogsOnceForAllLoopsWhenUnreachableAndOnceWhenBack) {
     std::vector<std::unique_ptr<EventLoop>> loops;
     for (int i = 0; i < 3; ++i) loops.push_back(std::make_unique<EventLoop>());
-    for (auto& loop : loops) store::run(*loop, store_, kCounter, "c", {"1", "60000"});
+    for (auto& loop : loops) store::run(*loop, store_, kCounterScript, "c", {"1", "60000"});
     ::testing::internal::CaptureStderr();
     server_.stop();
     for (auto& loop : loops) {
-        for (int i = 0; i < 3; ++i) store_error([&] { store::run(*loop, store_, kCounter, "c", {"1", "60000"}); });
+        for (int i = 0; i < 3; ++i) store_error([&] { store::run(*loop, store_, kCounterScript, "c", {"1", "60000"}); });
     }
     server_.start();
     bool recovered = true;

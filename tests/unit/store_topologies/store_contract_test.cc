@@ -16,6 +16,7 @@
 #include "checks/greylist.h"
 #include "checks/ratelimit.h"
 #include "deployments.h"
+#include "support/counter_script.h"
 #include "store/cluster.h"
 #include "store/memory_store.h"
 #include "store/redis_store.h"
@@ -26,22 +27,7 @@ namespace {
 
 using test_support::Topology;
 
-/* Adds ARGS[0] to the key, which expires ARGS[1] ms after now; returns
- * the new count and the expiry. */
-std::vector<std::string> count_apply(Record& record, int64_t now, std::span<const std::string> args) {
-    const int64_t count = (record.value ? std::stoll(*record.value) : 0) + std::stoll(args[0]);
-    record.value = std::to_string(count);
-    record.expires_at_ms = now + std::stoll(args[1]);
-    return {*record.value, std::to_string(record.expires_at_ms)};
-}
-
-const Script kCount{"count", R"lua(
-local count = redis.call('INCRBY', KEYS[1], ARGV[2])
-local expires_at = tonumber(ARGV[1]) + tonumber(ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], expires_at)
-return {count, expires_at}
-)lua",
-                    count_apply};
+using test_support::kCounterScript;
 
 /* Sets the value ARGS[0] without expiry; returns it read back. */
 std::vector<std::string> put_apply(Record& record, int64_t, std::span<const std::string> args) {
@@ -133,10 +119,10 @@ protected:
 
 TEST_P(StoreContract, ScriptCountsAndItsExpiryIsWhatScanSees) {
     const int64_t before = now_ms();
-    const auto first = run(kCount, "c:1", {"1", "60000"});
+    const auto first = run(kCounterScript, "c:1", {"1", "60000"});
     ASSERT_EQ(first.size(), 2u);
     EXPECT_EQ(first[0], "1");
-    EXPECT_EQ(run(kCount, "c:1", {"41", "60000"})[0], "42");
+    EXPECT_EQ(run(kCounterScript, "c:1", {"41", "60000"})[0], "42");
     std::vector<Entry> seen;
     store_->scan("c:", [&seen](const Entry& entry) { seen.push_back(entry); });
     ASSERT_EQ(seen.size(), 1u);
@@ -165,15 +151,15 @@ TEST_P(StoreContract, HashScriptsSetFieldsAndTheLastFieldGoneIsTheKeyGone) {
 
 TEST_P(StoreContract, ScriptOnAKeyOfTheOtherKindFails) {
     run(kField, "k:hash", {"a", "one", "60000"});
-    EXPECT_NE(run_error(kCount, "k:hash", {"1", "60000"}).find("WRONGTYPE"), std::string::npos);
-    run(kCount, "k:string", {"1", "60000"});
+    EXPECT_NE(run_error(kCounterScript, "k:hash", {"1", "60000"}).find("WRONGTYPE"), std::string::npos);
+    run(kCounterScript, "k:string", {"1", "60000"});
     EXPECT_NE(run_error(kField, "k:string", {"a", "one", "60000"}).find("WRONGTYPE"), std::string::npos);
 }
 
 TEST_P(StoreContract, ScanSelectsByPrefixOnEveryMaster) {
-    for (int i = 0; i < 150; ++i) run(kCount, "s:" + std::to_string(i), {std::to_string(i), "60000"});
+    for (int i = 0; i < 150; ++i) run(kCounterScript, "s:" + std::to_string(i), {std::to_string(i), "60000"});
     for (int i = 0; i < 60; ++i) run(kField, "sh:" + std::to_string(i), {"f", std::to_string(i), "60000"});
-    for (int i = 0; i < 5; ++i) run(kCount, "other:" + std::to_string(i), {"1", "60000"});
+    for (int i = 0; i < 5; ++i) run(kCounterScript, "other:" + std::to_string(i), {"1", "60000"});
     std::map<std::string, std::string> strings;
     store_->scan("s:", [&strings](const Entry& entry) { strings[entry.key] = entry.value; });
     ASSERT_EQ(strings.size(), 150u);
@@ -197,21 +183,21 @@ TEST_P(StoreContract, ScanSelectsByPrefixOnEveryMaster) {
 }
 
 TEST_P(StoreContract, EraseSaysWhetherTheKeyExisted) {
-    run(kCount, "e:string", {"1", "60000"});
+    run(kCounterScript, "e:string", {"1", "60000"});
     run(kField, "e:hash", {"a", "one", "60000"});
     EXPECT_TRUE(store_->erase("e:string"));
     EXPECT_TRUE(store_->erase("e:hash"));
     EXPECT_FALSE(store_->erase("e:string"));
     EXPECT_FALSE(store_->erase("e:never"));
-    EXPECT_EQ(run(kCount, "e:string", {"1", "60000"})[0], "1");
+    EXPECT_EQ(run(kCounterScript, "e:string", {"1", "60000"})[0], "1");
 }
 
 TEST_P(StoreContract, PingAnswers) { EXPECT_NO_THROW(store_->ping()); }
 
 TEST_P(StoreContract, ScriptsTheServerForgotAreSentAgain) {
-    EXPECT_EQ(run(kCount, "f:1", {"1", "60000"})[0], "1");
+    EXPECT_EQ(run(kCounterScript, "f:1", {"1", "60000"})[0], "1");
     for (auto* server : servers()) EXPECT_EQ(server->cli({"SCRIPT", "FLUSH"}), "OK");
-    EXPECT_EQ(run(kCount, "f:1", {"1", "60000"})[0], "2");
+    EXPECT_EQ(run(kCounterScript, "f:1", {"1", "60000"})[0], "2");
 }
 
 TEST_P(StoreContract, BinaryValuesAndHashTagsRoundTrip) {
@@ -237,7 +223,7 @@ TEST_P(StoreContract, ManyLoopsOnOneKeyCountExactly) {
             const std::vector<std::string> args{"1", "60000"};
             loop.post([&] {
                 for (int i = 0; i < kCalls; ++i) {
-                    store_->run(kCount, "m:hot", now_ms(), args, [&](StoreResult result) {
+                    store_->run(kCounterScript, "m:hot", now_ms(), args, [&](StoreResult result) {
                         if (result.error) ++failures;
                         ++answered;
                     });
@@ -248,7 +234,7 @@ TEST_P(StoreContract, ManyLoopsOnOneKeyCountExactly) {
     }
     for (auto& thread : threads) thread.join();
     EXPECT_EQ(failures.load(), 0);
-    EXPECT_EQ(run(kCount, "m:hot", {"0", "60000"})[0], std::to_string(kThreads * kCalls));
+    EXPECT_EQ(run(kCounterScript, "m:hot", {"0", "60000"})[0], std::to_string(kThreads * kCalls));
 }
 
 /* The decisions of a scenario on STORE, the clock injected, starting at
