@@ -31,7 +31,9 @@ inline std::vector<std::string> milter_fixture_names() {
     std::vector<std::string> names;
     for (const auto& entry : std::filesystem::directory_iterator(milter_fixture_file(""))) {
         const std::string file = entry.path().filename().string();
-        if (file.size() > kSuffix.size() && file.ends_with(kSuffix)) names.push_back(file.substr(0, file.size() - kSuffix.size()));
+        if (file.size() > kSuffix.size() && file.ends_with(kSuffix)) {
+            names.push_back(file.substr(0, file.size() - kSuffix.size()));
+        }
     }
     std::sort(names.begin(), names.end());
     return names;
