@@ -342,6 +342,35 @@ TEST_F(ConnectionTest, PipelinedCommandsAreAnsweredInOrder) {
     EXPECT_FALSE(driver.closed());
 }
 
+TEST_F(ConnectionTest, EveryKindOfReply) {
+    use_policy("list trusted ip { 192.0.2.0/24 }\n"
+               "on connect { accept if client.ip in trusted }\n"
+               "on mail { discard if sender.domain == \"discard.example\" }\n"
+               "on eom { quarantine \"held for review\" if header(\"Subject\") == \"hold\" }\n");
+    ConnectionDriver& driver = start();
+    // Accepted at connect; a new session: discarded at MAIL; the next
+    // message quarantined.  HELO, RCPT and the header need no reply here.
+    driver.send_all(optneg() + connect("trusted.example", "192.0.2.9") + raw_packet('K') + connect() + helo() +
+                    mail("<a@discard.example>") + raw_packet('A') + mail() + rcpt() + header("Subject", " hold") +
+                    raw_packet('E'));
+    driver.settle();
+    const auto replies = raw_packets(driver.output());
+    ASSERT_EQ(reply_commands(driver.output()), "Oacdcqc");
+    EXPECT_EQ(replies[5].data, "held for review\0"s);
+}
+
+TEST_F(ConnectionTest, DataAndEndOfHeaderAreAnsweredWhenTheMtaCannotSkipThem) {
+    use_policy(kProbePolicy);
+    ConnectionDriver& driver = start();
+    // Version 1's steps: no SMFIP_NODATA, SMFIP_NOEOH or no-reply steps.
+    driver.send_all(optneg(6, 0x1ff, 0x3f) + connect() + mail() + rcpt() + raw_packet('T') +
+                    header("Subject", "x") + raw_packet('N') + raw_packet('B', "body") + raw_packet('E'));
+    driver.settle();
+    // connect, mail, rcpt, DATA, the header, end of header, body, end of
+    // message (its header field, continue).
+    EXPECT_EQ(reply_commands(driver.output()), "Occccccchc");
+}
+
 TEST_F(ConnectionTest, AStageThatWaitsHoldsBackTheCommandsAfterIt) {
     stateful_->set_mode(HeldStateful::Mode::held);
     use_policy(kWaitingPolicy);
