@@ -233,13 +233,6 @@ std::string read_all(const std::filesystem::path& path) {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-/* FNV-1a, to give each file its own stream of mutants. */
-uint64_t hash_of(std::string_view text) {
-    uint64_t hash = 0xcbf29ce484222325ULL;
-    for (const char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-    return hash;
-}
-
 void run_one(const std::string& input, const std::string& name, size_t mutant, unsigned timeout) {
     const std::string suffix = name + "-m" + std::to_string(mutant);
     g_current.crash_name = "crash-" + suffix;
@@ -256,7 +249,7 @@ size_t replay_file(const std::filesystem::path& path, const Options& options) {
     const std::string original = read_all(path);
     const std::string name = path.filename().string();
     run_one(original, name, 0, options.timeout);
-    Mutator mutator(options.seed ^ hash_of(original));
+    Mutator mutator(options.seed ^ hash_of(original));   // each file its own stream of mutants
     for (size_t mutant = 1; mutant <= options.mutations; ++mutant) {
         run_one(mutator.mutate(original), name, mutant, options.timeout);
     }
