@@ -199,7 +199,7 @@ void Connection::serve_input() {
     }
     flush();
     if (closed_) return;
-    watch_for(reader_.pending() < kMaxHeldInput && unsent() < kMaxHeldOutput, unsent() > 0);
+    watch_for(wants_input(), unsent() > 0);
     rearm();
 }
 
@@ -449,7 +449,16 @@ void Connection::flush() {
         out_.clear();
         out_sent_ = 0;
     }
-    if (!closed_) watch_for(reader_.pending() < kMaxHeldInput && unsent() < kMaxHeldOutput, unsent() > 0);
+    if (!closed_) watch_for(wants_input(), unsent() > 0);
+}
+
+/* Whether to read more now.  While a stage waits, what comes is held
+ * (complete packets and the start of one) up to kMaxHeldInput; otherwise
+ * every complete packet has been handled and what is held is one packet
+ * being read, which may be as long as kMaxPacket. */
+bool Connection::wants_input() const {
+    if (unsent() >= kMaxHeldOutput) return false;
+    return waiting_for_ == 0 || reader_.pending() < kMaxHeldInput;
 }
 
 void Connection::watch_for(bool in, bool out) {
@@ -490,6 +499,10 @@ void Connection::close(const std::string& why) {
     if (closed_) return;
     closed_ = true;
     deadline_.disarm();
+    // Replies to the commands before a QUIT or a protocol error in the
+    // same read: libmilter would have sent each before reading on.  One
+    // try, without waiting: a peer that does not read loses them.
+    if (unsent() > 0) (void)::send(fd_, out_.data() + out_sent_, unsent(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (!why.empty()) log::warning("milter connection from " + peer_ + " closed: " + why);
     owner_.closed(*this);
 }

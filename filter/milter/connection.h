@@ -7,6 +7,8 @@
  * (a lookup, the store) holds back the ones after it: they stay in the
  * input, and reading goes on only until kMaxHeldInput bytes wait, so a
  * peer that streams a message meanwhile is held up by TCP, not by memory.
+ * (With no stage waiting, only one unfinished packet is held, up to
+ * kMaxPacket.)
  * Likewise a peer that does not read its replies: past kMaxHeldOutput
  * bytes of them, no more commands are handled until it does.
  * Replies go out in one write per batch of input; TCP sockets have Nagle
@@ -109,6 +111,7 @@ private:
 
     void flush();
     size_t unsent() const { return out_.size() - out_sent_; }
+    bool wants_input() const;
     void watch_for(bool in, bool out);
     void rearm();
     void expire();
