@@ -1,61 +1,56 @@
 #!/usr/bin/env python3
 """throughput.py: delivered messages per second through a private Postfix on
-loopback, with and without the Portcullis milter, in one run.
+loopback, with and without a milter, in one run; then the latency from the
+end of DATA to the 250, one message at a time.
 
 One Postfix instance (tests/e2e/harness.py's, plus the limits below), one
-smtp-sink as its next hop, one private unbound (the harness's) as every
-filter's resolver, and three filter processes: one on the shipped
-default policy (smtp-source connects from 127.0.0.1, which it trusts, so
-every connection is accepted at connect) and one on a copy of that policy
-whose trusted networks leave out 127.0.0.0/8, whose local domains list
-the recipient's domain, whose greylist skip list holds 127.0.0.1 and whose
-per-client flood guard allows more than a run sends (every rule runs, the
-greylist rule's condition and the rate count included; the mail is still
-delivered), and one on that copy with auth.authserv_id set, so that every
-message gets SPF, DKIM and DMARC checked and our Authentication-Results
-header.  smtp-source sends its own 5 KB message, or for the last filter
-(and a second run of Postfix alone) a 5 KB message signed with RSA-2048 by
-signed_messages.py, whose key, SPF record and DMARC record (p=reject) the
-unbound serves; the filter's metrics must then count spf=pass, dkim=pass
-and dmarc=pass for every message, or the run is invalid and stops.
+smtp-sink as its next hop, and what bench_setup.py sets up: a private
+unbound, a private Redis, and Portcullis in two configurations (the
+default policy with an untrusted client; the rspamd-equivalent checks),
+each on both milter engines.  Side by side, in one run:
+
+  - Postfix alone, sending smtp-source's own 5 KB message, and again
+    sending the DKIM-signed one (the rspamd configuration's);
+  - the no-op floor (noop_epoll.c: one thread, epoll, no libmilter),
+    negotiating exactly the protocol steps each configuration's filter
+    agrees to with Postfix (read from the running filter), and with
+    NOOP_MODE=nr;
+  - Portcullis, each configuration on each engine.
+
 Configurations differ only in smtpd_milters (changed with postfix reload)
-and in that message, and are measured in turn, REPEATS times each.  For
+and in the message, and are measured in turn, REPEATS times each.  For
 each run: the wall time from starting smtp-source until smtp-sink has
 counted every message, messages per second (and the ratio to Postfix
-alone sending the same message), and CPU seconds per 1000 messages of the
-filter (/proc/PID/stat), of the whole box (/proc/stat) and of the benchmark's own
-processes (Postfix, sink, filter, smtp-source: the box is shared, so each run
-first waits, up to --quiet-wait seconds, for it to be idle).  Then one
-message per filter with Postfix's verbose milter logging, to show which
-events it sends.  Prints a table of the medians and writes everything as
-JSON with --json.  Needs root.
+alone sending the same message, and to the floor with the same steps),
+CPU seconds per 1000 messages of the milter and of Redis (/proc/PID/stat),
+of the whole box (/proc/stat) and of the benchmark's own processes
+(Postfix, sink, milters, Redis, unbound, smtp-source); the box is shared,
+so each run first waits, up to --quiet-wait seconds, for it to be idle,
+and records the load average.  A Portcullis run whose metrics did not
+count exactly what its configuration's messages must add (a pass of each
+check per message) measured another path, and stops the script.
+
+Then, on the idle box, one SMTP session per configuration sending
+--latency-messages messages one after the other, timing each from the
+final "." to Postfix's 250.  Then one message per milter with Postfix's
+verbose milter logging, to show which events it sends.  Prints tables of
+the medians and writes everything as JSON with --json.  Needs root.
 """
 
 import argparse
 import datetime
-import ipaddress
 import json
 import os
 import platform
 import re
-import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
-import harness  # noqa: E402  (read-only: shared with the end-to-end tests)
-from test_auth import DEBIAN_PYTHON, txt  # noqa: E402  (python3-dkim's python; a TXT record for unbound)
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SENDER = "sender@example.net"   # also the signed message's From, and its d=
-RECIPIENT = "rcpt@example.com"
-SENDER_DOMAIN = SENDER.split("@", 1)[1]
-AUTHSERV_ID = "mx.bench"
-SIGNED_KEY = "rsa2048"   # which of signed_messages.py's messages smtp-source sends
+import bench_setup as setup
+from bench_setup import harness
 
 # Everything that could throttle 100 parallel sessions from one address,
 # identical in every configuration (only smtpd_milters changes).
@@ -69,28 +64,12 @@ POSTFIX_LIMITS = {
     "message_size_limit": "10240000",
 }
 
-
-# ------------------------------------------------------------- CPU counters
-
-def _stat_fields(pid):
-    """The fields of /proc/PID/stat after the command name (state first)."""
-    with open("/proc/%d/stat" % pid) as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def process_cpu_seconds(pid):
-    """utime + stime of a process (all its threads, live and finished)."""
-    fields = _stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def box_cpu_seconds():
-    """Busy CPU time of the whole machine: all of /proc/stat's cpu line but
-    idle and iowait (guest time is already inside user)."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+TARGETS = (   # (row, what, compared with, at least / at most, bound)
+    ("untrusted_native", "delivered/s", "floor_untrusted", "min", 0.95),
+    ("rspamd_native", "delivered/s", "floor_rspamd", "min", 0.90),
+    ("rspamd_native", "filter CPU s/1000", None, "max", 0.35),
+)
+LATENCY_TARGET_MS = 3.0
 
 
 def tree_cpu_seconds(roots, skip_own=()):
@@ -102,7 +81,7 @@ def tree_cpu_seconds(roots, skip_own=()):
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                fields = _stat_fields(int(name))
+                fields = setup.stat_fields(int(name))
             except OSError:
                 continue   # ended while we looked
             table[int(name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
@@ -115,21 +94,7 @@ def tree_cpu_seconds(roots, skip_own=()):
         _, own, reaped = table[pid]
         ticks += reaped + (0 if pid in skip_own else own)
         todo.extend(children.get(pid, []))
-    return ticks / CLOCK_TICKS
-
-
-def wait_for_quiet_box(max_wait, busy_limit=0.1, window=1.0):
-    """Wait until the machine was busy less than BUSY_LIMIT CPU seconds per
-    second over a WINDOW (other people's builds share it), at most MAX_WAIT
-    seconds.  Returns (seconds waited, busy CPU seconds per second seen last)."""
-    start = time.monotonic()
-    while True:
-        before = box_cpu_seconds()
-        time.sleep(window)
-        busy = (box_cpu_seconds() - before) / window
-        waited = time.monotonic() - start
-        if busy < busy_limit or waited >= max_wait:
-            return round(waited, 1), round(busy, 2)
+    return ticks / setup.CLOCK_TICKS
 
 
 # --------------------------------------------------------------------- sink
@@ -202,172 +167,26 @@ class BenchPostfix(harness.Postfix):
             harness.write_file(master_cf, re.sub(r"(?m)^(cleanup\s.*\bcleanup)$", r"\1 -v", text))
 
 
-# ------------------------------------------------------- the signed message
-
-class SignedMessage:
-    """signed_messages.py's RSA-2048 message (5120 bytes) as a file for
-    smtp-source -F, which sends each line with CRLF appended (so the file
-    has bare LF ends), and the DNS records under which its SPF, DKIM and
-    DMARC pass: the sender domain's SPF record (listing 127.0.0.1, although
-    libspf2 passes a loopback client without looking), the key record and
-    v=DMARC1; p=reject."""
-
-    def __init__(self, tmp):
-        directory = tmp.sub("signed")
-        harness.run([DEBIAN_PYTHON, os.path.join(HERE, "signed_messages.py"), directory])
-        with open(os.path.join(directory, SIGNED_KEY + ".eml"), "rb") as f:
-            message = f.read()
-        self.size = len(message)
-        self.file = os.path.join(directory, SIGNED_KEY + ".lf")
-        with open(self.file, "wb") as f:
-            f.write(message.replace(b"\r\n", b"\n"))
-        with open(os.path.join(directory, SIGNED_KEY + ".dns")) as f:
-            key_name, key_record = f.read().strip().split(" ", 1)
-        self.records = {
-            SENDER_DOMAIN: ['TXT "v=spf1 ip4:127.0.0.1 -all"'],
-            key_name: [txt(key_record)],
-            "_dmarc." + SENDER_DOMAIN: ['TXT "v=DMARC1; p=reject"'],
-        }
-
-
-# ------------------------------------------------------------------- filter
-
-# The default policy's inbound flood guard: all of a run's messages come
-# from one address, and 300 a minute would defer most of them.
-FLOOD_GUARD = re.compile(r"(?m)^(\s*ratelimit client\.ip )300/1m( if not authenticated)$")
-FLOOD_GUARD_RATE = "1000000/1m"
-
-
-def copy_untrusting_policy(source_policies, dest, domain, client="127.0.0.1"):
-    """Copy the policy dir; drop every trusted network that covers CLIENT,
-    add DOMAIN to the local domains and CLIENT to the greylist skip list
-    (smtp-source never retries), and raise the flood guard's rate so that
-    it counts every message and defers none.  Returns the rules file."""
-    shutil.copytree(source_policies, dest)
-    rules = os.path.join(dest, "default.rules")
-    with open(rules) as f:
-        text, raised = FLOOD_GUARD.subn(r"\g<1>%s\g<2>" % FLOOD_GUARD_RATE, f.read())
-    if raised != 1:
-        raise RuntimeError("%s: no flood guard rule like %r to raise" % (rules, FLOOD_GUARD.pattern))
-    harness.write_file(rules, text)
-    trusted = os.path.join(dest, "lists", "trusted-networks.txt")
-    with open(trusted) as f:
-        lines = f.read().splitlines()
-    kept = [l for l in lines if not _covers(l, client)]
-    harness.write_file(trusted, "\n".join(kept) + "\n")
-    with open(os.path.join(dest, "lists", "local-domains.txt"), "a") as f:
-        f.write(domain + "\n")
-    with open(os.path.join(dest, "lists", "greylist-skip-networks.txt"), "a") as f:
-        f.write(client + "\n")
-    return rules
-
-
-def _covers(line, address):
-    entry = line.split("#", 1)[0].strip()
-    try:
-        return bool(entry) and ipaddress.ip_address(address) in ipaddress.ip_network(entry, strict=False)
-    except ValueError:
-        return False
-
-
-AUTH_RESULT_LINE = re.compile(r'(?m)^portcullis_auth_results_total\{method="(\w+)",result="(\w+)"\} (\S+)$')
-
-
-class FilterProcess:
-    """portcullis run -f on a policy file, milter socket on a free loopback
-    port, its log (info, stderr) in a file.  SETTINGS: {section: {key:
-    value}} added to the config."""
-
-    def __init__(self, tmp, name, policy_file, binary, settings=None):
-        self.name = name
-        self.dir = tmp.sub(name)
-        self.binary = binary
-        self.policy_file = policy_file
-        self.port = harness.free_port()
-        self.log_file = os.path.join(self.dir, "stderr.log")
-        self.config_file = os.path.join(self.dir, "portcullis.conf")
-        config = {
-            "milter": {"socket": "inet:%d@127.0.0.1" % self.port, "user": ""},
-            "policy": {"file": policy_file},
-            "log": {"target": "stderr", "level": "info"},
-            "store": {"backend": "memory"},
-        }
-        for section, values in (settings or {}).items():
-            config.setdefault(section, {}).update(values)
-        self.metrics_listen = config.get("metrics", {}).get("listen")
-        harness.write_file(self.config_file, "".join(
-            "[%s]\n%s\n" % (section, "".join("%s = %s\n" % (k, harness.toml_value(v)) for k, v in values.items()))
-            for section, values in config.items()))
-        self.proc = None
-
-    @property
-    def postfix_socket(self):
-        return "inet:127.0.0.1:%d" % self.port
-
-    def check(self):
-        proc = harness.run([self.binary, "check", "-c", self.config_file], check=False)
-        if proc.returncode != 0:
-            raise RuntimeError("portcullis check -c %s failed:\n%s" % (self.config_file, proc.stdout))
-
-    def start(self):
-        self.check()
-        with open(self.log_file, "wb") as log:
-            self.proc = subprocess.Popen([self.binary, "run", "-f", "-c", self.config_file],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        harness.wait_until(lambda: harness.can_connect(("inet", self.port)) or self.proc.poll() is not None,
-                           20, "portcullis (%s) to listen" % self.name)
-        if self.proc.poll() is not None:
-            raise RuntimeError("portcullis (%s) exited %d:\n%s" % (self.name, self.proc.returncode, self.log()))
-        return self
-
-    def cpu_seconds(self):
-        return process_cpu_seconds(self.proc.pid)
-
-    def auth_results(self):
-        """{(method, result): count} of portcullis_auth_results_total, from
-        the filter's /metrics (metrics.listen must be set)."""
-        with urllib.request.urlopen("http://%s/metrics" % self.metrics_listen, timeout=10) as response:
-            text = response.read().decode()
-        return {(method, result): float(value) for method, result, value in AUTH_RESULT_LINE.findall(text)}
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self):
-        with open(self.log_file, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def log_lines(self):
-        return self.log().count("\n")
-
-    def stop(self):
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
 # -------------------------------------------------------------- measurement
 
-class Configuration:
-    """What Postfix calls (no milter, or one of the filters), what
-    smtp-source sends (its own message, or MESSAGE: a SignedMessage), and
-    BASELINE: the configuration of Postfix alone sending the same (itself
-    when not given).  VERIFY_AUTH: every message must pass SPF, DKIM and
-    DMARC, as the filter's metrics count them."""
+class Row:
+    """What Postfix calls (MILTER: a FilterProcess or NoopFloor, or
+    nothing) and what smtp-source sends (SIGNED: the SignedMessage, or its
+    own); BASELINE: Postfix alone sending the same (itself when not
+    given); FLOOR: the no-op floor with the milter's protocol steps;
+    EXPECTED: what each message must add to the filter's counters."""
 
-    def __init__(self, key, label, flt=None, message=None, baseline=None, verify_auth=False):
-        self.key, self.label, self.filter, self.message = key, label, flt, message
+    def __init__(self, key, label, milter=None, signed=None, baseline=None, floor=None, expected=None):
+        self.key, self.label, self.milter, self.signed = key, label, milter, signed
         self.baseline = baseline or self
-        self.verify_auth = verify_auth
+        self.floor = floor
+        self.expected = expected
         self.runs = []
+        self.latency_ms = []
 
     @property
-    def milter(self):
-        return self.filter.postfix_socket if self.filter else ""
+    def milter_socket(self):
+        return self.milter.postfix_socket if self.milter else ""
 
 
 class Bench:
@@ -376,8 +195,9 @@ class Bench:
         self.tmp = tmp
         self.sink = CountingSink(tmp)
         self.postfix = None
-        self.unbound = None
-        self.filters = []
+        self.filters = None
+        self.floors = []
+        self.steps = {}
 
     # -- setup
 
@@ -385,53 +205,79 @@ class Bench:
         self.sink.start()
         self.postfix = BenchPostfix(self.tmp, self.sink.port, **POSTFIX_LIMITS).start()
 
-    def start_unbound(self, records):
-        """The filters' resolver: no query leaves the box."""
-        self.unbound = harness.Unbound(self.tmp, records).start()
+    def rows(self):
+        """Starts the milters; the rows in the order they are run."""
+        alone = Row("postfix_alone", "nothing")
+        rows = [alone]
+        if self.args.only_postfix:
+            return rows
+        self.filters = setup.Filters(self.tmp, self.args.bin, self.args.engines).start()
+        noop = setup.build_noop(self.args.noop_source, self.tmp)
+        untrusted, rspamd = self.filters.configurations
+        alone_signed = Row("postfix_alone_signed", "nothing, DKIM-signed message", signed=rspamd.signed)
+        for config, baseline in ((untrusted, alone), (rspamd, alone_signed)):
+            if config is rspamd:
+                if noop:
+                    rows.append(Row("floor_nr", "no-op floor, NOOP_MODE=nr",
+                                    self.floor(noop, "nr", "nr"), baseline=alone))
+                rows.append(alone_signed)
+            steps = {engine: setup.negotiated_steps(flt.port) for engine, flt in config.filters.items()}
+            self.steps[config.key] = {engine: "0x%x" % value for engine, value in steps.items()}
+            mode = "0x%x" % next(iter(steps.values()))
+            floor = None
+            if noop:
+                floor = Row("floor_" + config.key, "no-op floor, %s's steps (NOOP_MODE=%s)" % (config.key, mode),
+                            self.floor(noop, config.key, mode), signed=config.signed, baseline=baseline)
+                rows.append(floor)
+            for engine, flt in config.filters.items():
+                rows.append(Row("%s_%s" % (config.key, engine), "portcullis %s, %s" % (engine, config.label),
+                                flt, signed=config.signed, baseline=baseline, floor=floor,
+                                expected=config.expected))
+        return rows
 
-    def add_filter(self, name, policy_file, authenticate=False):
-        """A filter resolving through our unbound; AUTHENTICATE: with our
-        Authentication-Results header (so every check runs on every
-        message) and metrics, to count what they found."""
-        settings = {"dns": {"resolver": self.unbound.forwarder}}
-        if authenticate:
-            settings["auth"] = {"authserv_id": AUTHSERV_ID}
-            settings["metrics"] = {"listen": "127.0.0.1:%d" % harness.free_port()}
-        flt = FilterProcess(self.tmp, name, policy_file, self.args.bin, settings).start()
-        self.filters.append(flt)
-        return flt
+    def floor(self, binary, name, mode):
+        floor = setup.NoopFloor(self.tmp, binary, name, mode)
+        self.floors.append(floor)
+        return floor
+
+    def milters(self):
+        return (self.filters.processes if self.filters else []) + self.floors
 
     def stop(self):
-        for flt in self.filters:
-            flt.stop()
-        if self.unbound:
-            self.unbound.stop()
+        for floor in self.floors:
+            floor.stop()
+        if self.filters:
+            self.filters.stop()
         if self.postfix:
             self.postfix.stop()
         self.sink.stop()
 
     # -- one run
 
-    def use(self, config):
-        """Point smtpd at the configuration's milter; let the old smtpd
-        processes go (postfix reload)."""
-        self.postfix.set(smtpd_milters=config.milter)
+    def use(self, row):
+        """Point smtpd at the row's milter; let the old smtpd processes go
+        (postfix reload)."""
+        self.postfix.set(smtpd_milters=row.milter_socket)
         time.sleep(self.args.settle)
         self.wait_queue_empty()
 
     def wait_queue_empty(self, timeout=120):
-        harness.wait_until(lambda: "Mail queue is empty" in self.postfix.queue(), timeout,
-                           "the Postfix queue to empty", interval=0.5)
+        try:
+            harness.wait_until(lambda: "Mail queue is empty" in self.postfix.queue(), timeout,
+                               "the Postfix queue to empty", interval=0.5)
+        except TimeoutError as error:
+            raise TimeoutError("%s; it holds:\n%s" % (error, harness.tail(self.postfix.queue(), 3000))) from None
 
-    def smtp_source(self, config, messages):
-        content = ["-F", config.message.file] if config.message else ["-l", str(self.args.length)]
+    def smtp_source(self, row, messages):
+        content = ["-F", row.signed.lf_file] if row.signed else ["-l", str(self.args.length)]
         argv = (["smtp-source", "-s", str(self.args.sessions), "-m", str(messages)] + content +
-                ["-f", SENDER, "-t", RECIPIENT, "127.0.0.1:%d" % self.postfix.port])
+                ["-f", setup.SENDER, "-t", setup.RECIPIENT, "127.0.0.1:%d" % self.postfix.port])
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def bench_cpu_seconds(self):
         """CPU of everything the benchmark runs: this script's children
-        (sink, filters, smtp-source) and Postfix's master and its children."""
+        (sink, milters, Redis, unbound, smtp-source) and Postfix's master
+        and its children."""
         roots = [os.getpid()]
         master = self.postfix.master_pid()
         if master:
@@ -439,90 +285,122 @@ class Bench:
         return tree_cpu_seconds(roots, skip_own={os.getpid()})
 
     def counters(self):
-        return {"box": box_cpu_seconds(), "bench": self.bench_cpu_seconds(),
-                "filters": {f.name: f.cpu_seconds() for f in self.filters},
-                "filter_log_lines": {f.name: f.log_lines() for f in self.filters}}
+        redis = self.filters.redis.proc.pid if self.filters else None
+        return {"box": setup.box_cpu_seconds(), "bench": self.bench_cpu_seconds(),
+                "milters": {id(m): m.cpu_seconds() for m in self.milters()},
+                "redis": setup.process_cpu_seconds(redis) if redis else 0.0}
 
-    def run_once(self, config, messages):
+    def run_once(self, row, messages):
         """Send MESSAGES; return the measurements once the sink has them all."""
-        self.use(config)
-        waited, busy_before = wait_for_quiet_box(self.args.quiet_wait)
+        self.use(row)
+        waited, busy_before = setup.wait_for_quiet_box(self.args.quiet_wait)
+        load = setup.load_average()
         target = self.sink.count() + messages
-        auth_before = config.filter.auth_results() if config.verify_auth else None
+        checked_before = row.milter.counters() if row.expected else None
         before, start = self.counters(), time.monotonic()
-        source = self.smtp_source(config, messages)
+        source = self.smtp_source(row, messages)
         source_done = None
         deadline = start + self.args.run_timeout
         while self.sink.count() < target:
             if source_done is None and source.poll() is not None:
                 source_done = time.monotonic()
                 if source.returncode != 0:
-                    raise RuntimeError(self.failure(config, "smtp-source exited %d:\n%s" % (
+                    raise RuntimeError(self.failure(row, "smtp-source exited %d:\n%s" % (
                         source.returncode, source.stdout.read().decode(errors="replace"))))
             if time.monotonic() > deadline:
                 source.kill()
-                raise RuntimeError(self.failure(config, "only %d of %d messages reached the sink in %ss" % (
+                raise RuntimeError(self.failure(row, "only %d of %d messages reached the sink in %ss" % (
                     messages - (target - self.sink.count()), messages, self.args.run_timeout)))
             time.sleep(0.02)
         end, after = time.monotonic(), self.counters()
         source.wait(60)
         source_done = source_done or end
         self.wait_queue_empty()
-        result = self.result(config, messages, end - start, source_done - start, before, after)
-        result.update(quiet_wait_s=waited, box_busy_before=busy_before)
-        if config.verify_auth:
-            result["auth_results"] = self.passed_auth(config, messages, auth_before)
+        result = self.result(row, messages, end - start, source_done - start, before, after)
+        result.update(quiet_wait_s=waited, box_busy_before=busy_before, load_before=load)
+        if row.expected:
+            result["counted"] = self.checked(row, checked_before, messages)
         return result
 
-    def passed_auth(self, config, messages, before):
-        """The filter's SPF, DKIM and DMARC results during the run, which
-        must be one pass of each per message: a run that measured failing
-        checks, or none, measured something else."""
-        after = config.filter.auth_results()
-        found = {"%s=%s" % key: round(value - before.get(key, 0)) for key, value in after.items()
-                 if value != before.get(key, 0)}
-        wanted = {"spf=pass": messages, "dkim=pass": messages, "dmarc=pass": messages}
-        if found != wanted:
-            raise RuntimeError(self.failure(config, "invalid run: the filter counted %s for %d messages, not %s"
-                                            % (found, messages, wanted)))
-        return found
+    def checked(self, row, before, messages):
+        try:
+            return setup.counted(row.milter, before, messages, row.expected)
+        except RuntimeError as error:
+            raise RuntimeError(self.failure(row, str(error))) from None
 
-    def result(self, config, messages, wall, accept_wall, before, after):
+    def result(self, row, messages, wall, accept_wall, before, after):
         per_1000 = 1000.0 / messages
-        filter_cpu = {n: after["filters"][n] - before["filters"][n] for n in before["filters"]}
-        own = config.filter.name if config.filter else None
+        milter_cpu = {k: after["milters"][k] - before["milters"][k] for k in before["milters"]}
+        own = id(row.milter) if row.milter else None
         box, bench = after["box"] - before["box"], after["bench"] - before["bench"]
         return {
             "messages": messages,
             "wall_s": round(wall, 3),
             "delivered_per_s": round(messages / wall, 1),
             "accepted_per_s": round(messages / accept_wall, 1),
-            "filter_cpu_s_per_1000": round(filter_cpu[own] * per_1000, 3) if own else None,
+            "filter_cpu_s_per_1000": round(milter_cpu[own] * per_1000, 3) if own else None,
+            "redis_cpu_s_per_1000": round((after["redis"] - before["redis"]) * per_1000, 3),
             "box_cpu_s_per_1000": round(box * per_1000, 3),
             "bench_cpu_s_per_1000": round(bench * per_1000, 3),
             "other_cpu_s": round(box - bench, 2),
-            "idle_filters_cpu_s": round(sum(v for n, v in filter_cpu.items() if n != own), 3),
-            "filter_log_lines": (after["filter_log_lines"][own] - before["filter_log_lines"][own]) if own else None,
+            "idle_milters_cpu_s": round(sum(v for k, v in milter_cpu.items() if k != own), 3),
         }
 
-    def failure(self, config, what):
-        text = "%s: %s\n--- Postfix log (tail):\n%s" % (config.label, what, harness.tail(self.postfix.log(), 4000))
-        if config.filter:
-            text += "\n--- portcullis log (tail):\n%s" % harness.tail(config.filter.log(), 4000)
+    def failure(self, row, what):
+        text = "%s: %s\n--- Postfix log (tail):\n%s" % (row.label, what, harness.tail(self.postfix.log(), 4000))
+        if row.milter:
+            text += "\n--- %s log (tail):\n%s" % (row.milter.name, harness.tail(row.milter.log(), 4000))
         return text
+
+    # -- latency
+
+    def latency(self, row, count):
+        """One SMTP session of COUNT messages, one after the other, on the
+        idle box: the milliseconds from sending each message's final "."
+        to reading Postfix's 250."""
+        self.use(row)
+        setup.wait_for_quiet_box(self.args.quiet_wait)
+        checked_before = row.milter.counters() if row.expected else None
+        with open(row.signed.file if row.signed else self.plain_file, encoding="utf-8", newline="") as f:
+            text = f.read().replace("\r\n", "\n").replace("\n", "\r\n")
+        content = re.sub(r"(?m)^\.", "..", text).encode()
+        client = harness.SMTPClient(self.postfix.port)
+        # Our own Nagle must not hold the "." back until Postfix acknowledges the message.
+        client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        times = []
+        try:
+            client.hello("client.bench.example")
+            for _ in range(count):
+                for command, code in (("MAIL FROM:<%s>" % setup.SENDER, 250), ("RCPT TO:<%s>" % setup.RECIPIENT, 250),
+                                      ("DATA", 354)):
+                    reply = client.command(command)
+                    if reply.code != code:
+                        raise RuntimeError(self.failure(row, "latency: %s answered %s" % (command, reply.line)))
+                client._send(content)
+                start = time.monotonic()
+                client._send(b".\r\n")
+                reply = client.read_reply(".")
+                times.append(round((time.monotonic() - start) * 1000, 3))
+                if reply.code != 250:
+                    raise RuntimeError(self.failure(row, "latency: the message got %s" % reply.line))
+        finally:
+            client.close()
+        if row.expected:
+            self.checked(row, checked_before, count)
+        return times
 
     # -- what Postfix asks the milter
 
-    def milter_conversation(self, config):
+    def milter_conversation(self, row):
         """Send one message with Postfix's verbose logging (smtpd for
         127.0.0.1, cleanup, which sends the message and end of message) and
         return its milter lines: what was negotiated, which events went to
-        the filter, which waited for a reply, and the replies."""
+        the milter, which waited for a reply, and the replies."""
         self.postfix.verbose_cleanup = True
         self.postfix.set(debug_peer_list="127.0.0.1")
         try:
             offset = self.postfix.log_size()
-            self.run_once(config, 1)
+            self.run_once(row, 1)
             text = self.postfix.log_since(offset)
         finally:
             self.postfix.verbose_cleanup = False
@@ -532,8 +410,8 @@ class Bench:
 
 # ------------------------------------------------------------------ summary
 
-METRICS = ("delivered_per_s", "accepted_per_s", "wall_s", "filter_cpu_s_per_1000", "box_cpu_s_per_1000",
-           "bench_cpu_s_per_1000", "other_cpu_s")
+METRICS = ("delivered_per_s", "accepted_per_s", "wall_s", "filter_cpu_s_per_1000", "redis_cpu_s_per_1000",
+           "box_cpu_s_per_1000", "bench_cpu_s_per_1000", "other_cpu_s")
 
 
 def medians(runs):
@@ -544,59 +422,97 @@ def medians(runs):
     return out
 
 
-def summarise(configs):
-    rows = []
-    for config in configs:
-        baseline = config.baseline
-        row = {"key": config.key, "what_postfix_calls": config.label, "runs": config.runs,
-               "median": medians(config.runs), "compared_with": baseline.key}
-        row["ratio_to_postfix_alone"] = round(
-            row["median"]["delivered_per_s"] / medians(baseline.runs)["delivered_per_s"], 3)
-        # Runs are interleaved (alone, trusted, untrusted, alone, ...): each
-        # repeat's ratio compares runs made a few seconds apart.
-        row["ratio_per_repeat"] = [round(r["delivered_per_s"] / a["delivered_per_s"], 3)
-                                   for r, a in zip(config.runs, baseline.runs)]
-        row["message"] = ("signed_messages.py's %s, %d bytes" % (SIGNED_KEY, config.message.size)
-                          if config.message else "smtp-source -l (generated)")
-        row["policy_file"] = config.filter.policy_file if config.filter else None
-        rows.append(row)
-    return rows
+def ratio(row, other):
+    """ROW's median delivered/s over OTHER's, and the same within each
+    repeat (runs are interleaved: a repeat's runs are minutes apart at most)."""
+    median = round(medians(row.runs)["delivered_per_s"] / medians(other.runs)["delivered_per_s"], 3)
+    per_repeat = [round(r["delivered_per_s"] / o["delivered_per_s"], 3) for r, o in zip(row.runs, other.runs)]
+    return median, per_repeat
 
 
-def table(rows, sessions):
-    def cell(value):
-        return "-" if value is None else "%.2f" % value
-    lines = ["| what Postfix calls | sessions | delivered/s | x Postfix alone | filter CPU | whole box CPU "
-             "| bench processes CPU |",
-             "|---|---|---|---|---|---|---|"]
+def summarise(rows):
+    out = []
     for row in rows:
-        m = row["median"]
-        lines.append("| %s | %d | %.0f | %.2f | %s | %s | %s |" % (
-            row["what_postfix_calls"], sessions, m["delivered_per_s"], row["ratio_to_postfix_alone"],
-            cell(m["filter_cpu_s_per_1000"]), cell(m["box_cpu_s_per_1000"]), cell(m["bench_cpu_s_per_1000"])))
+        entry = {"key": row.key, "what_postfix_calls": row.label, "runs": row.runs, "median": medians(row.runs),
+                 "compared_with": row.baseline.key, "latency_ms": row.latency_ms,
+                 "message": ("signed_messages.py's %s, %d bytes" % (setup.SIGNED_KEY, row.signed.size)
+                             if row.signed else "smtp-source -l (generated)")}
+        entry["ratio_to_postfix_alone"], entry["ratio_to_postfix_alone_per_repeat"] = ratio(row, row.baseline)
+        if row.floor:
+            entry["floor"] = row.floor.key
+            entry["ratio_to_floor"], entry["ratio_to_floor_per_repeat"] = ratio(row, row.floor)
+        if row.latency_ms:
+            entry["latency_median_ms"] = round(statistics.median(row.latency_ms), 3)
+        out.append(entry)
+    return out
+
+
+def cell(value, digits=2):
+    return "-" if value is None else "%.*f" % (digits, value)
+
+
+def table(entries, sessions):
+    lines = ["| what Postfix calls (%d sessions) | delivered/s | x Postfix alone | x same-steps floor | filter CPU "
+             "| Redis CPU | whole box CPU | bench processes CPU |" % sessions,
+             "|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        m = e["median"]
+        lines.append("| %s | %.0f | %.2f | %s | %s | %s | %s | %s |" % (
+            e["what_postfix_calls"], m["delivered_per_s"], e["ratio_to_postfix_alone"], cell(e.get("ratio_to_floor")),
+            cell(m["filter_cpu_s_per_1000"]), cell(m["redis_cpu_s_per_1000"] or None), cell(m["box_cpu_s_per_1000"]),
+            cell(m["bench_cpu_s_per_1000"])))
     return "\n".join(lines)
 
 
-def contention_note(rows):
-    """How much CPU processes outside the benchmark took during the runs
-    (this machine is shared): the whole-box column includes it."""
-    others = [r["other_cpu_s"] for row in rows for r in row["runs"]]
-    return ("\nCPU outside the benchmark's processes during the runs (kernel work not charged to a "
-            "process, and anything else running): median %.1f s, max %.1f s per run."
-            % (statistics.median(others), max(others)))
+def latency_table(entries, count):
+    lines = ["| what Postfix calls | median ms, end of DATA to 250 | min | max |", "|---|---|---|---|"]
+    for e in entries:
+        if e["latency_ms"]:
+            lines.append("| %s | %.2f | %.2f | %.2f |" % (e["what_postfix_calls"], e["latency_median_ms"],
+                                                         min(e["latency_ms"]), max(e["latency_ms"])))
+    return "\n".join(lines) + "\n(one SMTP session of %d messages for each)" % count
 
 
-def baseline_note(rows):
-    """What each Postfix-alone row sent (the others are compared with the
-    one that sent the same), and what the authenticating filter's metrics
-    counted."""
+def notes(entries, steps):
+    """The baselines, the steps the floors negotiate, what the filters
+    counted, the other CPU and the load during the runs."""
+    by_key = {e["key"]: e for e in entries}
     lines = ["\nx Postfix alone: against Postfix alone sending the same message: %s." % "; ".join(
-        "%s: %s" % (row["what_postfix_calls"], row["message"]) for row in rows if row["compared_with"] == row["key"])]
-    for row in rows:
-        counted = [r["auth_results"] for r in row["runs"] if "auth_results" in r]
+        "%s: %s" % (e["what_postfix_calls"], e["message"]) for e in entries if e["compared_with"] == e["key"])]
+    for e in entries:
+        if "ratio_to_floor" in e:
+            lines.append("%s: x Postfix alone per repeat %s; x floor per repeat %s" % (
+                e["key"], e["ratio_to_postfix_alone_per_repeat"], e["ratio_to_floor_per_repeat"]))
+    for key, by_engine in steps.items():
+        lines.append("protocol steps %s agrees to with Postfix's offer: %s" % (
+            key, ", ".join("%s %s" % item for item in by_engine.items())))
+    for e in entries:
+        counted = [r["counted"] for r in e["runs"] if "counted" in r]
         if counted:
-            lines.append("%s: the filter counted %s in %d runs of %d messages: every message passed." % (
-                row["key"], ", ".join(sorted(counted[0])), len(counted), row["runs"][0]["messages"]))
+            lines.append("%s: every run counted %s" % (e["key"], counted[0]))
+    others = [r["other_cpu_s"] for e in entries for r in e["runs"]]
+    loads = [r["load_before"][0] for e in entries for r in e["runs"]]
+    lines.append("CPU outside the benchmark's processes: median %.1f s, max %.1f s per run. "
+                 "1-minute load average before the runs: %.2f to %.2f." % (
+                     statistics.median(others), max(others), min(loads), max(loads)))
+    for key, what, against, kind, bound in TARGETS:
+        if key not in by_key:
+            continue
+        e = by_key[key]
+        if against:
+            if against not in by_key:
+                continue
+            value, label = e["ratio_to_floor"], "%s x %s" % (what, against)
+        else:
+            value, label = e["median"]["filter_cpu_s_per_1000"], what
+        met = value >= bound if kind == "min" else value <= bound
+        lines.append("target %s %s %s %.2f: %.3f, %s" % (key, label, ">=" if kind == "min" else "<=", bound, value,
+                                                         "met" if met else "MISSED"))
+    for e in entries:
+        if e["key"].endswith("_native") and e["latency_ms"]:
+            value = e["latency_median_ms"]
+            lines.append("target %s latency <= %.0f ms: %.2f, %s" % (
+                e["key"], LATENCY_TARGET_MS, value, "met" if value <= LATENCY_TARGET_MS else "MISSED"))
     return "\n".join(lines)
 
 
@@ -608,8 +524,8 @@ def environment(args):
         "postfix": harness.run(["postconf", "-d", "-h", "mail_version"], check=False).stdout.strip(),
         "portcullis": version.splitlines()[0] if version else None, "portcullis_bin": args.bin,
         "smtp_source": "-s %d -m %d (-l %d, or -F the signed message) -f %s -t %s" % (
-            args.sessions, args.messages, args.length, SENDER, RECIPIENT),
-        "postfix_limits": POSTFIX_LIMITS,
+            args.sessions, args.messages, args.length, setup.SENDER, setup.RECIPIENT),
+        "postfix_limits": POSTFIX_LIMITS, "noop_source": args.noop_source,
     }
 
 
@@ -617,44 +533,20 @@ def environment(args):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", help="write the results here as JSON")
-    parser.add_argument("--bin", default=harness.BIN, help="portcullis binary (default $PORTCULLIS_BIN or build/)")
+    setup.add_arguments(parser)
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--length", type=int, default=5120, help="message payload bytes")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-messages", type=int, default=20,
+                        help="messages of the latency session (0: no latency measurement)")
     parser.add_argument("--only-postfix", action="store_true", help="measure Postfix alone (no filter)")
     parser.add_argument("--no-conversation", action="store_true",
                         help="skip logging which milter events Postfix sends")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait after postfix reload")
     parser.add_argument("--run-timeout", type=float, default=120.0, help="seconds one run may take")
-    parser.add_argument("--quiet-wait", type=float, default=20.0,
-                        help="at most this many seconds to wait before a run for the box to be idle")
-    return parser.parse_args()
-
-
-def configurations(bench, args):
-    alone = Configuration("postfix_alone", "nothing")
-    configs = [alone]
-    if args.only_postfix:
-        return configs
-    signed = SignedMessage(bench.tmp)
-    bench.start_unbound(signed.records)
-    shipped = os.path.join(harness.SOURCE_DIR, "policies", "default.rules")
-    untrusting = copy_untrusting_policy(os.path.join(harness.SOURCE_DIR, "policies"),
-                                        os.path.join(bench.tmp.path, "policy-untrusted"),
-                                        RECIPIENT.split("@", 1)[1])
-    configs.append(Configuration("trusted", "portcullis, default policy, trusted client (accepted at connect)",
-                                 bench.add_filter("filter-trusted", shipped), baseline=alone))
-    configs.append(Configuration("untrusted", "portcullis, default policy, untrusted client (every rule runs)",
-                                 bench.add_filter("filter-untrusted", untrusting), baseline=alone))
-    alone_signed = Configuration("postfix_alone_signed", "nothing, DKIM-signed message", message=signed)
-    configs.append(alone_signed)
-    configs.append(Configuration(
-        "auth", "portcullis, as untrusted, with Authentication-Results (SPF, DKIM, DMARC pass); signed message",
-        bench.add_filter("filter-auth", untrusting, authenticate=True), message=signed, baseline=alone_signed,
-        verify_auth=True))
-    return configs
+    args = setup.parse_arguments(parser)
+    return args
 
 
 def progress(text):
@@ -670,39 +562,51 @@ def main():
         sys.exit("throughput.py: no portcullis binary at %s (set PORTCULLIS_BIN or --bin)" % args.bin)
     tmp = harness.TempDir(prefix="portcullis-bench-")
     bench = Bench(args, tmp)
+    load_at_start = setup.load_average()
     try:
         bench.start()
-        configs = configurations(bench, args)
-        for config in configs:   # a short smoke run each: fail before measuring anything
-            progress("warm-up: %s" % config.label)
-            bench.run_once(config, min(200, args.messages))
+        rows = bench.rows()
+        bench.plain_file = setup.plain_message(os.path.join(tmp.path, "latency.eml"), args.length)
+        for row in rows:   # a short smoke run each: fail before measuring anything
+            progress("warm-up: %s" % row.label)
+            bench.run_once(row, min(200, args.messages))
         for repeat in range(args.repeats):
-            for config in configs:
-                run = bench.run_once(config, args.messages)
-                config.runs.append(run)
-                progress("run %d/%d %-66s %6.1f/s  CPU s/1000: filter %s box %.2f bench %.2f"
-                         "  (others %.1f s; waited %.0f s for a quiet box)" % (
-                             repeat + 1, args.repeats, config.label, run["delivered_per_s"],
+            for row in rows:
+                run = bench.run_once(row, args.messages)
+                row.runs.append(run)
+                progress("run %d/%d %-70s %6.1f/s  CPU s/1000: filter %s box %.2f bench %.2f"
+                         "  (others %.1f s; load %.2f; waited %.0f s for a quiet box)" % (
+                             repeat + 1, args.repeats, row.label, run["delivered_per_s"],
                              run["filter_cpu_s_per_1000"], run["box_cpu_s_per_1000"],
-                             run["bench_cpu_s_per_1000"], run["other_cpu_s"], run["quiet_wait_s"]))
+                             run["bench_cpu_s_per_1000"], run["other_cpu_s"], run["load_before"][0],
+                             run["quiet_wait_s"]))
+        if args.latency_messages > 0:
+            for row in rows:
+                row.latency_ms = bench.latency(row, args.latency_messages)
+                progress("latency %-70s median %.2f ms" % (row.label, statistics.median(row.latency_ms)))
         conversations = {}
         if not args.no_conversation:
-            for config in configs:
-                if config.filter:
-                    conversations[config.key] = bench.milter_conversation(config)
+            for row in rows:
+                if row.milter:
+                    conversations[row.key] = bench.milter_conversation(row)
     finally:
         bench.stop()
         tmp.cleanup()
-    rows = summarise(configs)
-    print(table(rows, args.sessions))
-    print(baseline_note(rows))
-    print(contention_note(rows))
+    load_at_end = setup.load_average()
+    entries = summarise(rows)
+    print(table(entries, args.sessions))
+    if args.latency_messages > 0:
+        print()
+        print(latency_table(entries, args.latency_messages))
+    print(notes(entries, bench.steps))
+    print("Load average (1, 5, 15 min): %s at the start, %s at the end." % (load_at_start, load_at_end))
     for key, lines in conversations.items():
         print("\nmilter conversation for one message (%s), from Postfix's verbose log:" % key)
         print("\n".join("  " + l for l in lines) or "  (nothing logged)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": environment(args), "configurations": rows,
+            json.dump({"environment": environment(args), "load_average": {"start": load_at_start, "end": load_at_end},
+                       "protocol_steps": bench.steps, "configurations": entries,
                        "milter_conversations": conversations}, f, indent=2)
             f.write("\n")
 
