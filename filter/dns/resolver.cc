@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <unbound.h>
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "util/text.h"
@@ -27,6 +28,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr int kRcodeNxdomain = 3;
+constexpr size_t kMaxCachedAnswers = 1024;              // per loop
+constexpr std::chrono::seconds kMaxCacheTtl{3600};      // libunbound's own cap is a day
 
 Answer temperror(std::string error) {
     Answer answer;
@@ -148,6 +151,12 @@ Context make_context(const std::vector<std::string>& servers, std::string* descr
     Context context(ub_ctx_create(), ub_ctx_delete);
     if (!context) throw ResolverError("dns.resolver: cannot create a libunbound context");
     check(ub_ctx_async(context.get(), 1), "dns: ub_ctx_async");
+    // One libunbound thread per context: a cache needs one slab (slabs
+    // spread lock contention between threads), not the default four,
+    // whose hash tables are allocated up front in every context.
+    for (const char* option : {"msg-cache-slabs:", "rrset-cache-slabs:", "infra-cache-slabs:", "key-cache-slabs:"}) {
+        check(ub_ctx_set_option(context.get(), option, "1"), std::string("dns: ") + option);
+    }
     if (servers.size() == 1 && equals_nocase(servers.front(), "system")) {
         check(ub_ctx_resolvconf(context.get(), nullptr), "dns.resolver \"system\": /etc/resolv.conf");
         check(ub_ctx_hosts(context.get(), nullptr), "dns.resolver \"system\": /etc/hosts");
@@ -212,7 +221,12 @@ public:
 
     void lookup(std::string_view name, RecordType type, Done done) {
         if (!context_) return fail_later(std::move(done), broken_);
-        auto owned = std::make_unique<Query>(*this, std::move(done));
+        std::string key = cache_key(name, type);
+        if (const Answer* cached = cached_answer(key)) {
+            loop_.defer([done = std::move(done), answer = *cached]() mutable { done(std::move(answer)); });
+            return;
+        }
+        auto owned = std::make_unique<Query>(*this, std::move(done), std::move(key));
         Query* query = owned.get();
         const std::string text(name);
         const int status = ub_resolve_async(context_.get(), text.c_str(), static_cast<int>(type), 1 /* IN */, query,
@@ -226,11 +240,12 @@ public:
 
 private:
     struct Query {
-        Query(LoopContext& context, Done callback)
-            : owner(context), done(std::move(callback)), started(Clock::now()),
+        Query(LoopContext& context, Done callback, std::string cache_key)
+            : owner(context), done(std::move(callback)), key(std::move(cache_key)), started(Clock::now()),
               deadline(context.loop_, [this] { owner.expire(*this); }) {}
         LoopContext& owner;
         Done done;
+        std::string key;   // in the answer cache
         Clock::time_point started;
         Timer deadline;
         int id = 0;
@@ -240,8 +255,42 @@ private:
     static void on_answer(void* argument, int error, ub_result* result) {
         Query& query = *static_cast<Query*>(argument);
         Answer answer = answer_of(error, result);
+        const int ttl = error == 0 ? result->ttl : 0;
         ub_resolve_free(result);
+        query.owner.keep(query.key, answer, ttl);
         query.owner.finish(query, std::move(answer));
+    }
+
+    /* NAME's TYPE in the cache: the type, then the name in lower case
+     * without a final dot. */
+    static std::string cache_key(std::string_view name, RecordType type) {
+        if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+        std::string key(1, static_cast<char>(type));
+        key += to_lower(name);
+        return key;
+    }
+
+    /* The answer kept under KEY, if it has not expired. */
+    const Answer* cached_answer(const std::string& key) {
+        const auto found = cache_.find(key);
+        if (found == cache_.end()) return nullptr;
+        if (found->second.expires > Clock::now()) return &found->second.answer;
+        cache_.erase(found);
+        return nullptr;
+    }
+
+    void keep(const std::string& key, const Answer& answer, int ttl) {
+        if (ttl <= 0 || answer.status == Answer::Status::temperror) return;
+        const auto now = Clock::now();
+        if (cache_.size() >= kMaxCachedAnswers) {
+            std::erase_if(cache_, [now](const auto& entry) { return entry.second.expires <= now; });
+            // Still full of live answers: start over rather than track use.
+            if (cache_.size() >= kMaxCachedAnswers) cache_.clear();
+        }
+        Cached& cached = cache_[key];
+        cached.answer = answer;
+        cached.answer.took = {};
+        cached.expires = now + std::min<std::chrono::seconds>(std::chrono::seconds(ttl), kMaxCacheTtl);
     }
 
     /* QUERY's answer, unless it was given up; then QUERY is gone. */
@@ -274,6 +323,11 @@ private:
     int fd_ = -1;
     std::string broken_;   // why there is no context
     std::unordered_map<Query*, std::unique_ptr<Query>> queries_;
+    struct Cached {
+        Answer answer;
+        Clock::time_point expires;
+    };
+    std::unordered_map<std::string, Cached> cache_;
 };
 
 Resolver::Resolver(const std::vector<std::string>& servers, Millis timeout)

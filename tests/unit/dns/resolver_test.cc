@@ -4,8 +4,8 @@
  * that never answers (a UDP socket the test opens and never reads): the
  * timeout, a temperror within dns.timeout that holds up no other lookup,
  * lookups running in parallel on one loop and on several, the answer
- * given later on the loop that asked, and a resolver dropped with
- * lookups out.
+ * given later on the loop that asked, a resolver dropped with lookups
+ * out, and answers kept for their TTL (not a TTL of 0, not a temperror).
  */
 #include "dns/resolver.h"
 
@@ -189,6 +189,75 @@ TEST_F(ResolverTest, LoopsOnSeveralThreadsEachLookUpOnTheirOwn) {
             EXPECT_EQ(answers[l][i].records, i % 2 ? Strings{"2001:db8::25"} : Strings{}) << l << " " << i;
         }
     }
+}
+
+/* ---- answers kept for their TTL ---- */
+
+TEST(ResolverCache, AnAnswerIsGivenAgainWithoutAQueryForItsTtl) {
+    auto server = std::make_unique<test_support::UnboundServer>(
+        Strings{"kept.example. 300 A 127.0.0.7", "kept.example. 300 TXT \"v=spf1 -all\""});
+    Resolver resolver({server->forwarder()}, 2s);
+    EventLoop loop;
+    const Answer first = resolve(resolver, loop, "kept.example", RecordType::a);
+    ASSERT_EQ(first.status, Status::found) << first.error;
+    EXPECT_GT(first.took, 0ms);
+    server.reset();   // nobody left to ask
+    // Another spelling of the name is the same name.
+    const Answer again = resolve(resolver, loop, "KEPT.example.", RecordType::a);
+    EXPECT_EQ(again.status, Status::found) << again.error;
+    EXPECT_EQ(again.records, Strings{"127.0.0.7"});
+    EXPECT_EQ(again.took, 0ms);
+    // Another type of the same name was never asked: it is not kept.
+    const Answer other_type = resolve(resolver, loop, "kept.example", RecordType::txt);
+    EXPECT_EQ(other_type.status, Status::temperror);
+}
+
+TEST(ResolverCache, AnAnswerWithATtlOfZeroIsAskedForEachTime) {
+    test_support::UnboundServer server({"fleeting.example. 0 A 127.0.0.8"});
+    Resolver resolver({server.forwarder()}, 2s);
+    EventLoop loop;
+    for (int i = 0; i < 2; ++i) {
+        const Answer answer = resolve(resolver, loop, "fleeting.example", RecordType::a);
+        ASSERT_EQ(answer.status, Status::found) << answer.error;
+        EXPECT_GT(answer.took, 0ms) << "lookup " << i;
+    }
+}
+
+TEST(ResolverCache, ATemperrorIsNotKept) {
+    BlackHole silent;
+    Resolver resolver({silent.forwarder()}, 200ms);
+    EventLoop loop;
+    for (int i = 0; i < 2; ++i) {
+        const Answer answer = resolve(resolver, loop, "2.0.0.127.bl.example", RecordType::a);
+        EXPECT_EQ(answer.status, Status::temperror);
+        EXPECT_GE(answer.took, 200ms) << "lookup " << i;
+    }
+}
+
+TEST(ResolverCache, AnswersAreKeptPerLoopAndGivenLater) {
+    test_support::UnboundServer server({"kept.example. 300 A 127.0.0.7"});
+    Resolver resolver({server.forwarder()}, 2s);
+    EventLoop loop;
+    ASSERT_EQ(resolve(resolver, loop, "kept.example", RecordType::a).status, Status::found);
+    bool returned = false, inside = false;
+    const Answer answer = test_support::answer_on<Answer>(loop, [&](Resolver::Done done) {
+        resolver.lookup("kept.example", RecordType::a, [&, done](Answer got) {
+            inside = !returned;
+            done(std::move(got));
+        });
+        returned = true;
+    });
+    EXPECT_FALSE(inside) << "a kept answer is still never given inside lookup()";
+    EXPECT_EQ(answer.took, 0ms);
+    // Another loop has its own libunbound context and its own answers.
+    Answer elsewhere;
+    std::thread other([&] {
+        EventLoop other_loop;
+        elsewhere = resolve(resolver, other_loop, "kept.example", RecordType::a);
+    });
+    other.join();
+    EXPECT_EQ(elsewhere.status, Status::found);
+    EXPECT_GT(elsewhere.took, 0ms);
 }
 
 TEST(ResolverTimeout, ASilentForwarderIsATemperrorAfterTheTimeout) {
