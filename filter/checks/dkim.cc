@@ -25,6 +25,23 @@
  * or dkim_eom, so a thread-local pointer set around those calls names the
  * message's KeyReplies.  The hooks hand libopendkim a DNS reply packet,
  * made from the caller's answer, which is what it parses (dkim-keys.c).
+ *
+ * Parsed keys are kept.  libopendkim turns a key record's p= into a key
+ * with d2i_PUBKEY_bio() for every RSA signature it checks; on OpenSSL 3
+ * that walks every provider's decoders under read-write locks, about
+ * 90 us, 60 % of an RSA-2048 verification (tests/bench/README.md,
+ * bench_auth), and libopendkim has no hook to be given a parsed key.  So
+ * this file defines d2i_PUBKEY_bio() for the process: the executable's
+ * definition comes before libcrypto's for every library that calls it.
+ * A memory BIO (libopendkim's) whose bytes were parsed before gets the
+ * same key again, one more reference to it; anything else, and any bytes
+ * not seen yet, go to libcrypto's own function (dlsym RTLD_NEXT).  An
+ * EVP_PKEY is not changed by verifying with it, and what OpenSSL caches
+ * inside one (the RSA form libopendkim asks for) is made under its lock,
+ * so threads may share it.  The key is the record's bytes themselves, so
+ * a key that changes in the DNS is a new entry: nothing here outlives a
+ * record.  At most kMaxParsedKeys are kept; past that the cache starts
+ * over.
  */
 #include "checks/dkim.h"
 
@@ -32,12 +49,18 @@
 // the same size and ABI).
 #include <stdbool.h>
 #include <opendkim/dkim.h>
+#include <dlfcn.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <span>
+#include <unordered_map>
 #include <utility>
 
 #include "checks/spf_screen.h"
@@ -785,6 +808,69 @@ const std::vector<std::string>& Verifier::key_names() const { return state_->key
 
 Verdict Verifier::finish(const KeyAnswers& keys) { return state_->finish(keys); }
 
+/* ---- parsed keys, kept (see the top of this file) ---- */
+
+namespace {
+
+constexpr size_t kMaxParsedKeys = 128;
+
+using ParseKey = EVP_PKEY* (*)(BIO*, EVP_PKEY**);
+
+class ParsedKeys {
+public:
+    ~ParsedKeys() { clear(); }
+
+    /* The key parsed from BIO: kept, or parsed now by LIBCRYPTO and kept. */
+    EVP_PKEY* parse(BIO* bio, ParseKey libcrypto) {
+        char* data = nullptr;
+        const long length = BIO_get_mem_data(bio, &data);
+        if (length <= 0 || data == nullptr) return libcrypto(bio, nullptr);
+        std::string bytes(data, static_cast<size_t>(length));
+        {
+            const std::lock_guard lock(mutex_);
+            const auto found = keys_.find(bytes);
+            if (found != keys_.end() && EVP_PKEY_up_ref(found->second) == 1) return found->second;
+        }
+        EVP_PKEY* key = libcrypto(bio, nullptr);
+        if (key == nullptr || EVP_PKEY_up_ref(key) != 1) return key;
+        const std::lock_guard lock(mutex_);
+        ++parsed_;
+        if (keys_.size() >= kMaxParsedKeys) clear();
+        const auto [at, added] = keys_.emplace(std::move(bytes), key);
+        if (!added) EVP_PKEY_free(key);   // another thread kept the same bytes first
+        return key;
+    }
+
+    uint64_t parsed() {
+        const std::lock_guard lock(mutex_);
+        return parsed_;
+    }
+
+private:
+    void clear() {
+        for (auto& [bytes, key] : keys_) EVP_PKEY_free(key);
+        keys_.clear();
+    }
+
+    std::mutex mutex_;
+    std::unordered_map<std::string, EVP_PKEY*> keys_;   // each holds one reference
+    uint64_t parsed_ = 0;
+};
+
+ParsedKeys& parsed_keys() {
+    static ParsedKeys keys;
+    return keys;
+}
+
+ParseKey libcrypto_parse_key() {
+    static const auto parse = reinterpret_cast<ParseKey>(dlsym(RTLD_NEXT, "d2i_PUBKEY_bio"));
+    return parse;
+}
+
+}  // namespace
+
+uint64_t keys_parsed() { return parsed_keys().parsed(); }
+
 std::string library_version() {
     const uint32_t version = dkim_libversion();
     return "libopendkim " + std::to_string(version >> 24) + "." + std::to_string((version >> 16) & 0xff) + "." +
@@ -792,3 +878,11 @@ std::string library_version() {
 }
 
 }  // namespace portcullis::dkim
+
+/* libcrypto's d2i_PUBKEY_bio() for the process, with parsed keys kept. */
+extern "C" EVP_PKEY* d2i_PUBKEY_bio(BIO* bio, EVP_PKEY** out) {
+    const auto parse = portcullis::dkim::libcrypto_parse_key();
+    if (parse == nullptr) return nullptr;   // no libcrypto: nothing to verify with either
+    if (out != nullptr || bio == nullptr || BIO_method_type(bio) != BIO_TYPE_MEM) return parse(bio, out);
+    return portcullis::dkim::parsed_keys().parse(bio, parse);
+}

@@ -41,6 +41,7 @@
  */
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -58,6 +59,10 @@ std::string_view result_name(Result result);
 
 /* "libopendkim 2.11.0": the library linked, for `version`. */
 std::string library_version();
+
+/* How many key records were parsed since start; a key whose record was
+ * parsed before is used again (dkim.cc says how), not counted here. */
+uint64_t keys_parsed();
 
 struct Signature {
     Result result = Result::permerror;

@@ -137,6 +137,23 @@ TEST_F(DkimTest, RsaSignedMessagePasses) {
     EXPECT_EQ(results(verdict), std::vector<Result>{Result::pass});
 }
 
+TEST_F(DkimTest, AnRsaKeyIsParsedOnceForManyMessages) {
+    // libopendkim parses the key for each signature it checks; dkim.cc
+    // keeps what it parsed (keys_parsed() counts only real parses).
+    const MailMessage message = split_message(read_data("rfc6376.signed.rsa.msg"));
+    const uint64_t before = keys_parsed();
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(results(verified(message)), std::vector<Result>{Result::pass}) << "message " << i;
+    }
+    EXPECT_GE(keys_parsed(), 1u) << "libopendkim's parse never reached dkim.cc";
+    EXPECT_LE(keys_parsed() - before, 1u);
+    // A record whose p= is no key (base64 of three zero bytes) is kept nowhere.
+    serve({{kTest, "v=DKIM1; k=rsa; p=AAAA"}});
+    const uint64_t good = keys_parsed();
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(results(verified(message)), std::vector<Result>{Result::permerror});
+    EXPECT_EQ(keys_parsed(), good);
+}
+
 TEST_F(DkimTest, EximSignedEd25519MessagePasses) {
     dns_.add("sed._domainkey.test.ex", {trimmed(read_data("eximtest.dns"))});
     const Verdict verdict = verified_raw(read_data("ed25519test2.msg"));
