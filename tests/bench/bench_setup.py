@@ -265,6 +265,8 @@ class FilterProcess(MilterProcess):
             "log": {"target": "stderr", "level": "info"},
             "store": {"backend": "memory", "snapshot": ""},
             "metrics": {"listen": self.metrics_listen},
+            # Its own, not /run/portcullis/control: no other daemon on the box answers for it.
+            "control": {"socket": os.path.join(self.dir, "control")},
         }
         for section, values in (settings or {}).items():
             config.setdefault(section, {}).update(values)

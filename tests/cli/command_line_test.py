@@ -5,7 +5,9 @@ Usage: command_line_test.py --portcullis BINARY [unittest options]
 Each test writes a configuration, a policy and a message into a fresh
 temporary directory and runs the built binary on them, with --dry where
 a command would use the store or the resolver: nothing here needs a
-server, an MTA or the network.
+server, an MTA or the network.  The configurations name no control
+socket (control.socket = ""), so a daemon running on the machine at the
+default one is never asked in a test's place.
 """
 
 import argparse
@@ -27,6 +29,8 @@ on eom {
 }
 """
 
+NO_CONTROL_SOCKET = '[control]\nsocket = ""\n'
+
 MESSAGE = "Subject: bad\nFrom: a@example.org\n\nhello\n"
 
 
@@ -34,7 +38,7 @@ class CommandLine(unittest.TestCase):
     def setUp(self):
         self.scratch = tempfile.TemporaryDirectory(prefix="portcullis-cli-")
         self.dir = self.scratch.name
-        self.conf = self.write("portcullis.conf", '[policy]\nfile = "policy.rules"\n')
+        self.conf = self.write("portcullis.conf", '[policy]\nfile = "policy.rules"\n' + NO_CONTROL_SOCKET)
         self.write("policy.rules", POLICY)
         self.message = self.write("message.eml", MESSAGE)
 
