@@ -55,8 +55,10 @@ std::string comment_text(std::string_view text) {
     return clean;
 }
 
+/* " NAME=VALUE": a result's property, with the space before it. */
 std::string property(std::string_view name, std::string_view value) {
-    std::string text(name);
+    std::string text(" ");
+    text += name;
     text += '=';
     text += property_value(value);
     return text;
@@ -64,7 +66,7 @@ std::string property(std::string_view name, std::string_view value) {
 
 std::string spf_entry(const Spf& spf) {
     std::string entry = "spf=" + spf.result;
-    if (!spf.domain.empty()) entry += " " + property(spf.helo ? "smtp.helo" : "smtp.mailfrom", spf.domain);
+    if (!spf.domain.empty()) entry += property(spf.helo ? "smtp.helo" : "smtp.mailfrom", spf.domain);
     return entry;
 }
 
@@ -91,11 +93,11 @@ std::string dkim_entry(const std::vector<dkim::Signature>& signatures, size_t in
     if (signature.key_bits > 0) comment = std::to_string(signature.key_bits) + "-bit key";
     if (!signature.reason.empty()) comment += (comment.empty() ? "" : "; ") + comment_text(signature.reason);
     if (!comment.empty()) entry += " (" + comment + ")";
-    if (!signature.domain.empty()) entry += " " + property("header.d", signature.domain);
-    if (!signature.identity.empty()) entry += " " + property("header.i", signature.identity);
-    if (!signature.selector.empty()) entry += " " + property("header.s", signature.selector);
-    if (!signature.algorithm.empty()) entry += " " + property("header.a", signature.algorithm);
-    if (!signature.b.empty()) entry += " " + property("header.b", signature_prefix(signatures, index));
+    if (!signature.domain.empty()) entry += property("header.d", signature.domain);
+    if (!signature.identity.empty()) entry += property("header.i", signature.identity);
+    if (!signature.selector.empty()) entry += property("header.s", signature.selector);
+    if (!signature.algorithm.empty()) entry += property("header.a", signature.algorithm);
+    if (!signature.b.empty()) entry += property("header.b", signature_prefix(signatures, index));
     return entry;
 }
 
@@ -104,7 +106,7 @@ std::string dmarc_entry(const Dmarc& dmarc) {
     std::string entry = "dmarc=";
     entry += dmarc::result_name(verdict.result);
     if (!verdict.published.empty()) entry += " (p=" + verdict.published + " dis=" + dmarc.disposition + ")";
-    if (!verdict.from_domain.empty()) entry += " " + property("header.from", verdict.from_domain);
+    if (!verdict.from_domain.empty()) entry += property("header.from", verdict.from_domain);
     return entry;
 }
 

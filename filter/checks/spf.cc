@@ -208,7 +208,7 @@ SPF_dns_rr_t* Screen::answer(SPF_dns_server_t* layer, const char* domain, ns_typ
     const std::string name = to_lower(domain);
     if (auto problem = count_problem(name, type)) return fail(layer, domain, type, Result::permerror, *problem);
     // A marked name (spf_screen.h) is looked up without its mark.
-    const bool marked = name.ends_with("." + std::string(kAnyAddress));
+    const bool marked = name.ends_with(std::string(".").append(kAnyAddress));
     const dns::Answer* answer = dns_.lookup(marked ? name.substr(0, name.size() - kAnyAddress.size() - 1) : name, *wanted);
     if (!answer) {
         if (Clock::now() >= deadline_) {

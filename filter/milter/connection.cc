@@ -340,7 +340,7 @@ bool Connection::header(std::string_view data) {
     in_content_ = true;
     // Without SMFIP_HDR_LEADSPC the MTA took one space after the colon.
     if (agreed(wire::kHeaderLeadingSpace)) session_->header(field->name, field->value);
-    else session_->header(field->name, " " + std::string(field->value));
+    else session_->header(field->name, std::string(" ").append(field->value));
     answer(wire::kHeader, Reply{});
     return true;
 }
@@ -415,7 +415,7 @@ std::string Connection::macro(std::string_view name) const {
     // As libmilter: the latest stage first; "{x}" and "x" are one name.
     const std::string_view bare =
         name.size() == 3 && name.front() == '{' && name.back() == '}' ? name.substr(1, 1) : std::string_view();
-    const std::string braced = name.size() == 1 ? "{" + std::string(name) + "}" : std::string();
+    const std::string braced = name.size() == 1 ? std::string("{").append(name).append("}") : std::string();
     for (auto stage = macros_.rbegin(); stage != macros_.rend(); ++stage) {
         for (const auto& [key, value] : *stage) {
             if (key == name || (!bare.empty() && key == bare) || (!braced.empty() && key == braced)) return value;

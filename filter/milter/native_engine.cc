@@ -102,7 +102,7 @@ std::string peer_name(const sockaddr_storage& address) {
     if (address.ss_family == AF_INET6) {
         const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address);
         inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text);
-        return "[" + std::string(text) + "]:" + std::to_string(ntohs(v6.sin6_port));
+        return std::string("[").append(text).append("]:") + std::to_string(ntohs(v6.sin6_port));
     }
     return "local";
 }
