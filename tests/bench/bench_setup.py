@@ -325,10 +325,13 @@ class Configuration:
 
 class Filters:
     """unbound, Redis, and the untrusted and rspamd configurations, each
-    on both engines: start() brings them up; stop() ends them."""
+    on both engines: start() brings them up; stop() ends them.  EXTRA
+    ({section: {key: value}}, from --set) goes into every filter's
+    configuration last."""
 
-    def __init__(self, tmp, binary, engines=ENGINES):
+    def __init__(self, tmp, binary, engines=ENGINES, extra=None):
         self.tmp, self.binary, self.engines = tmp, binary, engines
+        self.extra = extra or {}
         self.unbound = self.redis = None
         self.processes = []
         self.configurations = []
@@ -372,6 +375,8 @@ class Filters:
         return self
 
     def _filter(self, name, policy_file, settings):
+        for section, values in self.extra.items():
+            settings = dict(settings, **{section: dict(settings.get(section, {}), **values)})
         flt = FilterProcess(self.tmp, name, policy_file, self.binary, settings).start()
         self.processes.append(flt)
         return flt
@@ -395,6 +400,8 @@ def add_arguments(parser):
     parser.add_argument("--noop-source", default=DEFAULT_NOOP_SOURCE,
                         help="noop_epoll.c, the no-op floor (default ../shared/bench/noop_epoll.c next to the "
                              "repository); without it the floor rows are skipped")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a setting for every Portcullis filter, e.g. milter.threads=1 (repeatable)")
     parser.add_argument("--quiet-wait", type=float, default=20.0,
                         help="at most this many seconds to wait before a run for the box to be idle")
 
@@ -405,6 +412,15 @@ def parse_arguments(parser):
     args.engines = tuple(e for e in args.engines.split(",") if e)
     if not args.engines or any(e not in ENGINES for e in args.engines):
         parser.error("--engines: a comma-separated list of %s" % ", ".join(ENGINES))
+    args.extra = {}
+    for setting in args.set:
+        name, equals, value = setting.partition("=")
+        section, dot, key = name.partition(".")
+        if not equals or not dot or not section or not key:
+            parser.error("--set %s: not SECTION.KEY=VALUE" % setting)
+        # A number is a TOML integer, true/false a boolean; anything else a string.
+        typed = int(value) if value.isdigit() else {"true": True, "false": False}.get(value, value)
+        args.extra.setdefault(section, {})[key] = typed
     return args
 
 

@@ -99,7 +99,7 @@ def main():
         if not os.access(binary, os.X_OK):
             sys.exit("milter_load.py: no binary at %s (build it: see tests/bench/README.md)" % binary)
     tmp = harness.TempDir(prefix="portcullis-load-")
-    filters = setup.Filters(tmp, args.bin, args.engines)
+    filters = setup.Filters(tmp, args.bin, args.engines, args.extra)
     floors, results, steps = [], [], {}
     load_at_start = setup.load_average()
     try:

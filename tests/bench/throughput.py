@@ -211,7 +211,7 @@ class Bench:
         rows = [alone]
         if self.args.only_postfix:
             return rows
-        self.filters = setup.Filters(self.tmp, self.args.bin, self.args.engines).start()
+        self.filters = setup.Filters(self.tmp, self.args.bin, self.args.engines, self.args.extra).start()
         noop = setup.build_noop(self.args.noop_source, self.tmp)
         untrusted, rspamd = self.filters.configurations
         alone_signed = Row("postfix_alone_signed", "nothing, DKIM-signed message", signed=rspamd.signed)
