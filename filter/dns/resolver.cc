@@ -4,12 +4,24 @@
  * Ownership of a question in flight: the LoopContext owns every Query
  * until it is answered or given up.  libunbound's callback argument is
  * the Query.  An answer (the callback, inside ub_process()) ends the
- * Query.  At the deadline the Query is cancelled: if libunbound cancelled
+ * Query, and goes to every lookup() waiting for it (its Waiters).
+ * One question per name and type is on its way at a time on a loop: a
+ * lookup() of a name already asked becomes one more Waiter, so a burst
+ * of sessions asking for one new name costs one query.  Each Waiter has
+ * its own deadline; there it is answered "timeout" and leaves.  When
+ * the last one leaves, the Query is cancelled: if libunbound cancelled
  * it, its callback will never run and the Query ends now; if not, the
  * answer is on its way and the callback ends the Query, dropping the
  * answer.  A callback that never comes (libunbound does not always call
- * back, e.g. for some bogus answers) cannot hold up a session: its
- * deadline answers for it.
+ * back, e.g. for some bogus answers) cannot hold up a session: the
+ * deadlines answer for it.
+ *
+ * Answers are kept per loop for their TTL.  libunbound has a cache of its
+ * own, but in its threaded mode even a cached answer costs a hand-off to
+ * its thread and back (two wake-ups, ~16 KB while out); the same few
+ * names (a sender's SPF and DMARC records, a signer's key) are asked for
+ * every message.  Only found and not-found answers are kept, never a
+ * temperror, and a TTL of 0 keeps nothing.
  */
 #include "dns/resolver.h"
 
@@ -19,6 +31,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "metrics/metrics.h"
 #include "util/text.h"
 
 namespace portcullis::dns {
@@ -226,31 +239,52 @@ public:
             loop_.defer([done = std::move(done), answer = *cached]() mutable { done(std::move(answer)); });
             return;
         }
-        auto owned = std::make_unique<Query>(*this, std::move(done), std::move(key));
+        // The same question already on its way: wait for its answer.
+        if (const auto asked = in_flight_.find(key); asked != in_flight_.end()) {
+            return add_waiter(*asked->second, std::move(done));
+        }
+        auto owned = std::make_unique<Query>(*this, key);
         Query* query = owned.get();
         const std::string text(name);
         const int status = ub_resolve_async(context_.get(), text.c_str(), static_cast<int>(type), 1 /* IN */, query,
                                             on_answer, &query->id);
-        if (status != 0) return fail_later(std::move(query->done), ub_strerror(status));
-        query->deadline.arm_after(timeout_);
+        if (status != 0) return fail_later(std::move(done), ub_strerror(status));
+        metrics::count_dns_query();
         queries_.emplace(query, std::move(owned));
+        in_flight_.emplace(std::move(key), query);
+        add_waiter(*query, std::move(done));
     }
 
     void ready(uint32_t) override { ub_process(context_.get()); }
 
 private:
-    struct Query {
-        Query(LoopContext& context, Done callback, std::string cache_key)
-            : owner(context), done(std::move(callback)), key(std::move(cache_key)), started(Clock::now()),
-              deadline(context.loop_, [this] { owner.expire(*this); }) {}
-        LoopContext& owner;
+    struct Query;
+
+    /* One lookup() waiting for a Query, with its own deadline. */
+    struct Waiter {
+        Waiter(Query& query, Done callback)
+            : done(std::move(callback)), started(Clock::now()),
+              deadline(query.owner.loop_, [this, &query] { query.owner.expire(query, *this); }) {}
         Done done;
-        std::string key;   // in the answer cache
         Clock::time_point started;
         Timer deadline;
-        int id = 0;
-        bool abandoned = false;   // answered "timeout"; libunbound still has it
     };
+
+    /* One question to libunbound, and every lookup() waiting for it. */
+    struct Query {
+        Query(LoopContext& context, std::string cache_key) : owner(context), key(std::move(cache_key)) {}
+        LoopContext& owner;
+        std::string key;   // in the answer cache and in_flight_
+        int id = 0;
+        bool abandoned = false;   // every waiter answered "timeout"; libunbound still has it
+        std::vector<std::unique_ptr<Waiter>> waiters;
+    };
+
+    void add_waiter(Query& query, Done done) {
+        auto waiter = std::make_unique<Waiter>(query, std::move(done));
+        waiter->deadline.arm_after(timeout_);
+        query.waiters.push_back(std::move(waiter));
+    }
 
     static void on_answer(void* argument, int error, ub_result* result) {
         Query& query = *static_cast<Query*>(argument);
@@ -293,24 +327,42 @@ private:
         cached.expires = now + std::min<std::chrono::seconds>(std::chrono::seconds(ttl), kMaxCacheTtl);
     }
 
-    /* QUERY's answer, unless it was given up; then QUERY is gone. */
+    /* QUERY is answered: every waiter left gets ANSWER; then QUERY is
+     * gone.  A callback may start lookups: QUERY is out of the maps
+     * before the first one runs. */
     void finish(Query& query, Answer answer) {
         auto found = queries_.find(&query);
         if (found == queries_.end()) return;
         std::unique_ptr<Query> owned = std::move(found->second);
         queries_.erase(found);
-        if (query.abandoned) return;
-        answer.took = Clock::now() - query.started;
-        owned->done(std::move(answer));
+        forget_in_flight(query);
+        const auto now = Clock::now();
+        for (auto& waiter : owned->waiters) {
+            waiter->deadline.disarm();
+            Answer copy = answer;
+            copy.took = now - waiter->started;
+            waiter->done(std::move(copy));
+        }
     }
 
-    void expire(Query& query) {
+    /* WAITER's deadline: it is answered "timeout".  The last waiter of
+     * QUERY gives the question up. */
+    void expire(Query& query, Waiter& waiter) {
         Answer answer = temperror("timeout");
-        answer.took = Clock::now() - query.started;
-        Done done = std::move(query.done);
-        if (ub_cancel(context_.get(), query.id) == 0) queries_.erase(&query);
-        else query.abandoned = true;   // the callback comes and ends it
+        answer.took = Clock::now() - waiter.started;
+        Done done = std::move(waiter.done);
+        std::erase_if(query.waiters, [&waiter](const auto& kept) { return kept.get() == &waiter; });
+        if (query.waiters.empty()) {
+            forget_in_flight(query);
+            if (ub_cancel(context_.get(), query.id) == 0) queries_.erase(&query);
+            else query.abandoned = true;   // the callback comes and ends it
+        }
         done(std::move(answer));
+    }
+
+    void forget_in_flight(const Query& query) {
+        const auto asked = in_flight_.find(query.key);
+        if (asked != in_flight_.end() && asked->second == &query) in_flight_.erase(asked);
     }
 
     void fail_later(Done done, std::string error) {
@@ -323,6 +375,7 @@ private:
     int fd_ = -1;
     std::string broken_;   // why there is no context
     std::unordered_map<Query*, std::unique_ptr<Query>> queries_;
+    std::unordered_map<std::string, Query*> in_flight_;   // by cache key, while a waiter waits
     struct Cached {
         Answer answer;
         Clock::time_point expires;

@@ -17,7 +17,9 @@
  * dropped with the Resolver or the loop (each on its own loop's thread):
  * its socket is one more file descriptor on the loop, and no thread ever
  * waits for an answer.  A context that cannot be made answers every
- * lookup with a temperror naming why.  Each loop keeps the found and
+ * lookup with a temperror naming why.  A lookup of a name and type
+ * already on its way on the loop waits for that answer (within its own
+ * timeout) instead of asking again.  Each loop keeps the found and
  * not-found answers it got for their TTL (at most an hour, at most 1024
  * of them): asked again, such an answer comes (later, on the loop) with
  * took 0 and no query.  A temperror is never kept.

@@ -65,6 +65,11 @@ struct Registry {
                                                                         0.05, 0.1, 0.2, 0.5, 1});
     Counter& dns_errors =
         counter_family("portcullis_dns_errors_total", "DNS lookups that failed: timeout, SERVFAIL, bogus").Add({});
+    Counter& dns_queries =
+        counter_family("portcullis_dns_queries_total",
+                       "DNS questions sent: lookups neither answered from an event loop's cache nor joined to one "
+                       "on its way")
+            .Add({});
     Histogram& dns_seconds = prometheus::BuildHistogram()
                                  .Name("portcullis_dns_seconds")
                                  .Help("Latency of DNS lookups, to the answer or to dns.timeout")
@@ -175,6 +180,8 @@ void set_store_topology(uint64_t version, const std::vector<std::string>& master
         registry.masters_shown.push_back(&gauge);
     }
 }
+
+void count_dns_query() { metrics().dns_queries.Increment(); }
 
 void observe_dns(std::chrono::steady_clock::duration took, bool ok) {
     auto& registry = metrics();

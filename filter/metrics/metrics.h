@@ -59,6 +59,9 @@ void count_store_failover();
 /* The Redis topology now: VERSION counts its changes since start (1 is
  * the first seen), MASTERS are the masters' addresses ("127.0.0.1:7000"). */
 void set_store_topology(uint64_t version, const std::vector<std::string>& masters);
+/* A question sent to libunbound (a lookup the loop's answer cache or a
+ * question on its way could not answer). */
+void count_dns_query();
 /* How long one DNS lookup took (to its answer or its timeout), and
  * whether it failed (temperror: timeout, SERVFAIL, bogus). */
 void observe_dns(std::chrono::steady_clock::duration took, bool ok);

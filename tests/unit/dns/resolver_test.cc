@@ -5,7 +5,9 @@
  * timeout, a temperror within dns.timeout that holds up no other lookup,
  * lookups running in parallel on one loop and on several, the answer
  * given later on the loop that asked, a resolver dropped with lookups
- * out, and answers kept for their TTL (not a TTL of 0, not a temperror).
+ * out, one query for lookups of one name at once (each with its own
+ * deadline), and answers kept for their TTL (not a TTL of 0, not a
+ * temperror).
  */
 #include "dns/resolver.h"
 
@@ -13,8 +15,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <thread>
 
+#include "metrics/metrics.h"
 #include "support/black_hole.h"
 #include "support/loop_answer.h"
 #include "support/unbound_server.h"
@@ -32,6 +36,9 @@ using Clock = std::chrono::steady_clock;
 Answer resolve(Resolver& resolver, EventLoop& loop, std::string_view name, RecordType type) {
     return test_support::answer_on<Answer>(loop, [&](Resolver::Done done) { resolver.lookup(name, type, done); });
 }
+
+/* portcullis_dns_queries_total: the questions handed to libunbound. */
+double questions_sent() { return metrics::totals()["portcullis_dns_queries_total"]; }
 
 /* The answers to every name in NAMES, all asked at once on LOOP, in the
  * order of NAMES, and when each came. */
@@ -203,7 +210,9 @@ TEST(ResolverCache, AnAnswerIsGivenAgainWithoutAQueryForItsTtl) {
     EXPECT_GT(first.took, 0ms);
     server.reset();   // nobody left to ask
     // Another spelling of the name is the same name.
+    const double before = questions_sent();
     const Answer again = resolve(resolver, loop, "KEPT.example.", RecordType::a);
+    EXPECT_EQ(questions_sent(), before);
     EXPECT_EQ(again.status, Status::found) << again.error;
     EXPECT_EQ(again.records, Strings{"127.0.0.7"});
     EXPECT_EQ(again.took, 0ms);
@@ -304,6 +313,47 @@ TEST(ResolverTimeout, ALookupThatTimesOutHoldsUpNoOther) {
         EXPECT_EQ(all.answers[i].status, i % 2 ? Status::not_found : Status::found) << names[i];
         EXPECT_LT(all.at[i] - started, 300ms) << names[i] << " waited for the silent one";
     }
+}
+
+TEST(ResolverTimeout, LookupsOfOneNameAtOnceAreOneQuery) {
+    BlackHole silent;
+    Resolver resolver({silent.forwarder()}, 300ms);
+    EventLoop loop;
+    const std::vector<std::string> names{"a.bl.example", "A.bl.example.", "a.bl.example", "b.bl.example",
+                                         "a.bl.example"};
+    const double before = questions_sent();
+    const Answered all = resolve_all(resolver, loop, names, RecordType::a);
+    for (const auto& answer : all.answers) {
+        EXPECT_EQ(answer.error, "timeout");
+        EXPECT_GE(answer.took, 300ms);
+    }
+    // libunbound would join equal questions on the wire too; the counter
+    // says none but the first of each name went to libunbound.
+    EXPECT_EQ(questions_sent() - before, 2.0);
+    EXPECT_EQ(silent.received(), 2u);
+}
+
+TEST(ResolverTimeout, ALookupThatJoinsAQuestionHasItsOwnDeadline) {
+    BlackHole silent;
+    Resolver resolver({silent.forwarder()}, 400ms);
+    EventLoop loop;
+    std::optional<Answer> first, second;
+    const auto started = Clock::now();
+    Timer later(loop, [&] { resolver.lookup("a.bl.example", RecordType::a, [&](Answer got) { second = got; }); });
+    loop.defer([&] {
+        resolver.lookup("a.bl.example", RecordType::a, [&](Answer got) { first = got; });
+        later.arm_after(200ms);
+    });
+    bool expired = false;
+    Timer watchdog(loop, [&expired] { expired = true; });
+    watchdog.arm_after(5s);
+    loop.run_until([&] { return expired || (first && second); });
+    ASSERT_TRUE(first && second);
+    EXPECT_EQ(first->error, "timeout");
+    EXPECT_EQ(second->error, "timeout");
+    EXPECT_GE(first->took, 400ms);
+    EXPECT_GE(second->took, 400ms);
+    EXPECT_GE(Clock::now() - started, 600ms) << "the second waited only for the first's deadline";
 }
 
 TEST(ResolverTimeout, AResolverDroppedWithLookupsOutCallsNothingBack) {

@@ -2,8 +2,9 @@
  * black_hole.h: a DNS forwarder that never answers, for resolver tests.
  *
  * BlackHole opens a UDP socket on a free 127.0.0.1 port that receives
- * queries and never reads them: every lookup sent there times out.
- * forwarder() is the "IP@PORT" that dns.resolver takes.
+ * queries and never answers them: every lookup sent there times out.
+ * forwarder() is the "IP@PORT" that dns.resolver takes; received() is
+ * how many queries have come so far.
  */
 #pragma once
 
@@ -33,10 +34,16 @@ public:
     BlackHole(const BlackHole&) = delete;
     BlackHole& operator=(const BlackHole&) = delete;
     std::string forwarder() const { return "127.0.0.1@" + std::to_string(port_); }
+    size_t received() {
+        char datagram[512];
+        while (recv(fd_, datagram, sizeof datagram, MSG_DONTWAIT) >= 0) ++received_;
+        return received_;
+    }
 
 private:
     int fd_;
     int port_ = 0;
+    size_t received_ = 0;
 };
 
 }  // namespace portcullis::test_support
