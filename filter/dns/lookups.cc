@@ -9,7 +9,6 @@
 
 #include "metrics/metrics.h"
 #include "util/log.h"
-#include "util/text.h"
 #include "util/units.h"
 
 namespace portcullis::dns {
@@ -75,12 +74,6 @@ struct Lookups::State {
 LookupTotals lookup_totals() {
     const std::lock_guard lock(last_failure_mutex);
     return {answered.load(), failures.load(), last_failure};
-}
-
-std::string lookup_key(std::string_view name) {
-    std::string key = to_lower(name);
-    if (key.ends_with('.')) key.pop_back();
-    return key;
 }
 
 Lookups::Lookups(std::shared_ptr<Resolver> resolver, std::function<void()> wake)

@@ -57,7 +57,4 @@ struct LookupTotals {
 };
 LookupTotals lookup_totals();
 
-/* The name as Lookups keys it: lower case, no final dot. */
-std::string lookup_key(std::string_view name);
-
 }  // namespace portcullis::dns

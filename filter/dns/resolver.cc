@@ -295,13 +295,9 @@ private:
         query.owner.finish(query, std::move(answer));
     }
 
-    /* NAME's TYPE in the cache: the type, then the name in lower case
-     * without a final dot. */
+    /* NAME's TYPE in the cache: the type, then the name's lookup_key(). */
     static std::string cache_key(std::string_view name, RecordType type) {
-        if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-        std::string key(1, static_cast<char>(type));
-        key += to_lower(name);
-        return key;
+        return static_cast<char>(type) + lookup_key(name);
     }
 
     /* The answer kept under KEY, if it has not expired. */
@@ -399,5 +395,11 @@ void Resolver::lookup(std::string_view name, RecordType type, Done done) {
 }
 
 std::string library_version() { return std::string("libunbound ") + ub_version(); }
+
+std::string lookup_key(std::string_view name) {
+    std::string key = to_lower(name);
+    if (key.ends_with('.')) key.pop_back();
+    return key;
+}
 
 }  // namespace portcullis::dns

@@ -60,6 +60,10 @@ std::string_view status_name(Answer::Status status);
 /* "libunbound 1.17.1": the library linked, for `version`. */
 std::string library_version();
 
+/* The name as the resolver's cache and Lookups key it: lower case, no
+ * final dot. */
+std::string lookup_key(std::string_view name);
+
 class ResolverError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
