@@ -500,9 +500,10 @@ void Connection::close(const std::string& why) {
     closed_ = true;
     deadline_.disarm();
     // Replies to the commands before a QUIT or a protocol error in the
-    // same read: libmilter would have sent each before reading on.  One
-    // try, without waiting: a peer that does not read loses them.
-    if (unsent() > 0) (void)::send(fd_, out_.data() + out_sent_, unsent(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    // same read: libmilter would have sent each before reading on.  What
+    // the socket takes now, without waiting: a peer that does not read
+    // loses them (flush() on a closed connection logs nothing more).
+    flush();
     if (!why.empty()) log::warning("milter connection from " + peer_ + " closed: " + why);
     owner_.closed(*this);
 }
