@@ -154,6 +154,50 @@ std::optional<std::string> ascii_form(std::string_view name) {
 
 }  // namespace
 
+void PackedNames::add(std::string_view name) {
+    starts_.push_back(static_cast<uint32_t>(bytes_.size()));
+    bytes_ += name;
+}
+
+std::string_view PackedNames::at(size_t index) const {
+    const uint32_t end = index + 1 < starts_.size() ? starts_[index + 1] : static_cast<uint32_t>(bytes_.size());
+    return std::string_view(bytes_).substr(starts_[index], end - starts_[index]);
+}
+
+void PackedNames::pack() {
+    std::vector<std::string_view> names;
+    names.reserve(starts_.size());
+    for (size_t i = 0; i < starts_.size(); ++i) names.push_back(at(i));
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    std::string bytes;
+    std::vector<uint32_t> starts;
+    starts.reserve(names.size());
+    for (const auto name : names) {
+        starts.push_back(static_cast<uint32_t>(bytes.size()));
+        bytes += name;
+    }
+    bytes.shrink_to_fit();
+    bytes_ = std::move(bytes);
+    starts_ = std::move(starts);
+}
+
+bool PackedNames::contains(std::string_view name) const {
+    size_t low = 0;
+    size_t high = starts_.size();
+    while (low < high) {
+        const size_t middle = low + (high - low) / 2;
+        const std::string_view candidate = at(middle);
+        if (candidate == name) return true;
+        if (candidate < name) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    return false;
+}
+
 std::optional<std::string> a_label(std::string_view label) {
     if (is_ascii(label)) return std::string(label);
     const auto points = code_points(label);
@@ -178,6 +222,7 @@ PublicSuffixList::PublicSuffixList(const std::string& path) {
         if (add_rule(to_lower(word))) ++rules;
     }
     if (rules == 0) throw CheckerError("Public Suffix List: '" + path + "' holds no rule");
+    for (auto* kind : {&names_, &wildcards_, &exceptions_}) kind->pack();
 }
 
 bool PublicSuffixList::add_rule(std::string_view rule) {
@@ -196,9 +241,9 @@ bool PublicSuffixList::add_rule(std::string_view rule) {
     return true;
 }
 
-void PublicSuffixList::add_in_both_forms(std::set<std::string, std::less<>>& rules, std::string_view name) {
-    rules.emplace(name);
-    if (auto ascii = ascii_form(name)) rules.insert(std::move(*ascii));
+void PublicSuffixList::add_in_both_forms(PackedNames& rules, std::string_view name) {
+    rules.add(name);
+    if (const auto ascii = ascii_form(name); ascii && *ascii != name) rules.add(*ascii);
 }
 
 /* How many of DOMAIN's last labels are its public suffix. */
@@ -208,9 +253,9 @@ size_t PublicSuffixList::suffix_labels(std::string_view domain, const std::vecto
     size_t exception = 0;
     for (size_t labels = 1; labels <= count; ++labels) {
         const std::string_view suffix = domain.substr(label_starts[count - labels]);
-        if (exceptions_.count(suffix) != 0) exception = labels;
-        if (names_.count(suffix) != 0) longest = labels;
-        if (labels >= 2 && wildcards_.count(domain.substr(label_starts[count - labels + 1])) != 0) longest = labels;
+        if (exceptions_.contains(suffix)) exception = labels;
+        if (names_.contains(suffix)) longest = labels;
+        if (labels >= 2 && wildcards_.contains(domain.substr(label_starts[count - labels + 1]))) longest = labels;
     }
     return exception != 0 ? exception - 1 : longest;
 }

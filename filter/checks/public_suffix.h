@@ -28,13 +28,31 @@
  */
 #pragma once
 
+#include <cstdint>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace portcullis::dmarc {
+
+/* A set of names packed into one buffer and searched by halving: the
+ * list's 9,500 rules (and their A-label forms) took 1.3 MB as std::set
+ * nodes, and take under 200 kB this way, in every filter process. */
+class PackedNames {
+public:
+    /* While loading: NAME joins the set at the next pack(). */
+    void add(std::string_view name);
+    /* Sorts, drops repeats, and frees what loading needed. */
+    void pack();
+    bool contains(std::string_view name) const;
+
+private:
+    std::string_view at(size_t index) const;
+
+    std::string bytes_;              // the names, one after the other
+    std::vector<uint32_t> starts_;   // name i is bytes_[starts_[i], starts_[i + 1])
+};
 
 class PublicSuffixList {
 public:
@@ -48,12 +66,12 @@ private:
     /* Adds RULE (one line's first word, lower case); false when it is
      * not a rule. */
     bool add_rule(std::string_view rule);
-    void add_in_both_forms(std::set<std::string, std::less<>>& rules, std::string_view name);
+    void add_in_both_forms(PackedNames& rules, std::string_view name);
     size_t suffix_labels(std::string_view domain, const std::vector<size_t>& label_starts) const;
 
-    std::set<std::string, std::less<>> names_;        // "co.uk"
-    std::set<std::string, std::less<>> wildcards_;    // "*.ck" as "ck"
-    std::set<std::string, std::less<>> exceptions_;   // "!www.ck" as "www.ck"
+    PackedNames names_;        // "co.uk"
+    PackedNames wildcards_;    // "*.ck" as "ck"
+    PackedNames exceptions_;   // "!www.ck" as "www.ck"
 };
 
 /* LABEL (UTF-8) as an A-label ("xn--" and its Punycode); LABEL itself
