@@ -10,16 +10,25 @@
  *                     ones libopendkim refuses or never sees (those past
  *                     Limits::max_signatures: each would cost its own
  *                     hashes);
- *   end_of_headers()  dkim_eoh; libopendkim's signatures are paired with
- *                     the fields; those our policy refuses (rsa-sha1, a
- *                     tag given twice, a key name that is no domain name)
- *                     are ignored, and the key names of the rest are
- *                     listed for the caller to look up;
- *   body()            dkim_body, line ends made CRLF piece by piece;
- *   finish()          dkim_eom, which asks for the keys and verifies.  The
- *                     library is set to DKIM_LIBFLAGS_DELAYSIGPROC: by
- *                     default dkim_eoh asks for them, before the caller
- *                     could look them up while the body arrives.
+ *   end_of_headers()  the fields our policy refuses (rsa-sha1, a tag
+ *                     given twice, a key name that is no domain name) are
+ *                     decided; the key names of the others that have
+ *                     every tag RFC 6376 3.5 requires are listed for the
+ *                     caller to look up;
+ *   body()            line ends made CRLF piece by piece, and the body
+ *                     held, up to kMaxHeldBody;
+ *   finish()          dkim_eoh (libopendkim's signatures are paired with
+ *                     the fields, and those decided are ignored), the
+ *                     held body to dkim_body, then dkim_eom, which asks
+ *                     for the keys and verifies.
+ * dkim_eoh is put off because from there libopendkim holds some 21 kB a
+ * message (a 4 kB hash buffer and a 1 kB line buffer per
+ * canonicalization, and more): 10 MB with 500 messages in flight, where a
+ * typical body held costs a few kB, and the hashing then runs with the
+ * verification, off the caller's loop.  A body past kMaxHeldBody starts
+ * libopendkim where it is and streams through it, so a message never
+ * costs more than the bound plus libopendkim's own.  The library is set
+ * to DKIM_LIBFLAGS_DELAYSIGPROC: by default dkim_eoh asks for the keys.
  * libopendkim's DNS hooks are set for the whole library and are not told
  * which message asks.  It asks for keys on the thread that calls dkim_eoh
  * or dkim_eom, so a thread-local pointer set around those calls names the
@@ -397,7 +406,23 @@ std::string_view tag_of(DKIM_SIGINFO* info, const char* name) {
     return value == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(value));
 }
 
-/* "SELECTOR._domainkey.DOMAIN", the name libopendkim asks for. */
+/* RFC 6376 3.5: a signature without one of these tags is libopendkim's
+ * permerror at dkim_eoh, and its key is not looked up. */
+bool has_required_tags(const Tags& tags) {
+    for (const std::string_view name : {"v", "a", "b", "bh", "d", "h", "s"}) {
+        if (tags.get(name).empty()) return false;
+    }
+    return true;
+}
+
+/* "SELECTOR._domainkey.DOMAIN" from a signature's s= and d=, the name
+ * libopendkim will ask for; "" without either. */
+std::string key_name(const Tags& tags) {
+    if (tags.get("s").empty() || tags.get("d").empty()) return "";
+    return std::string(tags.get("s")) + std::string(kKeyLabel) + std::string(tags.get("d"));
+}
+
+/* The same name from the signature libopendkim parsed. */
 std::string key_name(DKIM_SIGINFO* info) {
     const unsigned char* selector = dkim_sig_getselector(info);
     const unsigned char* domain = dkim_sig_getdomain(info);
@@ -526,6 +551,9 @@ struct Field {
 
 enum class Stage { headers, body, done };
 
+// A body up to this size waits for finish() (see the top of this file).
+constexpr size_t kMaxHeldBody = 16 * 1024;
+
 }  // namespace
 
 struct Verifier::State {
@@ -544,6 +572,8 @@ private:
     std::optional<std::string> feed_header(std::string_view name, std::string_view value);
     void decide(Field& field, Result result, std::string reason);
     void screen(Field& field);
+    /* dkim_eoh, once: the signatures paired, the held body hashed. */
+    void start_hashing();
     bool pair_signatures();
     void feed_body(std::string text);
     Signature reported(const Field& field) const;
@@ -556,7 +586,10 @@ private:
     std::vector<Field> fields_;   // in header order
     size_t given_ = 0;
     Stage stage_ = Stage::headers;
-    bool hashing_ = false;   // the body goes to libopendkim
+    bool verifying_ = false;       // a signature's key is looked up: the body is needed
+    bool eoh_started_ = false;     // dkim_eoh was called, or never will be
+    bool hashing_ = false;         // the body goes to libopendkim
+    std::string held_body_;        // CRLF line ends, until dkim_eoh
     LineEnds body_lines_;
     // Why a signature libopendkim did not get to verify was not verified.
     std::optional<Outcome> unverified_;
@@ -610,19 +643,17 @@ void Verifier::State::add_header(std::string_view name, std::string_view value) 
 
 void Verifier::State::decide(Field& field, Result result, std::string reason) {
     field.decided = Outcome{result, std::move(reason)};
-    if (field.info != nullptr) dkim_sig_ignore(field.info);
 }
 
-/* Our policy on a signature libopendkim has no objection to yet. */
+/* Our policy on a signature, from its tags; libopendkim says what else
+ * is wrong with it. */
 void Verifier::State::screen(Field& field) {
-    if (dkim_sig_geterror(field.info) != DKIM_SIGERROR_UNKNOWN) return;
-    dkim_alg_t algorithm = DKIM_SIGN_UNKNOWN;
-    const std::string key = key_name(field.info);
+    const std::string key = key_name(field.tags);
     if (!field.tags.repeated.empty()) {
         decide(field, Result::permerror, "tag " + field.tags.repeated + "= given twice (RFC 6376 3.2)");
-    } else if (dkim_sig_getsignalg(field.info, &algorithm) == DKIM_STAT_OK && algorithm == DKIM_SIGN_RSASHA1) {
+    } else if (equals_nocase(field.tags.get("a"), "rsa-sha1")) {
         decide(field, Result::permerror, "rsa-sha1 is not accepted (RFC 8301)");
-    } else if (!spf::is_host_name(key)) {
+    } else if (!key.empty() && !spf::is_host_name(key)) {
         decide(field, Result::permerror, "key name " + in_quotes(key) + " is not a domain name");
     }
 }
@@ -646,14 +677,29 @@ bool Verifier::State::pair_signatures() {
 void Verifier::State::abandon(std::string reason) {
     unverified_ = Outcome{Result::temperror, std::move(reason)};
     stage_ = Stage::done;
+    eoh_started_ = true;
     hashing_ = false;
+    std::string().swap(held_body_);
     for (Field& field : fields_) field.info = nullptr;
 }
 
 void Verifier::State::end_headers() {
     if (stage_ != Stage::headers) return;
     stage_ = Stage::body;
-    if (given_ == 0) return;
+    for (Field& field : fields_) {
+        if (!field.given || field.decided) continue;
+        screen(field);
+        if (field.decided || !has_required_tags(field.tags)) continue;
+        std::string key = dns::lookup_key(key_name(field.tags));
+        if (std::find(key_names_.begin(), key_names_.end(), key) == key_names_.end()) {
+            key_names_.push_back(std::move(key));
+        }
+        verifying_ = true;
+    }
+}
+
+void Verifier::State::start_hashing() {
+    if (std::exchange(eoh_started_, true) || given_ == 0) return;
     DKIM_STAT status = DKIM_STAT_OK;
     {
         // DELAYSIGPROC keeps key lookups out of dkim_eoh; should they come
@@ -670,16 +716,16 @@ void Verifier::State::end_headers() {
         return;
     }
     for (Field& field : fields_) {
-        if (field.info == nullptr || field.decided) continue;
-        screen(field);
-        if (!field.decided && dkim_sig_geterror(field.info) == DKIM_SIGERROR_UNKNOWN) {
-            std::string key = dns::lookup_key(key_name(field.info));
-            if (std::find(key_names_.begin(), key_names_.end(), key) == key_names_.end()) {
-                key_names_.push_back(std::move(key));
-            }
+        if (field.info == nullptr) continue;
+        if (field.decided) {
+            dkim_sig_ignore(field.info);
+        } else if (dkim_sig_geterror(field.info) == DKIM_SIGERROR_UNKNOWN) {
             hashing_ = true;
         }
     }
+    std::string held;
+    held.swap(held_body_);
+    feed_body(std::move(held));
 }
 
 void Verifier::State::feed_body(std::string text) {
@@ -693,7 +739,11 @@ void Verifier::State::feed_body(std::string text) {
 
 void Verifier::State::add_body(std::string_view chunk) {
     end_headers();
-    if (stage_ == Stage::body) feed_body(body_lines_.add(chunk));
+    if (stage_ != Stage::body || !verifying_) return;
+    std::string text = body_lines_.add(chunk);
+    if (eoh_started_) return feed_body(std::move(text));
+    held_body_ += text;
+    if (held_body_.size() > kMaxHeldBody) start_hashing();
 }
 
 Signature Verifier::State::reported(const Field& field) const {
@@ -727,9 +777,10 @@ Verdict Verifier::State::finish(const KeyAnswers& keys) {
     if (verdict_) return *verdict_;
     end_headers();
     stage_ = Stage::done;
+    keys_.use(keys);
+    start_hashing();
     feed_body(body_lines_.rest(true));
     if (hashing_) {
-        keys_.use(keys);
         const ServingKeys serving(keys_);
         const DKIM_STAT status = dkim_eom(handle_.get(), nullptr);
         // Its status is the final signature's; the error is kept for the
@@ -739,8 +790,14 @@ Verdict Verifier::State::finish(const KeyAnswers& keys) {
         }
     }
     Verdict verdict;
-    for (const Field& field : fields_) verdict.signatures.push_back(reported(field));
+    for (Field& field : fields_) {
+        verdict.signatures.push_back(reported(field));
+        field.info = nullptr;
+    }
     verdict_ = verdict;
+    // The verdict is all that is asked for from here on: libopendkim's
+    // state goes now, not when the caller lets the verifier go.
+    handle_.reset();
     return verdict;
 }
 

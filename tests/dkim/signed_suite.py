@@ -53,6 +53,26 @@ MESSAGE = (
 )
 
 
+# The verifier holds a body of up to 16 KiB until the end of the message,
+# and hashes a longer one as it comes (dkim.cc's kMaxHeldBody): bodies at
+# the bound, one byte over it, and well past it, whose last line differs.
+HELD_BODY_BOUND = 16 * 1024
+
+
+def with_body(message, body):
+    """MESSAGE's header with BODY."""
+    return message.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + body
+
+
+def body_of(size, last=b"The end.\r\n"):
+    """A body of exactly SIZE bytes (CRLF line ends) that ends with LAST."""
+    line = b"A line of a body long enough to be hashed as it comes.\r\n"
+    filler = (line * (size // len(line) + 1))[:size - len(last) - 2] + b"\r\n"
+    body = filler + last
+    assert len(body) == size
+    return body
+
+
 def genkey(directory, selector, bits):
     """An opendkim-genkey RSA key: (private key PEM, TXT record)."""
     tool = shutil.which("opendkim-genkey", path=os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin")
@@ -106,6 +126,9 @@ def cases(keys):
     def signed(selector, **options):
         return sign(MESSAGE, selector, keys[selector][0], **options)
 
+    def signed_body(size):
+        return sign(with_body(MESSAGE, body_of(size)), "rsa2048", keys["rsa2048"][0])
+
     good_rsa = signed("rsa2048")
     # The key published at "other" is not the one that signed.
     other = {key_name("other"): keys["rsa1024"][1]}
@@ -148,6 +171,11 @@ def cases(keys):
              records("rsa2048", "ed25519"), ["pass", "pass"], "pass"),
         Case("wrong_key", mismatched, other, ["fail"], "fail"),
         Case("unsigned", MESSAGE, records("rsa2048"), [], "none"),
+        Case("pass_body_at_held_bound", signed_body(HELD_BODY_BOUND), records("rsa2048"), ["pass"], "pass"),
+        Case("pass_body_over_held_bound", signed_body(HELD_BODY_BOUND + 1), records("rsa2048"), ["pass"], "pass"),
+        Case("pass_long_body", signed_body(100 * 1024), records("rsa2048"), ["pass"], "pass"),
+        Case("tampered_long_body_end", signed_body(100 * 1024).replace(b"The end.", b"The END."),
+             records("rsa2048"), ["fail"], "fail", {0: "body hash does not match"}),
     ]
 
 
