@@ -12,7 +12,9 @@
  *                        which the caller asks for, all in parallel, while
  *                        the body arrives;
  *   body(CHUNK)          the body as it comes (CRLF or bare LF line ends),
- *                        streamed to the hashes, never kept whole;
+ *                        held until finish() up to 16 KiB, past that
+ *                        streamed to the hashes (dkim.cc says why), never
+ *                        kept whole;
  *   finish(KEYS)         the verdict, once, with the answers to the key
  *                        lookups by name (dns::lookup_key()); a key
  *                        missing from KEYS is a temperror.  It checks
