@@ -31,6 +31,7 @@
 #include "milter/engine.h"
 #include "util/log.h"
 #include "util/text.h"
+#include "util/units.h"
 
 namespace portcullis::milter {
 
@@ -39,7 +40,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kReadBuffer = 128 * 1024;
-constexpr int kAcceptsPerWakeup = 32;
+// Out of descriptors or memory, a loop stops accepting for this long: the
+// listening socket stays readable, and would otherwise spin the loop.
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 
 struct ListenAddress {
     sockaddr_storage address{};
@@ -126,10 +129,12 @@ public:
 
 private:
     void accept_one(int fd, const sockaddr_storage& peer);
+    void pause_accepting(int error);
 
     NativeEngine& engine_;
     int listen_fd_;
     EventLoop loop_;
+    Timer accept_pause_{loop_, [this] { loop_.watch(listen_fd_, EPOLLIN | EPOLLEXCLUSIVE, *this); }};
     std::vector<char> read_buffer_ = std::vector<char>(kReadBuffer);
     std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
 };
@@ -240,20 +245,29 @@ Loop::~Loop() {
 
 const EngineSettings& Loop::settings() const { return engine_.settings(); }
 
+/* One connection a wake-up: the listening socket is level-triggered, so
+ * another waiting brings the loop straight back, after the events that
+ * came meanwhile.  Draining it instead would cost an accept that fails
+ * with EAGAIN for every connection: the MTA opens one for each SMTP
+ * session, one at a time. */
 void Loop::ready(uint32_t) {
-    for (int i = 0; i < kAcceptsPerWakeup; ++i) {
-        sockaddr_storage peer{};
-        socklen_t length = sizeof peer;
-        const int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            // EAGAIN: another loop took it, or none is left; EMFILE and
-            // the like: tried again at the next wake-up.
-            if (errno != EAGAIN) log::warning(system_error("milter: accept"));
-            return;
-        }
-        accept_one(fd, peer);
-    }
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    const int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return accept_one(fd, peer);
+    // EAGAIN: another loop took it; EINTR, ECONNABORTED: the next
+    // wake-up tries again.
+    if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) pause_accepting(errno);
+}
+
+/* EMFILE, ENFILE, ENOBUFS, ENOMEM and the like: logged, and no accept on
+ * this loop for kAcceptPause (EPOLLEXCLUSIVE cannot be modified: the
+ * socket is watched again). */
+void Loop::pause_accepting(int error) {
+    log::warning(std::string("milter: accept: ") + std::strerror(error) + "; new connections wait " +
+                 format_duration(kAcceptPause));
+    loop_.unwatch(listen_fd_, *this);
+    accept_pause_.arm_after(kAcceptPause);
 }
 
 void Loop::accept_one(int fd, const sockaddr_storage& peer) {

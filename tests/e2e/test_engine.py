@@ -11,9 +11,12 @@ a raw milter client.
   CONNECT, and commands out of order: each connection is closed with a
   log line, nothing is evaluated, other connections go on;
 - milter.max_connections: past it a connection is closed at once, the MTA
-  applies milter_default_action, and a log line says so.
+  applies milter_default_action, and a log line says so;
+- out of file descriptors: accepting pauses with a log line, the loop does
+  not spin, and the connection that waited is served once one is free.
 """
 
+import os
 import socket
 import statistics
 import struct
@@ -288,6 +291,37 @@ on mail { reject 550 5.7.1 "no mail" }
         held[0].close()
         wait_until(lambda: getattr(self.send_external("b@example.com").reply_to("RCPT"), "code", None) == 250, 15,
                    "a connection freed")
+
+    def test_out_of_descriptors_pauses_accepting_without_spinning(self):
+        flt = self.start_filter("on rcpt { log \"x\" }\n", settings={"milter": {"threads": 1}})
+        limit = len(os.listdir("/proc/%d/fd" % flt.proc.pid)) + 2
+        run(["prlimit", "--pid", str(flt.proc.pid), "--nofile=%d:%d" % (limit, limit)])
+        paused = r"milter: accept: Too many open files; new connections wait 100ms"
+        # A descriptor the filter had open for a moment may have been
+        # counted: connections until one is not accepted.
+        held, waiting = [], None
+        for _ in range(10):
+            peer = self.raw(flt)
+            peer.send(OPTNEG)
+            try:
+                wait_until(lambda: flt.find_log(paused), 1, "accepting paused")
+                waiting = peer
+                break
+            except TimeoutError:
+                self.assertEqual(peer.read_packet()[0], b"O")
+                held.append(peer)
+        self.assertIsNotNone(waiting, "every connection was accepted")
+
+        def cpu_seconds():
+            with open("/proc/%d/stat" % flt.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        before = cpu_seconds()
+        time.sleep(2)
+        # Spinning on the readable listening socket would take all of it.
+        self.assertLess(cpu_seconds() - before, 0.5)
+        held[0].close()
+        self.assertEqual(waiting.read_packet()[0], b"O")
 
 
 if __name__ == "__main__":
