@@ -40,6 +40,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kReadBuffer = 128 * 1024;
+constexpr int kAcceptsPerWakeup = 32;
 // Out of descriptors or memory, a loop stops accepting for this long: the
 // listening socket stays readable, and would otherwise spin the loop.
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
@@ -245,19 +246,19 @@ Loop::~Loop() {
 
 const EngineSettings& Loop::settings() const { return engine_.settings(); }
 
-/* One connection a wake-up: the listening socket is level-triggered, so
- * another waiting brings the loop straight back, after the events that
- * came meanwhile.  Draining it instead would cost an accept that fails
- * with EAGAIN for every connection: the MTA opens one for each SMTP
- * session, one at a time. */
 void Loop::ready(uint32_t) {
-    sockaddr_storage peer{};
-    socklen_t length = sizeof peer;
-    const int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) return accept_one(fd, peer);
-    // EAGAIN: another loop took it; EINTR, ECONNABORTED: the next
-    // wake-up tries again.
-    if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) pause_accepting(errno);
+    for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+        sockaddr_storage peer{};
+        socklen_t length = sizeof peer;
+        const int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            // EAGAIN: another loop took it, or none is left.
+            if (errno != EAGAIN) pause_accepting(errno);
+            return;
+        }
+        accept_one(fd, peer);
+    }
 }
 
 /* EMFILE, ENFILE, ENOBUFS, ENOMEM and the like: logged, and no accept on
