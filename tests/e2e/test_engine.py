@@ -25,7 +25,7 @@ import threading
 import time
 import unittest
 
-from harness import (PostfixTestCase, RedisServer, SMTPClient, free_port,
+from harness import (BIN, PostfixTestCase, RedisServer, SMTPClient, free_port,
                      run, wait_until)
 
 TRUSTED = "192.0.2.10"
@@ -293,6 +293,12 @@ on mail { reject 550 5.7.1 "no mail" }
                    "a connection freed")
 
     def test_out_of_descriptors_pauses_accepting_without_spinning(self):
+        # The sanitizers' runtime needs descriptors of its own: UBSan's vptr
+        # check probes memory through a pipe, and with none left it reports
+        # every object it has not seen yet as having an invalid vptr.
+        linked = run(["ldd", BIN]).stdout
+        if "libasan" in linked or "libubsan" in linked:
+            self.skipTest("a sanitizer build cannot run out of descriptors")
         flt = self.start_filter("on rcpt { log \"x\" }\n", settings={"milter": {"threads": 1}})
         limit = len(os.listdir("/proc/%d/fd" % flt.proc.pid)) + 2
         run(["prlimit", "--pid", str(flt.proc.pid), "--nofile=%d:%d" % (limit, limit)])
