@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <thread>
 #include <unordered_map>
 
@@ -120,7 +121,7 @@ public:
     ~Loop();
 
     EventLoop& loop() override { return loop_; }
-    std::span<char> read_buffer() override { return read_buffer_; }
+    std::span<char> read_buffer() override { return {read_buffer_.get(), kReadBuffer}; }
     void closed(Connection& connection) override;
     const EngineSettings& settings() const override;
 
@@ -136,7 +137,9 @@ private:
     int listen_fd_;
     EventLoop loop_;
     Timer accept_pause_{loop_, [this] { loop_.watch(listen_fd_, EPOLLIN | EPOLLEXCLUSIVE, *this); }};
-    std::vector<char> read_buffer_ = std::vector<char>(kReadBuffer);
+    // Not zeroed: a page is resident once a read reaches it, and most
+    // reads are a few kB.
+    std::unique_ptr<char[]> read_buffer_ = std::make_unique_for_overwrite<char[]>(kReadBuffer);
     std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
 };
 
