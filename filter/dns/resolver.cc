@@ -223,7 +223,8 @@ public:
 
     ~LoopContext() {
         for (auto& [query, owned] : queries_) {
-            if (!owned->abandoned) ub_cancel(context_.get(), owned->id);
+            // A question no one waits for was cancelled already, or could not be.
+            if (!owned->waiters.empty()) ub_cancel(context_.get(), owned->id);
         }
         queries_.clear();
         if (context_) loop_.unwatch(fd_, *this);
@@ -276,7 +277,8 @@ private:
         LoopContext& owner;
         std::string key;   // in the answer cache and in_flight_
         int id = 0;
-        bool abandoned = false;   // every waiter answered "timeout"; libunbound still has it
+        // Empty once every waiter was answered "timeout": libunbound still
+        // has the question, and its callback ends the Query.
         std::vector<std::unique_ptr<Waiter>> waiters;
     };
 
@@ -350,8 +352,8 @@ private:
         std::erase_if(query.waiters, [&waiter](const auto& kept) { return kept.get() == &waiter; });
         if (query.waiters.empty()) {
             forget_in_flight(query);
+            // Not cancelled: the callback comes and ends it.
             if (ub_cancel(context_.get(), query.id) == 0) queries_.erase(&query);
-            else query.abandoned = true;   // the callback comes and ends it
         }
         done(std::move(answer));
     }
