@@ -415,19 +415,25 @@ bool has_required_tags(const Tags& tags) {
     return true;
 }
 
-/* "SELECTOR._domainkey.DOMAIN" from a signature's s= and d=, the name
- * libopendkim will ask for; "" without either. */
-std::string key_name(const Tags& tags) {
-    if (tags.get("s").empty() || tags.get("d").empty()) return "";
-    return std::string(tags.get("s")) + std::string(kKeyLabel) + std::string(tags.get("d"));
+/* "SELECTOR._domainkey.DOMAIN", the name libopendkim asks for; "" without
+ * either part. */
+std::string key_name(std::string_view selector, std::string_view domain) {
+    if (selector.empty() || domain.empty()) return "";
+    std::string name(selector);
+    name += kKeyLabel;
+    name += domain;
+    return name;
 }
 
-/* The same name from the signature libopendkim parsed. */
+/* The key name from a signature's s= and d=. */
+std::string key_name(const Tags& tags) { return key_name(tags.get("s"), tags.get("d")); }
+
+/* The key name from the signature libopendkim parsed. */
 std::string key_name(DKIM_SIGINFO* info) {
-    const unsigned char* selector = dkim_sig_getselector(info);
-    const unsigned char* domain = dkim_sig_getdomain(info);
-    if (selector == nullptr || domain == nullptr) return "";
-    return reinterpret_cast<const char*>(selector) + std::string(kKeyLabel) + reinterpret_cast<const char*>(domain);
+    const auto text = [](const unsigned char* value) {
+        return value == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(value));
+    };
+    return key_name(text(dkim_sig_getselector(info)), text(dkim_sig_getdomain(info)));
 }
 
 /* RFC 5322 2.2's field name: printable ASCII but ':', at least one. */
@@ -586,7 +592,6 @@ private:
     std::vector<Field> fields_;   // in header order
     size_t given_ = 0;
     Stage stage_ = Stage::headers;
-    bool verifying_ = false;       // a signature's key is looked up: the body is needed
     bool eoh_started_ = false;     // dkim_eoh was called, or never will be
     bool hashing_ = false;         // the body goes to libopendkim
     std::string held_body_;        // CRLF line ends, until dkim_eoh
@@ -694,7 +699,6 @@ void Verifier::State::end_headers() {
         if (std::find(key_names_.begin(), key_names_.end(), key) == key_names_.end()) {
             key_names_.push_back(std::move(key));
         }
-        verifying_ = true;
     }
 }
 
@@ -739,7 +743,8 @@ void Verifier::State::feed_body(std::string text) {
 
 void Verifier::State::add_body(std::string_view chunk) {
     end_headers();
-    if (stage_ != Stage::body || !verifying_) return;
+    // Without a key to look up, no signature is verified: no body needed.
+    if (stage_ != Stage::body || key_names_.empty()) return;
     std::string text = body_lines_.add(chunk);
     if (eoh_started_) return feed_body(std::move(text));
     held_body_ += text;
