@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <ranges>
 
 #include "checks/dmarc.h"
 #include "util/files.h"
@@ -183,19 +184,8 @@ void PackedNames::pack() {
 }
 
 bool PackedNames::contains(std::string_view name) const {
-    size_t low = 0;
-    size_t high = starts_.size();
-    while (low < high) {
-        const size_t middle = low + (high - low) / 2;
-        const std::string_view candidate = at(middle);
-        if (candidate == name) return true;
-        if (candidate < name) {
-            low = middle + 1;
-        } else {
-            high = middle;
-        }
-    }
-    return false;
+    const auto indexes = std::views::iota(size_t{0}, starts_.size());
+    return std::ranges::binary_search(indexes, name, {}, [this](size_t index) { return at(index); });
 }
 
 std::optional<std::string> a_label(std::string_view label) {
