@@ -1,18 +1,26 @@
 /*
- * resolver.cc: libunbound set up per event loop, lookups with a deadline.
+ * resolver.cc: one libunbound context for every event loop, lookups with
+ * a deadline.
  *
- * Ownership of a question in flight: the LoopContext owns every Query
- * until it is answered or given up.  libunbound's callback argument is
- * the Query.  An answer (the callback, inside ub_process()) ends the
- * Query, and goes to every lookup() waiting for it (its Waiters).
+ * Why one context: each costs about 2.4 MB (hash tables sized up front,
+ * 100 preallocated 16 KB blocks) and a thread, and a host with many cores
+ * runs as many loops.
+ *
+ * Ownership of a question in flight: Shared registers each question with
+ * the loop and LoopContext that asked, and libunbound's callback argument
+ * is that entry.  The callback runs on whichever loop read the answer
+ * (ub_process()); it hands the answer to the asking loop, where it ends
+ * the LoopContext's Query and goes to every lookup() waiting for it (its
+ * Waiters).  The asking loop and LoopContext may be gone by then: the
+ * answer is dropped.
  * One question per name and type is on its way at a time on a loop: a
  * lookup() of a name already asked becomes one more Waiter, so a burst
  * of sessions asking for one new name costs one query.  Each Waiter has
  * its own deadline; there it is answered "timeout" and leaves.  When
  * the last one leaves, the Query is cancelled: if libunbound cancelled
- * it, its callback will never run and the Query ends now; if not, the
- * answer is on its way and the callback ends the Query, dropping the
- * answer.  A callback that never comes (libunbound does not always call
+ * it, its callback will never run and the Query ends now; if not (a loop
+ * read the answer already), the answer is on its way and ends the Query,
+ * with no one left to give it to.  A callback that never comes (libunbound does not always call
  * back, e.g. for some bogus answers) cannot hold up a session: the
  * deadlines answer for it.
  *
@@ -29,6 +37,7 @@
 #include <unbound.h>
 
 #include <algorithm>
+#include <mutex>
 #include <unordered_map>
 
 #include "metrics/metrics.h"
@@ -206,35 +215,131 @@ std::string_view type_name(RecordType type) {
     return "?";
 }
 
-class Resolver::LoopContext final : public Watcher {
+/* The one libunbound context, shared by every loop.  libunbound's calls
+ * may come from any thread, and its callback runs on whichever loop
+ * called ub_process(); so each question is registered here with the loop
+ * and the LoopContext that asked, and its answer is handed to them. */
+class Resolver::Shared {
 public:
-    LoopContext(EventLoop& loop, const std::vector<std::string>& servers, Millis timeout)
-        : loop_(loop), timeout_(timeout), context_(nullptr, ub_ctx_delete) {
+    /* Who asked a question: a LoopContext on a loop. */
+    struct Asker {
+        EventLoop* loop = nullptr;   // compared with EventLoop::current(), never followed
+        LoopHandle handle;
+        std::weak_ptr<LoopContext> context;
+    };
+
+    Shared(const std::vector<std::string>& servers, std::string* description)
+        : context_(make_context(servers, description)), fd_(ub_fd(context_.get())) {
+        if (fd_ < 0) throw ResolverError("dns: libunbound gives no file descriptor");
+    }
+
+    Shared(const Shared&) = delete;
+    Shared& operator=(const Shared&) = delete;
+
+    /* libunbound's answers are read from here. */
+    int fd() const { return fd_; }
+
+    /* Asks NAME's TYPE for ASKER: 0 and the question's number in SERIAL,
+     * or libunbound's error. */
+    int ask(const std::string& name, RecordType type, Asker asker, uint64_t& serial) {
+        std::unique_lock lock(mutex_);
+        serial = ++last_serial_;
+        Question& question = questions_.try_emplace(serial, *this, serial, std::move(asker)).first->second;
+        lock.unlock();
+        // libunbound sets the id before the question can be answered.
+        const int status = ub_resolve_async(context_.get(), name.c_str(), static_cast<int>(type), 1 /* IN */,
+                                            &question, on_answer, &question.id);
+        if (status != 0) {
+            lock.lock();
+            questions_.erase(serial);
+        }
+        return status;
+    }
+
+    /* Gives question SERIAL up: true when no answer will come for it;
+     * false when its answer was read already and is on its way. */
+    bool cancel(uint64_t serial) {
+        int id;
+        {
+            const std::lock_guard lock(mutex_);
+            const auto found = questions_.find(serial);
+            if (found == questions_.end()) return false;
+            id = found->second.id;
+        }
+        // Not there for libunbound: another loop has just read its answer.
+        if (ub_cancel(context_.get(), id) != 0) return false;
+        const std::lock_guard lock(mutex_);
+        questions_.erase(serial);
+        return true;
+    }
+
+    /* Reads the answers that came, on the loop calling it. */
+    void process() { ub_process(context_.get()); }
+
+private:
+    struct Question {
+        Question(Shared& owner, uint64_t number, Asker who) : shared(owner), serial(number), asker(std::move(who)) {}
+        Shared& shared;
+        uint64_t serial;
+        Asker asker;
+        int id = 0;   // libunbound's
+    };
+
+    static void on_answer(void* argument, int error, ub_result* result) {
+        Question& question = *static_cast<Question*>(argument);
+        Answer answer = answer_of(error, result);
+        const int ttl = error == 0 ? result->ttl : 0;
+        ub_resolve_free(result);
+        Shared& shared = question.shared;
+        const uint64_t serial = question.serial;
+        Asker asker;
+        {
+            const std::lock_guard lock(shared.mutex_);
+            asker = std::move(question.asker);
+            shared.questions_.erase(serial);
+        }
+        deliver(asker, serial, std::move(answer), ttl);
+    }
+
+    static void deliver(const Asker& asker, uint64_t serial, Answer answer, int ttl);
+
+    std::mutex mutex_;   // guards the two below
+    uint64_t last_serial_ = 0;
+    std::unordered_map<uint64_t, Question> questions_;   // asked, not answered, not cancelled
+    // After questions_, so it goes first: no callback runs once it is gone.
+    Context context_;
+    int fd_;
+};
+
+/* The lookups of one loop: their deadlines, the questions they wait for,
+ * and the answers kept. */
+class Resolver::LoopContext final : public Watcher, public std::enable_shared_from_this<LoopContext> {
+public:
+    LoopContext(EventLoop& loop, std::shared_ptr<Shared> shared, Millis timeout)
+        : loop_(loop), timeout_(timeout), shared_(std::move(shared)) {
         try {
-            context_ = make_context(servers, nullptr);
-            fd_ = ub_fd(context_.get());
-            if (fd_ < 0) throw ResolverError("dns: libunbound gives no file descriptor");
-            loop_.watch(fd_, EPOLLIN, *this);
+            // Every loop watches the one socket; the kernel wakes one of them.
+            loop_.watch(shared_->fd(), EPOLLIN | EPOLLEXCLUSIVE, *this);
+            watching_ = true;
         } catch (const std::exception& error) {
-            context_.reset();
             broken_ = error.what();
         }
     }
 
     ~LoopContext() {
-        for (auto& [query, owned] : queries_) {
+        for (auto& [serial, query] : queries_) {
             // A question no one waits for was cancelled already, or could not be.
-            if (!owned->waiters.empty()) ub_cancel(context_.get(), owned->id);
+            if (!query->waiters.empty()) shared_->cancel(serial);
         }
         queries_.clear();
-        if (context_) loop_.unwatch(fd_, *this);
+        if (watching_) loop_.unwatch(shared_->fd(), *this);
     }
 
     LoopContext(const LoopContext&) = delete;
     LoopContext& operator=(const LoopContext&) = delete;
 
     void lookup(std::string_view name, RecordType type, Done done) {
-        if (!context_) return fail_later(std::move(done), broken_);
+        if (!watching_) return fail_later(std::move(done), broken_);
         std::string key = cache_key(name, type);
         if (const Answer* cached = cached_answer(key)) {
             loop_.defer([done = std::move(done), answer = *cached]() mutable { done(std::move(answer)); });
@@ -244,19 +349,28 @@ public:
         if (const auto asked = in_flight_.find(key); asked != in_flight_.end()) {
             return add_waiter(*asked->second, std::move(done));
         }
-        auto owned = std::make_unique<Query>(*this, key);
-        Query* query = owned.get();
-        const std::string text(name);
-        const int status = ub_resolve_async(context_.get(), text.c_str(), static_cast<int>(type), 1 /* IN */, query,
-                                            on_answer, &query->id);
+        uint64_t serial = 0;
+        const int status =
+            shared_->ask(std::string(name), type, Shared::Asker{&loop_, loop_.handle(), weak_from_this()}, serial);
         if (status != 0) return fail_later(std::move(done), ub_strerror(status));
         metrics::count_dns_query();
-        queries_.emplace(query, std::move(owned));
-        in_flight_.emplace(std::move(key), query);
-        add_waiter(*query, std::move(done));
+        Query& query = *queries_.emplace(serial, std::make_unique<Query>(*this, key, serial)).first->second;
+        in_flight_.emplace(std::move(key), &query);
+        add_waiter(query, std::move(done));
     }
 
-    void ready(uint32_t) override { ub_process(context_.get()); }
+    void ready(uint32_t) override { shared_->process(); }
+
+    /* Question SERIAL's answer, on this loop: kept, and given to every
+     * lookup still waiting for it. */
+    void answered(uint64_t serial, Answer answer, int ttl) {
+        const auto found = queries_.find(serial);
+        if (found == queries_.end()) return;
+        std::unique_ptr<Query> query = std::move(found->second);
+        queries_.erase(found);
+        keep(query->key, answer, ttl);
+        finish(*query, std::move(answer));
+    }
 
 private:
     struct Query;
@@ -273,12 +387,13 @@ private:
 
     /* One question to libunbound, and every lookup() waiting for it. */
     struct Query {
-        Query(LoopContext& context, std::string cache_key) : owner(context), key(std::move(cache_key)) {}
+        Query(LoopContext& context, std::string cache_key, uint64_t number)
+            : owner(context), key(std::move(cache_key)), serial(number) {}
         LoopContext& owner;
         std::string key;   // in the answer cache and in_flight_
-        int id = 0;
+        uint64_t serial;   // Shared's
         // Empty once every waiter was answered "timeout": libunbound still
-        // has the question, and its callback ends the Query.
+        // has the question, and its answer ends the Query.
         std::vector<std::unique_ptr<Waiter>> waiters;
     };
 
@@ -286,15 +401,6 @@ private:
         auto waiter = std::make_unique<Waiter>(query, std::move(done));
         waiter->deadline.arm_after(timeout_);
         query.waiters.push_back(std::move(waiter));
-    }
-
-    static void on_answer(void* argument, int error, ub_result* result) {
-        Query& query = *static_cast<Query*>(argument);
-        Answer answer = answer_of(error, result);
-        const int ttl = error == 0 ? result->ttl : 0;
-        ub_resolve_free(result);
-        query.owner.keep(query.key, answer, ttl);
-        query.owner.finish(query, std::move(answer));
     }
 
     /* NAME's TYPE in the cache: the type, then the name's lookup_key(). */
@@ -325,17 +431,13 @@ private:
         cached.expires = now + std::min<std::chrono::seconds>(std::chrono::seconds(ttl), kMaxCacheTtl);
     }
 
-    /* QUERY is answered: every waiter left gets ANSWER; then QUERY is
-     * gone.  A callback may start lookups: QUERY is out of the maps
+    /* QUERY, out of queries_ already, is answered: every waiter left gets
+     * ANSWER.  A waiter may start lookups: QUERY is out of in_flight_
      * before the first one runs. */
     void finish(Query& query, Answer answer) {
-        auto found = queries_.find(&query);
-        if (found == queries_.end()) return;
-        std::unique_ptr<Query> owned = std::move(found->second);
-        queries_.erase(found);
         forget_in_flight(query);
         const auto now = Clock::now();
-        for (auto& waiter : owned->waiters) {
+        for (auto& waiter : query.waiters) {
             waiter->deadline.disarm();
             Answer copy = answer;
             copy.took = now - waiter->started;
@@ -352,8 +454,8 @@ private:
         std::erase_if(query.waiters, [&waiter](const auto& kept) { return kept.get() == &waiter; });
         if (query.waiters.empty()) {
             forget_in_flight(query);
-            // Not cancelled: the callback comes and ends it.
-            if (ub_cancel(context_.get(), query.id) == 0) queries_.erase(&query);
+            // Not cancelled: the answer comes and ends it.
+            if (shared_->cancel(query.serial)) queries_.erase(query.serial);
         }
         done(std::move(answer));
     }
@@ -369,11 +471,11 @@ private:
 
     EventLoop& loop_;
     Millis timeout_;
-    Context context_;
-    int fd_ = -1;
-    std::string broken_;   // why there is no context
-    std::unordered_map<Query*, std::unique_ptr<Query>> queries_;
-    std::unordered_map<std::string, Query*> in_flight_;   // by cache key, while a waiter waits
+    std::shared_ptr<Shared> shared_;
+    bool watching_ = false;
+    std::string broken_;   // why the loop cannot watch libunbound's socket
+    std::unordered_map<uint64_t, std::unique_ptr<Query>> queries_;   // by Shared's serial
+    std::unordered_map<std::string, Query*> in_flight_;              // by cache key, while a waiter waits
     struct Cached {
         Answer answer;
         Clock::time_point expires;
@@ -381,13 +483,23 @@ private:
     std::unordered_map<std::string, Cached> cache_;
 };
 
+/* The answer goes to the asking LoopContext on its own loop: at once when
+ * that is this loop, else posted; dropped when the loop or the context is
+ * gone (its lookups went with it). */
+void Resolver::Shared::deliver(const Asker& asker, uint64_t serial, Answer answer, int ttl) {
+    if (EventLoop::current() == asker.loop) {
+        if (const auto context = asker.context.lock()) context->answered(serial, std::move(answer), ttl);
+        return;
+    }
+    asker.handle.post([context = asker.context, serial, answer = std::move(answer), ttl]() mutable {
+        if (const auto alive = context.lock()) alive->answered(serial, std::move(answer), ttl);
+    });
+}
+
 Resolver::Resolver(const std::vector<std::string>& servers, Millis timeout)
-    : servers_(servers), timeout_(timeout) {
-    // The settings are tried here, so a bad one is an error at load, not
-    // a temperror on every lookup.
-    make_context(servers_, &description_);
+    : timeout_(timeout), shared_(std::make_shared<Shared>(servers, &description_)) {
     contexts_ = std::make_unique<PerLoop<LoopContext>>(
-        [this](EventLoop& loop) { return std::make_shared<LoopContext>(loop, servers_, timeout_); });
+        [this](EventLoop& loop) { return std::make_shared<LoopContext>(loop, shared_, timeout_); });
 }
 
 Resolver::~Resolver() = default;

@@ -13,11 +13,13 @@
  * at once; the answer goes to DONE on the same loop, within the timeout
  * (counted from lookup()): after it the query is cancelled and the answer
  * is a temperror "timeout".  DONE is never called from inside lookup().
- * Each loop has its own libunbound context, made at its first lookup and
- * dropped with the Resolver or the loop (each on its own loop's thread):
- * its socket is one more file descriptor on the loop, and no thread ever
- * waits for an answer.  A context that cannot be made answers every
- * lookup with a temperror naming why.  A lookup of a name and type
+ * One libunbound context (and one libunbound thread) serves every loop:
+ * it is made with the Resolver, so a setting it refuses is an error
+ * there.  Its socket is one more file descriptor on each loop that looks
+ * up, the kernel wakes one of them when answers come, and each answer is
+ * handed to the loop that asked; no thread ever waits for one.  A loop
+ * that cannot watch the socket answers every lookup with a temperror
+ * naming why.  A lookup of a name and type
  * already on its way on the loop waits for that answer (within its own
  * timeout) instead of asking again.  Each loop keeps the found and
  * not-found answers it got for their TTL (at most an hour, at most 1024
@@ -86,11 +88,12 @@ public:
     const std::string& describe() const { return description_; }
 
 private:
-    class LoopContext;   // resolver.cc: one libunbound context on one loop
+    class Shared;        // resolver.cc: the libunbound context
+    class LoopContext;   // resolver.cc: one loop's lookups and answers
 
-    std::vector<std::string> servers_;
     Millis timeout_;
-    std::string description_;
+    std::string description_;   // before shared_, which fills it in
+    std::shared_ptr<Shared> shared_;
     std::unique_ptr<PerLoop<LoopContext>> contexts_;
 };
 

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <optional>
 #include <thread>
 
@@ -198,6 +199,95 @@ TEST_F(ResolverTest, LoopsOnSeveralThreadsEachLookUpOnTheirOwn) {
     }
 }
 
+/* The threads of this process. */
+size_t thread_count() {
+    return static_cast<size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                                             std::filesystem::directory_iterator()));
+}
+
+TEST_F(ResolverTest, EveryLoopSharesOneLibunboundThread) {
+    constexpr size_t kLoops = 4;
+    const size_t before = thread_count();
+    std::atomic<size_t> answered = 0;
+    std::atomic<bool> counted = false;
+    size_t during = 0;
+    {
+        std::vector<std::jthread> threads;
+        for (size_t l = 0; l < kLoops; ++l) {
+            threads.emplace_back([&] {
+                EventLoop loop;
+                EXPECT_EQ(resolve(resolver_, loop, "mail.example", RecordType::mx).status, Status::found);
+                ++answered;
+                while (!counted) std::this_thread::sleep_for(1ms);
+            });
+        }
+        while (answered < kLoops) std::this_thread::sleep_for(1ms);
+        during = thread_count();
+        counted = true;
+    }
+    // The loops' own threads, and one of libunbound's for them all (it
+    // stays with the Resolver: the first may have been made earlier).
+    EXPECT_LE(during, before + kLoops + 1);
+    EXPECT_GE(during, before + kLoops);
+}
+
+/* A loop on a thread of its own that has looked up with RESOLVER (so it
+ * watches libunbound's socket too) and serves until the object goes. */
+class OtherLoop {
+public:
+    explicit OtherLoop(Resolver& resolver)
+        : thread_([this, &resolver] {
+              EventLoop loop;
+              EXPECT_EQ(resolve(resolver, loop, "mail.example", RecordType::aaaa).status, Status::found);
+              loop_ = &loop;
+              loop.run();
+          }) {
+        while (!loop_) std::this_thread::sleep_for(1ms);
+    }
+    ~OtherLoop() { loop_.load()->stop(); }
+
+private:
+    std::atomic<EventLoop*> loop_ = nullptr;
+    std::jthread thread_;
+};
+
+TEST_F(ResolverTest, AnAnswerReadOnAnotherLoopIsGivenOnTheLoopThatAsked) {
+    // The other loop waits for libunbound's socket while this one does
+    // not run: it reads this loop's answer, which then waits for this loop.
+    OtherLoop other(resolver_);
+    for (const char* name : {"2.0.0.127.bl.example", "5.113.0.203.bl.example"}) {
+        EventLoop* answered_on = nullptr;
+        std::optional<Answer> answer;
+        loop_.defer([&] {
+            resolver_.lookup(name, RecordType::a, [&](Answer got) {
+                answered_on = EventLoop::current();
+                answer = std::move(got);
+            });
+        });
+        loop_.run_until([] { return true; });   // asked; nothing waited for
+        std::this_thread::sleep_for(300ms);
+        test_support::serve_for(loop_, 100ms);
+        ASSERT_TRUE(answer.has_value()) << name;
+        EXPECT_EQ(answered_on, &loop_) << name;
+        EXPECT_EQ(answer->status, Status::found) << name;
+    }
+}
+
+TEST_F(ResolverTest, AnAnswerForALoopThatIsGoneIsDropped) {
+    OtherLoop other(resolver_);
+    {
+        EventLoop gone;
+        gone.defer([&] {
+            resolver_.lookup("5.113.0.93.in-addr.arpa", RecordType::ptr, [](Answer) { ADD_FAILURE() << "answered"; });
+        });
+        gone.run_until([] { return true; });
+        // The other loop reads the answer meanwhile; this one goes first.
+        std::this_thread::sleep_for(300ms);
+    }
+    // The resolver still serves the loops that are left.
+    EXPECT_EQ(lookup("5.113.0.93.in-addr.arpa", RecordType::ptr).records, Strings{"host.mail.example"});
+}
+
 /* ---- answers kept for their TTL ---- */
 
 TEST(ResolverCache, AnAnswerIsGivenAgainWithoutAQueryForItsTtl) {
@@ -258,7 +348,7 @@ TEST(ResolverCache, AnswersAreKeptPerLoopAndGivenLater) {
     });
     EXPECT_FALSE(inside) << "a kept answer is still never given inside lookup()";
     EXPECT_EQ(answer.took, 0ms);
-    // Another loop has its own libunbound context and its own answers.
+    // Another loop keeps answers of its own: it asks libunbound again.
     Answer elsewhere;
     std::thread other([&] {
         EventLoop other_loop;
