@@ -5,11 +5,11 @@
  * RFC 8601 result (see dkim.h).
  *
  * A message goes through libopendkim so:
- *   header()          each field as "Name:value" with CRLF line ends; each
- *                     DKIM-Signature field is also parsed here, for the
- *                     ones libopendkim refuses or never sees (those past
- *                     Limits::max_signatures: each would cost its own
- *                     hashes);
+ *   header()          each field held as "Name:value" with CRLF line
+ *                     ends; each DKIM-Signature field is also parsed
+ *                     here, for the ones libopendkim refuses or never
+ *                     sees (those past Limits::max_signatures: each would
+ *                     cost its own hashes);
  *   end_of_headers()  the fields our policy refuses (rsa-sha1, a tag
  *                     given twice, a key name that is no domain name) are
  *                     decided; the key names of the others that have
@@ -17,18 +17,23 @@
  *                     caller to look up;
  *   body()            line ends made CRLF piece by piece, and the body
  *                     held, up to kMaxHeldBody;
- *   finish()          dkim_eoh (libopendkim's signatures are paired with
- *                     the fields, and those decided are ignored), the
- *                     held body to dkim_body, then dkim_eom, which asks
- *                     for the keys and verifies.
- * dkim_eoh is put off because from there libopendkim holds some 21 kB a
- * message (a 4 kB hash buffer and a 1 kB line buffer per
- * canonicalization, and more): 10 MB with 500 messages in flight, where a
- * typical body held costs a few kB, and the hashing then runs with the
- * verification, off the caller's loop.  A body past kMaxHeldBody starts
- * libopendkim where it is and streams through it, so a message never
- * costs more than the bound plus libopendkim's own.  The library is set
- * to DKIM_LIBFLAGS_DELAYSIGPROC: by default dkim_eoh asks for the keys.
+ *   finish()          libopendkim's handle is made and given the held
+ *                     fields (a signature field it refuses is decided
+ *                     then), dkim_eoh (its signatures are paired with the
+ *                     fields, and those decided are ignored), the held
+ *                     body to dkim_body, then dkim_eom, which asks for
+ *                     the keys and verifies.
+ * libopendkim is started late because it costs memory the message waits
+ * with: its handle and copies of the fields some 3.5 kB a message, and
+ * from dkim_eoh on some 21 kB (a 4 kB hash buffer and a 1 kB line buffer
+ * per canonicalization, and more), 10 MB with 500 messages in flight,
+ * where the fields and a typical body held cost a few kB.  The hashing
+ * then runs with the verification, off the caller's loop, and a message
+ * without a signature never starts libopendkim.  A body past
+ * kMaxHeldBody starts libopendkim where it is and streams through it, so
+ * a message never costs more than the bound plus libopendkim's own.  The
+ * library is set to DKIM_LIBFLAGS_DELAYSIGPROC: by default dkim_eoh asks
+ * for the keys.
  * libopendkim's DNS hooks are set for the whole library and are not told
  * which message asks.  It asks for keys on the thread that calls dkim_eoh
  * or dkim_eom, so a thread-local pointer set around those calls names the
@@ -551,8 +556,15 @@ std::optional<Outcome> key_too_small(DKIM_SIGINFO* info, unsigned min_bits) {
 struct Field {
     Tags tags;
     std::optional<Outcome> decided;   // known without libopendkim's verification
+    bool held = false;                // among the fields held for libopendkim
     bool given = false;               // libopendkim took it as a signature
     DKIM_SIGINFO* info = nullptr;     // libopendkim's signature, once paired
+};
+
+/* Where a field held for libopendkim ends in the held text. */
+struct HeldField {
+    size_t end;
+    bool signature;
 };
 
 enum class Stage { headers, body, done };
@@ -575,11 +587,14 @@ struct Verifier::State {
     void abandon(std::string reason);
 
 private:
-    std::optional<std::string> feed_header(std::string_view name, std::string_view value);
+    void hold_header(std::string_view name, std::string_view value);
+    std::optional<std::string> feed_header(std::string_view field);
     void decide(Field& field, Result result, std::string reason);
     void screen(Field& field);
-    /* dkim_eoh, once: the signatures paired, the held body hashed. */
+    /* Once: libopendkim's handle made and given the held fields, dkim_eoh
+     * (the signatures paired), the held body hashed. */
     void start_hashing();
+    bool start_handle();
     bool pair_signatures();
     void feed_body(std::string text);
     Signature reported(const Field& field) const;
@@ -588,7 +603,9 @@ private:
     Limits limits_;
     KeyReplies keys_;
     std::vector<std::string> key_names_;   // to look up, lower case, each once
-    Handle handle_;
+    Handle handle_;               // from start_hashing() to the verdict
+    std::string held_header_;     // the fields for libopendkim, "Name:value" CRLF
+    std::vector<HeldField> held_fields_;
     std::vector<Field> fields_;   // in header order
     size_t given_ = 0;
     Stage stage_ = Stage::headers;
@@ -602,46 +619,46 @@ private:
 };
 
 Verifier::State::State(const Limits& given_limits) : limits_(given_limits) {
-    DKIM_LIB* shared = library();
-    DKIM_STAT status = DKIM_STAT_INTERNAL;
-    static const unsigned char kJobId[] = "portcullis";
-    if (shared != nullptr) handle_.reset(dkim_verify(shared, kJobId, nullptr, &status));
-    if (!handle_) unverified_ = Outcome{Result::temperror, "libopendkim could not start a verification"};
+    if (library() == nullptr) unverified_ = Outcome{Result::temperror, "libopendkim could not start a verification"};
 }
 
-/* Gives NAME's field to libopendkim; what went wrong, if anything. */
-std::optional<std::string> Verifier::State::feed_header(std::string_view name, std::string_view value) {
-    // libopendkim keeps header fields as C strings.
-    if (value.find('\0') != std::string_view::npos) return "the field holds a NUL byte";
-    std::string field(name);
-    field += ':';
-    field += with_crlf(value);
-    if (dkim_header(handle_.get(), reinterpret_cast<unsigned char*>(field.data()), field.size()) == DKIM_STAT_OK) {
+/* Keeps NAME's field as libopendkim will be given it. */
+void Verifier::State::hold_header(std::string_view name, std::string_view value) {
+    held_header_ += name;
+    held_header_ += ':';
+    held_header_ += with_crlf(value);
+    held_fields_.push_back({held_header_.size(), equals_nocase(name, kSignatureField)});
+}
+
+/* Gives FIELD to libopendkim; what went wrong, if anything. */
+std::optional<std::string> Verifier::State::feed_header(std::string_view field) {
+    std::string text(field);   // libopendkim's parameter is not const
+    if (dkim_header(handle_.get(), reinterpret_cast<unsigned char*>(text.data()), text.size()) == DKIM_STAT_OK) {
         return std::nullopt;
     }
     return libopendkim_error(handle_.get());
 }
 
 void Verifier::State::add_header(std::string_view name, std::string_view value) {
-    // libopendkim would refuse a field without a proper name, and no
-    // signature can cover it.
+    // libopendkim would refuse a field without a proper name, or with a
+    // NUL byte (it keeps fields as C strings), and no signature can
+    // cover it: it stays out of every signature, which then fails.
     if (stage_ != Stage::headers || !is_field_name(name)) return;
+    const bool has_nul = value.find('\0') != std::string_view::npos;
     if (!equals_nocase(name, kSignatureField)) {
-        // A field libopendkim refuses stays out of every signature, which
-        // then fails.
-        if (handle_) feed_header(name, value);
+        if (!has_nul) hold_header(name, value);
         return;
     }
-    Field field{parse_tags(value), std::nullopt, false, nullptr};
+    Field field{parse_tags(value), std::nullopt, false, false, nullptr};
     if (fields_.size() >= limits_.max_signatures) {
         field.decided = Outcome{Result::permerror, "too many signatures"};
-    } else if (!handle_) {
+    } else if (unverified_) {
         field.decided = unverified_;
-    } else if (auto problem = feed_header(name, value)) {
-        field.decided = Outcome{Result::permerror, "signature field refused: " + *problem};
+    } else if (has_nul) {
+        field.decided = Outcome{Result::permerror, "signature field refused: the field holds a NUL byte"};
     } else {
-        field.given = true;
-        ++given_;
+        hold_header(name, value);
+        field.held = true;
     }
     fields_.push_back(std::move(field));
 }
@@ -685,6 +702,8 @@ void Verifier::State::abandon(std::string reason) {
     eoh_started_ = true;
     hashing_ = false;
     std::string().swap(held_body_);
+    std::string().swap(held_header_);
+    std::vector<HeldField>().swap(held_fields_);
     for (Field& field : fields_) field.info = nullptr;
 }
 
@@ -692,7 +711,7 @@ void Verifier::State::end_headers() {
     if (stage_ != Stage::headers) return;
     stage_ = Stage::body;
     for (Field& field : fields_) {
-        if (!field.given || field.decided) continue;
+        if (!field.held || field.decided) continue;
         screen(field);
         if (field.decided || !has_required_tags(field.tags)) continue;
         std::string key = dns::lookup_key(key_name(field.tags));
@@ -700,10 +719,50 @@ void Verifier::State::end_headers() {
             key_names_.push_back(std::move(key));
         }
     }
+    // Without a signature for libopendkim, it never needs the fields.
+    if (std::none_of(fields_.begin(), fields_.end(), [](const Field& field) { return field.held; })) {
+        std::string().swap(held_header_);
+        std::vector<HeldField>().swap(held_fields_);
+    }
+}
+
+/* libopendkim's handle, given every held field in order: false when
+ * there is none or it takes no signature.  A signature field it refuses
+ * is decided here, whatever was decided before. */
+bool Verifier::State::start_handle() {
+    static const unsigned char kJobId[] = "portcullis";
+    DKIM_STAT status = DKIM_STAT_INTERNAL;
+    handle_.reset(dkim_verify(library(), kJobId, nullptr, &status));
+    if (!handle_) {
+        unverified_ = Outcome{Result::temperror, "libopendkim could not start a verification"};
+        return false;
+    }
+    auto next_signature = fields_.begin();
+    size_t start = 0;
+    for (const HeldField& held : held_fields_) {
+        const std::string_view text = std::string_view(held_header_).substr(start, held.end - start);
+        start = held.end;
+        const auto problem = feed_header(text);
+        if (!held.signature) continue;
+        next_signature = std::find_if(next_signature, fields_.end(), [](const Field& field) { return field.held; });
+        Field& field = *next_signature++;
+        if (problem) {
+            field.decided = Outcome{Result::permerror, "signature field refused: " + *problem};
+        } else {
+            field.given = true;
+            ++given_;
+        }
+    }
+    std::string().swap(held_header_);
+    std::vector<HeldField>().swap(held_fields_);
+    return given_ > 0;
 }
 
 void Verifier::State::start_hashing() {
-    if (std::exchange(eoh_started_, true) || given_ == 0) return;
+    if (std::exchange(eoh_started_, true)) return;
+    const bool signed_message =
+        std::any_of(fields_.begin(), fields_.end(), [](const Field& field) { return field.held; });
+    if (!signed_message || !start_handle()) return;
     DKIM_STAT status = DKIM_STAT_OK;
     {
         // DELAYSIGPROC keeps key lookups out of dkim_eoh; should they come
