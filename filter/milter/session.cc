@@ -190,7 +190,7 @@ void Session::header(std::string_view name, std::string_view value) {
     message_bytes_ += name.size() + 1 + value.size() + 2;
     if (equals_nocase(name, "From")) facts_.from.add_field(value);
     if (MessageStream* stream = message_stream()) stream->header(name, value);
-    if (!snapshot_->needs.headers) return;
+    if (!snapshot_->needs.reads_header(name)) return;
     const size_t cost = name.size() + std::min(value.size(), kMaxStoredHeaderValue);
     if (stored_header_bytes_ + cost > kMaxStoredHeaderBytes) return;
     stored_header_bytes_ += cost;

@@ -46,7 +46,7 @@ struct Facts {
     uint64_t rcpt_count = 0;             // recipients accepted before this one
     std::optional<uint64_t> greylist_wait;   // set only to expand a greylist reply
     // eom
-    std::vector<Header> headers;
+    std::vector<Header> headers;         // those header(NAME) reads (PolicyNeeds::header_names)
     FromHeader from;                     // every From field, parsed as it comes: from, from.domain, DMARC
 
     // Not policy fields, but named in logs.

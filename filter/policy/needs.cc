@@ -3,6 +3,10 @@
  */
 #include "policy/needs.h"
 
+#include <algorithm>
+
+#include "util/text.h"
+
 namespace portcullis::policy {
 
 namespace {
@@ -56,6 +60,7 @@ private:
         const FieldInfo& info = field_info(id);
         needs_.uses_fields_of[static_cast<size_t>(info.stage)] = true;
         if (id == FieldId::header || id == FieldId::from || id == FieldId::from_domain) needs_.headers = true;
+        if (id == FieldId::header && !needs_.reads_header(argument)) needs_.header_names.push_back(argument);
         if (id == FieldId::size && stage_ == Stage::eom) needs_.body = true;
         if (id == FieldId::dnsbl) needs_.dns_lists.push_back({argument, where});
         if (id == FieldId::dmarc || id == FieldId::dmarc_policy || id == FieldId::dmarc_domain) {
@@ -86,6 +91,11 @@ private:
 };
 
 }  // namespace
+
+bool PolicyNeeds::reads_header(std::string_view name) const {
+    return std::any_of(header_names.begin(), header_names.end(),
+                       [name](const std::string& read) { return equals_nocase(read, name); });
+}
 
 PolicyNeeds analyse_needs(const Policy& policy, bool monitor_all) {
     PolicyNeeds needs;

@@ -11,6 +11,10 @@
  * the resolver must be, and DKIM needs the header and body).  It is
  * computed once per loaded policy, so a reload recomputes it.
  *
+ * header_names lists the fields header(NAME) reads, each name once: the
+ * session keeps those fields and no other (a message's header fields
+ * are most of what it holds while it waits).
+ *
  * dns_lists names every DNS list the rules consult, each time it is
  * written (in dnsbl "ZONE", dnsbl("ZONE") in a condition, a ratelimit key
  * or a ${...} text), with where, in stage order: the daemon warns of a
@@ -20,6 +24,7 @@
 
 #include <array>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policy/ast.h"
@@ -37,15 +42,18 @@ struct PolicyNeeds {
     std::array<bool, kStageCount> answers{};    // some rule here needs the MTA to wait for its reply
     std::array<bool, kStageCount> refuses{};    // some rule here can refuse (reject, tempfail, ...)
     std::array<bool, kStageCount> uses_fields_of{};   // a field of this stage is read somewhere
-    bool headers = false;    // header(), from, from.domain are read
+    bool headers = false;    // the MTA sends the header fields: header(), from, from.domain are read, or a check needs them
     bool body = false;       // the body is needed: size read at eom (the real size), or DKIM
     bool store = false;      // a greylist or ratelimit rule (monitored ones too: they record)
     bool spf = false;        // spf or spf.domain is read (DMARC reads it too)
     bool dkim = false;       // dkim or dkim.domain is read (DMARC reads it too)
     bool dmarc = false;      // dmarc, dmarc.policy or dmarc.domain is read
     std::vector<DnsListUse> dns_lists;   // `in dnsbl` and dnsbl(), every one
+    std::vector<std::string> header_names;   // header(NAME), as first written
 
     bool consults_dns_lists() const { return !dns_lists.empty(); }
+    /* Whether header(NAME) is read, in any case of NAME. */
+    bool reads_header(std::string_view name) const;
 
     bool runs_at(Stage stage) const { return runs[static_cast<size_t>(stage)]; }
     bool answers_at(Stage stage) const { return answers[static_cast<size_t>(stage)]; }

@@ -212,6 +212,20 @@ TEST_F(SessionTest, FromFieldsAreParsedOnceAndForgottenWithTheMessage) {
     EXPECT_EQ(session->facts().from.domain(), std::nullopt);
 }
 
+TEST_F(SessionTest, OnlyTheFieldsHeaderReadsAreKept) {
+    auto session = start("on eom { reject if header(\"X-Spam\") == yes or header(\"x-spam\") == YES }\n"
+                         "on eom { log \"${header(\\\"Subject\\\")}\" }\n");
+    session->connect(kExternal, "unknown", 1);
+    session->mail("<a@b.example>", "", 0);
+    session->rcpt("<x@example.com>");
+    for (const char* name : {"Received", "From", "subject", "To", "X-SPAM", "Message-ID"}) session->header(name, " v");
+    ASSERT_EQ(session->facts().headers.size(), 2u);
+    EXPECT_EQ(session->facts().headers[0].name, "subject");
+    EXPECT_EQ(session->facts().headers[1].name, "X-SPAM");
+    // From is parsed all the same, for from and DMARC.
+    EXPECT_EQ(session->facts().from.fields(), 1u);
+}
+
 TEST_F(SessionTest, HugeHeaderIsBoundedNotStoredWhole) {
     auto session = start("on eom { reject if header(\"X-Big\") == x }\n");
     session->connect(kExternal, "unknown", 1);

@@ -283,6 +283,9 @@ TEST(Needs, StagesRepliesHeadersAndBody) {
     EXPECT_FALSE(needs.answers_at(Stage::eom));
     EXPECT_TRUE(needs.headers);
     EXPECT_TRUE(needs.body);
+    EXPECT_EQ(needs.header_names, std::vector<std::string>{"Subject"});
+    EXPECT_TRUE(needs.reads_header("SUBJECT"));
+    EXPECT_FALSE(needs.reads_header("From"));
     const auto monitored = analyse_needs(*policy, true);
     EXPECT_FALSE(monitored.answers_at(Stage::connect));
 }
