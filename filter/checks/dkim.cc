@@ -357,19 +357,6 @@ DKIM_LIB* library() {
     return instance.get();
 }
 
-/* A DKIM-Signature field's tags as RFC 6376 3.2 reads them: "name=value"
- * separated by ';', names as written, white space left out of values (as
- * libopendkim does). */
-struct Tags {
-    std::map<std::string, std::string, std::less<>> values;
-    std::string repeated;   // a name given twice, "" if none
-
-    std::string_view get(std::string_view name) const {
-        const auto found = values.find(name);
-        return found == values.end() ? std::string_view() : std::string_view(found->second);
-    }
-};
-
 std::string without_white_space(std::string_view text) {
     std::string kept;
     for (const char c : text) {
@@ -378,20 +365,53 @@ std::string without_white_space(std::string_view text) {
     return kept;
 }
 
-Tags parse_tags(std::string_view list) {
-    Tags tags;
-    while (!list.empty()) {
-        const size_t end = std::min(list.find(';'), list.size());
-        const std::string_view item = list.substr(0, end);
-        list.remove_prefix(std::min(end + 1, list.size()));
-        if (trim(item).empty()) continue;
-        const size_t equals = item.find('=');
-        std::string name(trim(item.substr(0, equals)));
-        std::string value = equals == std::string_view::npos ? "" : without_white_space(item.substr(equals + 1));
-        if (!tags.values.emplace(name, std::move(value)).second && tags.repeated.empty()) tags.repeated = name;
+/* A DKIM-Signature field's tags as RFC 6376 3.2 reads them: "name=value"
+ * separated by ';', names as written, white space left out of values (as
+ * libopendkim does); a name given twice counts the first time.  The
+ * field is kept as written and read again for each tag asked for: a map
+ * of the tags costs four times the field, for every signature of every
+ * message in flight, and a handful of tags is asked for. */
+class Tags {
+public:
+    explicit Tags(std::string_view list) : list_(list) {
+        std::vector<std::string_view> seen;
+        for_each([&](std::string_view name, std::string_view) {
+            if (std::find(seen.begin(), seen.end(), name) == seen.end()) return seen.push_back(name);
+            if (repeated_.empty()) repeated_ = name;
+        });
     }
-    return tags;
-}
+
+    /* NAME's value, "" if it has none. */
+    std::string get(std::string_view name) const {
+        std::optional<std::string> value;
+        for_each([&](std::string_view tag, std::string_view text) {
+            if (!value && tag == name) value = without_white_space(text);
+        });
+        return value.value_or("");
+    }
+
+    /* A name given twice, "" if none. */
+    const std::string& repeated() const { return repeated_; }
+
+private:
+    /* VISIT(name, value as written) for each tag, in order. */
+    template <typename Visit>
+    void for_each(Visit visit) const {
+        std::string_view list = list_;
+        while (!list.empty()) {
+            const size_t end = std::min(list.find(';'), list.size());
+            const std::string_view item = list.substr(0, end);
+            list.remove_prefix(std::min(end + 1, list.size()));
+            if (trim(item).empty()) continue;
+            const size_t equals = item.find('=');
+            visit(trim(item.substr(0, equals)),
+                  equals == std::string_view::npos ? std::string_view() : item.substr(equals + 1));
+        }
+    }
+
+    std::string list_;
+    std::string repeated_;
+};
 
 /* SIGNATURE's fields that come from its tags, as TAG gives them. */
 template <typename TagValue>
@@ -649,7 +669,7 @@ void Verifier::State::add_header(std::string_view name, std::string_view value) 
         if (!has_nul) hold_header(name, value);
         return;
     }
-    Field field{parse_tags(value), std::nullopt, false, false, nullptr};
+    Field field{Tags(value), std::nullopt, false, false, nullptr};
     if (fields_.size() >= limits_.max_signatures) {
         field.decided = Outcome{Result::permerror, "too many signatures"};
     } else if (unverified_) {
@@ -671,8 +691,8 @@ void Verifier::State::decide(Field& field, Result result, std::string reason) {
  * is wrong with it. */
 void Verifier::State::screen(Field& field) {
     const std::string key = key_name(field.tags);
-    if (!field.tags.repeated.empty()) {
-        decide(field, Result::permerror, "tag " + field.tags.repeated + "= given twice (RFC 6376 3.2)");
+    if (!field.tags.repeated().empty()) {
+        decide(field, Result::permerror, "tag " + field.tags.repeated() + "= given twice (RFC 6376 3.2)");
     } else if (equals_nocase(field.tags.get("a"), "rsa-sha1")) {
         decide(field, Result::permerror, "rsa-sha1 is not accepted (RFC 8301)");
     } else if (!key.empty() && !spf::is_host_name(key)) {
