@@ -20,9 +20,9 @@
  * the last one leaves, the Query is cancelled: if libunbound cancelled
  * it, its callback will never run and the Query ends now; if not (a loop
  * read the answer already), the answer is on its way and ends the Query,
- * with no one left to give it to.  A callback that never comes (libunbound does not always call
- * back, e.g. for some bogus answers) cannot hold up a session: the
- * deadlines answer for it.
+ * with no one left to give it to.  A callback that never comes
+ * (libunbound does not always call back, e.g. for some bogus answers)
+ * cannot hold up a session: the deadlines answer for it.
  *
  * Answers are kept per loop for their TTL.  libunbound has a cache of its
  * own, but in its threaded mode even a cached answer costs a hand-off to

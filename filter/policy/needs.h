@@ -42,7 +42,7 @@ struct PolicyNeeds {
     std::array<bool, kStageCount> answers{};    // some rule here needs the MTA to wait for its reply
     std::array<bool, kStageCount> refuses{};    // some rule here can refuse (reject, tempfail, ...)
     std::array<bool, kStageCount> uses_fields_of{};   // a field of this stage is read somewhere
-    bool headers = false;    // the MTA sends the header fields: header(), from, from.domain are read, or a check needs them
+    bool headers = false;    // the MTA sends the header: header(), from or from.domain is read, or a check needs it
     bool body = false;       // the body is needed: size read at eom (the real size), or DKIM
     bool store = false;      // a greylist or ratelimit rule (monitored ones too: they record)
     bool spf = false;        // spf or spf.domain is read (DMARC reads it too)
