@@ -91,7 +91,9 @@ uint32_t PacketReader::checked_length(std::string_view bytes) {
 PacketReader::Status PacketReader::next(Packet& packet) {
     if (broken_) return Status::bad_length;
     if (held_offset_ == held_.size() && !held_.empty()) {
-        held_.clear();   // the packets handed out of it are done with
+        // The packets handed out of it are done with; the room a large one
+        // took is not kept for the rest of the connection.
+        std::string().swap(held_);
         held_offset_ = 0;
     }
     const bool from_held = held_offset_ < held_.size();

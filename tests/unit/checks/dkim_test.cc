@@ -13,7 +13,6 @@
 #include "checks/dkim.h"
 
 #include <gtest/gtest.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <cctype>
@@ -22,6 +21,7 @@
 #include <thread>
 
 #include "support/fake_txt_lookups.h"
+#include "support/heap_use.h"
 #include "support/mail_message.h"
 
 namespace portcullis::dkim {
@@ -404,16 +404,8 @@ TEST_F(DkimTest, AMessageInFlightHoldsItsFieldsAndBodyNotLibopendkimsState) {
     // the fields and a small body are held instead, and each signature's
     // tags as written, not as a map (dkim.cc): 3.5 kB a message here,
     // against 9.6 kB with the handle made at once and 6.1 kB with a map.
-    const auto heap_in_use = [] {
-        const struct mallinfo2 heap = mallinfo2();
-        return heap.uordblks + heap.hblkhd;
-    };
-    {
-        const size_t before = heap_in_use();
-        const auto probe = std::make_unique<char[]>(1 << 20);
-        probe[0] = 1;
-        if (heap_in_use() - before < (1 << 20)) GTEST_SKIP() << "malloc is not glibc's (a sanitizer build)";
-    }
+    using test_support::heap_in_use;
+    if (!test_support::heap_measurable()) GTEST_SKIP() << "malloc is not glibc's (a sanitizer build)";
     constexpr size_t kMessages = 200;
     std::vector<std::unique_ptr<Verifier>> in_flight;
     in_flight.reserve(kMessages);

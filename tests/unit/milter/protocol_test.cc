@@ -11,11 +11,13 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "milter/connection.h"
+#include "support/heap_use.h"
 #include "support/libmilter_reply.h"
 #include "support/milter_fixtures.h"
 #include "support/milter_packets.h"
@@ -345,6 +347,34 @@ TEST(PacketReader, LengthZeroBreaksTheStreamForGood) {
     const std::string more = raw_packet('Q');
     reader.feed(more);
     EXPECT_EQ(reader.next(packet), PacketReader::Status::bad_length);
+}
+
+TEST(PacketReader, APacketSplitAcrossReadsLeavesNoRoomBehind) {
+    // 200 connections, each once sent a 60 kB body in two pieces: the
+    // reader holds the first piece until the second comes, and then
+    // nothing.
+    if (!test_support::heap_measurable()) GTEST_SKIP() << "malloc is not glibc's (a sanitizer build)";
+    constexpr size_t kReaders = 200;
+    const std::string body = raw_packet('B', std::string(60'000, 'x'));
+    const std::string_view bytes = body;
+    std::vector<std::unique_ptr<PacketReader>> readers;
+    readers.reserve(kReaders);
+    const size_t before = test_support::heap_in_use();
+    for (size_t i = 0; i < kReaders; ++i) {
+        readers.push_back(std::make_unique<PacketReader>(kMaxPacket));
+        PacketReader& reader = *readers.back();
+        Packet packet;
+        reader.feed(bytes.substr(0, 1000));
+        ASSERT_EQ(reader.next(packet), PacketReader::Status::need_more);
+        reader.keep();
+        reader.feed(bytes.substr(1000));
+        ASSERT_EQ(reader.next(packet), PacketReader::Status::packet);
+        ASSERT_EQ(packet.data.size(), 60'000u);
+        ASSERT_EQ(reader.next(packet), PacketReader::Status::need_more);
+        reader.keep();
+    }
+    const size_t per_reader = (test_support::heap_in_use() - before) / kReaders;
+    EXPECT_LT(per_reader, 1'000u) << per_reader;
 }
 
 TEST(PacketReader, OverTheLimitIsSeenFromTheLengthAlone) {
