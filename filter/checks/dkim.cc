@@ -357,10 +357,12 @@ DKIM_LIB* library() {
     return instance.get();
 }
 
+bool is_white_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
+
 std::string without_white_space(std::string_view text) {
     std::string kept;
     for (const char c : text) {
-        if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '\v' && c != '\f') kept += c;
+        if (!is_white_space(c)) kept += c;
     }
     return kept;
 }
@@ -382,18 +384,27 @@ public:
     }
 
     /* NAME's value, "" if it has none. */
-    std::string get(std::string_view name) const {
-        std::optional<std::string> value;
-        for_each([&](std::string_view tag, std::string_view text) {
-            if (!value && tag == name) value = without_white_space(text);
-        });
-        return value.value_or("");
+    std::string get(std::string_view name) const { return without_white_space(written(name)); }
+
+    /* Whether NAME has a value, without copying it. */
+    bool has(std::string_view name) const {
+        const std::string_view value = written(name);
+        return std::any_of(value.begin(), value.end(), [](char c) { return !is_white_space(c); });
     }
 
     /* A name given twice, "" if none. */
     const std::string& repeated() const { return repeated_; }
 
 private:
+    /* NAME's value as written, the first time it is given; "" if never. */
+    std::string_view written(std::string_view name) const {
+        std::optional<std::string_view> value;
+        for_each([&](std::string_view tag, std::string_view text) {
+            if (!value && tag == name) value = text;
+        });
+        return value.value_or(std::string_view());
+    }
+
     /* VISIT(name, value as written) for each tag, in order. */
     template <typename Visit>
     void for_each(Visit visit) const {
@@ -435,7 +446,7 @@ std::string_view tag_of(DKIM_SIGINFO* info, const char* name) {
  * permerror at dkim_eoh, and its key is not looked up. */
 bool has_required_tags(const Tags& tags) {
     for (const std::string_view name : {"v", "a", "b", "bh", "d", "h", "s"}) {
-        if (tags.get(name).empty()) return false;
+        if (!tags.has(name)) return false;
     }
     return true;
 }
@@ -581,6 +592,8 @@ struct Field {
     DKIM_SIGINFO* info = nullptr;     // libopendkim's signature, once paired
 };
 
+bool is_held(const Field& field) { return field.held; }
+
 /* Where a field held for libopendkim ends in the held text. */
 struct HeldField {
     size_t end;
@@ -615,6 +628,8 @@ private:
      * (the signatures paired), the held body hashed. */
     void start_hashing();
     bool start_handle();
+    /* The held fields go: libopendkim has them, or will never need them. */
+    void drop_held_fields();
     bool pair_signatures();
     void feed_body(std::string text);
     Signature reported(const Field& field) const;
@@ -722,8 +737,7 @@ void Verifier::State::abandon(std::string reason) {
     eoh_started_ = true;
     hashing_ = false;
     std::string().swap(held_body_);
-    std::string().swap(held_header_);
-    std::vector<HeldField>().swap(held_fields_);
+    drop_held_fields();
     for (Field& field : fields_) field.info = nullptr;
 }
 
@@ -740,10 +754,12 @@ void Verifier::State::end_headers() {
         }
     }
     // Without a signature for libopendkim, it never needs the fields.
-    if (std::none_of(fields_.begin(), fields_.end(), [](const Field& field) { return field.held; })) {
-        std::string().swap(held_header_);
-        std::vector<HeldField>().swap(held_fields_);
-    }
+    if (std::ranges::none_of(fields_, is_held)) drop_held_fields();
+}
+
+void Verifier::State::drop_held_fields() {
+    std::string().swap(held_header_);
+    std::vector<HeldField>().swap(held_fields_);
 }
 
 /* libopendkim's handle, given every held field in order: false when
@@ -764,7 +780,7 @@ bool Verifier::State::start_handle() {
         start = held.end;
         const auto problem = feed_header(text);
         if (!held.signature) continue;
-        next_signature = std::find_if(next_signature, fields_.end(), [](const Field& field) { return field.held; });
+        next_signature = std::find_if(next_signature, fields_.end(), is_held);
         Field& field = *next_signature++;
         if (problem) {
             field.decided = Outcome{Result::permerror, "signature field refused: " + *problem};
@@ -773,16 +789,13 @@ bool Verifier::State::start_handle() {
             ++given_;
         }
     }
-    std::string().swap(held_header_);
-    std::vector<HeldField>().swap(held_fields_);
+    drop_held_fields();
     return given_ > 0;
 }
 
 void Verifier::State::start_hashing() {
     if (std::exchange(eoh_started_, true)) return;
-    const bool signed_message =
-        std::any_of(fields_.begin(), fields_.end(), [](const Field& field) { return field.held; });
-    if (!signed_message || !start_handle()) return;
+    if (std::ranges::none_of(fields_, is_held) || !start_handle()) return;
     DKIM_STAT status = DKIM_STAT_OK;
     {
         // DELAYSIGPROC keeps key lookups out of dkim_eoh; should they come
