@@ -9,7 +9,7 @@ set -euo pipefail
 build_packages=(
   cmake g++ make pkg-config
   libmilter-dev libopendkim-dev libspf2-dev libopendmarc-dev libhiredis-dev libunbound-dev
-  libtomlplusplus-dev libre2-dev libcli11-dev prometheus-cpp-dev libsystemd-dev
+  libtomlplusplus-dev libre2-dev libcli11-dev prometheus-cpp-dev
   # Debian's libunbound.pc requires these (Requires.private), or pkg-config
   # refuses to find libunbound.
   libevent-dev nettle-dev

@@ -14,7 +14,6 @@
  */
 #include <signal.h>
 #include <sys/resource.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -28,6 +27,7 @@
 #include "daemon/control.h"
 #include "daemon/privileges.h"
 #include "daemon/running.h"
+#include "daemon/service_notify.h"
 #include "metrics/metrics.h"
 #include "milter/engine.h"
 #include "util/log.h"
@@ -150,7 +150,7 @@ int run_command(const ConfigSource& source, bool foreground) {
     RunningDaemon daemon(source, std::move(state), store, *engine, foreground);
     control.start([&daemon](const ControlRequest& request) { return daemon.handle(request); });
     std::thread signals([&daemon] { daemon.handle_signals(); });
-    sd_notify(0, "READY=1\nSTATUS=running");
+    notify_service_manager("READY=1\nSTATUS=running");
 
     const bool ran = engine->run();
     if (!ran) log::error("the milter engine stopped unexpectedly");

@@ -5,12 +5,12 @@
 #include "daemon/running.h"
 
 #include <signal.h>
-#include <systemd/sd-daemon.h>
 
 #include <thread>
 
 #include "daemon/checks.h"
 #include "daemon/commands.h"
+#include "daemon/service_notify.h"
 #include "dns/lookups.h"
 #include "metrics/metrics.h"
 #include "util/log.h"
@@ -80,7 +80,7 @@ RunningDaemon::RunningDaemon(ConfigSource source, State state, std::shared_ptr<s
 
 ReloadResult RunningDaemon::reload() {
     const std::lock_guard lock(mutex_);
-    sd_notify(0, "RELOADING=1");
+    notify_service_manager("RELOADING=1");
     auto outcome = load_state(source_);
     if (outcome.state) {
         if (const auto error = attach_checks(*outcome.state, {store_, true}); !error.empty()) {
@@ -100,7 +100,7 @@ ReloadResult RunningDaemon::reload() {
         const std::string keeping = "reload refused: keeping the running policy " + state_.config.policy.file;
         log::error(keeping);
         refused.text += keeping + "\n";
-        sd_notify(0, "READY=1\nSTATUS=reload refused; running the previous policy");
+        notify_service_manager("READY=1\nSTATUS=reload refused; running the previous policy");
         return refused;
     }
     warn_about_restart_keys(outcome.state->config);
@@ -111,7 +111,7 @@ ReloadResult RunningDaemon::reload() {
     metrics::count_reload(true);
     const std::string loaded = loaded_line("reloaded", state_);
     log::info(loaded);
-    sd_notify(0, "READY=1\nSTATUS=running");
+    notify_service_manager("READY=1\nSTATUS=running");
     ReloadResult done{true, loaded + "\n"};
     for (const auto& warning : outcome.warnings) done.text += warning.str() + "\n";
     return done;
@@ -177,7 +177,7 @@ void RunningDaemon::handle_signals() {
         } else if (signal == SIGTERM || signal == SIGINT) {
             log::info("stopping: new sessions get a tempfail; " + std::to_string(milter::active_sessions()) +
                       " in flight may finish");
-            sd_notify(0, "STOPPING=1");
+            notify_service_manager("STOPPING=1");
             stopping_ = true;
             milter::begin_drain();
             wait_for_sessions();
