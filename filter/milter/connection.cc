@@ -166,15 +166,21 @@ void Connection::read_input() {
         return close(std::string("read failed: ") + std::strerror(errno));
     }
     if (got == 0) return close("");   // the MTA went away; it says why in its own log
-    if (tcp_) {
-        // The kernel clears it again: set after every read.
+    const uint64_t sent_before = bytes_sent_;
+    reader_.feed(std::string_view(buffer.data(), static_cast<size_t>(got)));
+    serve_input();
+    if (closed_) return;
+    // The buffer is the loop's: what is left of it must be copied now.
+    reader_.keep();
+    if (tcp_ && bytes_sent_ == sent_before) {
+        // Nothing answered what came (no-reply events, part of a packet,
+        // a stage that waits): the ACK goes now, not after the kernel's
+        // delay, for which the MTA's Nagle would hold its next packet.  A
+        // reply carries the ACK itself.  The kernel clears the flag again,
+        // so it is set each time.
         const int one = 1;
         setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
-    reader_.feed(std::string_view(buffer.data(), static_cast<size_t>(got)));
-    serve_input();
-    // The buffer is the loop's: what is left of it must be copied now.
-    if (!closed_) reader_.keep();
 }
 
 void Connection::serve_input() {
@@ -444,6 +450,7 @@ void Connection::flush() {
             return close(std::string("write failed: ") + std::strerror(errno));
         }
         out_sent_ += static_cast<size_t>(sent);
+        bytes_sent_ += static_cast<uint64_t>(sent);
     }
     if (out_sent_ == out_.size()) {
         out_.clear();

@@ -12,8 +12,9 @@
  * Likewise a peer that does not read its replies: past kMaxHeldOutput
  * bytes of them, no more commands are handled until it does.
  * Replies go out in one write per batch of input; TCP sockets have Nagle
- * off (TCP_NODELAY) and TCP_QUICKACK set after every read, so neither side
- * waits for a delayed ACK when no-reply events leave nothing to answer.
+ * off (TCP_NODELAY), and TCP_QUICKACK is set after every read that sends
+ * nothing back, so neither side waits for a delayed ACK when no-reply
+ * events leave nothing to answer (a reply carries the ACK itself).
  *
  * The protocol's order is enforced: option negotiation first and once;
  * a connect before anything of a session; MAIL before RCPT, DATA, header
@@ -124,6 +125,7 @@ private:
     wire::PacketReader reader_{kMaxPacket};
     std::string out_;
     size_t out_sent_ = 0;
+    uint64_t bytes_sent_ = 0;   // in all, to tell whether a read was answered
     bool watching_in_ = true;
     bool watching_out_ = false;
     bool closed_ = false;
