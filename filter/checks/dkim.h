@@ -38,7 +38,9 @@
  * neither may count as valid).  Only the first Limits::max_signatures
  * signatures are verified; the others are permerror ("too many
  * signatures") and never reach libopendkim (each would cost its own
- * hashes), so a signature that covers one of them fails.  Thread-safe:
+ * hashes), so a signature that covers one of them fails.  So is a
+ * signature of more than 64 tags (RFC 6376 defines 14; libopendkim's
+ * cost grows with the square of their number).  Thread-safe:
  * verifiers share one libopendkim library, each has its own handle.
  */
 #pragma once

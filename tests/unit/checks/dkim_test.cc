@@ -308,6 +308,28 @@ TEST_F(DkimTest, TagGivenTwiceIsPermerror) {
     EXPECT_EQ(verdict.signatures[1].result, Result::pass);
 }
 
+/* Among the 64 tags a signature may have, the one name given twice is
+ * found; past 64 the signature is refused before libopendkim, whose cost
+ * grows with the square of the tags (20,000 of them took it 0.5 s), and
+ * the other signature is checked as usual. */
+TEST_F(DkimTest, ATagGivenTwiceAmongManyIsFoundAndTooManyTagsArePermerror) {
+    const auto with_tags = [&](int extra) {
+        std::string padding;
+        for (int tag = 0; tag < extra; ++tag) padding += "; x" + std::to_string(tag) + "=";
+        MailMessage message = rfc8463_;
+        edit_field(message, "DKIM-Signature", [&](const std::string& value) { return value + padding + "; x7="; });
+        return verified(message);
+    };
+    const Verdict many = with_tags(40);
+    EXPECT_EQ(many.signatures[0].result, Result::permerror);
+    EXPECT_EQ(many.signatures[0].reason, "tag x7= given twice (RFC 6376 3.2)");
+    EXPECT_EQ(many.signatures[1].result, Result::pass) << many.signatures[1].reason;
+    const Verdict too_many = with_tags(20000);
+    EXPECT_EQ(too_many.signatures[0].result, Result::permerror);
+    EXPECT_EQ(too_many.signatures[0].reason, "20012 tags, over the 64 a signature may have");
+    EXPECT_EQ(too_many.signatures[1].result, Result::pass) << too_many.signatures[1].reason;
+}
+
 TEST_F(DkimTest, SignaturesPastTheLimitArePermerror) {
     const Verdict verdict = verified(rfc8463_, 0, Limits{1024, 1});
     EXPECT_EQ(results(verdict), (std::vector<Result>{Result::pass, Result::permerror}));
