@@ -977,7 +977,15 @@ void Verifier::body(std::string_view chunk) {
 
 const std::vector<std::string>& Verifier::key_names() const { return state_->key_names(); }
 
-Verdict Verifier::finish(const KeyAnswers& keys) { return state_->finish(keys); }
+Verdict Verifier::finish(const KeyAnswers& keys) {
+    try {
+        return state_->finish(keys);
+    } catch (const std::exception& error) {
+        // On a worker thread an exception would end the process.
+        state_->abandon(std::string("not verified: ") + error.what());
+        return state_->finish(keys);
+    }
+}
 
 /* ---- parsed keys, kept (see the top of this file) ---- */
 
