@@ -41,6 +41,7 @@
 #include <unordered_map>
 
 #include "metrics/metrics.h"
+#include "util/log.h"
 #include "util/text.h"
 
 namespace portcullis::dns {
@@ -273,8 +274,9 @@ public:
         return true;
     }
 
-    /* Reads the answers that came, on the loop calling it. */
-    void process() { ub_process(context_.get()); }
+    /* Reads the answers that came, on the loop calling it: libunbound's
+     * status, 0 when they could be read. */
+    int process() { return ub_process(context_.get()); }
 
 private:
     struct Question {
@@ -359,7 +361,18 @@ public:
         add_waiter(query, std::move(done));
     }
 
-    void ready(uint32_t) override { shared_->process(); }
+    void ready(uint32_t events) override {
+        const int status = shared_->process();
+        if (status == 0 && (events & (EPOLLERR | EPOLLHUP)) == 0) return;
+        // Past a failed read libunbound's stream of answers is out of
+        // step for good, and a socket that stays readable would wake this
+        // loop for ever: it stops reading, and its lookups fail at once.
+        broken_ = std::string("DNS answers can no longer be read: ") +
+                  (status != 0 ? ub_strerror(status) : "libunbound's socket closed");
+        log::error(broken_ + "; DNS lookups fail until portcullis is restarted");
+        loop_.unwatch(shared_->fd(), *this);
+        watching_ = false;
+    }
 
     /* Question SERIAL's answer, on this loop: kept, and given to every
      * lookup still waiting for it. */
