@@ -453,6 +453,12 @@ std::string_view tag_of(DKIM_SIGINFO* info, const char* name) {
 
 /* RFC 6376 3.5: a signature without one of these tags is libopendkim's
  * permerror at dkim_eoh, and its key is not looked up. */
+/* How many header fields h= names. */
+size_t signed_field_count(const Tags& tags) {
+    const std::string names = tags.get("h");
+    return names.empty() ? 0 : static_cast<size_t>(std::count(names.begin(), names.end(), ':')) + 1;
+}
+
 bool has_required_tags(const Tags& tags) {
     for (const std::string_view name : {"v", "a", "b", "bh", "d", "h", "s"}) {
         if (!tags.has(name)) return false;
@@ -618,6 +624,10 @@ constexpr size_t kMaxHeldBody = 16 * 1024;
  * header holds 12,000) would cost it seconds; such a field never reaches
  * it, as one past max_signatures does not. */
 constexpr size_t kMaxSignatureTags = 64;
+/* libopendkim looks each name of h= up among all the header fields, so
+ * 20,000 names over 5,000 fields would cost it a second; signers name
+ * a few dozen, each field twice at most when they oversign. */
+constexpr size_t kMaxSignedFields = 256;
 
 }  // namespace
 
@@ -698,12 +708,20 @@ void Verifier::State::add_header(std::string_view name, std::string_view value) 
         if (!has_nul) hold_header(name, value);
         return;
     }
+    // One field past the limit stands for all of them; the others are
+    // neither kept nor reported, or thousands of fields would cost a
+    // result each in the log and in Authentication-Results.
+    if (fields_.size() > limits_.max_signatures) return;
     Field field{Tags(value), std::nullopt, false, false, nullptr};
-    if (fields_.size() >= limits_.max_signatures) {
+    const size_t signed_fields = signed_field_count(field.tags);
+    if (fields_.size() == limits_.max_signatures) {
         field.decided = Outcome{Result::permerror, "too many signatures"};
     } else if (field.tags.count() > kMaxSignatureTags) {
         field.decided = Outcome{Result::permerror, std::to_string(field.tags.count()) + " tags, over the " +
                                                        std::to_string(kMaxSignatureTags) + " a signature may have"};
+    } else if (signed_fields > kMaxSignedFields) {
+        field.decided = Outcome{Result::permerror, "h= names " + std::to_string(signed_fields) + " fields, over the " +
+                                                       std::to_string(kMaxSignedFields) + " a signature may sign"};
     } else if (unverified_) {
         field.decided = unverified_;
     } else if (has_nul) {

@@ -36,11 +36,12 @@
  * parse or is longer than the 1024 bytes libopendkim reads; an rsa-sha1
  * signature or an RSA key under Limits::min_key_bits: RFC 8301 says
  * neither may count as valid).  Only the first Limits::max_signatures
- * signatures are verified; the others are permerror ("too many
- * signatures") and never reach libopendkim (each would cost its own
- * hashes), so a signature that covers one of them fails.  So is a
- * signature of more than 64 tags (RFC 6376 defines 14; libopendkim's
- * cost grows with the square of their number).  Thread-safe:
+ * signatures are verified; the next is permerror ("too many
+ * signatures") and stands for the rest, which are not reported.  None
+ * of them reaches libopendkim (each would cost its own hashes), so a
+ * signature that covers one of them fails.  So does a signature of more
+ * than 64 tags (RFC 6376 defines 14) or whose h= names more than 256
+ * fields: libopendkim's cost grows with the square of either.  Thread-safe:
  * verifiers share one libopendkim library, each has its own handle.
  */
 #pragma once
