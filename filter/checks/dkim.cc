@@ -451,14 +451,14 @@ std::string_view tag_of(DKIM_SIGINFO* info, const char* name) {
     return value == nullptr ? std::string_view() : std::string_view(reinterpret_cast<const char*>(value));
 }
 
-/* RFC 6376 3.5: a signature without one of these tags is libopendkim's
- * permerror at dkim_eoh, and its key is not looked up. */
 /* How many header fields h= names. */
 size_t signed_field_count(const Tags& tags) {
     const std::string names = tags.get("h");
     return names.empty() ? 0 : static_cast<size_t>(std::count(names.begin(), names.end(), ':')) + 1;
 }
 
+/* RFC 6376 3.5: a signature without one of these tags is libopendkim's
+ * permerror at dkim_eoh, and its key is not looked up. */
 bool has_required_tags(const Tags& tags) {
     for (const std::string_view name : {"v", "a", "b", "bh", "d", "h", "s"}) {
         if (!tags.has(name)) return false;

@@ -39,10 +39,11 @@
  * signatures are verified; the next is permerror ("too many
  * signatures") and stands for the rest, which are not reported.  None
  * of them reaches libopendkim (each would cost its own hashes), so a
- * signature that covers one of them fails.  So does a signature of more
- * than 64 tags (RFC 6376 defines 14) or whose h= names more than 256
- * fields: libopendkim's cost grows with the square of either.  Thread-safe:
- * verifiers share one libopendkim library, each has its own handle.
+ * signature that covers one of them fails.  A signature of more than 64
+ * tags (RFC 6376 defines 14), or whose h= names more than 256 fields, is
+ * permerror too and never reaches libopendkim, whose cost grows with the
+ * square of either.  Thread-safe: verifiers share one libopendkim
+ * library, each has its own handle.
  */
 #pragma once
 
