@@ -35,6 +35,12 @@ using Clock = std::chrono::steady_clock;
 constexpr int kMaxMxNames = 10;       // RFC 7208 4.6.4
 constexpr int kMaxTermLookups = 10;   // RFC 7208 4.6.4
 constexpr size_t kMaxPtrNames = 10;   // RFC 7208 4.6.4
+/* Each answer that comes starts the check over with every answer before
+ * it (libspf2 asks synchronously), so the records one check goes
+ * through are bounded: an SPF check needs a few hundred at most, and a
+ * domain that answers its 111 possible lookups with thousands of
+ * addresses each would cost seconds on the event loop. */
+constexpr size_t kMaxRecords = 2000;
 
 struct ServerFree {
     void operator()(SPF_server_t* server) const { SPF_server_free(server); }
@@ -85,6 +91,7 @@ private:
     Clock::time_point deadline_;
     int voids_ = 0;
     int term_lookups_ = 0;
+    size_t records_ = 0;   // in the answers given to libspf2
     bool first_lookup_ = true;
     std::set<std::string> mx_names_;    // their address lookups belong to an mx term
     std::set<std::string> ptr_names_;   // their address lookups belong to a ptr term
@@ -227,6 +234,11 @@ SPF_dns_rr_t* Screen::answer(SPF_dns_server_t* layer, const char* domain, ns_typ
     if (auto problem = void_problem(found, for_ptr)) return fail(layer, domain, type, Result::permerror, *problem);
     if (type == ns_t_mx && found.records.size() > kMaxMxNames) {
         return fail(layer, domain, type, Result::permerror, name + " has more than 10 MX records");
+    }
+    records_ += found.records.size();
+    if (records_ > kMaxRecords) {
+        return fail(layer, domain, type, Result::permerror,
+                    "the answers hold more than " + std::to_string(kMaxRecords) + " records");
     }
     std::vector<std::string> records = marked ? any_address_records(type, found.records) : found.records;
     // A ptr term checks the first 10 names and ignores the rest (RFC 7208

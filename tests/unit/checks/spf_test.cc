@@ -218,6 +218,25 @@ TEST_F(SpfTest, MoreThanTenDnsMechanismsIsPermerror) {
     EXPECT_EQ(from("192.0.2.7", "a@example.com").result, Result::permerror);
 }
 
+/* Each answer starts the check over with the ones before it: the records
+ * a check goes through are bounded, whatever a hostile domain answers. */
+TEST_F(SpfTest, AnswersOfThousandsOfRecordsArePermerror) {
+    std::vector<std::string> addresses;
+    for (int i = 0; i < 1000; ++i) addresses.push_back("10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250));
+    record("example.com", "v=spf1 a:one.example.com a:two.example.com a:three.example.com -all");
+    dns_.add("one.example.com", Type::a, addresses);
+    dns_.add("two.example.com", Type::a, addresses);
+    dns_.add("three.example.com", Type::a, {"192.0.2.7"});
+    const Verdict verdict = from("192.0.2.7", "a@example.com");
+    EXPECT_EQ(verdict.result, Result::permerror);
+    EXPECT_EQ(verdict.reason, "the answers hold more than 2000 records");
+    // Just under the bound (1 + 1000 + 998 + 1 records) the check runs to its end.
+    addresses.resize(998);
+    record("other.example", "v=spf1 a:one.example.com a:four.example.com a:three.example.com -all");
+    dns_.add("four.example.com", Type::a, addresses);
+    EXPECT_EQ(from("192.0.2.7", "a@other.example").result, Result::pass);
+}
+
 /* Answers that, unscreened, reach libspf2's aborts or overflows. */
 class HostileAnswerTest : public SpfTest, public ::testing::WithParamInterface<std::string> {};
 
