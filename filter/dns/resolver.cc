@@ -52,6 +52,11 @@ namespace {
 
 constexpr int kRcodeNxdomain = 3;
 constexpr size_t kMaxCachedAnswers = 1024;              // per loop
+// A domain's owner chooses its answers' size: up to 64 kB each, so 1024
+// of them could hold 64 MB on every loop.  Real answers (SPF, DKIM keys,
+// DMARC, DNS lists) are under 4 kB.
+constexpr size_t kMaxCachedAnswerBytes = 8 * 1024;      // a bigger one is not kept
+constexpr size_t kMaxCachedBytes = 1024 * 1024;         // per loop
 constexpr std::chrono::seconds kMaxCacheTtl{3600};      // libunbound's own cap is a day
 
 Answer temperror(std::string error) {
@@ -435,22 +440,39 @@ private:
         const auto found = cache_.find(key);
         if (found == cache_.end()) return nullptr;
         if (found->second.expires > Clock::now()) return &found->second.answer;
+        cached_bytes_ -= found->second.bytes;
         cache_.erase(found);
         return nullptr;
     }
 
     void keep(const std::string& key, const Answer& answer, int ttl) {
         if (ttl <= 0 || answer.status == Answer::Status::temperror) return;
+        size_t bytes = key.size();
+        for (const auto& record : answer.records) bytes += record.size();
+        if (bytes > kMaxCachedAnswerBytes) return;
         const auto now = Clock::now();
-        if (cache_.size() >= kMaxCachedAnswers) {
-            std::erase_if(cache_, [now](const auto& entry) { return entry.second.expires <= now; });
+        if (const auto old = cache_.find(key); old != cache_.end()) {
+            cached_bytes_ -= old->second.bytes;
+            cache_.erase(old);
+        }
+        if (cache_.size() >= kMaxCachedAnswers || cached_bytes_ + bytes > kMaxCachedBytes) {
+            std::erase_if(cache_, [this, now](const auto& entry) {
+                if (entry.second.expires > now) return false;
+                cached_bytes_ -= entry.second.bytes;
+                return true;
+            });
             // Still full of live answers: start over rather than track use.
-            if (cache_.size() >= kMaxCachedAnswers) cache_.clear();
+            if (cache_.size() >= kMaxCachedAnswers || cached_bytes_ + bytes > kMaxCachedBytes) {
+                cache_.clear();
+                cached_bytes_ = 0;
+            }
         }
         Cached& cached = cache_[key];
         cached.answer = answer;
         cached.answer.took = {};
         cached.expires = now + std::min<std::chrono::seconds>(std::chrono::seconds(ttl), kMaxCacheTtl);
+        cached.bytes = bytes;
+        cached_bytes_ += bytes;
     }
 
     /* QUERY, out of queries_ already, is answered: every waiter left gets
@@ -501,8 +523,10 @@ private:
     struct Cached {
         Answer answer;
         Clock::time_point expires;
+        size_t bytes = 0;   // of its key and records
     };
     std::unordered_map<std::string, Cached> cache_;
+    size_t cached_bytes_ = 0;   // in cache_, at most kMaxCachedBytes
 };
 
 /* The answer goes to the asking LoopContext on its own loop: at once when

@@ -322,6 +322,24 @@ TEST(ResolverCache, AnAnswerWithATtlOfZeroIsAskedForEachTime) {
     }
 }
 
+/* A domain's owner chooses how big its answers are: one over 8 kB is
+ * given and not kept, so 1024 of them cannot fill a loop's memory. */
+TEST(ResolverCache, AnAnswerOverEightKilobytesIsNotKept) {
+    std::string strings;
+    for (int i = 0; i < 40; ++i) strings += " \"" + std::string(250, static_cast<char>('a' + i % 26)) + "\"";
+    test_support::UnboundServer server({"big.example. 300 TXT" + strings, "small.example. 300 TXT \"v=spf1 -all\""});
+    Resolver resolver({server.forwarder()}, 5s);
+    EventLoop loop;
+    for (int i = 0; i < 2; ++i) {
+        const Answer big = resolve(resolver, loop, "big.example", RecordType::txt);
+        ASSERT_EQ(big.status, Status::found) << big.error;
+        EXPECT_EQ(big.records.at(0).size(), 40u * 250u);
+        EXPECT_GT(big.took, 0ms) << "lookup " << i;
+    }
+    resolve(resolver, loop, "small.example", RecordType::txt);
+    EXPECT_EQ(resolve(resolver, loop, "small.example", RecordType::txt).took, 0ms);
+}
+
 TEST(ResolverCache, ATemperrorIsNotKept) {
     BlackHole silent;
     Resolver resolver({silent.forwarder()}, 200ms);
