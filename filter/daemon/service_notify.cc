@@ -32,16 +32,17 @@ bool notify_address(std::string_view name, sockaddr_un& address, socklen_t& leng
     return true;
 }
 
-/* Sends STATE to NAME: "" once sent, else why not. */
+/* Sends STATE to NAME: "" once sent, else why not (NAME is said by the
+ * caller). */
 std::string send_state(std::string_view name, std::string_view state) {
     sockaddr_un address;
     socklen_t length = 0;
     if (!notify_address(name, address, length)) {
-        return "NOTIFY_SOCKET=" + std::string(name) + ": not an absolute path or an @abstract name of at most " +
-               std::to_string(sizeof address.sun_path - 1) + " characters";
+        return "not an absolute path or an @abstract name of at most " + std::to_string(sizeof address.sun_path - 1) +
+               " characters";
     }
     const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return "NOTIFY_SOCKET=" + std::string(name) + ": socket: " + std::strerror(errno);
+    if (fd < 0) return std::string("socket: ") + std::strerror(errno);
     ssize_t sent;
     do {
         sent = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&address),
@@ -49,8 +50,8 @@ std::string send_state(std::string_view name, std::string_view state) {
     } while (sent < 0 && errno == EINTR);
     const int error = errno;
     ::close(fd);
-    if (sent < 0) return "NOTIFY_SOCKET=" + std::string(name) + ": " + std::strerror(error);
-    if (static_cast<size_t>(sent) != state.size()) return "NOTIFY_SOCKET=" + std::string(name) + ": datagram cut short";
+    if (sent < 0) return std::strerror(error);
+    if (static_cast<size_t>(sent) != state.size()) return "datagram cut short";
     return "";
 }
 
@@ -62,7 +63,7 @@ bool notify_service_manager(std::string_view state) {
     const std::string error = send_state(name, state);
     if (error.empty()) return true;
     const std::string first_line(state.substr(0, state.find('\n')));
-    log::warning("cannot tell systemd " + first_line + ": " + error);
+    log::warning("cannot tell systemd " + first_line + ": NOTIFY_SOCKET=" + name + ": " + error);
     return false;
 }
 

@@ -440,8 +440,7 @@ private:
         const auto found = cache_.find(key);
         if (found == cache_.end()) return nullptr;
         if (found->second.expires > Clock::now()) return &found->second.answer;
-        cached_bytes_ -= found->second.bytes;
-        cache_.erase(found);
+        forget(found);
         return nullptr;
     }
 
@@ -451,18 +450,13 @@ private:
         for (const auto& record : answer.records) bytes += record.size();
         if (bytes > kMaxCachedAnswerBytes) return;
         const auto now = Clock::now();
-        if (const auto old = cache_.find(key); old != cache_.end()) {
-            cached_bytes_ -= old->second.bytes;
-            cache_.erase(old);
-        }
-        if (cache_.size() >= kMaxCachedAnswers || cached_bytes_ + bytes > kMaxCachedBytes) {
-            std::erase_if(cache_, [this, now](const auto& entry) {
-                if (entry.second.expires > now) return false;
-                cached_bytes_ -= entry.second.bytes;
-                return true;
-            });
+        if (const auto old = cache_.find(key); old != cache_.end()) forget(old);
+        if (!has_room(bytes)) {
+            for (auto at = cache_.begin(); at != cache_.end();) {
+                at = at->second.expires <= now ? forget(at) : std::next(at);
+            }
             // Still full of live answers: start over rather than track use.
-            if (cache_.size() >= kMaxCachedAnswers || cached_bytes_ + bytes > kMaxCachedBytes) {
+            if (!has_room(bytes)) {
                 cache_.clear();
                 cached_bytes_ = 0;
             }
@@ -525,8 +519,20 @@ private:
         Clock::time_point expires;
         size_t bytes = 0;   // of its key and records
     };
-    std::unordered_map<std::string, Cached> cache_;
+    using Cache = std::unordered_map<std::string, Cached>;
+    Cache cache_;
     size_t cached_bytes_ = 0;   // in cache_, at most kMaxCachedBytes
+
+    /* Whether an answer of BYTES fits beside those kept. */
+    bool has_room(size_t bytes) const {
+        return cache_.size() < kMaxCachedAnswers && cached_bytes_ + bytes <= kMaxCachedBytes;
+    }
+
+    /* The answer kept at AT goes; the next one. */
+    Cache::iterator forget(Cache::iterator at) {
+        cached_bytes_ -= at->second.bytes;
+        return cache_.erase(at);
+    }
 };
 
 /* The answer goes to the asking LoopContext on its own loop: at once when
