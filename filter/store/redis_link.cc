@@ -110,15 +110,19 @@ void RedisLink::command(std::span<const std::string_view> args, Done done, Clock
 void RedisLink::send(std::string_view encoded, Done done, Clock::time_point since) {
     if (fd_ < 0 && !connect()) return fail_later(std::move(done), connect_error_);
     queue(encoded, std::move(done), since);
-    if (connecting_) return;
-    // Written at once (one write for what the event queued), but a failure
-    // is the loop's to report: no callback may run inside send().
-    if (std::string error = flush(); !error.empty()) {
-        loop_.defer([alive = std::weak_ptr(alive_), this, error] {
-            const auto still = alive.lock();
-            if (still && *still) fail(error, kConnection);
-        });
-    }
+    if (connecting_ || flush_due_) return;
+    // Written once the loop has handled the events at hand: what all of
+    // them queued goes out in one write (and comes back in one read), not
+    // a packet each.  A failure is the loop's to report then, never inside
+    // send().
+    flush_due_ = true;
+    loop_.defer([alive = std::weak_ptr(alive_), this] {
+        const auto still = alive.lock();
+        if (!still || !*still) return;
+        flush_due_ = false;
+        if (fd_ < 0 || connecting_) return;   // failed meanwhile, or the connect writes it
+        if (std::string error = flush(); !error.empty()) fail(error, kConnection);
+    });
 }
 
 /* A new socket and its connect under way; false when it cannot even

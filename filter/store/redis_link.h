@@ -16,7 +16,8 @@
  * says its kind ("connect", "timeout", "connection") and whether the
  * command surely never reached the server (unsent: the connect failed),
  * so that the caller knows it may send it elsewhere.  Commands are
- * pipelined: each is written as it comes, and answered in order.
+ * pipelined, and answered in order: those queued while the loop handles
+ * one batch of events are written together, before it waits again.
  * command() takes the arguments; send() a command already encoded
  * (encode_command()), for a caller that may send it more than once.
  * After SUBSCRIBE, the messages Redis pushes go to on_push()'s handler.
@@ -134,6 +135,7 @@ private:
     int fd_ = -1;
     bool connecting_ = false;
     bool want_write_ = false;
+    bool flush_due_ = false;          // a deferred flush() will write out_
     std::string out_;                 // written from out_sent_ on
     size_t out_sent_ = 0;
     std::unique_ptr<ReplyParser> parser_;
