@@ -6,6 +6,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 
@@ -50,6 +51,40 @@ std::string_view level_prefix(Level level) {
     }
 }
 
+/* TEXT as a log line may carry it: a byte below 0x20 or DEL (which a
+ * client, a DNS answer or a header can put in a value we quote) becomes
+ * "\xNN", so that it can neither drive the terminal of whoever reads
+ * the log nor end the line; and text past kMaxLineBytes is cut, with how
+ * much was left out, as a header or a TXT record can be tens of
+ * kilobytes. */
+constexpr size_t kMaxLineBytes = 8000;
+
+bool is_control(unsigned char byte) { return byte < 0x20 || byte == 0x7f; }
+
+std::string printable(std::string_view text) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string line;
+    line.reserve(std::min(text.size(), kMaxLineBytes) + 32);
+    size_t used = 0;
+    for (; used < text.size() && line.size() < kMaxLineBytes; ++used) {
+        const auto byte = static_cast<unsigned char>(text[used]);
+        if (!is_control(byte)) {
+            line += static_cast<char>(byte);
+            continue;
+        }
+        line += "\\x";
+        line += kHex[byte >> 4];
+        line += kHex[byte & 0xf];
+    }
+    if (used < text.size()) line += "... (" + std::to_string(text.size() - used) + " bytes more)";
+    return line;
+}
+
+bool needs_printable(std::string_view text) {
+    return text.size() > kMaxLineBytes ||
+           std::any_of(text.begin(), text.end(), [](char c) { return is_control(static_cast<unsigned char>(c)); });
+}
+
 }  // namespace
 
 void log_to_stderr(Level level) {
@@ -68,6 +103,11 @@ bool enabled(Level level) { return level <= current_level.load(std::memory_order
 
 void write(Level level, std::string_view text) {
     if (!enabled(level)) return;
+    std::string escaped;
+    if (needs_printable(text)) {
+        escaped = printable(text);
+        text = escaped;
+    }
     if (use_syslog) {
         syslog(syslog_priority(level), "%.*s%.*s", static_cast<int>(level_prefix(level).size()),
                level_prefix(level).data(), static_cast<int>(text.size()), text.data());

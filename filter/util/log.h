@@ -5,6 +5,9 @@
  * as syslog would show it; warnings and errors carry Postfix's
  * "warning: " and "error: " prefixes on both targets.  Lines are written
  * with one write(2), so lines from several threads never interleave.
+ * A line shows a control byte (below 0x20, or DEL) as "\xNN", and stops
+ * after 8000 bytes, saying how many were left out: values a client or a
+ * DNS server chose can be neither terminal commands nor a flood.
  * Until log_to_syslog() or log_to_stderr() is called, lines go to stderr
  * at info level.
  */
