@@ -4,6 +4,7 @@
  */
 #include "store/redis_store.h"
 
+#include <charconv>
 #include <optional>
 #include <utility>
 
@@ -79,6 +80,22 @@ std::shared_ptr<KeyCommand> key_command(std::string key, std::span<const std::st
     command->key = std::move(key);
     encode_command(command->encoded, args);
     return command;
+}
+
+/* The SHA-1 that names LUA for EVALSHA, worked out once per script and
+ * thread (hashing a script of some kilobytes cost a few microseconds of
+ * every call): scripts are constants, so the text's address names it. */
+std::string_view script_sha(std::string_view lua) {
+    struct Known {
+        const char* text;
+        size_t size;
+        std::string sha;
+    };
+    thread_local std::vector<Known> known;
+    for (const Known& script : known) {
+        if (script.text == lua.data() && script.size == lua.size()) return script.sha;
+    }
+    return known.emplace_back(Known{lua.data(), lua.size(), sha1_hex(lua)}).sha;
 }
 
 }  // namespace
@@ -183,43 +200,55 @@ void RedisStore::run(const HashScript& script, std::string_view key, int64_t now
 
 void RedisStore::evaluate(std::string_view name, std::string_view lua, std::string_view key, int64_t now_ms,
                           std::span<const std::string> args, Done done) {
-    const std::string sha = sha1_hex(lua);
-    const std::string now = std::to_string(now_ms);
-    std::vector<std::string_view> command{"EVALSHA", sha, "1", "", now};
-    command.insert(command.end(), args.begin(), args.end());
+    // EVALSHA first; EVAL, which runs the source and caches it on the node
+    // that has the key now, only after NOSCRIPT.  The two differ only in
+    // their first two arguments, so what follows is encoded once.
     auto evalsha = std::make_shared<KeyCommand>();
-    evalsha->key = prefix_ + std::string(key);
-    command[3] = evalsha->key;
-    encode_command(evalsha->encoded, command);
+    evalsha->key = prefix_;
+    evalsha->key += key;
+    const size_t arguments = 5 + args.size();
+    std::string shared_tail;
+    append_argument(shared_tail, "1");
+    append_argument(shared_tail, evalsha->key);
+    char now[24];
+    append_argument(shared_tail, std::string_view(now, std::to_chars(now, now + sizeof now, now_ms).ptr));
+    for (const auto& arg : args) append_argument(shared_tail, arg);
+    begin_command(evalsha->encoded, arguments);
+    append_argument(evalsha->encoded, "EVALSHA");
+    append_argument(evalsha->encoded, script_sha(lua));
+    evalsha->encoded += shared_tail;
 
-    auto finish = [label = script_label(name), description = describe(), done = std::move(done)](LinkResult result) {
+    // The texts of an error are made only for an error.
+    auto finish = [this, name, done = std::move(done)](LinkResult result) {
         StoreResult answer;
         std::string_view kind = result.kind;
         if (!result.ok) {
-            answer.error = description + ": " + result.error;
+            answer.error = describe() + ": " + result.error;
         } else if (result.reply.type == RedisReply::Type::error) {
-            answer.error = description + ": " + reply_problem(label, result.reply);
+            answer.error = describe() + ": " + reply_problem(script_label(name), result.reply);
             kind = reply_error_kind(result);
         } else if (auto values = script_values(result.reply)) {
             answer.values = std::move(*values);
         } else {
-            answer.error = description + ": unexpected reply to " + label;
+            answer.error = describe() + ": unexpected reply to " + script_label(name);
             kind = error_kind::script;
         }
         if (answer.error) metrics::count_store_error(kind);
         done(std::move(answer));
     };
-    // Kept for a second try with EVAL, which runs the source and caches it
-    // on the node that has the key now.
-    command[0] = "EVAL";
-    command[1] = lua;
-    auto eval = key_command(evalsha->key, command);
     const auto started = std::chrono::steady_clock::now();
-    topology_->send(std::move(evalsha), [this, eval = std::move(eval), finish = std::move(finish), started](
-                                             LinkResult result) mutable {
+    std::shared_ptr<const KeyCommand> first = evalsha;
+    topology_->send(std::move(evalsha), [this, lua, arguments, first, shared_tail = std::move(shared_tail),
+                                         finish = std::move(finish), started](LinkResult result) mutable {
+        if (error_code(result) != "NOSCRIPT") return finish(std::move(result));
+        auto eval = std::make_shared<KeyCommand>();
+        eval->key = first->key;
+        begin_command(eval->encoded, arguments);
+        append_argument(eval->encoded, "EVAL");
+        append_argument(eval->encoded, lua);
+        eval->encoded += shared_tail;
         // Within the call's one store.timeout.
-        if (error_code(result) == "NOSCRIPT") return topology_->send(std::move(eval), std::move(finish), started);
-        finish(std::move(result));
+        topology_->send(std::move(eval), std::move(finish), started);
     });
 }
 

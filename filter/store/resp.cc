@@ -1,10 +1,12 @@
 /*
- * resp.cc: hiredis's formatter and reader behind RAII.
+ * resp.cc: commands as Redis reads them, and hiredis's reply reader behind
+ * RAII.
  */
 #include "store/resp.h"
 
 #include <hiredis/hiredis.h>
 
+#include <charconv>
 #include <cstdlib>
 
 namespace portcullis::store {
@@ -48,21 +50,27 @@ RedisReply convert(const redisReply& reply) {
 
 }  // namespace
 
+void begin_command(std::string& out, size_t arguments) {
+    char digits[24];
+    const auto [stop, error] = std::to_chars(digits, digits + sizeof digits, arguments);
+    out += '*';
+    out.append(digits, stop);
+    out += "\r\n";
+}
+
+void append_argument(std::string& out, std::string_view argument) {
+    char digits[24];
+    const auto [stop, error] = std::to_chars(digits, digits + sizeof digits, argument.size());
+    out += '$';
+    out.append(digits, stop);
+    out += "\r\n";
+    out += argument;
+    out += "\r\n";
+}
+
 void encode_command(std::string& out, std::span<const std::string_view> args) {
-    std::vector<const char*> pointers;
-    std::vector<size_t> lengths;
-    pointers.reserve(args.size());
-    lengths.reserve(args.size());
-    for (const auto arg : args) {
-        // An empty view may point nowhere, and hiredis memcpy()s from it.
-        pointers.push_back(arg.empty() ? "" : arg.data());
-        lengths.push_back(arg.size());
-    }
-    char* formatted = nullptr;
-    const int length = redisFormatCommandArgv(&formatted, static_cast<int>(args.size()), pointers.data(), lengths.data());
-    if (length < 0 || formatted == nullptr) throw std::bad_alloc();
-    out.append(formatted, static_cast<size_t>(length));
-    redisFreeCommand(formatted);
+    begin_command(out, args.size());
+    for (const auto arg : args) append_argument(out, arg);
 }
 
 void ReplyParser::ReaderFree::operator()(redisReader* reader) const { redisReaderFree(reader); }

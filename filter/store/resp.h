@@ -1,10 +1,13 @@
 /*
- * resp.h: Redis's protocol (RESP2) as bytes, on hiredis 0.14's encoder and
- * reply parser (the only code that includes hiredis).  No sockets here:
- * the connections of redis_link.h do their own I/O on the event loop.
+ * resp.h: Redis's protocol (RESP2) as bytes: commands written here, replies
+ * read by hiredis 0.14's reply parser (the only code that includes
+ * hiredis).  No sockets here: the connections of redis_link.h do their own
+ * I/O on the event loop.
  *
  * encode_command() appends one command (an argument vector, binary-safe:
  * any byte may appear in a key or a value) to OUT as Redis reads it.
+ * begin_command(OUT, N) and N append_argument() calls write the same
+ * bytes piece by piece, for a caller that shares pieces between commands.
  * ReplyParser takes the bytes a connection reads (feed()) and gives each
  * complete reply in order (next()); a stream that is not RESP makes
  * next() throw ProtocolError, after which the parser is unusable.
@@ -37,6 +40,8 @@ public:
 };
 
 void encode_command(std::string& out, std::span<const std::string_view> args);
+void begin_command(std::string& out, size_t arguments);
+void append_argument(std::string& out, std::string_view argument);
 
 /* "hiredis 0.14.1": the library this build uses, for `version`. */
 std::string hiredis_version();

@@ -50,7 +50,8 @@ struct Record {
     int64_t expires_at_ms = 0;          // 0: no expiry (meaningful only with a value)
 };
 
-/* One atomic operation on one key.
+/* One atomic operation on one key.  Scripts are constants: a store may
+ * keep NAME and LUA (not copies) until a call's answer.
  *
  * lua: KEYS[1] is the key (prefix included), ARGV[1] the current time in
  *   ms, ARGV[2..] the arguments.  It sets expiry with PEXPIREAT (absolute,
