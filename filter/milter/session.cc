@@ -153,6 +153,7 @@ std::optional<Reply> Session::helo(std::string_view name, bool tls) {
     if (connection_refusal_) return answered(*connection_refusal_);
     if (connection_accepted_) return Reply{};
     helo_refusal_.reset();
+    helo_effects_ = {};
     return evaluate(Stage::helo, [this](Answer answer) -> std::optional<Reply> {
         if (answer.kind == Answer::Kind::reject || answer.kind == Answer::Kind::tempfail) helo_refusal_ = answer;
         return answered(answer);
@@ -219,9 +220,10 @@ std::optional<Reply> Session::end_of_message() {
 std::optional<Reply> Session::finish_message(Reply reply) {
     const Answer::Kind kind = reply.answer.kind;
     if (kind == Answer::Kind::reject || kind == Answer::Kind::tempfail || kind == Answer::Kind::discard) return reply;
-    reply.add_headers = connection_headers_;
-    reply.add_headers.insert(reply.add_headers.end(), message_headers_.begin(), message_headers_.end());
-    reply.quarantine = message_quarantine_ ? message_quarantine_ : connection_quarantine_;
+    for (const Effects* effects : {&connect_effects_, &helo_effects_, &message_effects_}) {
+        reply.add_headers.insert(reply.add_headers.end(), effects->headers.begin(), effects->headers.end());
+        if (effects->quarantine) reply.quarantine = effects->quarantine;   // the latest stage's wins
+    }
     if (!message_stream_) return reply;
     std::optional<std::string> value = message_stream_->results_header(reply.quarantine ? "quarantine" : "none");
     if (!value) return wait_with([this, reply = std::move(reply)] { return finish_message(reply); });
@@ -255,21 +257,21 @@ void Session::abort_message() {
     if (checks_) checks_->next_message();
     headers_ended_ = false;
     facts_.reset_message();
-    message_headers_.clear();
-    message_quarantine_.reset();
+    message_effects_ = {};
     message_accepted_ = false;
     message_bytes_ = 0;
     stored_header_bytes_ = 0;
 }
 
 bool Session::has_pending_effects() const {
-    return !connection_headers_.empty() || !message_headers_.empty() || connection_quarantine_ ||
-           message_quarantine_;
+    return !connect_effects_.empty() || !helo_effects_.empty() || !message_effects_.empty();
 }
 
 Answer Session::apply(Stage stage, const policy::StageResult& result) {
-    collect(stage, result.effects);
     const policy::Verdict& verdict = result.verdict;
+    // A refused recipient's run adds nothing to the message that goes on.
+    const bool refused = verdict.outcome == Outcome::reject || verdict.outcome == Outcome::tempfail;
+    collect(stage, result.effects, !(stage == Stage::rcpt && refused));
     Answer answer;
     switch (verdict.outcome) {
         case Outcome::none:
@@ -292,18 +294,24 @@ Answer Session::apply(Stage stage, const policy::StageResult& result) {
         case Outcome::quarantine: {
             const std::string& reason = verdict.text.front();
             sink_.decision(*this, stage, "quarantine", verdict.rule, "reason=\"" + reason + "\"");
-            (policy::is_connection_stage(stage) ? connection_quarantine_ : message_quarantine_) = reason;
+            effects_of(stage).quarantine = reason;
             return answer;
         }
     }
     return answer;
 }
 
-void Session::collect(Stage stage, const std::vector<policy::Effect>& effects) {
-    auto& headers = policy::is_connection_stage(stage) ? connection_headers_ : message_headers_;
+Session::Effects& Session::effects_of(Stage stage) {
+    if (stage == Stage::connect) return connect_effects_;
+    return stage == Stage::helo ? helo_effects_ : message_effects_;
+}
+
+void Session::collect(Stage stage, const std::vector<policy::Effect>& effects, bool keep_headers) {
+    auto& headers = effects_of(stage).headers;
     for (const auto& effect : effects) {
         switch (effect.kind) {
             case policy::Effect::Kind::add_header:
+                if (!keep_headers) break;
                 headers.emplace_back(effect.name, effect.value);
                 sink_.decision(*this, stage, "add-header", effect.rule, "header=\"" + effect.name + ": " + effect.value + "\"");
                 break;

@@ -22,7 +22,9 @@
  *     reply text there), so it is kept and given at every later command
  *     (HELO, MAIL), with the rule's code and text;
  *   - add-header and quarantine are applied at end of message; those met
- *     at connect or helo apply to every message of the connection;
+ *     at connect apply to every message of the connection, those of
+ *     helo until the next HELO; the headers of a rcpt run that refuses
+ *     its recipient are not added;
  *   - DNS list answers are kept for the whole session (one lookup per
  *     name), SPF answers for the message, in the snapshot's SessionChecks;
  *   - every From field is parsed as it comes, into Facts::from, the one
@@ -120,7 +122,7 @@ private:
     std::optional<Reply> wait_with(Step next);
     void wake();
     Answer apply(policy::Stage stage, const policy::StageResult& result);
-    void collect(policy::Stage stage, const std::vector<policy::Effect>& effects);
+    void collect(policy::Stage stage, const std::vector<policy::Effect>& effects, bool keep_headers);
     bool has_pending_effects() const;
     MessageStream* message_stream();
     void end_headers();
@@ -146,8 +148,16 @@ private:
     bool message_accepted_ = false;
     std::optional<Answer> connection_refusal_;         // from connect; given at every later command
     std::optional<Answer> helo_refusal_;               // from the last HELO
-    std::vector<std::pair<std::string, std::string>> connection_headers_, message_headers_;
-    std::optional<std::string> connection_quarantine_, message_quarantine_;
+    /* What add-header and quarantine rules of one stage leave for the end
+     * of message: connect's for every message, the last HELO's (a client
+     * may say HELO again, after STARTTLS say), and the message's own. */
+    struct Effects {
+        std::vector<std::pair<std::string, std::string>> headers;
+        std::optional<std::string> quarantine;
+        bool empty() const { return headers.empty() && !quarantine; }
+    };
+    Effects& effects_of(policy::Stage stage);
+    Effects connect_effects_, helo_effects_, message_effects_;
     uint64_t message_bytes_ = 0;
     size_t stored_header_bytes_ = 0;
 };

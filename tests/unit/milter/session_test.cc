@@ -1,7 +1,8 @@
 /*
  * session_test.cc: the session flow without an MTA: connect-stage refusals
  * given at the next command, accept scopes, per-recipient refusal,
- * recipient counting, effects applied at end of message (each stage
+ * recipient counting, effects applied at end of message (those of the
+ * last HELO only, none of a refused recipient's run) (each stage
  * driven to its reply by a SessionDriver); and the waits, on a loop of
  * the test's own: a stage that needs a lookup or a store answer returns
  * nothing, the session asks to be resumed once it has come (once for
@@ -137,6 +138,38 @@ TEST_F(SessionTest, ConnectionHeadersApplyToEveryMessageMessageHeadersToOne) {
     const auto second = session->end_of_message();
     ASSERT_EQ(second.add_headers.size(), 1u);
     EXPECT_EQ(second.add_headers[0].second, "203.0.113.5");
+}
+
+TEST_F(SessionTest, HeloEffectsAreTheLastHelosOnly) {
+    // A client may say EHLO again (after STARTTLS, or a hundred times to
+    // make the fields pile up): only the last one's count, once.
+    auto session = start(
+        "on helo { add-header X-Helo \"${helo}\"\n quarantine \"odd name\" if helo == odd.example }\n");
+    session->connect(kExternal, "unknown", 1);
+    session->helo("odd.example", false);
+    for (int i = 0; i < 100; ++i) session->helo("mx" + std::to_string(i) + ".example", false);
+    for (int message = 0; message < 3; ++message) {
+        session->mail("<a@b.example>", "", 0);
+        session->rcpt("<x@example.com>");
+        const auto end = session->end_of_message();
+        ASSERT_EQ(end.add_headers.size(), 1u) << "message " << message;
+        EXPECT_EQ(end.add_headers[0].second, "mx99.example");
+        EXPECT_FALSE(end.quarantine) << "the quarantine of an earlier HELO";
+    }
+}
+
+TEST_F(SessionTest, ARefusedRecipientAddsNoHeader) {
+    auto session = start(
+        "on rcpt {\n add-header X-Rcpt \"${rcpt}\"\n reject if rcpt.domain != example.com\n}\n");
+    session->connect(kExternal, "unknown", 1);
+    session->mail("<a@b.example>", "", 0);
+    EXPECT_EQ(session->rcpt("<ok@example.com>").answer.kind, Answer::Kind::proceed);
+    for (int i = 0; i < 5; ++i) {
+        EXPECT_EQ(session->rcpt("<x" + std::to_string(i) + "@evil.example>").answer.kind, Answer::Kind::reject);
+    }
+    const auto end = session->end_of_message();
+    ASSERT_EQ(end.add_headers.size(), 1u);
+    EXPECT_EQ(end.add_headers[0].second, "ok@example.com");
 }
 
 TEST_F(SessionTest, DiscardAndQuarantine) {
