@@ -158,6 +158,7 @@ std::string List::add_domain(std::string_view item) {
     const bool exact = !item.empty() && item.front() == '=';
     std::string domain = fold_domain(exact ? item.substr(1) : item);
     if (!is_domain_name(domain)) return in_quotes(item) + " is not a domain name";
+    if (!exact) longest_name_ = std::max(longest_name_, domain.size());
     (exact ? exact_names_ : names_).insert(std::move(domain));
     return "";
 }
@@ -213,8 +214,11 @@ bool List::contains_domain(std::string_view value) const {
     const std::string domain = fold_domain(value);
     if (domain.empty()) return false;
     if (exact_names_.contains(domain) || names_.contains(domain)) return true;
-    // Each parent domain in turn: a.b.example.com -> b.example.com -> example.com -> com.
-    for (size_t dot = domain.find('.'); dot != std::string::npos; dot = domain.find('.', dot + 1)) {
+    // Each parent domain in turn: a.b.example.com -> b.example.com ->
+    // example.com -> com; none longer than the longest item, so that a
+    // name of thousands of labels costs what one of 253 bytes does.
+    const size_t first = domain.size() > longest_name_ ? domain.size() - longest_name_ - 1 : 0;
+    for (size_t dot = domain.find('.', first); dot != std::string::npos; dot = domain.find('.', dot + 1)) {
         if (names_.contains(std::string_view(domain).substr(dot + 1))) return true;
     }
     return false;

@@ -125,6 +125,7 @@ private:
     TextSet names_;                                        // domain (lower case), string (as written)
     TextSet folded_names_;                                 // string, lower case
     TextSet exact_names_;                                  // domain items written =name
+    size_t longest_name_ = 0;                              // of names_, for a domain list
     TextSet addresses_;                                    // address: user@domain, lower case
     TextSet address_domains_;                              // address: @domain
     TextSet address_locals_;                               // address: user@

@@ -105,6 +105,16 @@ TEST(DomainList, SubdomainsAndExactItems) {
                    {"badexample.com", "com", "x.mail.example.org", "example.org", ""});
 }
 
+TEST(DomainList, NamesOfThousandsOfLabelsAreLookedUpByTheirLastParents) {
+    // Only parents as long as the longest item are looked up, so the
+    // parent exactly that long must still be.
+    const List list = make_list(ListKind::domain, {"example.com", "mail.example.org"});
+    std::string labels;
+    while (labels.size() < 16000) labels += "a.";
+    expect_members(list, {labels + "example.com", labels + "mail.example.org", "x.mail.example.org"},
+                   {labels + "example.org", labels + "ail.example.org", labels});
+}
+
 TEST(DomainList, RejectsWhatIsNotADomain) {
     List list(ListKind::domain);
     EXPECT_EQ(list.add("a..b"), "'a..b' is not a domain name");
