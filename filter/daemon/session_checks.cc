@@ -13,9 +13,12 @@ namespace portcullis::daemon {
 
 namespace {
 
-/* A session with many messages asks about many names: past this many
- * answers the next message starts afresh. */
+/* A session with many messages asks about many names, and a hostile
+ * domain answers with tens of kilobytes: past this many answers, or
+ * this many bytes of them, the next message starts afresh (its lookups
+ * are mostly answered from the resolver's cache). */
 constexpr size_t kMaxKeptAnswers = 512;
+constexpr size_t kMaxKeptBytes = 256 * 1024;
 
 policy::AddressAnswer to_policy(const dns::Answer& answer) {
     using Kind = policy::AddressAnswer::Kind;
@@ -91,7 +94,7 @@ public:
 
     void next_message() override {
         spf_.reset();
-        if (lookups_.size() > kMaxKeptAnswers) {
+        if (lookups_.size() > kMaxKeptAnswers || lookups_.bytes() > kMaxKeptBytes) {
             lookups_.forget();
             addresses_.clear();
         }

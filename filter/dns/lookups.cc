@@ -58,6 +58,15 @@ void note(std::string_view name, RecordType type, Purpose purpose, const Answer&
     else if (log::enabled(log::Level::debug)) log::debug(answer_line(name, type, answer));
 }
 
+/* What an answer kept costs, about: its records and the map entry. */
+size_t kept_bytes(const std::string& name, const Answer& answer) {
+    constexpr size_t kPerEntry = 160;   // the map node, the key, the Answer
+    constexpr size_t kPerRecord = 32;   // a std::string
+    size_t bytes = kPerEntry + name.size() + answer.error.size();
+    for (const auto& record : answer.records) bytes += kPerRecord + record.size();
+    return bytes;
+}
+
 }  // namespace
 
 struct Lookups::State {
@@ -68,6 +77,7 @@ struct Lookups::State {
     };
     std::function<void()> wake;
     std::map<Key, Entry> entries;
+    size_t bytes = 0;          // of the answers kept
     uint64_t generation = 0;   // bumped by forget(): older answers are dropped
 };
 
@@ -95,6 +105,7 @@ const Answer* Lookups::find(std::string_view name, RecordType type, Purpose purp
                           if (!alive || alive->generation != generation) return;
                           auto entry = alive->entries.find(key);
                           if (entry == alive->entries.end()) return;
+                          alive->bytes += kept_bytes(key.first, answer);
                           entry->second.answer = std::move(answer);
                           entry->second.answered = true;
                           if (alive->wake) alive->wake();
@@ -104,8 +115,11 @@ const Answer* Lookups::find(std::string_view name, RecordType type, Purpose purp
 
 size_t Lookups::size() const { return state_->entries.size(); }
 
+size_t Lookups::bytes() const { return state_->bytes; }
+
 void Lookups::forget() {
     state_->entries.clear();
+    state_->bytes = 0;
     ++state_->generation;
 }
 

@@ -12,8 +12,10 @@
  * name) says: a DNS list's as "taken as not listed", a DKIM key's or
  * DMARC record's as it is, an SPF query's only at debug (the SPF verdict
  * says what it did).  A Lookups dropped with questions out drops their
- * answers when they come.  forget() empties it, for a long session whose
- * messages ask about many names; the answers still out are dropped.
+ * answers when they come.  size() counts the questions, bytes() about
+ * what the answers kept cost (a hostile domain's can be 64 kB each);
+ * forget() empties it, for a long session whose messages ask about many
+ * names or were given large answers; the answers still out are dropped.
  */
 #pragma once
 
@@ -40,6 +42,7 @@ public:
 
     const Answer* find(std::string_view name, RecordType type, Purpose purpose);
     size_t size() const;
+    size_t bytes() const;
     void forget();
 
 private:

@@ -166,6 +166,25 @@ TEST_F(LookupsTest, ForgetDropsTheAnswersAndTheQuestionsStillOut) {
     EXPECT_EQ(find(*lookups, "2.0.0.127.bl.example", RecordType::a)->records, Strings{"127.0.0.2"});
 }
 
+TEST_F(LookupsTest, WhatTheAnswersKeptCostIsCountedUntilForget) {
+    auto lookups = make_lookups();
+    EXPECT_EQ(lookups->bytes(), 0u);
+    find(*lookups, "2.0.0.127.bl.example", RecordType::txt);
+    ASSERT_TRUE(woken(1));
+    const size_t one = lookups->bytes();
+    EXPECT_GT(one, std::string("listed").size());
+    find(*lookups, "mail.example", RecordType::a);
+    ASSERT_TRUE(woken(2));
+    EXPECT_GT(lookups->bytes(), one);
+    // Found again, an answer costs nothing more.
+    find(*lookups, "mail.example", RecordType::a);
+    const size_t both = lookups->bytes();
+    test_support::serve_for(loop_, 50ms);
+    EXPECT_EQ(lookups->bytes(), both);
+    lookups->forget();
+    EXPECT_EQ(lookups->bytes(), 0u);
+}
+
 TEST_F(LookupsTest, ALookupsDroppedWithQuestionsOutWakesNobody) {
     auto lookups = make_lookups();
     find(*lookups, "mail.example", RecordType::a);
