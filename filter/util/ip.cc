@@ -27,8 +27,10 @@ bool starts_with_nocase(std::string_view text, std::string_view prefix) {
 }  // namespace
 
 std::optional<IpAddress> parse_ip(std::string_view text) {
-    if (starts_with_nocase(text, "ipv6:")) text.remove_prefix(5);
+    // "[192.0.2.1]" and "[IPv6:2001:db8::1]" (a HELO address literal, RFC
+    // 5321 4.1.3), "IPv6:2001:db8::1" (Sendmail's client address).
     if (text.size() >= 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
+    if (starts_with_nocase(text, "ipv6:")) text.remove_prefix(5);
     if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
 
     char buffer[INET6_ADDRSTRLEN + 1];

@@ -3,7 +3,8 @@
  *
  * IpAddress holds either family in 16 bytes (IPv4 in the first 4).
  * parse_ip() takes the textual forms inet_pton(3) accepts, plus the
- * "IPv6:" prefix Sendmail and Postfix put in front of IPv6 literals, and
+ * "IPv6:" prefix Sendmail and Postfix put in front of IPv6 literals and
+ * the brackets of an address literal ("[192.0.2.1]", "[IPv6:::1]"), and
  * maps IPv4-mapped IPv6 (::ffff:a.b.c.d) to plain IPv4 so that one list
  * entry matches either spelling.  IpPrefix is an address and a length;
  * parse_prefix() accepts "ADDR" (a host prefix) or "ADDR/LEN" and rejects

@@ -18,6 +18,8 @@ TEST(ParseIp, BothFamiliesAndMtaSpellings) {
     EXPECT_EQ(ip("192.0.2.1").str(), "192.0.2.1");
     EXPECT_EQ(ip("2001:DB8::1").str(), "2001:db8::1");
     EXPECT_EQ(ip("IPv6:2001:db8::1").str(), "2001:db8::1");
+    EXPECT_EQ(ip("[IPv6:2001:db8::1]").str(), "2001:db8::1");
+    EXPECT_EQ(ip("[ipv6:2001:DB8::2]").str(), "2001:db8::2");
     EXPECT_EQ(ip("[192.0.2.1]").str(), "192.0.2.1");
     EXPECT_TRUE(ip("::ffff:192.0.2.1").is_v4());
     EXPECT_FALSE(parse_ip("192.0.2"));
