@@ -77,7 +77,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include "checks/spf_screen.h"
 #include "dns/lookups.h"
 #include "util/text.h"
 
@@ -745,7 +744,7 @@ void Verifier::State::screen(Field& field) {
         decide(field, Result::permerror, "tag " + field.tags.repeated() + "= given twice (RFC 6376 3.2)");
     } else if (equals_nocase(field.tags.get("a"), "rsa-sha1")) {
         decide(field, Result::permerror, "rsa-sha1 is not accepted (RFC 8301)");
-    } else if (!key.empty() && !spf::is_host_name(key)) {
+    } else if (!key.empty() && !is_host_name(key)) {
         decide(field, Result::permerror, "key name " + in_quotes(key) + " is not a domain name");
     }
 }

@@ -278,22 +278,4 @@ ScreenedRecord screen_record(std::string_view record, bool client_v4) {
     return screened;
 }
 
-bool is_host_name(std::string_view name) {
-    if (name.ends_with('.')) name.remove_suffix(1);
-    if (name.empty() || name.size() > 253) return false;
-    size_t labels = 0;
-    size_t start = 0;
-    while (start <= name.size()) {
-        const size_t end = std::min(name.find('.', start), name.size());
-        const std::string_view label = name.substr(start, end - start);
-        const bool valid = !label.empty() && label.size() <= 63 && std::all_of(label.begin(), label.end(), [](char c) {
-            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '_';
-        });
-        if (!valid) return false;
-        ++labels;
-        start = end + 1;
-    }
-    return labels >= 2;
-}
-
 }  // namespace portcullis::spf

@@ -17,10 +17,8 @@
  * libspf2 refuses, are rewritten or left out.  An a or mx term with "/0"
  * for the client's family (any address of the name matches) gets its
  * domain marked with the label kAnyAddress, for the DNS layer to answer
- * with the client's own address when the name has any.  record_terms() splits a record into
- * its terms, the version left out.  is_host_name() is RFC 7208 4.3's
- * test of a domain to check: a multi-label name of letters, digits, '-'
- * and '_' (labels of 1 to 63 bytes, 253 in all; one final dot allowed).
+ * with the client's own address when the name has any.  record_terms()
+ * splits a record into its terms, the version left out.
  */
 #pragma once
 
@@ -45,6 +43,5 @@ struct ScreenedRecord {
 bool is_spf_record(std::string_view txt);
 ScreenedRecord screen_record(std::string_view record, bool client_v4);
 std::vector<std::string_view> record_terms(std::string_view record);
-bool is_host_name(std::string_view name);
 
 }  // namespace portcullis::spf

@@ -101,6 +101,9 @@ std::optional<std::string> dnsbl_name(const FieldValue& subject, std::string_vie
     if (name.empty()) return std::nullopt;
     name += '.';
     name += without_outer_dots(zone);
+    // A name no DNS query can carry: libunbound would read '\' as an
+    // escape, and refuses a label over 63 bytes as a temperror.
+    if (!is_host_name(name)) return std::nullopt;
     return name;
 }
 

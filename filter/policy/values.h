@@ -14,7 +14,8 @@
  * DNSBL: dnsbl_name() is the name to look up for SUBJECT in ZONE (an
  * IPv4 address's octets reversed, an IPv6 address's 32 nibbles reversed,
  * a domain as it is, then the zone), nullopt for an absent or empty
- * subject.  dnsbl_codes() are the list's return codes for SUBJECT: the A
+ * subject, or one that makes no host name (is_host_name()): it is not
+ * listed, and nothing is looked up.  dnsbl_codes() are the list's return codes for SUBJECT: the A
  * records in 127.0.0.0/8, less 127.255.255.0/24 (what lists answer to a
  * refused query, not a listing), smallest first; empty when the subject
  * is not listed or the lookup failed (temperror); nullopt while the

@@ -49,7 +49,7 @@ std::string percent_decode(std::string_view text) {
 /* The characters of host names and IPv4 addresses: anything else is a
  * typo, and white space or control characters would garble the logs
  * that name the server. */
-bool is_host_name(std::string_view host) {
+bool has_host_name_characters(std::string_view host) {
     return std::all_of(host.begin(), host.end(), [](char c) {
         const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
         const bool digit = c >= '0' && c <= '9';
@@ -86,7 +86,7 @@ void parse_host_port(std::string_view authority, RedisEndpoint& endpoint) {
         const auto colon = authority.find(':');
         endpoint.host = authority.substr(0, colon);
         if (endpoint.host.empty()) bad_url("no host (an IPv6 address goes in brackets)");
-        if (!is_host_name(endpoint.host)) bad_url("the host may hold only letters, digits, '.', '-' and '_'");
+        if (!has_host_name_characters(endpoint.host)) bad_url("the host may hold only letters, digits, '.', '-' and '_'");
         if (colon != std::string_view::npos) port = authority.substr(colon + 1);
     }
     if (port) {

@@ -69,6 +69,24 @@ std::string_view without_outer_dots(std::string_view name) {
     return name;
 }
 
+bool is_host_name(std::string_view name) {
+    if (name.ends_with('.')) name.remove_suffix(1);
+    if (name.empty() || name.size() > 253) return false;
+    size_t labels = 0;
+    size_t start = 0;
+    while (start <= name.size()) {
+        const size_t end = std::min(name.find('.', start), name.size());
+        const std::string_view label = name.substr(start, end - start);
+        const bool valid = !label.empty() && label.size() <= 63 && std::all_of(label.begin(), label.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        });
+        if (!valid) return false;
+        ++labels;
+        start = end + 1;
+    }
+    return labels >= 2;
+}
+
 std::string_view strip_angle_brackets(std::string_view address) {
     address = trim(address);
     if (address.size() >= 2 && address.front() == '<' && address.back() == '>') {

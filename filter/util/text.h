@@ -4,7 +4,8 @@
  * ASCII case folding (mail names are compared without regard to ASCII
  * case; we never fold non-ASCII bytes), trimming, comma-separated lists,
  * splitting an address
- * into local part and domain, the whole-text decimal numbers that config,
+ * into local part and domain, the test of a DNS host name, the
+ * whole-text decimal numbers that config,
  * policy, URLs, milter macros and store replies all read, and the "did
  * you mean" suggestion used by every error message that names an unknown
  * word.
@@ -29,6 +30,12 @@ std::string_view trim(std::string_view text);
 std::vector<std::string> split_list(std::string_view text);
 /* ".bl.example." -> "bl.example": a DNS name without leading or final dots. */
 std::string_view without_outer_dots(std::string_view name);
+
+/* NAME is a host name as DNS lookups take it (RFC 7208 4.3's test of a
+ * domain to check, and what a DNS list's or a DKIM key's query name must
+ * be): two labels or more of letters, digits, '-' and '_', each of 1 to
+ * 63 bytes, 253 in all; one final dot allowed. */
+bool is_host_name(std::string_view name);
 
 /* "<User@Example.COM>" -> "User@Example.COM": strip one pair of angle
  * brackets and surrounding white space, as MTAs hand envelope addresses. */

@@ -73,6 +73,17 @@ TEST(DnsblName, ReversedAddressesAndDomains) {
     EXPECT_EQ(dnsbl_name(domain, "dbl.example"), "spam.example.dbl.example");
     domain.text = "";
     EXPECT_EQ(dnsbl_name(domain, "dbl.example"), std::nullopt);
+    // Names no query can carry are not looked up: an escape, an empty
+    // label, a label over 63 bytes, over 253 bytes in all.
+    const std::vector<std::string> unusable{"evil.example\\", "a..example", std::string(64, 'a') + ".example",
+                                            "a b.example",
+                                            std::string(120, 'a') + "." + std::string(120, 'b') + ".example"};
+    for (const std::string& bad : unusable) {
+        domain.text = bad;
+        EXPECT_EQ(dnsbl_name(domain, "dbl.example"), std::nullopt) << bad;
+    }
+    domain.text = "_dmarc.host-1.Example";
+    EXPECT_EQ(dnsbl_name(domain, "dbl.example"), "_dmarc.host-1.example.dbl.example");
     EXPECT_EQ(dnsbl_name(FieldValue{}, "dbl.example"), std::nullopt);
 }
 
