@@ -26,10 +26,13 @@
  * addresses.
  *
  * The record is _dmarc.FROM-DOMAIN's TXT, else _dmarc.ORG-DOMAIN's
- * (RFC 7489 6.6.3), handed to libopendmarc (store_dmarc) to parse.  A
- * lookup that fails is temperror; no record (or more than one) is none,
- * and so is a record libopendmarc refuses, unless its p= or sp= is what is
- * wrong and its rua= names a valid URI: then it counts as p=none.  The
+ * (RFC 7489 6.6.3), screened (dmarc_record.h), then handed to
+ * libopendmarc (store_dmarc) to parse.  A lookup that fails is temperror;
+ * no record (or more than one) is none, and so is a record without a
+ * valid p= or with a bad sp=, unless its rua= names a valid URI: then it
+ * counts as p=none.  A bad adkim=, aspf= or pct= (pct=150 too) is read as
+ * its default (relaxed, relaxed, 100) and the record keeps its policy
+ * (RFC 7489 6.3); the verdict's reason says so.  The
  * organizational domain comes from the Public Suffix List, private rules
  * included; a domain that is itself a public suffix is its own.
  * Alignment is decided here, not by libopendmarc, because 1.4.2 gets it
@@ -82,7 +85,7 @@ struct Verdict {
     bool spf_aligned = false;    // a passing SPF identity is aligned (relaxed when there is no usable record)
     bool dkim_aligned = false;   // a passing DKIM signature is aligned (likewise)
     std::string reason;          // why permerror, temperror or none, for the log; on pass or fail, a
-                                 // note when the record counted as p=none
+                                 // note when the record counted as p=none or a bad tag as its default
     std::vector<std::string> author_domains;   // every author domain evaluated, in From order
     std::string from_problem;    // why part of From was not evaluated; "" when all of it was
 };

@@ -5,6 +5,7 @@
 #include "checks/dmarc_record.h"
 
 #include <algorithm>
+#include <initializer_list>
 #include <set>
 #include <vector>
 
@@ -65,14 +66,36 @@ bool is_policy_tag(std::string_view name) {
     return name == "v" || name == "p" || name == "sp" || name == "adkim" || name == "aspf" || name == "pct";
 }
 
-/* RFC 7489 6.4: pct = 1*3DIGIT (libopendmarc refuses more than 100). */
-bool is_percent_number(std::string_view value) {
-    return !value.empty() && value.size() <= 3 && std::all_of(value.begin(), value.end(), is_digit);
+bool is_one_of(std::string_view value, std::initializer_list<std::string_view> words) {
+    return std::any_of(words.begin(), words.end(), [&](std::string_view word) { return equals_nocase(value, word); });
+}
+
+/* RFC 7489 6.4: pct = 1*3DIGIT, and 6.3: an integer from 0 to 100. */
+bool is_percent(std::string_view value) {
+    const auto number = value.size() <= 3 ? parse_decimal<unsigned>(value) : std::nullopt;
+    return number && *number <= 100;
+}
+
+/* Whether TAG, a policy tag, has a value RFC 7489 6.4 allows (its
+ * literals without regard to case). */
+bool is_valid_value(const Tag& tag) {
+    if (tag.name == "p" || tag.name == "sp") return is_one_of(tag.value, {"none", "quarantine", "reject"});
+    if (tag.name == "adkim" || tag.name == "aspf") return is_one_of(tag.value, {"r", "s"});
+    if (tag.name == "pct") return is_percent(tag.value);
+    return true;   // v: is_dmarc_record() chose the record for it
+}
+
+/* TAG as a log line may show it: the value only when it is short and
+ * printable. */
+std::string shown(const Tag& tag) {
+    const bool printable = std::all_of(tag.value.begin(), tag.value.end(), [](char c) { return c > ' ' && c < 0x7f; });
+    if (printable && tag.value.size() <= kMaxShownValue) return tag.name + "=" + std::string(tag.value);
+    return tag.name + "= of " + std::to_string(tag.value.size()) + " bytes";
 }
 
 void append_tag(std::string& record, const Tag& tag) {
     if (!record.empty()) record += "; ";
-    record += tag.name + "=" + std::string(tag.value);
+    record += tag.name + "=" + to_lower(tag.value);
 }
 
 }  // namespace
@@ -98,16 +121,18 @@ ScreenedRecord screen_record(std::string_view record) {
     for (const Tag& tag : split_tags(record)) {
         if (tag.name == "rua") screened.reporting_uri = screened.reporting_uri || names_reporting_uri(tag.value);
         if (!is_policy_tag(tag.name) || !kept.insert(tag.name).second) continue;
-        if (tag.value.size() > kMaxPolicyValueBytes) {
-            screened.problem = tag.name + "= is longer than " + std::to_string(kMaxPolicyValueBytes) + " bytes";
-            return screened;
+        if (is_valid_value(tag)) {
+            append_tag(screened.policy_tags, tag);
+        } else if (tag.name == "p" || tag.name == "sp") {
+            if (screened.problem.empty()) screened.problem = shown(tag) + " is not none, quarantine or reject";
+            screened.policy_invalid = true;
+        } else {
+            screened.ignored += (screened.ignored.empty() ? "" : ", ") + shown(tag);
         }
-        if (tag.name == "pct" && !is_percent_number(tag.value)) {
-            screened.problem = "pct=" + std::string(tag.value) + " is not a number";
-            return screened;
-        }
-        append_tag(screened.policy_tags, tag);
-        if (tag.name == "v" || tag.name == "p" || tag.name == "sp") append_tag(screened.p_and_sp, tag);
+    }
+    if (kept.count("p") == 0) {
+        screened.problem = "it has no p=";
+        screened.policy_invalid = true;
     }
     return screened;
 }

@@ -182,12 +182,37 @@ const Case kCases[] = {
      {"user@sub.example.com"}, kNothingPasses, {Result::fail, "sub.example.com", "none", "none", false, false}},
     {"NoPAndInvalidRuaIsNone", {{"_dmarc.example.com", {"v=DMARC1; rua=not a uri"}}}, {"user@example.com"},
      kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
-    {"BadAdkimIsNone", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=x; rua=mailto:d@example.com"}}},
-     {"user@example.com"}, kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
-    {"PctNotANumberIsNone", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=abc"}}}, {"user@example.com"},
+    {"PrefixOfAPolicyIsNoPolicy", {{"_dmarc.example.com", {"v=DMARC1; p=r"}}}, {"user@example.com"},
      kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
-    {"PctOver100IsNone", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=101"}}}, {"user@example.com"},
-     kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
+    {"PrefixOfAPolicyWithValidRuaIsPNone", {{"_dmarc.example.com", {"v=DMARC1; p=rej; rua=mailto:d@example.com"}}},
+     {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "none", "none", false, false}},
+    {"PrefixOfASubdomainPolicyIsNoPolicy", {{"_dmarc.example.com", {"v=DMARC1; p=reject; sp=q"}}},
+     {"user@sub.example.com"}, kNothingPasses, {Result::none, "sub.example.com", "", "none", false, false}},
+    // RFC 7489 6.3: a bad optional tag is read as its default, and the
+    // record keeps its policy.
+    {"BadAdkimIsRelaxed", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=x; rua=mailto:d@example.com"}}},
+     {"user@example.com"}, dkim_pass("mail.example.com"),
+     {Result::pass, "example.com", "reject", "reject", false, true}},
+    {"BadAdkimStillFailsUnaligned", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=x"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"PrefixOfStrictIsRelaxed", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=st"}}}, {"user@example.com"},
+     dkim_pass("mail.example.com"), {Result::pass, "example.com", "reject", "reject", false, true}},
+    {"BadAspfIsRelaxed", {{"_dmarc.example.com", {"v=DMARC1; p=reject; aspf=yes"}}}, {"user@example.com"},
+     spf_pass("mail.example.com"), {Result::pass, "example.com", "reject", "reject", true, false}},
+    {"OverlongAdkimIsRelaxed", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=" + std::string(38, 'r')}}},
+     {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"PctNotANumberIs100", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=abc"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}, 99},
+    {"EmptyPctIs100", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct="}}}, {"user@example.com"}, kNothingPasses,
+     {Result::fail, "example.com", "reject", "reject", false, false}, 99},
+    {"PctWithAPercentSignIs100", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=50%"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}, 99},
+    {"PctOver100Is100", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=150"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}, 99},
+    {"PctOfFourDigitsIs100", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=0050"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}, 99},
+    {"Pct100IsValid", {{"_dmarc.example.com", {"v=DMARC1; p=quarantine; pct=100"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "quarantine", "quarantine", false, false}, 99},
     {"ReportTagErrorsDoNotCostThePolicy",
      {{"_dmarc.example.com", {"v=DMARC1; p=reject; fo=x; rf=zzz; ri=abc; ruf=" + std::string(300, 'a') + "; x=y"}}},
      {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}},
@@ -344,9 +369,14 @@ TEST_F(DmarcTest, ReasonsSayWhy) {
     const auto reason = [this](const std::string& from) { return check(from_fields({from}), {}).reason; };
     EXPECT_EQ(reason("a@slow.example"), "_dmarc.slow.example: timeout");
     EXPECT_EQ(reason("a@sub.none.example"), "no DMARC record at _dmarc.sub.none.example nor at _dmarc.none.example");
+    dns_.add("_dmarc.tags.example", {"v=DMARC1; p=reject; adkim=x; aspf=s; pct=" + std::string(40, '9')});
+    dns_.add("_dmarc.nul.example", {"v=DMARC1; p=reject; x=" + std::string(1, '\0')});
     EXPECT_EQ(reason("a@bad.example"),
-              "DMARC record at _dmarc.bad.example gives no policy: libopendmarc: Found DMARC record contained a bad "
-              "token value");
+              "DMARC record at _dmarc.bad.example gives no policy: p=bogus is not none, quarantine or reject");
+    dns_.add("_dmarc.nop.example", {"v=DMARC1; sp=reject"});
+    EXPECT_EQ(reason("a@nop.example"), "DMARC record at _dmarc.nop.example gives no policy: it has no p=");
+    EXPECT_EQ(reason("a@nul.example"), "DMARC record at _dmarc.nul.example gives no policy: it holds a NUL byte");
+    EXPECT_EQ(reason("a@tags.example"), "adkim=x, pct= of 40 bytes not valid: defaults used (RFC 7489 6.3)");
     EXPECT_EQ(reason("a@rua.example"), "no valid p= or sp=, read as p=none for its rua= (RFC 7489 6.6.3)");
     EXPECT_EQ(reason("garbage"), "From is not an address list");
 }
