@@ -339,15 +339,29 @@ void Checker::start_lookups(const FromHeader& from, dns::TxtLookups& dns) const 
 
 std::optional<Verdict> Checker::check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
                                       const PercentRoll& roll) const {
+    Decided nothing_yet;
+    return check(from, ids, dns, nothing_yet, roll);
+}
+
+std::optional<Verdict> Checker::check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
+                                      Decided& decided, const PercentRoll& roll) const {
     const std::vector<std::string> domains = evaluated_domains(from);
     const std::string problem = from_problem(from);
     std::vector<Verdict> verdicts;
     bool waiting = false;
-    // Every domain is asked, so the lookups still out all go on together.
+    // Every domain not yet decided is asked, so the lookups still out all
+    // go on together.
     for (const std::string& domain : domains) {
-        std::optional<Verdict> one = check_domain(domain, ids, dns, roll);
-        if (one) verdicts.push_back(std::move(*one));
-        else waiting = true;
+        auto known = decided.find(domain);
+        if (known == decided.end()) {
+            std::optional<Verdict> one = check_domain(domain, ids, dns, roll);
+            if (!one) {
+                waiting = true;
+                continue;
+            }
+            known = decided.emplace(domain, std::move(*one)).first;
+        }
+        verdicts.push_back(known->second);
     }
     if (waiting) return std::nullopt;
     Verdict verdict = combined(verdicts, problem);

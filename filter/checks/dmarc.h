@@ -9,9 +9,15 @@
  *                        the DMARC records of each author domain and of
  *                        its organizational domain, in parallel with the
  *                        rest;
- *   check(FROM, IDS)     the verdict, once SPF and DKIM are known; nullopt
+ *   check(FROM, IDS, DECIDED)
+ *                        the verdict, once SPF and DKIM are known; nullopt
  *                        while a record lookup has not been answered (the
  *                        caller is woken by its TxtLookups and asks again).
+ *                        DECIDED, the caller's for the message, keeps the
+ *                        verdict of each author domain once its records
+ *                        have come, so that asking again neither looks up
+ *                        nor reads a record twice (a 64 kB record costs
+ *                        its reading); without it, each call starts over.
  * FROM is the message's From header as util/from_header.h parses it, the
  * one parse the policy's from and from.domain also read.  Each distinct
  * author domain is evaluated (the first kMaxAuthorDomains), and the
@@ -51,6 +57,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -90,6 +97,11 @@ struct Verdict {
     std::string from_problem;    // why part of From was not evaluated; "" when all of it was
 };
 
+/* The verdicts of the author domains decided so far for one message, by
+ * domain: check() fills it; the caller keeps it for the message, and
+ * calls with the same FROM and IDS each time. */
+using Decided = std::map<std::string, Verdict, std::less<>>;
+
 class CheckerError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
@@ -115,6 +127,9 @@ public:
 
     void start_lookups(const FromHeader& from, dns::TxtLookups& dns) const;
     /* ROLL defaults to a uniform random number. */
+    std::optional<Verdict> check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
+                                 Decided& decided, const PercentRoll& roll = {}) const;
+    /* The same with nothing decided before. */
     std::optional<Verdict> check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
                                  const PercentRoll& roll = {}) const;
 

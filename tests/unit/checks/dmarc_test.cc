@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <optional>
@@ -279,13 +280,15 @@ Verdict at_once(const Checker& checker, const FromHeader& from, const Identifier
     return std::move(*verdict);
 }
 
-/* CHECKER's verdict with DNS holding its answers until check() waits;
+/* CHECKER's verdict with DNS holding its answers until check() waits,
+ * the domains decided kept from call to call as a session keeps them;
  * ROUNDS counts the calls that waited. */
 Verdict replayed(const Checker& checker, const FromHeader& from, const Identifiers& ids,
                  test_support::FakeTxtLookups& dns, const PercentRoll& roll, int& rounds) {
     dns.hold_answers();
+    Decided decided;
     for (;;) {
-        if (auto verdict = checker.check(from, ids, dns, roll)) return std::move(*verdict);
+        if (auto verdict = checker.check(from, ids, dns, decided, roll)) return std::move(*verdict);
         ++rounds;
         if (!dns.release_all()) throw std::logic_error("check() waits, but asked for nothing");
     }
@@ -393,6 +396,42 @@ TEST_F(DmarcTest, WaitsWhileARecordIsMissingAndAsksForEveryAuthorDomainAtOnce) {
     ASSERT_TRUE(verdict);
     EXPECT_EQ(verdict->result, Result::fail);
     EXPECT_EQ(verdict->from_domain, "evil.example");
+}
+
+/* A session asks again at each wake until every record is in: a domain
+ * decided on an earlier call is not looked up, nor its record read, again
+ * (16 records of 64 kB, answered one at a time, each read once). */
+TEST_F(DmarcTest, ADecidedAuthorDomainIsNeitherLookedUpNorReadAgain) {
+    std::string large = "v=DMARC1; p=reject";
+    while (large.size() < 64000) large += "; a=";
+    std::vector<std::string> names;
+    std::string authors;
+    for (size_t i = 0; i < kMaxAuthorDomains; ++i) {
+        const std::string domain = "d" + std::to_string(i) + ".evil.example";
+        names.push_back("_dmarc." + domain);
+        dns_.add(names.back(), {large});
+        authors += (i == 0 ? "x@" : ", x@") + domain;
+    }
+    const FromHeader from = from_fields({authors});
+    dns_.hold_answers();
+    Decided decided;
+    EXPECT_FALSE(checker_->check(from, kNothingPasses, dns_, decided));
+    std::optional<Verdict> verdict;
+    for (const std::string& name : names) {
+        EXPECT_FALSE(verdict) << "a verdict before " << name << " came";
+        dns_.release(name);
+        verdict = checker_->check(from, kNothingPasses, dns_, decided);
+    }
+    ASSERT_TRUE(verdict);
+    EXPECT_EQ(verdict->result, Result::fail);
+    EXPECT_EQ(verdict->policy, "reject");
+    EXPECT_EQ(decided.size(), kMaxAuthorDomains);
+    for (size_t i = 0; i < names.size(); ++i) {
+        // Asked on the first call and on each call before its answer came,
+        // then answered once.
+        EXPECT_EQ(std::count(dns_.answered.begin(), dns_.answered.end(), names[i]), static_cast<long>(i + 2))
+            << names[i];
+    }
 }
 
 TEST_F(DmarcTest, TheOrganizationalRecordIsAskedForOnceTheFromDomainHasNone) {
