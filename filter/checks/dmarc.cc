@@ -252,11 +252,17 @@ void apply_policy(Verdict& verdict, const Discovery& found, const ReadRecord& re
     verdict.reason = read.note;
 }
 
-/* The author domains that are evaluated: the first kMaxAuthorDomains. */
+/* The author domains that are evaluated: the first kMaxAuthorDomains of
+ * those parsed, then of those read leniently, each once. */
 std::vector<std::string> evaluated_domains(const FromHeader& from) {
-    const auto& domains = from.domains();
-    const auto evaluated = static_cast<std::ptrdiff_t>(std::min(domains.size(), kMaxAuthorDomains));
-    return {domains.begin(), domains.begin() + evaluated};
+    std::vector<std::string> evaluated;
+    for (const auto* domains : {&from.domains(), &from.lenient_domains()}) {
+        for (const std::string& domain : *domains) {
+            if (evaluated.size() == kMaxAuthorDomains) return evaluated;
+            if (std::find(evaluated.begin(), evaluated.end(), domain) == evaluated.end()) evaluated.push_back(domain);
+        }
+    }
+    return evaluated;
 }
 
 /* Why part of FROM is not evaluated; "" when all of it is. */

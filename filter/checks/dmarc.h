@@ -20,16 +20,21 @@
  *                        its reading); without it, each call starts over.
  * FROM is the message's From header as util/from_header.h parses it, the
  * one parse the policy's from and from.domain also read.  Each distinct
- * author domain is evaluated (the first kMaxAuthorDomains), and the
+ * author domain is evaluated, the domains() of FROM, then its
+ * lenient_domains() (the host names after an '@' in a field that does not
+ * parse), the first kMaxAuthorDomains of them in all, and the
  * verdicts are combined as RFC 7489 6.6.1 says, so that no address added
  * to From is a way around a p=reject: when any domain fails, the verdict
  * is the failing one with the strictest policy to apply (the first of
  * equals); else the first temperror; else permerror, when part of From
  * gives no author domain (FromHeader::problem(), or more than
  * kMaxAuthorDomains of them); else the first none; else (every domain
- * passes) the first pass.  One domain is one evaluation, however many
- * addresses name it.  Several From fields count as one list of all their
- * addresses.
+ * passes) the first pass.  So a From that does not parse gives fail when
+ * a domain read leniently from it fails (temperror when its lookup
+ * fails), and otherwise stays permerror: a domain read leniently that
+ * passes never makes it pass.  One domain is one evaluation, however
+ * many addresses name it.  Several From fields count as one list of all
+ * their addresses.
  *
  * The record is _dmarc.FROM-DOMAIN's TXT, else _dmarc.ORG-DOMAIN's
  * (RFC 7489 6.6.3), screened (dmarc_record.h), then handed to
@@ -81,8 +86,6 @@ struct Identifiers {
     std::string spf_domain;                    // the domain SPF checked (MAIL FROM, or HELO for <>)
     std::vector<std::string> dkim_passing;     // d= of every passing DKIM signature
 };
-
-inline constexpr size_t kMaxAuthorDomains = 16;
 
 struct Verdict {
     Result result = Result::none;

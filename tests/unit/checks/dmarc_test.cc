@@ -229,6 +229,22 @@ const Case kCases[] = {
      spf_pass("example.com"), {Result::permerror, "", "", "none", false, false}},
     {"DomainLiteralIsPermerror", {}, {"user@[192.0.2.1]"}, spf_pass("example.com"),
      {Result::permerror, "", "", "none", false, false}},
+    // A From that does not parse is no way around p=reject: the domains
+    // read leniently from it are evaluated too.
+    {"UnparseableFromWithAFailingDomainFails",
+     {{"_dmarc.victim.example", {kReject}}, {"_dmarc.evil.example", {"v=DMARC1; p=none"}}},
+     {"ceo@victim.example <x@evil.example>"}, {"pass", "evil.example", {"evil.example"}},
+     {Result::fail, "victim.example", "reject", "reject", false, false}},
+    {"UnparseableFromEndingInASemicolonFails", {{"_dmarc.victim.example", {kReject}}}, {"ceo@victim.example;"},
+     {"pass", "evil.example", {"evil.example"}}, {Result::fail, "victim.example", "reject", "reject", false, false}},
+    {"FieldPastTheEighthFails", {{"_dmarc.victim.example", {kReject}}, {"_dmarc.evil.example", {"v=DMARC1; p=none"}}},
+     {"x@evil.example", "x@evil.example", "x@evil.example", "x@evil.example", "x@evil.example", "x@evil.example",
+      "x@evil.example", "x@evil.example", "ceo@victim.example"},
+     {"pass", "evil.example", {"evil.example"}}, {Result::fail, "victim.example", "reject", "reject", false, false}},
+    {"DomainNotAHostNameFails", {{"_dmarc.victim.example", {kReject}}}, {"ceo@victim.example?="},
+     kNothingPasses, {Result::fail, "victim.example", "reject", "reject", false, false}},
+    {"UnparseableFromWithOnlyAPassIsPermerror", {{"_dmarc.victim.example", {kReject}}}, {"ceo@victim.example;"},
+     spf_pass("victim.example"), {Result::permerror, "", "", "none", false, false}},
 
     // Several authors (RFC 7489 6.6.1): every domain is evaluated, the
     // strictest policy among those that fail applies.
@@ -478,6 +494,11 @@ TEST_F(DmarcTest, StartLookupsForEachAuthorDomain) {
               (std::vector<std::string>{"_dmarc.x.example", "_dmarc.sub.y.example", "_dmarc.y.example"}));
 }
 
+TEST_F(DmarcTest, StartLookupsForTheDomainsReadLeniently) {
+    checker_->start_lookups(from_fields({"a@x.example", "ceo@victim.example <y@X.example"}), dns_);
+    EXPECT_EQ(dns_.started, (std::vector<std::string>{"_dmarc.x.example", "_dmarc.victim.example"}));
+}
+
 TEST_F(DmarcTest, StartLookupsNothingWithoutAFromDomain) {
     checker_->start_lookups(from_fields({}), dns_);
     checker_->start_lookups(from_fields({"user@[192.0.2.1]"}), dns_);
@@ -494,6 +515,11 @@ TEST_F(DmarcTest, VerdictNamesTheAuthorDomainsAndWhatWasNotEvaluated) {
     EXPECT_EQ(broken.result, Result::fail);
     EXPECT_EQ(broken.author_domains, std::vector<std::string>{"evil.example"});
     EXPECT_EQ(broken.from_problem, "From is not an address list");
+    const Verdict lenient = check(from_fields({"a@relay.example", "ceo@evil.example <"}), kNothingPasses);
+    EXPECT_EQ(lenient.result, Result::fail);
+    EXPECT_EQ(lenient.from_domain, "evil.example");
+    EXPECT_EQ(lenient.author_domains, (std::vector<std::string>{"relay.example", "evil.example"}));
+    EXPECT_EQ(lenient.from_problem, "From is not an address list");
     const Verdict none = check(from_fields({}), kNothingPasses);
     EXPECT_TRUE(none.author_domains.empty());
     EXPECT_EQ(none.from_problem, "no From field");
@@ -516,6 +542,10 @@ TEST_F(DmarcTest, AtMostSixteenAuthorDomainsAreEvaluated) {
     const Verdict last = check(from_fields({decoys + "ceo@evil.example"}), kNothingPasses);
     EXPECT_EQ(last.result, Result::permerror);
     EXPECT_EQ(last.reason, "more than 16 author domains");
+    // Those read leniently count in the sixteen, after those parsed.
+    const Verdict lenient = check(from_fields({decoys, "ceo@evil.example <"}), kNothingPasses);
+    EXPECT_EQ(lenient.result, Result::permerror);
+    EXPECT_EQ(lenient.author_domains.size(), kMaxAuthorDomains);
 }
 
 TEST_F(DmarcTest, FromDomainTooLongForARecordNameFallsBack) {
