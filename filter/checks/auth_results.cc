@@ -127,6 +127,66 @@ size_t skip_cfws(std::string_view text, size_t at) {
     return at;
 }
 
+bool is_cfws_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* The authserv-id as the lenient readers downstream take it (OpenDMARC's,
+ * OpenDKIM's and OpenARC's tokenizers skip comments, join the pieces of a
+ * name across '.' and white space, and drop quote marks): the text before
+ * the first ';' outside quoted strings and comments, less comments, quote
+ * marks and the backslash of quoted pairs, each run of white space or
+ * comments made one space (none at either end). */
+std::string squeezed_authserv_id(std::string_view value) {
+    std::string squeezed;
+    bool gap = false;
+    const auto add = [&](char c) {
+        if (is_cfws_space(c)) {
+            gap = true;
+            return;
+        }
+        if (gap && !squeezed.empty()) squeezed += ' ';
+        gap = false;
+        squeezed += c;
+    };
+    bool in_quotes = false;
+    int depth = 0;   // of comments
+    for (size_t at = 0; at < value.size(); ++at) {
+        char c = value[at];
+        const bool quoted_pair = c == '\\' && at + 1 < value.size();
+        if (quoted_pair) c = value[++at];
+        if (depth > 0) {
+            if (!quoted_pair) depth += c == '(' ? 1 : c == ')' ? -1 : 0;
+        } else if (quoted_pair) {
+            add(c);
+        } else if (c == '"') {
+            in_quotes = !in_quotes;
+        } else if (!in_quotes && c == ';') {
+            break;
+        } else if (!in_quotes && c == '(') {
+            depth = 1;
+            gap = true;
+        } else {
+            add(c);
+        }
+    }
+    return squeezed;
+}
+
+/* The name a lenient reader takes for the authserv-id of VALUE: its
+ * squeezed text less a final RFC 8601 authres-version (digits after white
+ * space or a comment), the spaces left dropped. */
+std::string lenient_authserv_id(std::string_view value) {
+    std::string id = squeezed_authserv_id(value);
+    const size_t last_gap = id.rfind(' ');
+    if (last_gap != std::string::npos &&
+        std::all_of(id.begin() + static_cast<std::ptrdiff_t>(last_gap) + 1, id.end(), [](char c) {
+            return c >= '0' && c <= '9';
+        })) {
+        id.erase(last_gap);
+    }
+    std::erase(id, ' ');
+    return id;
+}
+
 }  // namespace
 
 std::string header_value(std::string_view authserv_id, const Results& results) {
@@ -169,7 +229,8 @@ std::string authserv_id_of(std::string_view value) {
 }
 
 bool is_ours(std::string_view value, std::string_view authserv_id) {
-    return !authserv_id.empty() && equals_nocase(authserv_id_of(value), authserv_id);
+    return !authserv_id.empty() &&
+           (equals_nocase(authserv_id_of(value), authserv_id) || equals_nocase(lenient_authserv_id(value), authserv_id));
 }
 
 }  // namespace portcullis::auth_results

@@ -18,8 +18,17 @@
  * wants them.
  *
  * authserv_id_of() reads the authserv-id a field value starts with (token
- * or quoted-string, after comments and white space), "" if it has none;
- * is_ours() compares it with ours, without regard to case.
+ * or quoted-string, after comments and white space), "" if it has none.
+ * is_ours() says whether a field claims to be ours, to any reader: when
+ * that authserv-id is ours, or when the name that lenient readers
+ * downstream (OpenDMARC, OpenDKIM, OpenARC) take for it is: the text
+ * before the first ';' outside quoted strings and comments, less comments,
+ * quote marks, the backslash of quoted pairs and white space (folding
+ * too), after dropping a final version (digits after white space or a
+ * comment).  So "mx . example . com;", "mx.(x)example.com;",
+ * "mx.exa\"mple\".com;" and "mx.example.co\m;" are all mx.example.com's,
+ * "mx.example.com 1;" too, but not "mx.example.com1;" nor
+ * "mx.example.community;".  Both compare without regard to case.
  */
 #pragma once
 

@@ -6,12 +6,13 @@
  * (opendmarc_policy_store_dmarc, then fetch_p, fetch_sp, fetch_pct,
  * fetch_adkim and fetch_aspf), in a context of its own for each reading,
  * so that checks running in parallel share nothing.  The records it sees
- * are screened first (dmarc_record.h).  Never called: its DNS functions
- * (query_dmarc; fetch_rua and fetch_ruf with a buffer, the latter with
- * CVE-2024-25768), store_spf (it leaks when called twice), its alignment
- * (strict alignment passes a subdomain, and a one-letter first label is
- * dropped), its Public Suffix List reader (public_suffix.cc says what it
- * gets wrong).
+ * are screened first (dmarc_record.h): it gets only values RFC 7489
+ * allows, since it takes any prefix of a word for the word.  Never
+ * called: its DNS functions (query_dmarc; fetch_rua and fetch_ruf with a
+ * buffer, the latter with CVE-2024-25768), store_spf (it leaks when
+ * called twice), its alignment (strict alignment passes a subdomain, and a
+ * one-letter first label is dropped), its Public Suffix List reader
+ * (public_suffix.cc says what it gets wrong).
  *
  * opendmarc_policy_library_init() copies its settings into a static of the
  * library, unguarded: it is called once per process, with no Public Suffix
@@ -125,16 +126,19 @@ ReadRecord parse_policy(std::string tags, std::string domain) {
 
 /* RECORD, DOMAIN's DMARC record, read.  One without a valid p=, or with a
  * bad sp=, is read as "v=DMARC1; p=none" when its rua= names a valid URI
- * (RFC 7489 6.6.3). */
+ * (RFC 7489 6.6.3); bad optional tags are read as their defaults. */
 ReadRecord read_record(std::string_view record, const std::string& domain) {
     const ScreenedRecord screened = screen_record(record);
-    if (!screened.problem.empty()) return {{}, screened.problem, ""};
-    ReadRecord read = parse_policy(screened.policy_tags, domain);
-    if (read.problem.empty() || !screened.reporting_uri || parse_policy(screened.p_and_sp, domain).problem.empty()) {
+    if (screened.policy_invalid && screened.reporting_uri) {
+        ReadRecord read = parse_policy("v=DMARC1; p=none", domain);
+        read.note = "no valid p= or sp=, read as p=none for its rua= (RFC 7489 6.6.3)";
         return read;
     }
-    read = parse_policy("v=DMARC1; p=none", domain);
-    read.note = "no valid p= or sp=, read as p=none for its rua= (RFC 7489 6.6.3)";
+    if (!screened.problem.empty()) return {{}, screened.problem, ""};
+    ReadRecord read = parse_policy(screened.policy_tags, domain);
+    if (read.problem.empty() && !screened.ignored.empty()) {
+        read.note = screened.ignored + " not valid: defaults used (RFC 7489 6.3)";
+    }
     return read;
 }
 
@@ -248,11 +252,17 @@ void apply_policy(Verdict& verdict, const Discovery& found, const ReadRecord& re
     verdict.reason = read.note;
 }
 
-/* The author domains that are evaluated: the first kMaxAuthorDomains. */
+/* The author domains that are evaluated: the first kMaxAuthorDomains of
+ * those parsed, then of those read leniently, each once. */
 std::vector<std::string> evaluated_domains(const FromHeader& from) {
-    const auto& domains = from.domains();
-    const auto evaluated = static_cast<std::ptrdiff_t>(std::min(domains.size(), kMaxAuthorDomains));
-    return {domains.begin(), domains.begin() + evaluated};
+    std::vector<std::string> evaluated;
+    for (const auto* domains : {&from.domains(), &from.lenient_domains()}) {
+        for (const std::string& domain : *domains) {
+            if (evaluated.size() == kMaxAuthorDomains) return evaluated;
+            if (std::find(evaluated.begin(), evaluated.end(), domain) == evaluated.end()) evaluated.push_back(domain);
+        }
+    }
+    return evaluated;
 }
 
 /* Why part of FROM is not evaluated; "" when all of it is. */
@@ -335,15 +345,29 @@ void Checker::start_lookups(const FromHeader& from, dns::TxtLookups& dns) const 
 
 std::optional<Verdict> Checker::check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
                                       const PercentRoll& roll) const {
+    Decided nothing_yet;
+    return check(from, ids, dns, nothing_yet, roll);
+}
+
+std::optional<Verdict> Checker::check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
+                                      Decided& decided, const PercentRoll& roll) const {
     const std::vector<std::string> domains = evaluated_domains(from);
     const std::string problem = from_problem(from);
     std::vector<Verdict> verdicts;
     bool waiting = false;
-    // Every domain is asked, so the lookups still out all go on together.
+    // Every domain not yet decided is asked, so the lookups still out all
+    // go on together.
     for (const std::string& domain : domains) {
-        std::optional<Verdict> one = check_domain(domain, ids, dns, roll);
-        if (one) verdicts.push_back(std::move(*one));
-        else waiting = true;
+        auto known = decided.find(domain);
+        if (known == decided.end()) {
+            std::optional<Verdict> one = check_domain(domain, ids, dns, roll);
+            if (!one) {
+                waiting = true;
+                continue;
+            }
+            known = decided.emplace(domain, std::move(*one)).first;
+        }
+        verdicts.push_back(known->second);
     }
     if (waiting) return std::nullopt;
     Verdict verdict = combined(verdicts, problem);

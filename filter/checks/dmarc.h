@@ -9,27 +9,41 @@
  *                        the DMARC records of each author domain and of
  *                        its organizational domain, in parallel with the
  *                        rest;
- *   check(FROM, IDS)     the verdict, once SPF and DKIM are known; nullopt
+ *   check(FROM, IDS, DECIDED)
+ *                        the verdict, once SPF and DKIM are known; nullopt
  *                        while a record lookup has not been answered (the
  *                        caller is woken by its TxtLookups and asks again).
+ *                        DECIDED, the caller's for the message, keeps the
+ *                        verdict of each author domain once its records
+ *                        have come, so that asking again neither looks up
+ *                        nor reads a record twice (a 64 kB record costs
+ *                        its reading); without it, each call starts over.
  * FROM is the message's From header as util/from_header.h parses it, the
  * one parse the policy's from and from.domain also read.  Each distinct
- * author domain is evaluated (the first kMaxAuthorDomains), and the
+ * author domain is evaluated, the domains() of FROM, then its
+ * lenient_domains() (the host names after an '@' in a field that does not
+ * parse), the first kMaxAuthorDomains of them in all, and the
  * verdicts are combined as RFC 7489 6.6.1 says, so that no address added
  * to From is a way around a p=reject: when any domain fails, the verdict
  * is the failing one with the strictest policy to apply (the first of
  * equals); else the first temperror; else permerror, when part of From
  * gives no author domain (FromHeader::problem(), or more than
  * kMaxAuthorDomains of them); else the first none; else (every domain
- * passes) the first pass.  One domain is one evaluation, however many
- * addresses name it.  Several From fields count as one list of all their
- * addresses.
+ * passes) the first pass.  So a From that does not parse gives fail when
+ * a domain read leniently from it fails (temperror when its lookup
+ * fails), and otherwise stays permerror: a domain read leniently that
+ * passes never makes it pass.  One domain is one evaluation, however
+ * many addresses name it.  Several From fields count as one list of all
+ * their addresses.
  *
  * The record is _dmarc.FROM-DOMAIN's TXT, else _dmarc.ORG-DOMAIN's
- * (RFC 7489 6.6.3), handed to libopendmarc (store_dmarc) to parse.  A
- * lookup that fails is temperror; no record (or more than one) is none,
- * and so is a record libopendmarc refuses, unless its p= or sp= is what is
- * wrong and its rua= names a valid URI: then it counts as p=none.  The
+ * (RFC 7489 6.6.3), screened (dmarc_record.h), then handed to
+ * libopendmarc (store_dmarc) to parse.  A lookup that fails is temperror;
+ * no record (or more than one) is none, and so is a record without a
+ * valid p= or with a bad sp=, unless its rua= names a valid URI: then it
+ * counts as p=none.  A bad adkim=, aspf= or pct= (pct=150 too) is read as
+ * its default (relaxed, relaxed, 100) and the record keeps its policy
+ * (RFC 7489 6.3); the verdict's reason says so.  The
  * organizational domain comes from the Public Suffix List, private rules
  * included; a domain that is itself a public suffix is its own.
  * Alignment is decided here, not by libopendmarc, because 1.4.2 gets it
@@ -48,6 +62,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -72,8 +87,6 @@ struct Identifiers {
     std::vector<std::string> dkim_passing;     // d= of every passing DKIM signature
 };
 
-inline constexpr size_t kMaxAuthorDomains = 16;
-
 struct Verdict {
     Result result = Result::none;
     std::string from_domain;     // the author domain the result is for, lower case; "" for permerror
@@ -82,10 +95,15 @@ struct Verdict {
     bool spf_aligned = false;    // a passing SPF identity is aligned (relaxed when there is no usable record)
     bool dkim_aligned = false;   // a passing DKIM signature is aligned (likewise)
     std::string reason;          // why permerror, temperror or none, for the log; on pass or fail, a
-                                 // note when the record counted as p=none
+                                 // note when the record counted as p=none or a bad tag as its default
     std::vector<std::string> author_domains;   // every author domain evaluated, in From order
     std::string from_problem;    // why part of From was not evaluated; "" when all of it was
 };
+
+/* The verdicts of the author domains decided so far for one message, by
+ * domain: check() fills it; the caller keeps it for the message, and
+ * calls with the same FROM and IDS each time. */
+using Decided = std::map<std::string, Verdict, std::less<>>;
 
 class CheckerError : public std::runtime_error {
 public:
@@ -112,6 +130,9 @@ public:
 
     void start_lookups(const FromHeader& from, dns::TxtLookups& dns) const;
     /* ROLL defaults to a uniform random number. */
+    std::optional<Verdict> check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
+                                 Decided& decided, const PercentRoll& roll = {}) const;
+    /* The same with nothing decided before. */
     std::optional<Verdict> check(const FromHeader& from, const Identifiers& ids, dns::TxtLookups& dns,
                                  const PercentRoll& roll = {}) const;
 

@@ -5,8 +5,9 @@
 #include "checks/dmarc_record.h"
 
 #include <algorithm>
-#include <set>
-#include <vector>
+#include <array>
+#include <initializer_list>
+#include <optional>
 
 #include "util/text.h"
 
@@ -14,26 +15,38 @@ namespace portcullis::dmarc {
 
 namespace {
 
+/* The policy tags; bit I of a set of them stands for kPolicyTags[I]. */
+constexpr std::array<std::string_view, 6> kPolicyTags = {"v", "p", "sp", "adkim", "aspf", "pct"};
+constexpr unsigned kEveryPolicyTag = (1u << kPolicyTags.size()) - 1;
+
 struct Tag {
-    std::string name;   // lower case
-    std::string_view value;
+    std::string_view name;    // trimmed; a policy tag's in lower case
+    std::string_view value;   // trimmed
 };
 
 bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-/* RECORD's name=value pieces, names and values trimmed. */
-std::vector<Tag> split_tags(std::string_view record) {
-    std::vector<Tag> tags;
-    for (;;) {
+/* The first name=value piece of RECORD (pieces are separated by ';';
+ * those without '=' are skipped), taken off RECORD; nullopt at its end. */
+std::optional<Tag> next_tag(std::string_view& record) {
+    while (!record.empty()) {
         const size_t end = std::min(record.find(';'), record.size());
         const std::string_view piece = record.substr(0, end);
+        record.remove_prefix(std::min(end + 1, record.size()));
         if (const size_t equals = piece.find('='); equals != std::string_view::npos) {
-            tags.push_back({to_lower(trim(piece.substr(0, equals))), trim(piece.substr(equals + 1))});
+            return Tag{trim(piece.substr(0, equals)), trim(piece.substr(equals + 1))};
         }
-        if (end == record.size()) return tags;
-        record.remove_prefix(end + 1);
     }
+    return std::nullopt;
+}
+
+/* The place of NAME in kPolicyTags, without regard to case;
+ * kPolicyTags.size() when it is not a policy tag. */
+size_t policy_tag_index(std::string_view name) {
+    const auto found = std::find_if(kPolicyTags.begin(), kPolicyTags.end(),
+                                    [&](std::string_view tag) { return equals_nocase(name, tag); });
+    return static_cast<size_t>(found - kPolicyTags.begin());
 }
 
 /* RFC 7489 6.4 dmarc-uri: an RFC 3986 URI, taken here as a scheme
@@ -61,18 +74,38 @@ bool names_reporting_uri(std::string_view value) {
     }
 }
 
-bool is_policy_tag(std::string_view name) {
-    return name == "v" || name == "p" || name == "sp" || name == "adkim" || name == "aspf" || name == "pct";
+bool is_one_of(std::string_view value, std::initializer_list<std::string_view> words) {
+    return std::any_of(words.begin(), words.end(), [&](std::string_view word) { return equals_nocase(value, word); });
 }
 
-/* RFC 7489 6.4: pct = 1*3DIGIT (libopendmarc refuses more than 100). */
-bool is_percent_number(std::string_view value) {
-    return !value.empty() && value.size() <= 3 && std::all_of(value.begin(), value.end(), is_digit);
+/* RFC 7489 6.4: pct = 1*3DIGIT, and 6.3: an integer from 0 to 100. */
+bool is_percent(std::string_view value) {
+    const auto number = value.size() <= 3 ? parse_decimal<unsigned>(value) : std::nullopt;
+    return number && *number <= 100;
+}
+
+/* Whether TAG, a policy tag, has a value RFC 7489 6.4 allows (its
+ * literals without regard to case). */
+bool is_valid_value(const Tag& tag) {
+    if (tag.name == "p" || tag.name == "sp") return is_one_of(tag.value, {"none", "quarantine", "reject"});
+    if (tag.name == "adkim" || tag.name == "aspf") return is_one_of(tag.value, {"r", "s"});
+    if (tag.name == "pct") return is_percent(tag.value);
+    return true;   // v: is_dmarc_record() chose the record for it
+}
+
+/* TAG as a log line may show it: the value only when it is short and
+ * printable. */
+std::string shown(const Tag& tag) {
+    const bool printable = std::all_of(tag.value.begin(), tag.value.end(), [](char c) { return c > ' ' && c < 0x7f; });
+    const std::string name(tag.name);
+    if (printable && tag.value.size() <= kMaxShownValue) return name + "=" + std::string(tag.value);
+    return name + "= of " + std::to_string(tag.value.size()) + " bytes";
 }
 
 void append_tag(std::string& record, const Tag& tag) {
     if (!record.empty()) record += "; ";
-    record += tag.name + "=" + std::string(tag.value);
+    record += tag.name;
+    record += "=" + to_lower(tag.value);
 }
 
 }  // namespace
@@ -94,20 +127,31 @@ ScreenedRecord screen_record(std::string_view record) {
         screened.problem = "it holds a NUL byte";
         return screened;
     }
-    std::set<std::string, std::less<>> kept;
-    for (const Tag& tag : split_tags(record)) {
-        if (tag.name == "rua") screened.reporting_uri = screened.reporting_uri || names_reporting_uri(tag.value);
-        if (!is_policy_tag(tag.name) || !kept.insert(tag.name).second) continue;
-        if (tag.value.size() > kMaxPolicyValueBytes) {
-            screened.problem = tag.name + "= is longer than " + std::to_string(kMaxPolicyValueBytes) + " bytes";
-            return screened;
+    // Read up to where nothing later can change the outcome: every policy
+    // tag met (later ones repeat them) and a valid rua= found.
+    unsigned kept = 0;
+    for (std::string_view rest = record; kept != kEveryPolicyTag || !screened.reporting_uri;) {
+        const std::optional<Tag> tag = next_tag(rest);
+        if (!tag) break;
+        if (equals_nocase(tag->name, "rua") && !screened.reporting_uri) {
+            screened.reporting_uri = names_reporting_uri(tag->value);
         }
-        if (tag.name == "pct" && !is_percent_number(tag.value)) {
-            screened.problem = "pct=" + std::string(tag.value) + " is not a number";
-            return screened;
+        const size_t index = policy_tag_index(tag->name);
+        if (index == kPolicyTags.size() || (kept & (1u << index)) != 0) continue;
+        kept |= 1u << index;
+        const Tag policy{kPolicyTags[index], tag->value};
+        if (is_valid_value(policy)) {
+            append_tag(screened.policy_tags, policy);
+        } else if (policy.name == "p" || policy.name == "sp") {
+            if (screened.problem.empty()) screened.problem = shown(policy) + " is not none, quarantine or reject";
+            screened.policy_invalid = true;
+        } else {
+            screened.ignored += (screened.ignored.empty() ? "" : ", ") + shown(policy);
         }
-        append_tag(screened.policy_tags, tag);
-        if (tag.name == "v" || tag.name == "p" || tag.name == "sp") append_tag(screened.p_and_sp, tag);
+    }
+    if ((kept & (1u << policy_tag_index("p"))) == 0) {
+        screened.problem = "it has no p=";
+        screened.policy_invalid = true;
     }
     return screened;
 }

@@ -225,7 +225,7 @@ private:
             for (const auto& signature : signatures->signatures) {
                 if (signature.result == dkim::Result::pass) ids.dkim_passing.push_back(signature.domain);
             }
-            std::optional<dmarc::Verdict> verdict = dmarc_checker_->check(facts_.from, ids, txt_);
+            std::optional<dmarc::Verdict> verdict = dmarc_checker_->check(facts_.from, ids, txt_, dmarc_decided_);
             if (!verdict) return nullptr;
             dmarc_verdict_ = std::move(verdict);
             log_dmarc(facts_, *dmarc_verdict_);
@@ -249,6 +249,7 @@ private:
     bool noted_ = false;
     int results_seen_ = 0;
     std::vector<int> forged_;
+    dmarc::Decided dmarc_decided_;   // the author domains decided while others' records were awaited
     std::optional<dmarc::Verdict> dmarc_verdict_;
     std::optional<policy::DkimAnswer> dkim_answer_;
     std::optional<policy::DmarcAnswer> dmarc_answer_;

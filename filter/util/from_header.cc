@@ -282,17 +282,20 @@ std::optional<std::vector<std::string>> parse_addresses(std::string_view value) 
 void FromHeader::add_field(std::string_view value) {
     if (++fields_ > kMaxFromFields) {
         note("more than " + std::to_string(kMaxFromFields) + " From fields");
+        read_leniently(value);
         return;
     }
     const auto parsed = parse_addresses(value);
     if (!parsed) {
         note("From is not an address list");
+        read_leniently(value);
         return;
     }
     for (const std::string& address : *parsed) {
         const std::string_view domain = split_address(address).domain;
         if (!is_mail_domain(domain)) {
             note("From domain " + in_quotes(domain) + " is not a host name");
+            read_leniently(address);
         } else if (seen_domains_.insert(std::string(domain)).second) {
             domains_.emplace_back(domain);
         }
@@ -301,6 +304,29 @@ void FromHeader::add_field(std::string_view value) {
 }
 
 void FromHeader::clear() { *this = FromHeader(); }
+
+/* The lenient reading of VALUE, a field that is not parsed or an address
+ * whose domain is not a host name (from_header.h says what it finds):
+ * each '@' and the name after it are looked at once. */
+void FromHeader::read_leniently(std::string_view value) {
+    const auto is_name_byte = [](char c) { return is_letter_or_digit(c) || c == '-' || c == '.'; };
+    size_t at = value.find('@');
+    while (at != std::string_view::npos && domains_.size() + lenient_domains_.size() < kMaxAuthorDomains) {
+        const size_t start = at + 1;
+        size_t end = start;
+        while (end < value.size() && is_name_byte(value[end])) ++end;
+        std::string_view name = value.substr(start, end - start);
+        if (name.ends_with('.')) name.remove_suffix(1);
+        if (is_mail_domain(name)) {
+            std::string domain = to_lower(name);
+            if (seen_domains_.count(domain) == 0 &&
+                std::find(lenient_domains_.begin(), lenient_domains_.end(), domain) == lenient_domains_.end()) {
+                lenient_domains_.push_back(std::move(domain));
+            }
+        }
+        at = value.find('@', end);
+    }
+}
 
 void FromHeader::note(std::string problem) {
     if (problem_.empty()) problem_ = std::move(problem);

@@ -30,6 +30,20 @@
  *               field, more than kMaxFromFields of them, a field that
  *               does not parse, no address at all, an address whose
  *               domain is not a host name; "" when none of these;
+ *   lenient_domains()
+ *               the domains read leniently from the fields that do not
+ *               parse, those past kMaxFromFields and the addresses whose
+ *               domain is not a host name: every host name
+ *               (is_mail_domain, lower case, a final dot dropped) right
+ *               after an '@', wherever it stands, not already among
+ *               domains(), distinct, in order, and no more than make
+ *               kMaxAuthorDomains with domains() at the time.  They are
+ *               never authors for from and from.domain; DMARC evaluates
+ *               them beside domains(), so that a broken From cannot hide
+ *               a domain that publishes p=reject ("ceo@victim.example
+ *               <x@evil.example>", "ceo@victim.example;",
+ *               "ceo@victim.example?=").  One pass over each value,
+ *               whatever it holds;
  *   domain()    the author domain: the one domain when problem() is ""
  *               and domains() holds exactly one, else nullopt;
  *   address()   the author address: the one address when domain() has a
@@ -54,6 +68,8 @@ namespace portcullis {
 
 inline constexpr size_t kMaxFromBytes = 16 * 1024;
 inline constexpr size_t kMaxFromFields = 8;
+/* The most author domains DMARC evaluates (dmarc.h). */
+inline constexpr size_t kMaxAuthorDomains = 16;
 
 /* VALUE's addresses; nullopt when it is not an address list. */
 std::optional<std::vector<std::string>> parse_addresses(std::string_view value);
@@ -70,17 +86,20 @@ public:
     /* Every address of every field, in order, repeats kept. */
     const std::vector<std::string>& addresses() const { return addresses_; }
     const std::vector<std::string>& domains() const { return domains_; }
+    const std::vector<std::string>& lenient_domains() const { return lenient_domains_; }
     std::string problem() const;
     std::optional<std::string> domain() const;
     std::optional<std::string> address() const;
 
 private:
     void note(std::string problem);
+    void read_leniently(std::string_view value);
 
     size_t fields_ = 0;
     std::vector<std::string> addresses_;
     std::vector<std::string> domains_;
     std::set<std::string, std::less<>> seen_domains_;
+    std::vector<std::string> lenient_domains_;
     std::string problem_;   // the first one met
 };
 

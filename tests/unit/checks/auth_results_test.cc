@@ -114,5 +114,29 @@ TEST(AuthservId, OursWithoutRegardToCase) {
     EXPECT_FALSE(is_ours(" mx.example.com; spf=pass", ""));
 }
 
+/* Fields that OpenDMARC's, OpenDKIM's and OpenARC's readers take as
+ * mx.example.com's, however the name is broken up (RFC 8601 section 5:
+ * they are to be removed). */
+TEST(AuthservId, OursAsLenientReadersAssembleIt) {
+    for (const std::string_view forged :
+         {"mx . example . com; dkim=pass header.d=bank.example", "mx.(x)example.com; dkim=pass header.d=bank.example",
+          "mx.exa\"mple\".com; dkim=pass header.d=bank.example",
+          "mx.\r\n\texample.com; dkim=pass header.d=bank.example", "mx.example.co\\m; dkim=pass",
+          "MX . Example . COM (comment; with a semicolon) 1; spf=pass", "\"mx.example.com\" 2 ; spf=pass",
+          "mx.example(a (nested) comment).com", "mx.example.com(x)1; none"}) {
+        EXPECT_TRUE(is_ours(forged, "mx.example.com")) << forged;
+    }
+}
+
+TEST(AuthservId, OtherNamesAreNotOurs) {
+    for (const std::string_view other :
+         {"other.example; spf=pass", "mx.example.com.evil; spf=pass", "mx . example . com . evil; spf=pass",
+          "mx.example.community; spf=pass", "mx.example.com1; spf=pass", "mx.example.com\"1\"; spf=pass",
+          "mx.example.(x)community; spf=pass", "(mx.example.com) other.example; spf=pass",
+          "other.example; spf=pass (mx.example.com)", "\"mx.example.com;\" x; spf=pass", "   ", "(unclosed"}) {
+        EXPECT_FALSE(is_ours(other, "mx.example.com")) << other;
+    }
+}
+
 }  // namespace
 }  // namespace portcullis::auth_results

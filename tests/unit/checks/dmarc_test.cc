@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <optional>
@@ -182,12 +183,37 @@ const Case kCases[] = {
      {"user@sub.example.com"}, kNothingPasses, {Result::fail, "sub.example.com", "none", "none", false, false}},
     {"NoPAndInvalidRuaIsNone", {{"_dmarc.example.com", {"v=DMARC1; rua=not a uri"}}}, {"user@example.com"},
      kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
-    {"BadAdkimIsNone", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=x; rua=mailto:d@example.com"}}},
-     {"user@example.com"}, kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
-    {"PctNotANumberIsNone", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=abc"}}}, {"user@example.com"},
+    {"PrefixOfAPolicyIsNoPolicy", {{"_dmarc.example.com", {"v=DMARC1; p=r"}}}, {"user@example.com"},
      kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
-    {"PctOver100IsNone", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=101"}}}, {"user@example.com"},
-     kNothingPasses, {Result::none, "example.com", "", "none", false, false}},
+    {"PrefixOfAPolicyWithValidRuaIsPNone", {{"_dmarc.example.com", {"v=DMARC1; p=rej; rua=mailto:d@example.com"}}},
+     {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "none", "none", false, false}},
+    {"PrefixOfASubdomainPolicyIsNoPolicy", {{"_dmarc.example.com", {"v=DMARC1; p=reject; sp=q"}}},
+     {"user@sub.example.com"}, kNothingPasses, {Result::none, "sub.example.com", "", "none", false, false}},
+    // RFC 7489 6.3: a bad optional tag is read as its default, and the
+    // record keeps its policy.
+    {"BadAdkimIsRelaxed", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=x; rua=mailto:d@example.com"}}},
+     {"user@example.com"}, dkim_pass("mail.example.com"),
+     {Result::pass, "example.com", "reject", "reject", false, true}},
+    {"BadAdkimStillFailsUnaligned", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=x"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"PrefixOfStrictIsRelaxed", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=st"}}}, {"user@example.com"},
+     dkim_pass("mail.example.com"), {Result::pass, "example.com", "reject", "reject", false, true}},
+    {"BadAspfIsRelaxed", {{"_dmarc.example.com", {"v=DMARC1; p=reject; aspf=yes"}}}, {"user@example.com"},
+     spf_pass("mail.example.com"), {Result::pass, "example.com", "reject", "reject", true, false}},
+    {"OverlongAdkimIsRelaxed", {{"_dmarc.example.com", {"v=DMARC1; p=reject; adkim=" + std::string(38, 'r')}}},
+     {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}},
+    {"PctNotANumberIs100", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=abc"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}, 99},
+    {"EmptyPctIs100", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct="}}}, {"user@example.com"}, kNothingPasses,
+     {Result::fail, "example.com", "reject", "reject", false, false}, 99},
+    {"PctWithAPercentSignIs100", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=50%"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}, 99},
+    {"PctOver100Is100", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=150"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}, 99},
+    {"PctOfFourDigitsIs100", {{"_dmarc.example.com", {"v=DMARC1; p=reject; pct=0050"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}, 99},
+    {"Pct100IsValid", {{"_dmarc.example.com", {"v=DMARC1; p=quarantine; pct=100"}}}, {"user@example.com"},
+     kNothingPasses, {Result::fail, "example.com", "quarantine", "quarantine", false, false}, 99},
     {"ReportTagErrorsDoNotCostThePolicy",
      {{"_dmarc.example.com", {"v=DMARC1; p=reject; fo=x; rf=zzz; ri=abc; ruf=" + std::string(300, 'a') + "; x=y"}}},
      {"user@example.com"}, kNothingPasses, {Result::fail, "example.com", "reject", "reject", false, false}},
@@ -203,6 +229,22 @@ const Case kCases[] = {
      spf_pass("example.com"), {Result::permerror, "", "", "none", false, false}},
     {"DomainLiteralIsPermerror", {}, {"user@[192.0.2.1]"}, spf_pass("example.com"),
      {Result::permerror, "", "", "none", false, false}},
+    // A From that does not parse is no way around p=reject: the domains
+    // read leniently from it are evaluated too.
+    {"UnparseableFromWithAFailingDomainFails",
+     {{"_dmarc.victim.example", {kReject}}, {"_dmarc.evil.example", {"v=DMARC1; p=none"}}},
+     {"ceo@victim.example <x@evil.example>"}, {"pass", "evil.example", {"evil.example"}},
+     {Result::fail, "victim.example", "reject", "reject", false, false}},
+    {"UnparseableFromEndingInASemicolonFails", {{"_dmarc.victim.example", {kReject}}}, {"ceo@victim.example;"},
+     {"pass", "evil.example", {"evil.example"}}, {Result::fail, "victim.example", "reject", "reject", false, false}},
+    {"FieldPastTheEighthFails", {{"_dmarc.victim.example", {kReject}}, {"_dmarc.evil.example", {"v=DMARC1; p=none"}}},
+     {"x@evil.example", "x@evil.example", "x@evil.example", "x@evil.example", "x@evil.example", "x@evil.example",
+      "x@evil.example", "x@evil.example", "ceo@victim.example"},
+     {"pass", "evil.example", {"evil.example"}}, {Result::fail, "victim.example", "reject", "reject", false, false}},
+    {"DomainNotAHostNameFails", {{"_dmarc.victim.example", {kReject}}}, {"ceo@victim.example?="},
+     kNothingPasses, {Result::fail, "victim.example", "reject", "reject", false, false}},
+    {"UnparseableFromWithOnlyAPassIsPermerror", {{"_dmarc.victim.example", {kReject}}}, {"ceo@victim.example;"},
+     spf_pass("victim.example"), {Result::permerror, "", "", "none", false, false}},
 
     // Several authors (RFC 7489 6.6.1): every domain is evaluated, the
     // strictest policy among those that fail applies.
@@ -254,13 +296,15 @@ Verdict at_once(const Checker& checker, const FromHeader& from, const Identifier
     return std::move(*verdict);
 }
 
-/* CHECKER's verdict with DNS holding its answers until check() waits;
+/* CHECKER's verdict with DNS holding its answers until check() waits,
+ * the domains decided kept from call to call as a session keeps them;
  * ROUNDS counts the calls that waited. */
 Verdict replayed(const Checker& checker, const FromHeader& from, const Identifiers& ids,
                  test_support::FakeTxtLookups& dns, const PercentRoll& roll, int& rounds) {
     dns.hold_answers();
+    Decided decided;
     for (;;) {
-        if (auto verdict = checker.check(from, ids, dns, roll)) return std::move(*verdict);
+        if (auto verdict = checker.check(from, ids, dns, decided, roll)) return std::move(*verdict);
         ++rounds;
         if (!dns.release_all()) throw std::logic_error("check() waits, but asked for nothing");
     }
@@ -344,9 +388,14 @@ TEST_F(DmarcTest, ReasonsSayWhy) {
     const auto reason = [this](const std::string& from) { return check(from_fields({from}), {}).reason; };
     EXPECT_EQ(reason("a@slow.example"), "_dmarc.slow.example: timeout");
     EXPECT_EQ(reason("a@sub.none.example"), "no DMARC record at _dmarc.sub.none.example nor at _dmarc.none.example");
+    dns_.add("_dmarc.tags.example", {"v=DMARC1; p=reject; adkim=x; aspf=s; pct=" + std::string(40, '9')});
+    dns_.add("_dmarc.nul.example", {"v=DMARC1; p=reject; x=" + std::string(1, '\0')});
     EXPECT_EQ(reason("a@bad.example"),
-              "DMARC record at _dmarc.bad.example gives no policy: libopendmarc: Found DMARC record contained a bad "
-              "token value");
+              "DMARC record at _dmarc.bad.example gives no policy: p=bogus is not none, quarantine or reject");
+    dns_.add("_dmarc.nop.example", {"v=DMARC1; sp=reject"});
+    EXPECT_EQ(reason("a@nop.example"), "DMARC record at _dmarc.nop.example gives no policy: it has no p=");
+    EXPECT_EQ(reason("a@nul.example"), "DMARC record at _dmarc.nul.example gives no policy: it holds a NUL byte");
+    EXPECT_EQ(reason("a@tags.example"), "adkim=x, pct= of 40 bytes not valid: defaults used (RFC 7489 6.3)");
     EXPECT_EQ(reason("a@rua.example"), "no valid p= or sp=, read as p=none for its rua= (RFC 7489 6.6.3)");
     EXPECT_EQ(reason("garbage"), "From is not an address list");
 }
@@ -363,6 +412,42 @@ TEST_F(DmarcTest, WaitsWhileARecordIsMissingAndAsksForEveryAuthorDomainAtOnce) {
     ASSERT_TRUE(verdict);
     EXPECT_EQ(verdict->result, Result::fail);
     EXPECT_EQ(verdict->from_domain, "evil.example");
+}
+
+/* A session asks again at each wake until every record is in: a domain
+ * decided on an earlier call is not looked up, nor its record read, again
+ * (16 records of 64 kB, answered one at a time, each read once). */
+TEST_F(DmarcTest, ADecidedAuthorDomainIsNeitherLookedUpNorReadAgain) {
+    std::string large = "v=DMARC1; p=reject";
+    while (large.size() < 64000) large += "; a=";
+    std::vector<std::string> names;
+    std::string authors;
+    for (size_t i = 0; i < kMaxAuthorDomains; ++i) {
+        const std::string domain = "d" + std::to_string(i) + ".evil.example";
+        names.push_back("_dmarc." + domain);
+        dns_.add(names.back(), {large});
+        authors += (i == 0 ? "x@" : ", x@") + domain;
+    }
+    const FromHeader from = from_fields({authors});
+    dns_.hold_answers();
+    Decided decided;
+    EXPECT_FALSE(checker_->check(from, kNothingPasses, dns_, decided));
+    std::optional<Verdict> verdict;
+    for (const std::string& name : names) {
+        EXPECT_FALSE(verdict) << "a verdict before " << name << " came";
+        dns_.release(name);
+        verdict = checker_->check(from, kNothingPasses, dns_, decided);
+    }
+    ASSERT_TRUE(verdict);
+    EXPECT_EQ(verdict->result, Result::fail);
+    EXPECT_EQ(verdict->policy, "reject");
+    EXPECT_EQ(decided.size(), kMaxAuthorDomains);
+    for (size_t i = 0; i < names.size(); ++i) {
+        // Asked on the first call and on each call before its answer came,
+        // then answered once.
+        EXPECT_EQ(std::count(dns_.answered.begin(), dns_.answered.end(), names[i]), static_cast<long>(i + 2))
+            << names[i];
+    }
 }
 
 TEST_F(DmarcTest, TheOrganizationalRecordIsAskedForOnceTheFromDomainHasNone) {
@@ -409,6 +494,11 @@ TEST_F(DmarcTest, StartLookupsForEachAuthorDomain) {
               (std::vector<std::string>{"_dmarc.x.example", "_dmarc.sub.y.example", "_dmarc.y.example"}));
 }
 
+TEST_F(DmarcTest, StartLookupsForTheDomainsReadLeniently) {
+    checker_->start_lookups(from_fields({"a@x.example", "ceo@victim.example <y@X.example"}), dns_);
+    EXPECT_EQ(dns_.started, (std::vector<std::string>{"_dmarc.x.example", "_dmarc.victim.example"}));
+}
+
 TEST_F(DmarcTest, StartLookupsNothingWithoutAFromDomain) {
     checker_->start_lookups(from_fields({}), dns_);
     checker_->start_lookups(from_fields({"user@[192.0.2.1]"}), dns_);
@@ -425,6 +515,11 @@ TEST_F(DmarcTest, VerdictNamesTheAuthorDomainsAndWhatWasNotEvaluated) {
     EXPECT_EQ(broken.result, Result::fail);
     EXPECT_EQ(broken.author_domains, std::vector<std::string>{"evil.example"});
     EXPECT_EQ(broken.from_problem, "From is not an address list");
+    const Verdict lenient = check(from_fields({"a@relay.example", "ceo@evil.example <"}), kNothingPasses);
+    EXPECT_EQ(lenient.result, Result::fail);
+    EXPECT_EQ(lenient.from_domain, "evil.example");
+    EXPECT_EQ(lenient.author_domains, (std::vector<std::string>{"relay.example", "evil.example"}));
+    EXPECT_EQ(lenient.from_problem, "From is not an address list");
     const Verdict none = check(from_fields({}), kNothingPasses);
     EXPECT_TRUE(none.author_domains.empty());
     EXPECT_EQ(none.from_problem, "no From field");
@@ -447,6 +542,10 @@ TEST_F(DmarcTest, AtMostSixteenAuthorDomainsAreEvaluated) {
     const Verdict last = check(from_fields({decoys + "ceo@evil.example"}), kNothingPasses);
     EXPECT_EQ(last.result, Result::permerror);
     EXPECT_EQ(last.reason, "more than 16 author domains");
+    // Those read leniently count in the sixteen, after those parsed.
+    const Verdict lenient = check(from_fields({decoys, "ceo@evil.example <"}), kNothingPasses);
+    EXPECT_EQ(lenient.result, Result::permerror);
+    EXPECT_EQ(lenient.author_domains.size(), kMaxAuthorDomains);
 }
 
 TEST_F(DmarcTest, FromDomainTooLongForARecordNameFallsBack) {

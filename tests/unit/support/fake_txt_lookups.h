@@ -9,7 +9,8 @@
  *
  * Answers come at once, unless hold_answers() was called: then answer()
  * gives null for a name until release_all() has answered every question
- * out (started, or asked for without an answer).
+ * out (started, or asked for without an answer), or release(NAME) that
+ * one.
  */
 #pragma once
 
@@ -39,6 +40,11 @@ public:
         released_.insert(out_.begin(), out_.end());
         out_.clear();
         return any;
+    }
+    void release(const std::string& name) {
+        const std::string key = dns::lookup_key(name);
+        out_.erase(key);
+        released_.insert(key);
     }
     size_t out() const { return out_.size(); }
 

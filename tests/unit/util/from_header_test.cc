@@ -225,12 +225,71 @@ TEST(FromHeader, FieldsPastTheLimitAreNotParsed) {
     EXPECT_EQ(from.domain(), std::nullopt);
 }
 
+TEST(FromHeader, DomainsAreReadLenientlyFromWhatDoesNotParse) {
+    const auto lenient = [](const std::vector<std::string>& values) { return from_fields(values).lenient_domains(); };
+    EXPECT_EQ(lenient({" ceo@victim.example <x@evil.example>"}), (Addresses{"victim.example", "evil.example"}));
+    EXPECT_EQ(lenient({" ceo@victim.example;"}), Addresses{"victim.example"});
+    EXPECT_EQ(lenient({" CEO@Victim.Example. <"}), Addresses{"victim.example"});
+    EXPECT_EQ(lenient({" \"Bob (b@partner.example)\" <unbalanced"}), Addresses{"partner.example"});
+    EXPECT_EQ(lenient({" a@b@victim.example, <"}), Addresses{"victim.example"});
+    EXPECT_EQ(lenient({" ceo@victim.example?="}), Addresses{"victim.example"}) << "parsed, domain not a host name";
+    // Only host names count, each once, and none already parsed.
+    EXPECT_TRUE(lenient({" x@[192.0.2.1] <", " a@localhost <", " a@-bad.example <", " @ <", " garbage"}).empty());
+    EXPECT_EQ(lenient({" a@x.example", " b@X.example, c@y.example, d@y.example <"}), Addresses{"y.example"});
+    // Never from a field that parses, and never authors.
+    const FromHeader parsed = from_fields({" \"ceo@victim.example\" <x@evil.example>"});
+    EXPECT_TRUE(parsed.lenient_domains().empty());
+    const FromHeader broken = from_fields({" ceo@victim.example;"});
+    EXPECT_TRUE(broken.domains().empty());
+    EXPECT_EQ(broken.domain(), std::nullopt);
+    EXPECT_EQ(broken.address(), std::nullopt);
+    EXPECT_EQ(broken.problem(), "From is not an address list");
+}
+
+TEST(FromHeader, FieldsPastTheLimitAreReadLeniently) {
+    FromHeader from;
+    for (size_t i = 0; i < kMaxFromFields; ++i) from.add_field(" x@evil.example");
+    from.add_field(" ceo@victim.example");
+    from.add_field(" x@evil.example");
+    EXPECT_EQ(from.domains(), Addresses{"evil.example"});
+    EXPECT_EQ(from.lenient_domains(), Addresses{"victim.example"});
+}
+
+TEST(FromHeader, DomainsReadLenientlyAreBoundedWithThoseParsed) {
+    std::string many;
+    for (int i = 0; i < 40; ++i) many += "a@d" + std::to_string(i) + ".example ";
+    EXPECT_EQ(from_fields({many + "<"}).lenient_domains().size(), kMaxAuthorDomains);
+    const FromHeader mixed = from_fields({" a@p1.example, a@p2.example, a@p3.example", many + "<"});
+    EXPECT_EQ(mixed.domains().size(), 3u);
+    EXPECT_EQ(mixed.lenient_domains().size(), kMaxAuthorDomains - 3);
+    EXPECT_EQ(mixed.lenient_domains().front(), "d0.example");
+}
+
+/* The lenient reading looks at each byte a bounded number of times: 16 kB
+ * and more of the worst shapes stay quick (no time is asserted here; the
+ * suite's timeout is the bound). */
+TEST(FromHeader, GarbageOfAnyShapeIsReadLenientlyInOnePass) {
+    const auto repeated = [](const std::string& piece, size_t size) {
+        std::string text;
+        while (text.size() + piece.size() <= size) text += piece;
+        return text;
+    };
+    for (const std::string& piece :
+         std::vector<std::string>{"@", "@a", "@a.", "@a.b", "@a-", "a@b.c<", "@" + std::string(70, 'a') + "."}) {
+        for (const size_t size : {kMaxFromBytes, 4 * kMaxFromBytes}) {
+            const FromHeader from = from_fields({repeated(piece, size) + "<"});
+            EXPECT_LE(from.lenient_domains().size(), kMaxAuthorDomains) << piece;
+        }
+    }
+}
+
 TEST(FromHeader, ClearForgetsTheMessage) {
-    FromHeader from = from_fields({" a@x.example, garbage"});
+    FromHeader from = from_fields({" a@x.example, garbage@y.example <"});
     from.clear();
     EXPECT_EQ(from.fields(), 0u);
     EXPECT_TRUE(from.addresses().empty());
     EXPECT_TRUE(from.domains().empty());
+    EXPECT_TRUE(from.lenient_domains().empty());
     EXPECT_EQ(from.problem(), "no From field");
     from.add_field(" a@x.example");
     EXPECT_EQ(from.domain(), "x.example");
