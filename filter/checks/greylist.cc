@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <cctype>
 #include <initializer_list>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "util/digest.h"
 #include "util/text.h"
@@ -103,11 +106,17 @@ std::optional<Item> parse_item(const std::string* value) {
     return Item{text[0], *at, *expires, std::string(text.substr(second + 1))};
 }
 
-/* What every script shares: ARGV[1] is now; parse() and item() as above;
- * write() sets field/value pairs after which the key lives until its
- * latest entry expires, and prunes when the meta field says it is time
- * (or is missing: a new hash); prune() drops the expired entries (and the
- * key, when none is left) and computes that expiry anew. */
+/* What every script shares: ARGV[1] is now; max_triplets and
+ * kept_triplets, which GreylistScript puts first; parse() and item() as
+ * above; write() sets field/value pairs after which the key lives until
+ * its latest entry expires, and prunes when the meta field says it is
+ * time (or is missing: a new hash) or when the key holds more than
+ * max_triplets triplets (and the meta and AWL fields); prune() drops the
+ * expired entries (and the key, when none is left), then, given KEEP and
+ * holding more triplets than that, the triplets nearest their expiry: all
+ * those expiring no later than the (count - KEEP)th nearest, so that ties
+ * leave no choice to the order of a sort; and computes the key's expiry
+ * anew. */
 constexpr std::string_view kPreludeLua = R"lua(
 local now = tonumber(ARGV[1])
 local function base36(n)
@@ -129,16 +138,29 @@ local function parse(value)
   if not kind or #at > 12 or #expires > 12 then return nil end
   return kind, tonumber(at, 36), tonumber(expires, 36), text
 end
-local function prune(network, every)
-  local fields, latest = redis.call('HGETALL', KEYS[1]), 0
+local function prune(network, every, keep)
+  local fields, latest, triplets, expiries = redis.call('HGETALL', KEYS[1]), 0, {}, {}
   for i = 1, #fields, 2 do
     if fields[i] ~= 'm' then
       local _, _, expires = parse(fields[i + 1])
       if expires and expires > now then
         if expires > latest then latest = expires end
+        if fields[i] ~= 'a' then
+          triplets[#triplets + 1] = fields[i]
+          expiries[#expiries + 1] = expires
+        end
       else
         redis.call('HDEL', KEYS[1], fields[i])
       end
+    end
+  end
+  if keep and #triplets > keep then
+    local sorted = {}
+    for i = 1, #expiries do sorted[i] = expiries[i] end
+    table.sort(sorted)
+    local cut = sorted[#triplets - keep]
+    for i = 1, #triplets do
+      if expiries[i] <= cut then redis.call('HDEL', KEYS[1], triplets[i]) end
     end
   end
   if latest == 0 then
@@ -156,21 +178,48 @@ local function write(meta, network, expires, every, ...)
     redis.call('PEXPIREAT', KEYS[1], latest)
   else
     redis.call('HSET', KEYS[1], ...)
+  end
+  if redis.call('HLEN', KEYS[1]) > max_triplets + 2 then
+    prune(network, every, kept_triplets)
+  elseif not prune_at or now >= prune_at then
     prune(network, every)
   end
 end
 )lua";
 
-void prune(store::HashRecord& record, int64_t now, std::string_view network, int64_t every) {
+/* When RECORD's live TRIPLETS (field, expiry) are more than KEEP, drops
+ * those nearest their expiry as the Lua prune() does: every one expiring
+ * no later than the (count - KEEP)th nearest. */
+void trim(store::HashRecord& record, std::vector<std::pair<std::string, int64_t>> triplets, size_t keep) {
+    if (triplets.size() <= keep) return;
+    std::vector<int64_t> sorted;
+    for (const auto& [field, expires] : triplets) sorted.push_back(expires);
+    const auto cut = sorted.begin() + static_cast<ptrdiff_t>(triplets.size() - keep - 1);
+    std::nth_element(sorted.begin(), cut, sorted.end());
+    for (const auto& [field, expires] : triplets) {
+        if (expires <= *cut) record.erase(field);
+    }
+}
+
+/* KEEP: trim to that many triplets (the key is over kMaxNetworkTriplets);
+ * nullopt: only drop the dead entries. */
+void prune(store::HashRecord& record, int64_t now, std::string_view network, int64_t every,
+           std::optional<size_t> keep = std::nullopt) {
     int64_t latest = 0;
     std::vector<std::string> expired;
+    std::vector<std::pair<std::string, int64_t>> triplets;
     for (const auto& [field, value] : record.fields()) {
         if (field == kMetaField) continue;
         const auto entry = parse_item(&value);
-        if (entry && entry->expires > now) latest = std::max(latest, entry->expires);
-        else expired.push_back(field);
+        if (!entry || entry->expires <= now) {
+            expired.push_back(field);
+            continue;
+        }
+        latest = std::max(latest, entry->expires);
+        if (field != kAwlField) triplets.emplace_back(field, entry->expires);
     }
     for (const auto& field : expired) record.erase(field);
+    if (keep) trim(record, std::move(triplets), *keep);
     if (latest == 0) {
         record.clear();
         return;
@@ -183,10 +232,18 @@ void write(store::HashRecord& record, int64_t now, std::string_view network, int
            std::initializer_list<std::pair<std::string_view, std::string>> entries) {
     const auto meta = parse_item(record.get(kMetaField));
     for (const auto& [field, value] : entries) record.set(field, value);
-    if (!meta || now >= meta->at) return prune(record, now, network, every);
-    const int64_t latest = std::max(meta->expires, expires);
-    record.set(kMetaField, item('m', meta->at, latest, network));
-    record.expire_at(latest);
+    const bool due = !meta || now >= meta->at;
+    if (!due) {
+        const int64_t latest = std::max(meta->expires, expires);
+        record.set(kMetaField, item('m', meta->at, latest, network));
+        record.expire_at(latest);
+    }
+    // The meta and AWL fields besides the triplets.
+    if (record.fields().size() > kMaxNetworkTriplets + 2) {
+        prune(record, now, network, every, kKeptNetworkTriplets);
+    } else if (due) {
+        prune(record, now, network, every);
+    }
 }
 
 /* ARGV: now, delay, window, expire, awl, prune every, network, field,
@@ -327,10 +384,13 @@ std::vector<std::string> apply_drop_network(store::HashRecord& record, int64_t n
     return {std::to_string(live)};
 }
 
-/* A script of the prelude and BODY, in C++ APPLY. */
+/* A script of the prelude and BODY, in C++ APPLY; the Lua gets the bound
+ * on a network's triplets from the constants the C++ reads. */
 struct GreylistScript {
     GreylistScript(std::string_view name, std::string_view body, decltype(store::HashScript::apply) apply)
-        : lua(std::string(kPreludeLua) + std::string(body)), script{name, lua, apply} {}
+        : lua("local max_triplets, kept_triplets = " + std::to_string(kMaxNetworkTriplets) + ", " +
+              std::to_string(kKeptNetworkTriplets) + std::string(kPreludeLua) + std::string(body)),
+          script{name, lua, apply} {}
     const std::string lua;
     const store::HashScript script;
 };

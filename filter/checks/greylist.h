@@ -34,10 +34,19 @@
  * is its latest entry's expiry, raised by every write.  At most once an
  * hour (kPruneEvery) a write drops the dead entries and sets the TTL
  * exactly, so a busy network costs a sweep of its fields an hour, not
- * one per decision.
+ * one per decision.  A network's hash holds at most kMaxNetworkTriplets
+ * + 2 fields (the meta and AWL fields, and the triplets): a write that
+ * would pass that sweeps at once, and drops, after the dead entries, the
+ * live triplets nearest their expiry (pending ones before passed ones, as
+ * their expiry is nearer), down to kKeptNetworkTriplets, so the sweep
+ * that costs a walk of the fields comes at most once per (max - kept) new
+ * triplets.  The Lua and the C++
+ * of each script do this alike, so Redis and the memory store keep the
+ * same triplets.
  */
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -49,6 +58,10 @@
 #include "util/units.h"
 
 namespace portcullis::checks {
+
+// The fields of a network's hash: these, and the meta and AWL fields.
+inline constexpr size_t kMaxNetworkTriplets = 10'000;
+inline constexpr size_t kKeptNetworkTriplets = 9'000;
 
 struct Triplet {
     std::string network;        // "203.0.113.0/24", "2001:db8::/64", or an address

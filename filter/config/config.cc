@@ -265,23 +265,33 @@ Key path(std::string name, S Config::*section, std::string S::*field, Empty empt
             }};
 }
 
+/* A key of a value units.h reads: a TOML integer, written in decimal (a
+ * bare number in the default unit), or a string.  NOUN and FORM say what
+ * it must look like, as in EXAMPLE; PARSE reads it; REFUSE says why a
+ * value it read is out of range, or "". */
+template <typename S, typename T, typename Parse, typename Refuse>
+Key units_key(std::string name, S Config::*section, T S::*field, std::string noun, std::string form,
+              std::string example, Parse parse, Refuse refuse) {
+    return {std::move(name), [=](Config& config, const Input& input) {
+                const auto* integer = input.node ? input.node->as_integer() : nullptr;
+                const std::string text =
+                    integer ? std::to_string(integer->get()) : text_of(input, "a " + noun + " such as " + example);
+                const auto value = parse(text);
+                if (!value) throw BadValue{in_quotes(text) + " is not a " + noun + ": " + form + ", as in " + example};
+                if (const std::string why = refuse(*value); !why.empty()) throw BadValue{why};
+                (config.*section).*field = *value;
+            }};
+}
+
 /* Every duration here is a timeout, and a zero timeout would fail every
  * operation, so zero is refused.  A TOML integer is seconds, as a bare
  * number is to parse_duration(). */
 template <typename S>
 Key duration(std::string name, S Config::*section, Millis S::*field) {
-    return {std::move(name), [=](Config& config, const Input& input) {
-                const auto* integer = input.node ? input.node->as_integer() : nullptr;
-                const std::string text =
-                    integer ? std::to_string(integer->get()) : text_of(input, "a duration such as \"200ms\"");
-                const auto value = parse_duration(text);
-                if (!value) {
-                    throw BadValue{in_quotes(text) +
-                                   " is not a duration: a number and one of ms, s, m, h, d, w, as in \"200ms\""};
-                }
-                if (*value <= Millis::zero()) throw BadValue{"the timeout must be more than zero"};
-                (config.*section).*field = *value;
-            }};
+    return units_key(std::move(name), section, field, "duration", "a number and one of ms, s, m, h, d, w", "\"200ms\"",
+                     parse_duration, [](Millis value) {
+                         return std::string(value <= Millis::zero() ? "the timeout must be more than zero" : "");
+                     });
 }
 
 /* A whole number from 0 to MAX, written as a TOML integer or, in -o, as
@@ -298,6 +308,16 @@ Key count(std::string name, S Config::*section, N S::*field, uint64_t max) {
                 }
                 (config.*section).*field = static_cast<N>(*value);
             }};
+}
+
+/* A size in bytes, from MIN up: a TOML integer (bytes) or parse_size()'s
+ * text ("256M"). */
+template <typename S>
+Key size(std::string name, S Config::*section, uint64_t S::*field, uint64_t min) {
+    return units_key(std::move(name), section, field, "size", "a number and an optional k, M or G", "\"256M\"",
+                     parse_size, [min](uint64_t value) {
+                         return value < min ? "the size must be at least " + std::to_string(min) + " bytes" : "";
+                     });
 }
 
 template <typename S>
@@ -404,6 +424,7 @@ const std::vector<Key>& keys() {
         duration("store.timeout", &C::store, &C::Store::timeout),
         choice("store.on_error", &C::store, &C::Store::on_error, on_errors),
         path("store.snapshot", &C::store, &C::Store::snapshot, Empty::allowed),
+        size("store.memory_limit", &C::store, &C::Store::memory_limit, 1024 * 1024),
         resolver("dns.resolver", &C::dns, &C::Dns::resolver),
         duration("dns.timeout", &C::dns, &C::Dns::timeout),
         text("auth.authserv_id", &C::auth, &C::Auth::authserv_id, check_authserv_id),

@@ -15,6 +15,7 @@
  */
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -69,6 +70,7 @@ struct Config {
         Millis timeout = std::chrono::milliseconds(200);
         OnError on_error = OnError::tempfail;
         std::string snapshot = "/var/lib/portcullis/state.snapshot";   // memory backend; "" = none
+        uint64_t memory_limit = 256 * 1024 * 1024;   // memory backend: bytes its keys may take, as it counts them
     } store;
     struct Dns {
         std::vector<std::string> resolver{"system"};   // "system", or forwarders "ip[@port]"

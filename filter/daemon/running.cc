@@ -199,7 +199,7 @@ void RunningDaemon::warn_about_restart_keys(const config::Config& next) const {
     const auto& store = next.store;
     if (store.backend != now.store.backend || store.url != now.store.url || store.mode != now.store.mode ||
         store.master != now.store.master || store.prefix != now.store.prefix || store.timeout != now.store.timeout ||
-        store.snapshot != now.store.snapshot) {
+        store.snapshot != now.store.snapshot || store.memory_limit != now.store.memory_limit) {
         log::warning("store settings other than store.on_error take effect only at restart");
     }
 }

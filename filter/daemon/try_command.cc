@@ -119,8 +119,9 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
     if (!outcome.state) return kExitBadConfig;
     // --dry: a fresh store of our own, so greylisting sees every triplet as
     // new, and no resolver.
-    const Resources resources{options.dry ? std::make_unique<store::MemoryStore>("")
-                                          : store::open_store_view(outcome.state->config.store),
+    const auto& store_settings = outcome.state->config.store;
+    const Resources resources{options.dry ? std::make_unique<store::MemoryStore>("", store_settings.memory_limit)
+                                          : store::open_store_view(store_settings),
                               !options.dry};
     if (const auto error = attach_checks(*outcome.state, resources); !error.empty()) {
         std::fprintf(stderr, "portcullis try: %s\n", error.c_str());

@@ -45,6 +45,12 @@ struct Registry {
         counter_family("portcullis_store_redirects_total", "Redis Cluster redirects followed: moved, ask");
     Counter& store_failovers =
         counter_family("portcullis_store_failovers_total", "Failovers the store saw (a new master took over)").Add({});
+    Counter& store_evictions =
+        counter_family("portcullis_store_evictions_total",
+                       "Keys the memory store evicted, nearest their expiry first, to stay within store.memory_limit")
+            .Add({});
+    Gauge& store_memory = gauge("portcullis_store_memory_bytes",
+                                "Bytes the memory store's keys take as it counts them (store.memory_limit)");
     prometheus::Gauge& store_topology_version =
         prometheus::BuildGauge()
             .Name("portcullis_store_topology_version")
@@ -167,6 +173,10 @@ void count_store_redirect(std::string_view kind) {
 }
 
 void count_store_failover() { metrics().store_failovers.Increment(); }
+
+void count_store_eviction() { metrics().store_evictions.Increment(); }
+
+void set_store_memory(uint64_t bytes) { metrics().store_memory.Set(static_cast<double>(bytes)); }
 
 void set_store_topology(uint64_t version, const std::vector<std::string>& masters) {
     auto& registry = metrics();

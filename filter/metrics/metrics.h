@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -56,6 +57,10 @@ void count_store_redirect(std::string_view kind);
 /* A failover the store saw: the sentinels named another master, or a
  * cluster replica took over its master's slots. */
 void count_store_failover();
+/* A live key the memory store evicted to stay within store.memory_limit. */
+void count_store_eviction();
+/* The bytes the memory store's keys take, as it counts them. */
+void set_store_memory(uint64_t bytes);
 /* The Redis topology now: VERSION counts its changes since start (1 is
  * the first seen), MASTERS are the masters' addresses ("127.0.0.1:7000"). */
 void set_store_topology(uint64_t version, const std::vector<std::string>& masters);

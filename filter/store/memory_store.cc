@@ -36,6 +36,26 @@ constexpr char end_tag = 'Z';
 
 bool is_live(int64_t expires_at_ms, int64_t now) { return expires_at_ms == 0 || expires_at_ms > now; }
 
+/* A key's place in the order of eviction: the nearest expiry first, and a
+ * key that never expires last. */
+int64_t eviction_rank(int64_t expires_at_ms) {
+    return expires_at_ms == 0 ? std::numeric_limits<int64_t>::max() : expires_at_ms;
+}
+
+// What a key and a field of a hash take besides the bytes of their names
+// and values, on glibc x86-64: a key, the hash table's node (the name's
+// std::string, the Value, the cached hash, 128 bytes with malloc's
+// header), its bucket, its node in the expiry index (64), and the heap
+// blocks of its name and string value (16 each beyond their bytes); a
+// field, the tree's node (112) and the heap blocks of its name and value.
+// memory_store_test holds the count to what the heap grows by.
+constexpr uint64_t key_overhead = 240;
+constexpr uint64_t field_overhead = 144;
+
+// What one lock of a shard covers, at most, in a sweep, a save or scan().
+constexpr size_t batch_keys = 256;
+constexpr uint64_t batch_bytes = 64 * 1024;
+
 // CRC-32 as in zlib and Ethernet: enough to catch a torn or scribbled
 // entry, which is all the snapshot needs (it guards against accidents, not
 // against someone forging a file).
@@ -305,13 +325,18 @@ std::string replace_file(const std::string& path, std::string_view bytes) {
 
 }  // namespace
 
-MemoryStore::MemoryStore(std::string snapshot_path, std::function<int64_t()> clock, bool read_only)
-    : path_(std::move(snapshot_path)), clock_(std::move(clock)), read_only_(read_only) {
-    if (!path_.empty()) load();
+MemoryStore::MemoryStore(std::string snapshot_path, uint64_t memory_limit, std::function<int64_t()> clock,
+                         bool read_only)
+    : path_(std::move(snapshot_path)), memory_limit_(memory_limit), clock_(std::move(clock)), read_only_(read_only) {
+    if (path_.empty()) return;
+    load();
+    // A snapshot saved under a larger limit.
+    make_room();
 }
 
-MemoryStore::MemoryStore(std::string snapshot_path, std::function<int64_t()> clock, Millis snapshot_interval)
-    : MemoryStore(std::move(snapshot_path), std::move(clock), false) {
+MemoryStore::MemoryStore(std::string snapshot_path, uint64_t memory_limit, std::function<int64_t()> clock,
+                         Millis snapshot_interval)
+    : MemoryStore(std::move(snapshot_path), memory_limit, std::move(clock), false) {
     // A zero interval would spin.
     const Millis interval = std::max(snapshot_interval, Millis(1));
     maintainer_ = std::thread([this, interval] { maintain(interval); });
@@ -319,8 +344,10 @@ MemoryStore::MemoryStore(std::string snapshot_path, std::function<int64_t()> clo
 
 std::unique_ptr<MemoryStore> MemoryStore::open_read_only(std::string snapshot_path,
                                                          std::function<int64_t()> clock) {
-    // Not make_unique: this constructor is private.
-    return std::unique_ptr<MemoryStore>(new MemoryStore(std::move(snapshot_path), std::move(clock), true));
+    // Not make_unique: this constructor is private.  It holds what the
+    // daemon's store held, so it needs no limit of its own.
+    return std::unique_ptr<MemoryStore>(new MemoryStore(std::move(snapshot_path),
+                                                        std::numeric_limits<uint64_t>::max(), std::move(clock), true));
 }
 
 MemoryStore::~MemoryStore() {
@@ -332,6 +359,7 @@ MemoryStore::~MemoryStore() {
         stop_signal_.notify_one();
         maintainer_.join();
     }
+    report_evictions();
     write_if_changed();
 }
 
@@ -365,7 +393,8 @@ void MemoryStore::run(const HashScript& script, std::string_view key, int64_t no
     answer(done, [&] { return apply(script, key, now_ms, args); });
 }
 
-/* DONE with what APPLY gives or why it threw, once the key's lock is let go. */
+/* DONE with what APPLY gives or why it threw, once the key's lock is let
+ * go and the store is back within its limit. */
 template <typename Apply>
 void MemoryStore::answer(const Done& done, Apply apply) {
     StoreResult result;
@@ -375,7 +404,77 @@ void MemoryStore::answer(const Done& done, Apply apply) {
         result.error = error.what();
         metrics::count_store_error(error_kind::script);
     }
+    make_room();
     done(std::move(result));
+}
+
+void MemoryStore::place(Shard& shard, Entries::iterator found, std::string name, Value value) {
+    if (found == shard.entries.end()) {
+        found = shard.entries.emplace(std::move(name), std::move(value)).first;
+    } else {
+        unindex(shard, found);
+        found->second = std::move(value);
+    }
+    index(shard, found);
+}
+
+void MemoryStore::remove(Shard& shard, Entries::iterator found) {
+    unindex(shard, found);
+    shard.entries.erase(found);
+}
+
+void MemoryStore::index(Shard& shard, Entries::iterator found) {
+    Value& value = found->second;
+    if (const auto* fields = std::get_if<Fields>(&value.data)) {
+        value.footprint = value.hash_bytes + fields->size() * field_overhead;
+    } else {
+        value.footprint = std::get<std::string>(value.data).size();
+    }
+    value.footprint += found->first.size() + key_overhead;
+    memory_used_ += value.footprint;
+    shard.by_expiry.emplace(eviction_rank(value.expires_at_ms), found->first);
+}
+
+void MemoryStore::unindex(Shard& shard, Entries::iterator found) {
+    memory_used_ -= found->second.footprint;
+    shard.by_expiry.erase({eviction_rank(found->second.expires_at_ms), found->first});
+}
+
+void MemoryStore::make_room() {
+    if (memory_used_.load() <= memory_limit_) return;
+    const std::unique_lock evicting(eviction_mutex_, std::try_to_lock);
+    if (!evicting.owns_lock()) return;
+    while (memory_used_.load() > memory_limit_ && evict_nearest()) {
+    }
+}
+
+/* Removes the key nearest its expiry of all shards; false when there is
+ * none.  No two locks are held at once: a key that changes between the
+ * look and the removal makes the one removed one of the nearest, no worse. */
+bool MemoryStore::evict_nearest() {
+    Shard* nearest = nullptr;
+    int64_t nearest_rank = 0;
+    for (Shard& shard : shards_) {
+        const std::lock_guard lock(shard.mutex);
+        if (shard.by_expiry.empty()) continue;
+        const int64_t rank = shard.by_expiry.begin()->first;
+        if (!nearest || rank < nearest_rank) {
+            nearest = &shard;
+            nearest_rank = rank;
+        }
+    }
+    if (!nearest) return false;
+    const std::lock_guard lock(nearest->mutex);
+    if (nearest->by_expiry.empty()) return true;   // emptied meanwhile: look again
+    const auto found = nearest->entries.find(std::string(nearest->by_expiry.begin()->second));
+    // An expired key was absent already: dropping it is no eviction.
+    if (is_live(found->second.expires_at_ms, clock_())) {
+        ++evicted_;
+        ++changes_;
+        metrics::count_store_eviction();
+    }
+    remove(*nearest, found);
+    return true;
 }
 
 std::vector<std::string> MemoryStore::apply(const Script& script, std::string_view key, int64_t now_ms,
@@ -402,14 +501,11 @@ std::vector<std::string> MemoryStore::apply(const Script& script, std::string_vi
     }
 
     if (!record.value) {
-        if (found != shard.entries.end()) shard.entries.erase(found);
+        if (found != shard.entries.end()) remove(shard, found);
         if (live) ++changes_;
-    } else if (found == shard.entries.end()) {
-        shard.entries.emplace(std::move(name), Value{std::move(*record.value), record.expires_at_ms});
-        ++changes_;
     } else if (!live || std::get<std::string>(found->second.data) != *record.value ||
                found->second.expires_at_ms != record.expires_at_ms) {
-        found->second = Value{std::move(*record.value), record.expires_at_ms};
+        place(shard, found, std::move(name), Value{std::move(*record.value), record.expires_at_ms});
         ++changes_;
     }
     return result;
@@ -425,8 +521,8 @@ std::vector<std::string> MemoryStore::apply(const HashScript& script, std::strin
     if (found != shard.entries.end() && is_live(found->second.expires_at_ms, now_ms)) {
         auto* fields = std::get_if<Fields>(&found->second.data);
         if (!fields) throw script_failed(script.name, "WRONGTYPE the key holds a string");
-        // Moved, not copied: a network's hash may hold hundreds of fields.
-        record = HashRecord(std::move(*fields), found->second.expires_at_ms);
+        // Moved, not copied: a network's hash may hold thousands of fields.
+        record = HashRecord(std::move(*fields), found->second.expires_at_ms, found->second.hash_bytes);
     }
     std::vector<std::string> result;
     std::string failure;
@@ -436,47 +532,65 @@ std::vector<std::string> MemoryStore::apply(const HashScript& script, std::strin
         failure = error.what();
     }
 
-    if (record.changed()) ++changes_;
+    const bool changed = record.changed();
+    if (changed) ++changes_;
     const int64_t expires_at_ms = record.expires_at_ms();
+    const size_t bytes = record.bytes();
     Fields fields = std::move(record).release();
     if (fields.empty()) {
-        if (found != shard.entries.end()) shard.entries.erase(found);
-    } else if (found == shard.entries.end()) {
-        shard.entries.emplace(std::move(name), Value{std::move(fields), expires_at_ms});
+        if (found != shard.entries.end()) remove(shard, found);
+    } else if (!changed) {
+        // Only read: its expiry and its count stand.
+        std::get<Fields>(found->second.data) = std::move(fields);
     } else {
-        found->second = Value{std::move(fields), expires_at_ms};
+        place(shard, found, std::move(name), Value{std::move(fields), expires_at_ms, bytes});
     }
     if (!failure.empty()) throw script_failed(script.name, failure);
     return result;
 }
 
-MemoryStore::Live MemoryStore::live_records(Shard& shard, std::string_view key_prefix, int64_t now) {
+MemoryStore::Live MemoryStore::next_batch(Shard& shard, std::string_view key_prefix, int64_t now, Cursor& cursor) {
     Live live;
     const std::lock_guard lock(shard.mutex);
-    for (const auto& [key, value] : shard.entries) {
+    auto at = cursor.next ? shard.by_expiry.lower_bound({cursor.next->first, cursor.next->second})
+                          : shard.by_expiry.begin();
+    uint64_t bytes = 0;
+    for (size_t looked = 0; at != shard.by_expiry.end() && looked < batch_keys && bytes < batch_bytes;
+         ++at, ++looked) {
+        const auto& [key, value] = *shard.entries.find(std::string(at->second));
         if (!key.starts_with(key_prefix) || !is_live(value.expires_at_ms, now)) continue;
+        bytes += value.footprint;
         if (const auto* text = std::get_if<std::string>(&value.data)) {
             live.strings.push_back({key, *text, value.expires_at_ms});
         } else {
             live.hashes.push_back({key, std::get<Fields>(value.data), value.expires_at_ms});
         }
     }
+    if (at == shard.by_expiry.end()) cursor.done = true;
+    else cursor.next = std::pair(at->first, std::string(at->second));
     return live;
 }
 
-void MemoryStore::scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) {
-    const int64_t now = clock_();
-    // One shard at a time: VISIT may be slow, or call back into the store.
+/* VISIT with every batch of live keys starting with KEY_PREFIX, each
+ * copied under its shard's lock and visited after it is let go (VISIT
+ * may be slow, or call back into the store). */
+template <typename Visit>
+void MemoryStore::walk(std::string_view key_prefix, int64_t now, Visit visit) {
     for (Shard& shard : shards_) {
-        for (const Entry& entry : live_records(shard, key_prefix, now).strings) visit(entry);
+        for (Cursor cursor; !cursor.done;) visit(next_batch(shard, key_prefix, now, cursor));
     }
 }
 
+void MemoryStore::scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) {
+    walk(key_prefix, clock_(), [&visit](const Live& live) {
+        for (const Entry& entry : live.strings) visit(entry);
+    });
+}
+
 void MemoryStore::scan_hashes(std::string_view key_prefix, const std::function<void(const HashEntry&)>& visit) {
-    const int64_t now = clock_();
-    for (Shard& shard : shards_) {
-        for (const HashEntry& hash : live_records(shard, key_prefix, now).hashes) visit(hash);
-    }
+    walk(key_prefix, clock_(), [&visit](const Live& live) {
+        for (const HashEntry& hash : live.hashes) visit(hash);
+    });
 }
 
 bool MemoryStore::erase(std::string_view key) {
@@ -486,7 +600,7 @@ bool MemoryStore::erase(std::string_view key) {
     if (found == shard.entries.end()) return false;
     // Like Redis DEL, an expired key did not exist.
     const bool live = is_live(found->second.expires_at_ms, clock_());
-    shard.entries.erase(found);
+    remove(shard, found);
     if (live) ++changes_;
     return live;
 }
@@ -520,10 +634,15 @@ void MemoryStore::load() {
             ++expired;
             return;
         }
-        shard_for(key).entries.insert_or_assign(key, std::move(value));
+        Shard& shard = shard_for(key);
+        place(shard, shard.entries.find(key), key, std::move(value));
     };
     for (const Entry& entry : decoded.entries) keep(entry.key, Value{entry.value, entry.expires_at_ms});
-    for (const HashEntry& hash : decoded.hashes) keep(hash.key, Value{hash.fields, hash.expires_at_ms});
+    for (const HashEntry& hash : decoded.hashes) {
+        size_t bytes = 0;
+        for (const auto& [field, value] : hash.fields) bytes += field.size() + value.size();
+        keep(hash.key, Value{hash.fields, hash.expires_at_ms, bytes});
+    }
     const size_t read = decoded.entries.size() + decoded.hashes.size();
     const size_t kept = read - expired;
     if (!decoded.problem.empty()) {
@@ -540,6 +659,7 @@ void MemoryStore::maintain(Millis interval) {
     while (!stop_signal_.wait_for(lock, interval, [this] { return stopping_; })) {
         lock.unlock();
         sweep();
+        report_evictions();
         write_if_changed();
         lock.lock();
     }
@@ -547,12 +667,31 @@ void MemoryStore::maintain(Millis interval) {
 
 void MemoryStore::sweep() {
     // Not a change: the snapshot holds only live keys, and loading drops
-    // any that expired since.
+    // any that expired since.  The expired keys are the first of each
+    // shard's index.
     const int64_t now = clock_();
     for (Shard& shard : shards_) {
-        const std::lock_guard lock(shard.mutex);
-        std::erase_if(shard.entries, [now](const auto& item) { return !is_live(item.second.expires_at_ms, now); });
+        for (bool more = true; more;) {
+            const std::lock_guard lock(shard.mutex);
+            size_t dropped = 0;
+            for (; dropped < batch_keys && !shard.by_expiry.empty(); ++dropped) {
+                const auto found = shard.entries.find(std::string(shard.by_expiry.begin()->second));
+                if (is_live(found->second.expires_at_ms, now)) break;
+                remove(shard, found);
+            }
+            more = dropped == batch_keys;
+        }
     }
+}
+
+void MemoryStore::report_evictions() {
+    const uint64_t used = memory_used_.load();
+    metrics::set_store_memory(used);
+    const uint64_t evicted = evicted_.exchange(0);
+    if (evicted == 0) return;
+    log::warning("memory store: store.memory_limit (" + std::to_string(memory_limit_) + " bytes) reached: evicted " +
+                 std::to_string(evicted) + " keys nearest their expiry since the last report; " +
+                 std::to_string(used) + " bytes in use");
 }
 
 bool MemoryStore::write_snapshot() {
@@ -575,12 +714,11 @@ bool MemoryStore::write_locked() {
     std::string image;
     put_header(image);
     uint64_t count = 0;
-    for (Shard& shard : shards_) {
-        const Live live = live_records(shard, "", now);
+    walk("", now, [&](const Live& live) {
         for (const Entry& entry : live.strings) put_entry(image, entry);
         for (const HashEntry& hash : live.hashes) put_hash(image, hash);
         count += live.strings.size() + live.hashes.size();
-    }
+    });
     put_end(image, count);
 
     const std::string problem = replace_file(path_, image);

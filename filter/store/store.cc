@@ -20,13 +20,21 @@ const std::string* HashRecord::get(std::string_view field) const {
 }
 
 void HashRecord::set(std::string_view field, std::string value) {
-    fields_.insert_or_assign(std::string(field), std::move(value));
+    const auto found = fields_.find(field);
+    if (found == fields_.end()) {
+        bytes_ += field.size() + value.size();
+        fields_.emplace(std::string(field), std::move(value));
+    } else {
+        bytes_ = bytes_ - found->second.size() + value.size();
+        found->second = std::move(value);
+    }
     changed_ = true;
 }
 
 void HashRecord::erase(std::string_view field) {
     const auto found = fields_.find(field);
     if (found == fields_.end()) return;
+    bytes_ -= found->first.size() + found->second.size();
     fields_.erase(found);
     changed_ = true;
 }
@@ -34,6 +42,7 @@ void HashRecord::erase(std::string_view field) {
 void HashRecord::clear() {
     if (!fields_.empty()) changed_ = true;
     fields_.clear();
+    bytes_ = 0;
 }
 
 void HashRecord::expire_at(int64_t expires_at_ms) {
@@ -72,7 +81,9 @@ std::vector<std::string> run_blocking(Store& store, const HashScript& script, st
 }
 
 std::unique_ptr<Store> open_store(const config::Config::Store& settings) {
-    if (settings.backend == config::StoreBackend::memory) return std::make_unique<MemoryStore>(settings.snapshot);
+    if (settings.backend == config::StoreBackend::memory) {
+        return std::make_unique<MemoryStore>(settings.snapshot, settings.memory_limit);
+    }
     return std::make_unique<RedisStore>(settings);
 }
 

@@ -71,11 +71,16 @@ using Fields = std::map<std::string, std::string, std::less<>>;
 /* What a hash script sees of its key: no fields when the key is absent
  * or expired.  Removing the last field deletes the key, as in Redis.
  * changed() tells the memory store whether the script wrote anything,
- * and so whether the snapshot needs saving. */
+ * and so whether the snapshot needs saving; bytes() is the sum of the
+ * sizes of its fields and their values, kept up to date by every change
+ * so that the memory store can count its memory without walking a hash. */
 class HashRecord {
 public:
     HashRecord() = default;
-    HashRecord(Fields fields, int64_t expires_at_ms) : fields_(std::move(fields)), expires_at_ms_(expires_at_ms) {}
+    /* BYTES must be what bytes() would be for FIELDS: the memory store
+     * keeps it with the hash, and counting it here would walk every field. */
+    HashRecord(Fields fields, int64_t expires_at_ms, size_t bytes)
+        : fields_(std::move(fields)), expires_at_ms_(expires_at_ms), bytes_(bytes) {}
 
     const Fields& fields() const { return fields_; }
     const std::string* get(std::string_view field) const;
@@ -85,11 +90,13 @@ public:
     int64_t expires_at_ms() const { return expires_at_ms_; }
     void expire_at(int64_t expires_at_ms);   // 0: no expiry
     bool changed() const { return changed_; }
+    size_t bytes() const { return bytes_; }
     Fields release() && { return std::move(fields_); }
 
 private:
     Fields fields_;
     int64_t expires_at_ms_ = 0;
+    size_t bytes_ = 0;
     bool changed_ = false;
 };
 

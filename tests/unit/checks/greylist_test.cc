@@ -13,11 +13,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "support/heap_use.h"
 #include "support/loop_answer.h"
 #include "support/scripted_store.h"
 #include "support/store_backends.h"
@@ -405,6 +408,63 @@ TEST_P(GreylistDecisions, LongAddressesStillWork) {
     }
 }
 
+TEST_P(GreylistDecisions, ANetworkKeepsAtMostItsBoundOfTripletsDroppingTheNearestExpiryFirst) {
+    check(triplet_);
+    advance(minutes(5));
+    ASSERT_EQ(check(triplet_).reason, GreylistReason::pass);   // kept for 35 days
+    // Pending triplets, each expiring a millisecond after the one before.
+    const auto pending = [](size_t index) {
+        return make_triplet(ip("203.0.113.9"), "s@example.org", "r" + std::to_string(index) + "@example.com", false);
+    };
+    for (size_t index = 0; index + 1 < kMaxNetworkTriplets; ++index) {
+        check(pending(index));
+        advance(Millis(1));
+    }
+    EXPECT_EQ(fields_of("203.0.113.0/24"), kMaxNetworkTriplets + 2) << "the meta and AWL fields, and every triplet";
+    // One more is one too many: the nearest expiry goes, down to the kept number.
+    check(pending(kMaxNetworkTriplets - 1));
+    EXPECT_EQ(fields_of("203.0.113.0/24"), kKeptNetworkTriplets + 2);
+    const size_t dropped = kMaxNetworkTriplets + 1 - kKeptNetworkTriplets;
+    EXPECT_EQ(check(pending(dropped)).reason, GreylistReason::early);
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::pass);
+    // A dropped triplet is absent: new again.
+    EXPECT_EQ(check(pending(dropped - 1)).reason, GreylistReason::new_triplet);
+    EXPECT_EQ(check(pending(0)).reason, GreylistReason::new_triplet);
+}
+
+TEST(GreylistMemory, TheMemoryStoresCountFollowsTheHeap) {
+    if (!test_support::heap_measurable()) GTEST_SKIP() << "the heap count does not see this build's allocations";
+    int64_t now = 1'800'000'000'000;
+    const GreylistSettings settings;
+    EventLoop loop;
+    // The shapes greylisting makes: a triplet from each of many networks,
+    // and many triplets of one network.
+    const std::vector<std::function<Triplet(size_t)>> shapes = {
+        [](size_t index) {
+            const std::string client =
+                "10." + std::to_string(index >> 8 & 255) + "." + std::to_string(index & 255) + ".1";
+            return make_triplet(ip(client), "bounce-" + std::to_string(index) + "x@spam" + std::to_string(index) +
+                                                ".example",
+                                "user" + std::to_string(index) + "@victim.example", false);
+        },
+        [](size_t index) {
+            return make_triplet(ip("198.51.100.7"), "a@b.example", "r" + std::to_string(index) + "@victim.example",
+                                false);
+        }};
+    for (const auto& shape : shapes) {
+        const size_t before = test_support::heap_in_use();
+        store::MemoryStore store("", test_support::kMemoryLimit, [&now] { return now; });
+        Greylist greylist(store, [&now] { return now; });
+        for (size_t index = 0; index < kKeptNetworkTriplets; ++index) decide(greylist, loop, shape(index), settings);
+        const double grown = static_cast<double>(test_support::heap_in_use() - before);
+        const double counted = static_cast<double>(store.memory_used());
+        EXPECT_GT(counted, grown * 0.8);
+        EXPECT_LT(counted, grown * 1.25);
+        std::printf("greylist memory: %zu triplets: heap +%.0f bytes, store counts %.0f\n", kKeptNetworkTriplets, grown,
+                    counted);
+    }
+}
+
 TEST(GreylistLayout, TypicalNetworkStaysAListpackInRedis) {
     int64_t now = 1'800'000'000'000;
     test_support::TestStore backend(Backend::redis, [&now] { return now; });
@@ -432,13 +492,13 @@ TEST(GreylistSnapshot, StateSurvivesTheMemoryStoresSnapshot) {
     const GreylistSettings settings;
     EventLoop loop;
     {
-        store::MemoryStore store(path, clock);
+        store::MemoryStore store(path, test_support::kMemoryLimit, clock);
         Greylist greylist(store, clock);
         decide(greylist, loop, triplet, settings);
         greylist.allow_network("198.51.100.0/24", hours(1));
     }
     now += std::chrono::duration_cast<Millis>(minutes(5)).count();
-    store::MemoryStore store(path, clock);
+    store::MemoryStore store(path, test_support::kMemoryLimit, clock);
     Greylist greylist(store, clock);
     EXPECT_EQ(decide(greylist, loop, triplet, settings).reason, GreylistReason::pass);
     EXPECT_EQ(decide(greylist, loop, make_triplet(ip("198.51.100.9"), "x@y.example", "r@example.com", false), settings)
@@ -448,7 +508,7 @@ TEST(GreylistSnapshot, StateSurvivesTheMemoryStoresSnapshot) {
 
 TEST(GreylistCheck, TheMemoryStoresDecisionComesDuringTheCall) {
     int64_t now = 1'800'000'000'000;
-    store::MemoryStore store("", [&now] { return now; });
+    store::MemoryStore store("", test_support::kMemoryLimit, [&now] { return now; });
     Greylist greylist(store, [&now] { return now; });
     int calls = 0;
     greylist.check(make_triplet(ip("203.0.113.5"), "s@example.org", "r@example.com", false), GreylistSettings{},

@@ -365,7 +365,7 @@ TEST_F(RatelimitReplies, AStoreFailureIsTheOutcomesError) {
  * an hour: the most a bucket of that COUNT holds. */
 std::string fullest_bucket(uint64_t count) {
     int64_t now = 1'800'000'000'000;
-    store::MemoryStore memory("", [&] { return now; });
+    store::MemoryStore memory("", test_support::kMemoryLimit, [&] { return now; });
     Ratelimit limiter(memory, [&] { return now; });
     EventLoop loop;
     const std::vector<RateLimit> rates{{count, hours(1)}};

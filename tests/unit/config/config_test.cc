@@ -84,6 +84,7 @@ void expect_same(const Config& a, const Config& b) {
     EXPECT_EQ(a.store.timeout, b.store.timeout);
     EXPECT_EQ(a.store.on_error, b.store.on_error);
     EXPECT_EQ(a.store.snapshot, b.store.snapshot);
+    EXPECT_EQ(a.store.memory_limit, b.store.memory_limit);
     EXPECT_EQ(a.dns.resolver, b.dns.resolver);
     EXPECT_EQ(a.dns.timeout, b.dns.timeout);
     EXPECT_EQ(a.auth.authserv_id, b.auth.authserv_id);
@@ -144,7 +145,7 @@ TEST(Keys, ConfigKeysNamesEveryKey) {
         "milter.engine",  "milter.threads",   "milter.max_connections", "policy.file",
         "policy.mode",    "store.backend",    "store.url",           "store.mode",
         "store.master",   "store.user",       "store.password",      "store.prefix",
-        "store.timeout",  "store.on_error",   "store.snapshot",      "dns.resolver",
+        "store.timeout",  "store.on_error",   "store.snapshot",      "store.memory_limit",  "dns.resolver",
         "dns.timeout",    "auth.authserv_id", "auth.add_header",     "auth.public_suffix_list",
         "log.target",     "log.level",        "log.facility",        "metrics.listen",
         "control.socket"};
@@ -171,6 +172,7 @@ prefix = "mx1:"
 timeout = "1s"
 on_error = "accept"
 snapshot = "/var/lib/portcullis/state"
+memory_limit = "64M"
 [dns]
 resolver = ["127.0.0.1@5353", "::1"]
 timeout = 2
@@ -199,6 +201,7 @@ listen = "[::1]:9155"
     EXPECT_EQ(config.store.timeout, std::chrono::seconds(1));
     EXPECT_EQ(config.store.on_error, OnError::accept);
     EXPECT_EQ(config.store.snapshot, "/var/lib/portcullis/state");
+    EXPECT_EQ(config.store.memory_limit, 64u * 1024 * 1024);
     EXPECT_EQ(config.dns.resolver, (Strings{"127.0.0.1@5353", "::1"}));
     EXPECT_EQ(config.dns.timeout, std::chrono::seconds(2));
     EXPECT_EQ(config.auth.authserv_id, "mx.example.com");
@@ -294,6 +297,33 @@ TEST(Durations, BadUnitsAndTypesAreRefused) {
     EXPECT_EQ(file_errors("[dns]\ntimeout = \"0s\"\n"),
               Strings{"portcullis.conf:2:11: error: dns.timeout: the timeout must be more than zero"});
     EXPECT_EQ(file_errors("[dns]\ntimeout = \"99999999999999999w\"\n").size(), 1u);
+}
+
+TEST(Sizes, IntegerIsBytesAndStringsTakeSuffixes) {
+    EXPECT_EQ(Config{}.store.memory_limit, 256u * 1024 * 1024);
+    EXPECT_EQ(load_ok("[store]\nmemory_limit = 2097152\n").store.memory_limit, 2u * 1024 * 1024);
+    EXPECT_EQ(load_ok("[store]\nmemory_limit = \"512M\"\n").store.memory_limit, 512u * 1024 * 1024);
+    EXPECT_EQ(load_ok("[store]\nmemory_limit = \"2g\"\n").store.memory_limit, 2ull * 1024 * 1024 * 1024);
+    EXPECT_EQ(load_ok("[store]\nmemory_limit = \"1024k\"\n").store.memory_limit, 1024u * 1024);
+    EXPECT_EQ(override_ok("store.memory_limit=100M").store.memory_limit, 100u * 1024 * 1024);
+}
+
+TEST(Sizes, BadSizesAndTypesAreRefused) {
+    EXPECT_EQ(file_errors("[store]\nmemory_limit = \"lots\"\n"),
+              Strings{"portcullis.conf:2:16: error: store.memory_limit: 'lots' is not a size: a number and an "
+                      "optional k, M or G, as in \"256M\""});
+    EXPECT_EQ(file_errors("[store]\nmemory_limit = \"256MB\"\n"),
+              Strings{"portcullis.conf:2:16: error: store.memory_limit: '256MB' is not a size: a number and an "
+                      "optional k, M or G, as in \"256M\""});
+    EXPECT_EQ(file_errors("[store]\nmemory_limit = -3\n"),
+              Strings{"portcullis.conf:2:16: error: store.memory_limit: '-3' is not a size: a number and an "
+                      "optional k, M or G, as in \"256M\""});
+    EXPECT_EQ(file_errors("[store]\nmemory_limit = \"512k\"\n"),
+              Strings{"portcullis.conf:2:16: error: store.memory_limit: the size must be at least 1048576 bytes"});
+    EXPECT_EQ(file_errors("[store]\nmemory_limit = 1.5\n"),
+              Strings{"portcullis.conf:2:16: error: store.memory_limit: expected a size such as \"256M\", found a "
+                      "floating-point number"});
+    EXPECT_EQ(file_errors("[store]\nmemory_limit = \"99999999999G\"\n").size(), 1u);
 }
 
 TEST(Errors, UnknownKeySuggestsTheClosest) {

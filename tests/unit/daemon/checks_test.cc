@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "store/memory_store.h"
+#include "support/memory_limit.h"
 #include "support/temp_dir.h"
 
 namespace portcullis::daemon {
@@ -48,7 +49,7 @@ protected:
     Resources with_store() const { return {store_, true}; }
 
     test_support::TempDir dir_;
-    std::shared_ptr<store::Store> store_ = std::make_shared<store::MemoryStore>("");
+    std::shared_ptr<store::Store> store_ = std::make_shared<store::MemoryStore>("", test_support::kMemoryLimit);
 };
 
 TEST_F(AttachChecks, APolicyThatNeedsNothingGetsNothing) {

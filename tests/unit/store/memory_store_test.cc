@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -27,6 +28,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/memory_limit.h"
 #include "support/temp_dir.h"
 
 namespace portcullis::store {
@@ -163,7 +165,7 @@ protected:
 };
 
 TEST_F(MemoryStoreTest, CounterRunsAndExpires) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     EXPECT_EQ(run(store, counter, "c", {"100"}), std::vector<std::string>{"1"});
     now += 50;
     EXPECT_EQ(run(store, counter, "c", {"100"}), std::vector<std::string>{"2"});
@@ -176,7 +178,7 @@ TEST_F(MemoryStoreTest, CounterRunsAndExpires) {
 }
 
 TEST_F(MemoryStoreTest, HashScriptsRunExpireAndDeleteEmptyHashes) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     EXPECT_EQ(run(store, hash_setter, "h", {"f1", "v1", "100"}), std::vector<std::string>{"1"});
     EXPECT_EQ(run(store, hash_setter, "h", {"f2", "v2", "100"}), std::vector<std::string>{"2"});
     EXPECT_EQ(run(store, hash_peeker, "h"), (std::vector<std::string>{"f1", "v1", "f2", "v2"}));
@@ -199,7 +201,7 @@ TEST_F(MemoryStoreTest, HashScriptsRunExpireAndDeleteEmptyHashes) {
 }
 
 TEST_F(MemoryStoreTest, ScriptOfTheWrongKindIsAStoreError) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     put(store, "s", "v", 0);
     run(store, hash_setter, "h", {"f", "v", "1000"});
     EXPECT_THROW(run(store, hash_peeker, "s"), StoreError);
@@ -209,14 +211,14 @@ TEST_F(MemoryStoreTest, ScriptOfTheWrongKindIsAStoreError) {
 }
 
 TEST_F(MemoryStoreTest, ThrowingHashScriptKeepsWhatItWroteAsRedisDoes) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     run(store, hash_setter, "h", {"f", "v", "1000"});
     EXPECT_THROW(run(store, hash_failer, "h"), StoreError);
     EXPECT_EQ(run(store, hash_peeker, "h"), (std::vector<std::string>{"f", "v", "half", "done"}));
 }
 
 TEST_F(MemoryStoreTest, ExpiredKeyIsAbsentToScanAndErase) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     put(store, "short", "x", now + 10);
     put(store, "long", "y", now + 1000);
     put(store, "forever", "z", 0);
@@ -229,7 +231,7 @@ TEST_F(MemoryStoreTest, ExpiredKeyIsAbsentToScanAndErase) {
 }
 
 TEST_F(MemoryStoreTest, NoValueDeletesTheKey) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     put(store, "k", "v", 0);
     EXPECT_EQ(run(store, remover, "k"), std::vector<std::string>{"1"});
     EXPECT_EQ(run(store, peeker, "k"), std::vector<std::string>{"absent"});
@@ -238,7 +240,7 @@ TEST_F(MemoryStoreTest, NoValueDeletesTheKey) {
 }
 
 TEST_F(MemoryStoreTest, ScanSelectsByPrefix) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     put(store, "g:one", "1", 0);
     put(store, "g:two", "2", now + 500);
     put(store, "a:one", "3", 0);
@@ -251,7 +253,7 @@ TEST_F(MemoryStoreTest, ScanSelectsByPrefix) {
 }
 
 TEST_F(MemoryStoreTest, ScanMayCallBackIntoTheStore) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     for (int index = 0; index < 100; ++index) put(store, std::string("k").append(std::to_string(index)), "v", 0);
     // The visitor erases what it sees: it would deadlock if scan held a lock.
     store.scan("k", [&store](const Entry& entry) { EXPECT_TRUE(store.erase(entry.key)); });
@@ -259,7 +261,7 @@ TEST_F(MemoryStoreTest, ScanMayCallBackIntoTheStore) {
 }
 
 TEST_F(MemoryStoreTest, EraseSaysWhetherTheKeyExisted) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     put(store, "k", "v", 0);
     EXPECT_TRUE(store.erase("k"));
     EXPECT_FALSE(store.erase("k"));
@@ -268,14 +270,14 @@ TEST_F(MemoryStoreTest, EraseSaysWhetherTheKeyExisted) {
 }
 
 TEST_F(MemoryStoreTest, ThrowingScriptIsAStoreErrorAndChangesNothing) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     put(store, "k", "v", 0);
     EXPECT_THROW(run(store, failer, "k"), StoreError);
     EXPECT_EQ(run(store, peeker, "k"), (std::vector<std::string>{"v", "0"}));
 }
 
 TEST_F(MemoryStoreTest, AFailingScriptIsTheResultsErrorNotAThrow) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     put(store, "k", "v", 0);
     std::optional<StoreResult> result;
     const std::vector<std::string> none;
@@ -289,7 +291,7 @@ TEST_F(MemoryStoreTest, AFailingScriptIsTheResultsErrorNotAThrow) {
 
 TEST_F(MemoryStoreTest, TheCallbackMayRunAScriptOnTheSameKey) {
     // The reply comes once the key's lock is let go: this would deadlock otherwise.
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     const std::vector<std::string> ttl{"0"};
     std::vector<std::string> inner;
     store.run(counter, "k", now.load(), ttl,
@@ -301,7 +303,7 @@ TEST_F(MemoryStoreTest, TheCallbackMayRunAScriptOnTheSameKey) {
 }
 
 TEST_F(MemoryStoreTest, RunBlockingGivesTheReplyOrThrows) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     const std::vector<std::string> ttl{"0"};
     EXPECT_EQ(run_blocking(store, counter, "c", now.load(), ttl), std::vector<std::string>{"1"});
     EXPECT_EQ(run_blocking(store, counter, "c", now.load(), ttl), std::vector<std::string>{"2"});
@@ -317,9 +319,9 @@ TEST_F(MemoryStoreTest, RunBlockingGivesTheReplyOrThrows) {
 }
 
 TEST_F(MemoryStoreTest, DescribeNamesTheSnapshot) {
-    EXPECT_EQ(MemoryStore("", clock()).describe(), "memory (no snapshot)");
+    EXPECT_EQ(MemoryStore("", test_support::kMemoryLimit, clock()).describe(), "memory (no snapshot)");
     const std::string path = dir.path("state");
-    EXPECT_EQ(MemoryStore(path, clock()).describe(), "memory (snapshot " + path + ")");
+    EXPECT_EQ(MemoryStore(path, test_support::kMemoryLimit, clock()).describe(), "memory (snapshot " + path + ")");
 }
 
 TEST_F(MemoryStoreTest, SnapshotRoundTripKeepsBinaryValuesAndExpiry) {
@@ -329,7 +331,7 @@ TEST_F(MemoryStoreTest, SnapshotRoundTripKeepsBinaryValuesAndExpiry) {
     for (int byte = 0; byte < 256; ++byte) every_byte += static_cast<char>(byte);
     const std::string binary_key = std::string("k\0\n", 3) + every_byte;
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         put(store, "lines", "one\ntwo\n", 0);
         put(store, "nul", with_nul, now + 5000);
         put(store, binary_key, every_byte, now + 100);
@@ -337,7 +339,7 @@ TEST_F(MemoryStoreTest, SnapshotRoundTripKeepsBinaryValuesAndExpiry) {
         put(store, "", "empty key", 0);
         EXPECT_TRUE(store.write_snapshot());
     }
-    MemoryStore loaded(path, clock());
+    MemoryStore loaded(path, test_support::kMemoryLimit, clock());
     EXPECT_EQ(contents(loaded), (std::map<std::string, std::pair<std::string, int64_t>>{
                                     {"lines", {"one\ntwo\n", 0}},
                                     {"nul", {with_nul, now + 5000}},
@@ -351,7 +353,7 @@ TEST_F(MemoryStoreTest, SnapshotRoundTripKeepsHashes) {
     std::string every_byte;
     for (int byte = 0; byte < 256; ++byte) every_byte += static_cast<char>(byte);
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         run(store, hash_setter, "h", {"f", "v", "5000"});
         run(store, hash_setter, "h", {every_byte, "", "5000"});
         run(store, hash_setter, "h", {"", every_byte, "5000"});
@@ -360,7 +362,7 @@ TEST_F(MemoryStoreTest, SnapshotRoundTripKeepsHashes) {
         EXPECT_TRUE(store.write_snapshot());
     }
     now += 10;
-    MemoryStore loaded(path, clock());
+    MemoryStore loaded(path, test_support::kMemoryLimit, clock());
     std::vector<HashEntry> hashes;
     loaded.scan_hashes("", [&](const HashEntry& hash) { hashes.push_back(hash); });
     ASSERT_EQ(hashes.size(), 1u);
@@ -373,13 +375,13 @@ TEST_F(MemoryStoreTest, SnapshotRoundTripKeepsHashes) {
 TEST_F(MemoryStoreTest, HashReadsAreNoChangeToSave) {
     const std::string path = dir.path("state");
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         run(store, hash_setter, "h", {"f", "v", "5000"});
     }
     struct stat before {};
     ASSERT_EQ(stat(path.c_str(), &before), 0);
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         run(store, hash_peeker, "h");
         run(store, hash_remover, "h", {"absent"});
     }
@@ -391,12 +393,12 @@ TEST_F(MemoryStoreTest, HashReadsAreNoChangeToSave) {
 TEST_F(MemoryStoreTest, KeysExpiredAtLoadAreDropped) {
     const std::string path = dir.path("state");
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         put(store, "soon", "x", now + 100);
         put(store, "later", "y", now + 10'000);
     }
     now += 100;
-    MemoryStore loaded(path, clock());
+    MemoryStore loaded(path, test_support::kMemoryLimit, clock());
     EXPECT_EQ(contents(loaded),
               (std::map<std::string, std::pair<std::string, int64_t>>{{"later", {"y", now + 9900}}}));
     // Even once the clock is back before its expiry: it was never loaded.
@@ -408,7 +410,7 @@ TEST_F(MemoryStoreTest, MissingSnapshotIsAnEmptyStore) {
     const std::string path = dir.path("state");
     ::testing::internal::CaptureStderr();
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         EXPECT_TRUE(contents(store).empty());
     }
     const std::string log = ::testing::internal::GetCapturedStderr();
@@ -421,7 +423,7 @@ TEST_F(MemoryStoreTest, MissingSnapshotIsAnEmptyStore) {
 TEST_F(MemoryStoreTest, DestructorSavesWithModeOwnerOnlyAndNoTemporaryFile) {
     const std::string path = dir.path("state");
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         put(store, "k", "v", 0);
         EXPECT_FALSE(fs::exists(path));
     }
@@ -434,7 +436,7 @@ TEST_F(MemoryStoreTest, DestructorSavesWithModeOwnerOnlyAndNoTemporaryFile) {
 
 TEST_F(MemoryStoreTest, WriteSnapshotSavesNow) {
     const std::string path = dir.path("state");
-    MemoryStore store(path, clock());
+    MemoryStore store(path, test_support::kMemoryLimit, clock());
     put(store, "k", "v", 0);
     ASSERT_TRUE(store.write_snapshot());
     EXPECT_EQ(dir.names(), std::vector<std::string>{"state"});
@@ -448,14 +450,14 @@ TEST_F(MemoryStoreTest, WriteSnapshotSavesNow) {
 TEST_F(MemoryStoreTest, DestructorSavesOnlyWhatChanged) {
     const std::string path = dir.path("state");
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         put(store, "k", "v", 0);
     }
     struct stat before {};
     ASSERT_EQ(stat(path.c_str(), &before), 0);
     {
         // Reading, and writing back the same value, change nothing.
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         run(store, peeker, "k");
         put(store, "k", "v", 0);
     }
@@ -468,7 +470,7 @@ TEST_F(MemoryStoreTest, DestructorSavesOnlyWhatChanged) {
 /* A snapshot of three keys; returns its bytes. */
 std::string three_key_snapshot(const std::string& path, const std::function<int64_t()>& clock) {
     {
-        MemoryStore store(path, clock);
+        MemoryStore store(path, test_support::kMemoryLimit, clock);
         for (const std::string name : {"a", "b", "c"}) {
             const std::vector<std::string> args{"value of " + name, "0"};
             answered_now(store, setter, name, clock(), args);
@@ -530,7 +532,7 @@ TEST_F(MemoryStoreTest, CorruptEntryKeepsTheEntriesBeforeIt) {
 
     ::testing::internal::CaptureStderr();
     std::unique_ptr<MemoryStore> store;
-    ASSERT_NO_THROW(store = std::make_unique<MemoryStore>(path, clock()));
+    ASSERT_NO_THROW(store = std::make_unique<MemoryStore>(path, test_support::kMemoryLimit, clock()));
     const std::string log = ::testing::internal::GetCapturedStderr();
     const auto loaded = contents(*store);
     EXPECT_EQ(loaded.size(), 2u);
@@ -548,7 +550,7 @@ TEST_F(MemoryStoreTest, ForeignOrNewerFileLoadsNothing) {
     write_file(path, "key value\nanother line\n");
     ::testing::internal::CaptureStderr();
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         EXPECT_TRUE(contents(store).empty());
     }
     std::string log = ::testing::internal::GetCapturedStderr();
@@ -576,7 +578,7 @@ TEST_F(MemoryStoreTest, Version1SnapshotLoads) {
 
     // A hash record has no place in version 1.
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         run(store, hash_setter, "h", {"f", "v", "5000"});
     }
     bytes = read_file(path);
@@ -592,7 +594,7 @@ TEST_F(MemoryStoreTest, UnwritableDirectoryIsLoggedOnceAndNeverFatal) {
     const std::string path = dir.path("missing/state");
     ::testing::internal::CaptureStderr();
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         put(store, "k", "v", 0);
         EXPECT_FALSE(store.write_snapshot());
         EXPECT_FALSE(store.write_snapshot());
@@ -612,7 +614,7 @@ TEST_F(MemoryStoreTest, FailureIsLoggedAgainAfterASuccess) {
     const std::string path = directory + "/state";
     ::testing::internal::CaptureStderr();
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         put(store, "k", "v", 0);
         EXPECT_FALSE(store.write_snapshot());
         fs::create_directory(directory);
@@ -630,12 +632,12 @@ TEST_F(MemoryStoreTest, FailureIsLoggedAgainAfterASuccess) {
 }
 
 TEST_F(MemoryStoreTest, PingChecksTheSnapshotDirectory) {
-    EXPECT_NO_THROW(MemoryStore("", clock()).ping());
-    EXPECT_NO_THROW(MemoryStore(dir.path("state"), clock()).ping());
+    EXPECT_NO_THROW(MemoryStore("", test_support::kMemoryLimit, clock()).ping());
+    EXPECT_NO_THROW(MemoryStore(dir.path("state"), test_support::kMemoryLimit, clock()).ping());
 
     const std::string missing = dir.path("missing/state");
     try {
-        MemoryStore(missing, clock()).ping();
+        MemoryStore(missing, test_support::kMemoryLimit, clock()).ping();
         ADD_FAILURE() << "ping() accepted " << missing;
     } catch (const StoreError& error) {
         EXPECT_NE(std::string(error.what()).find(missing), std::string::npos) << error.what();
@@ -649,7 +651,7 @@ TEST_F(MemoryStoreTest, PingChecksTheSnapshotDirectory) {
     write_file(dir.path("file"), "");
     const std::string under_file = dir.path("file/state");
     try {
-        MemoryStore(under_file, clock()).ping();
+        MemoryStore(under_file, test_support::kMemoryLimit, clock()).ping();
         ADD_FAILURE() << "ping() accepted " << under_file;
     } catch (const StoreError& error) {
         EXPECT_NE(std::string(error.what()).find(under_file), std::string::npos) << error.what();
@@ -659,7 +661,7 @@ TEST_F(MemoryStoreTest, PingChecksTheSnapshotDirectory) {
 TEST_F(MemoryStoreTest, ReadOnlyOpenNeverWrites) {
     const std::string path = dir.path("state");
     {
-        MemoryStore store(path, clock());
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
         put(store, "k", "v", 0);
     }
     const std::string bytes = read_file(path);
@@ -691,7 +693,7 @@ TEST_F(MemoryStoreTest, ReadOnlyOpenNeverWrites) {
 }
 
 TEST_F(MemoryStoreTest, ConcurrentIncrementsAreExact) {
-    MemoryStore store("", clock());
+    MemoryStore store("", test_support::kMemoryLimit, clock());
     constexpr int threads = 8;
     constexpr int increments = 10'000;
     constexpr int keys = 4;
@@ -712,7 +714,7 @@ TEST_F(MemoryStoreTest, ConcurrentIncrementsAreExact) {
 
 TEST_F(MemoryStoreTest, BackgroundThreadSavesAfterTheInterval) {
     const std::string path = dir.path("state");
-    MemoryStore store(path, clock(), std::chrono::milliseconds(50));
+    MemoryStore store(path, test_support::kMemoryLimit, clock(), std::chrono::milliseconds(50));
     put(store, "k", "v", 0);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!fs::exists(path) && std::chrono::steady_clock::now() < deadline) {
@@ -726,11 +728,156 @@ TEST_F(MemoryStoreTest, BackgroundThreadSavesAfterTheInterval) {
 TEST_F(MemoryStoreTest, DestructorDoesNotWaitForTheInterval) {
     const auto start = std::chrono::steady_clock::now();
     {
-        MemoryStore store(dir.path("state"), clock(), std::chrono::hours(1));
+        MemoryStore store(dir.path("state"), test_support::kMemoryLimit, clock(), std::chrono::hours(1));
         put(store, "k", "v", 0);
     }
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
     EXPECT_TRUE(fs::exists(dir.path("state")));
+}
+
+/* key_count keys of 40-byte values, each expiring 10 ms after the one
+ * before, written in an order that is neither that nor its reverse. */
+class EvictionTest : public MemoryStoreTest {
+protected:
+    static constexpr int key_count = 2000;
+    static std::string name(int index) { return "k" + std::to_string(index); }
+    int64_t expiry(int index) const { return 2'000'000 + static_cast<int64_t>(index) * 10; }
+
+    /* Puts every key, in a scrambled order; whether the store stayed
+     * within LIMIT after every write. */
+    bool fill(MemoryStore& store, uint64_t limit) {
+        bool within = true;
+        for (int step = 0; step < key_count; ++step) {
+            const int index = (step * 7919) % key_count;   // 7919 is prime: every index once
+            put(store, name(index), std::string(40, 'v'), expiry(index));
+            within = within && store.memory_used() <= limit;
+        }
+        return within;
+    }
+};
+
+TEST_F(EvictionTest, ManyKeysStayWithinTheLimitAndTheNearestExpiryGoesFirst) {
+    constexpr uint64_t limit = 64 * 1024;
+    MemoryStore store("", limit, clock());
+    EXPECT_TRUE(fill(store, limit));
+
+    const auto kept = contents(store);
+    ASSERT_GT(kept.size(), 50u);
+    ASSERT_LT(kept.size(), static_cast<size_t>(key_count));
+    // The keys kept are the ones that expire last, without a gap.
+    const int first_kept = key_count - static_cast<int>(kept.size());
+    for (int index = 0; index < key_count; ++index) {
+        EXPECT_EQ(kept.contains(name(index)), index >= first_kept) << name(index);
+    }
+    // An evicted key is absent to scripts, as an expired one.
+    EXPECT_EQ(run(store, peeker, name(0)), std::vector<std::string>{"absent"});
+    EXPECT_EQ(run(store, peeker, name(first_kept - 1)), std::vector<std::string>{"absent"});
+    EXPECT_EQ(run(store, peeker, name(key_count - 1)),
+              (std::vector<std::string>{std::string(40, 'v'), std::to_string(expiry(key_count - 1))}));
+}
+
+TEST_F(EvictionTest, AKeyWithoutExpiryGoesLastAndEvictionsAreLoggedOnce) {
+    constexpr uint64_t limit = 64 * 1024;
+    size_t kept = 0;
+    ::testing::internal::CaptureStderr();
+    {
+        MemoryStore store("", limit, clock(), std::chrono::hours(1));
+        put(store, "forever", "v", 0);
+        put(store, "dead", "v", now.load() - 1);
+        fill(store, limit);
+        const auto contained = contents(store);
+        EXPECT_TRUE(contained.contains("forever"));
+        EXPECT_EQ(run(store, peeker, "dead"), std::vector<std::string>{"absent"});
+        kept = contained.size();
+    }
+    const std::string log = ::testing::internal::GetCapturedStderr();
+    // One line for all of them (here at the end: the interval is an hour),
+    // and the expired key is no eviction.
+    const std::string line = "memory store: store.memory_limit (65536 bytes) reached: evicted ";
+    const size_t at = log.find(line);
+    ASSERT_NE(at, std::string::npos) << log;
+    EXPECT_EQ(log.find(line, at + 1), std::string::npos) << log;
+    EXPECT_EQ(std::stoul(log.substr(at + line.size())), key_count + 1 - kept) << log;
+}
+
+TEST_F(MemoryStoreTest, HashesCountTheirFieldsAndErasingEverythingCountsZero) {
+    MemoryStore store("", test_support::kMemoryLimit, clock());
+    EXPECT_EQ(store.memory_used(), 0u);
+    run(store, hash_setter, "h", {"field", "value", "1000"});
+    const uint64_t one = store.memory_used();
+    EXPECT_GT(one, std::string("h" "field" "value").size());
+    run(store, hash_setter, "h", {"field", "a longer value than before", "1000"});
+    EXPECT_EQ(store.memory_used(), one + std::string("a longer value than before").size() - 5);
+    run(store, hash_setter, "h", {"second", "value", "1000"});
+    const uint64_t two = store.memory_used();
+    EXPECT_GT(two, one + std::string("second" "value").size());
+    run(store, hash_peeker, "h");
+    EXPECT_EQ(store.memory_used(), two);
+    run(store, hash_remover, "h", {"second"});
+    put(store, "s", "text", 0);
+    put(store, "s", "longer text", now.load() + 5);
+    EXPECT_TRUE(store.erase("s"));
+    run(store, hash_remover, "h", {"field"});
+    EXPECT_EQ(store.memory_used(), 0u);
+}
+
+TEST_F(MemoryStoreTest, AHashThatOutgrowsTheLimitIsEvictedWhole) {
+    constexpr uint64_t limit = 16 * 1024;
+    MemoryStore store("", limit, clock());
+    for (int field = 0; field < 200; ++field) {
+        run(store, hash_setter, "h", {"f" + std::to_string(field), std::string(100, 'x'), "1000"});
+        EXPECT_LE(store.memory_used(), limit);
+    }
+    // The hash went whole when it outgrew the limit, and grew again.
+    const auto fields = run(store, hash_peeker, "h");
+    EXPECT_EQ(std::count(fields.begin(), fields.end(), "f199"), 1);
+    EXPECT_EQ(std::count(fields.begin(), fields.end(), "f0"), 0);
+}
+
+TEST_F(MemoryStoreTest, ASnapshotOverTheLimitLoadsTheKeysThatExpireLast) {
+    const std::string path = dir.path("state");
+    {
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
+        for (int index = 0; index < 2000; ++index) put(store, "k" + std::to_string(index), "v", 2'000'000 + index);
+    }
+    MemoryStore loaded(path, 32 * 1024, clock());
+    EXPECT_LE(loaded.memory_used(), 32u * 1024);
+    const auto kept = contents(loaded);
+    ASSERT_FALSE(kept.empty());
+    EXPECT_TRUE(kept.contains("k1999"));
+    EXPECT_FALSE(kept.contains("k0"));
+}
+
+TEST_F(MemoryStoreTest, SavesAndScansShardsLargerThanOneBatch) {
+    // 20,000 keys: about 300 per shard, more than one lock's batch.
+    const std::string path = dir.path("state");
+    std::map<std::string, std::pair<std::string, int64_t>> written;
+    {
+        MemoryStore store(path, test_support::kMemoryLimit, clock());
+        for (int index = 0; index < 20'000; ++index) {
+            const std::string key = "k" + std::to_string(index);
+            const int64_t expires = index % 3 == 0 ? 0 : 2'000'000 + index % 97;
+            put(store, key, std::to_string(index), expires);
+            written[key] = {std::to_string(index), expires};
+        }
+        EXPECT_EQ(contents(store), written);
+    }
+    EXPECT_EQ(contents(*MemoryStore::open_read_only(path, clock())), written);
+}
+
+TEST_F(MemoryStoreTest, TheSweepDropsEveryExpiredKeyBatchAfterBatch) {
+    MemoryStore store("", test_support::kMemoryLimit, clock(), std::chrono::milliseconds(20));
+    for (int index = 0; index < 20'000; ++index) put(store, "k" + std::to_string(index), "v", now.load() + 5);
+    put(store, "kept", "v", 0);
+    const uint64_t one = std::string("kept" "v").size();
+    now += 10;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (store.memory_used() > 1000 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_GT(store.memory_used(), one);
+    EXPECT_LT(store.memory_used(), 1000u);
+    EXPECT_EQ(contents(store).size(), 1u);
 }
 
 }  // namespace

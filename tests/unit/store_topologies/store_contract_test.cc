@@ -17,6 +17,7 @@
 #include "checks/ratelimit.h"
 #include "deployments.h"
 #include "support/counter_script.h"
+#include "support/memory_limit.h"
 #include "store/cluster.h"
 #include "store/memory_store.h"
 #include "store/redis_store.h"
@@ -74,7 +75,7 @@ protected:
     void SetUp() override { store_ = make_store(GetParam()); }
 
     static std::unique_ptr<Store> make_store(Topology topology) {
-        if (topology == Topology::memory) return std::make_unique<MemoryStore>("");
+        if (topology == Topology::memory) return std::make_unique<MemoryStore>("", test_support::kMemoryLimit);
         return std::make_unique<RedisStore>(test_support::redis_settings(topology, test_support::test_prefix()));
     }
 
@@ -287,7 +288,7 @@ std::vector<std::string> decisions(Store& store, int64_t start) {
 
 TEST_P(StoreContract, GreylistAndRateLimitsDecideAsTheMemoryStoreDoes) {
     const int64_t start = now_ms();
-    MemoryStore reference("");
+    MemoryStore reference("", test_support::kMemoryLimit);
     const auto expected = decisions(reference, start);
     EXPECT_EQ(expected.front(), "new 60");
     EXPECT_EQ(expected[5], "awl 0");

@@ -20,6 +20,7 @@
 
 #include "store/memory_store.h"
 #include "store/redis_store.h"
+#include "support/memory_limit.h"
 #include "support/redis_server.h"
 #include "util/event_loop.h"
 
@@ -34,7 +35,7 @@ inline std::string backend_name(const testing::TestParamInfo<Backend>& param) {
 struct TestStore {
     TestStore(Backend backend, std::function<int64_t()> clock) {
         if (backend == Backend::memory) {
-            store = std::make_unique<store::MemoryStore>("", std::move(clock));
+            store = std::make_unique<store::MemoryStore>("", kMemoryLimit, std::move(clock));
             return;
         }
         redis = std::make_unique<RedisServer>();
