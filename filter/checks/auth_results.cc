@@ -55,18 +55,22 @@ std::string comment_text(std::string_view text) {
     return clean;
 }
 
-/* " NAME=VALUE": a result's property, with the space before it. */
-std::string property(std::string_view name, std::string_view value) {
-    std::string text(" ");
-    text += name;
-    text += '=';
-    text += property_value(value);
-    return text;
+/* Appends " NAME=VALUE", a result's property, to ENTRY, on a line of its
+ * own when the entry's line would pass RFC 5322's 998 bytes (a value of
+ * 256 bytes quoted can be twice as long, and a signature has five). */
+void add_property(std::string& entry, std::string_view name, std::string_view value) {
+    constexpr size_t kMaxLine = 998;
+    const std::string text = std::string(name) + '=' + property_value(value);
+    const size_t line_start = entry.rfind('\n');
+    // The tab each entry's line starts with counts too.
+    const size_t line = 1 + entry.size() - (line_start == std::string::npos ? 0 : line_start + 1);
+    entry += line + 1 + text.size() + 1 > kMaxLine ? "\n\t" : " ";
+    entry += text;
 }
 
 std::string spf_entry(const Spf& spf) {
     std::string entry = "spf=" + spf.result;
-    if (!spf.domain.empty()) entry += property(spf.helo ? "smtp.helo" : "smtp.mailfrom", spf.domain);
+    if (!spf.domain.empty()) add_property(entry, spf.helo ? "smtp.helo" : "smtp.mailfrom", spf.domain);
     return entry;
 }
 
@@ -93,11 +97,11 @@ std::string dkim_entry(const std::vector<dkim::Signature>& signatures, size_t in
     if (signature.key_bits > 0) comment = std::to_string(signature.key_bits) + "-bit key";
     if (!signature.reason.empty()) comment += (comment.empty() ? "" : "; ") + comment_text(signature.reason);
     if (!comment.empty()) entry += " (" + comment + ")";
-    if (!signature.domain.empty()) entry += property("header.d", signature.domain);
-    if (!signature.identity.empty()) entry += property("header.i", signature.identity);
-    if (!signature.selector.empty()) entry += property("header.s", signature.selector);
-    if (!signature.algorithm.empty()) entry += property("header.a", signature.algorithm);
-    if (!signature.b.empty()) entry += property("header.b", signature_prefix(signatures, index));
+    if (!signature.domain.empty()) add_property(entry, "header.d", signature.domain);
+    if (!signature.identity.empty()) add_property(entry, "header.i", signature.identity);
+    if (!signature.selector.empty()) add_property(entry, "header.s", signature.selector);
+    if (!signature.algorithm.empty()) add_property(entry, "header.a", signature.algorithm);
+    if (!signature.b.empty()) add_property(entry, "header.b", signature_prefix(signatures, index));
     return entry;
 }
 
@@ -106,7 +110,7 @@ std::string dmarc_entry(const Dmarc& dmarc) {
     std::string entry = "dmarc=";
     entry += dmarc::result_name(verdict.result);
     if (!verdict.published.empty()) entry += " (p=" + verdict.published + " dis=" + dmarc.disposition + ")";
-    if (!verdict.from_domain.empty()) entry += property("header.from", verdict.from_domain);
+    if (!verdict.from_domain.empty()) add_property(entry, "header.from", verdict.from_domain);
     return entry;
 }
 

@@ -45,6 +45,31 @@ TEST(HeaderValue, EveryMethodOnItsOwnFoldedLine) {
               "\tdmarc=pass (p=reject dis=none) header.from=example.org");
 }
 
+TEST(HeaderValue, NoLineIsLongerThan998Bytes) {
+    // Five values of 256 bytes that must be quoted, each '"' escaped: one
+    // line would be some 2.6 kB.
+    const std::string awkward(256, '"');
+    dkim::Verdict dkim;
+    dkim.signatures.push_back(signature(dkim::Result::fail, awkward, awkward));
+    dkim.signatures.back().identity = awkward;
+    dkim.signatures.back().selector = awkward;
+    dkim.signatures.back().algorithm = awkward;
+    Results results;
+    results.dkim = &dkim;
+    const std::string value = header_value("mx.example.com", results);
+    size_t longest = 0;
+    for (size_t start = 0; start < value.size();) {
+        const size_t end = std::min(value.find('\n', start), value.size());
+        longest = std::max(longest, end - start);
+        start = end + 1;
+    }
+    EXPECT_LE(longest, 998u) << value;
+    for (const char* name : {" header.d=", "header.i=", "header.s=", "header.a=", "header.b="}) {
+        EXPECT_NE(value.find(name), std::string::npos) << name;
+    }
+    EXPECT_NE(value.find("\n\theader.i="), std::string::npos) << "folded before a property";
+}
+
 TEST(HeaderValue, NoMethodIsNone) { EXPECT_EQ(header_value("mx", Results{}), "mx; none"); }
 
 TEST(HeaderValue, HeloIdentityForTheNullSender) {
