@@ -6,6 +6,7 @@
 
 #include <mutex>
 #include <sstream>
+#include <utility>
 
 #include "metrics/metrics.h"
 #include "store/routing.h"
@@ -240,16 +241,24 @@ private:
         // Two channels, two confirmations: the second comes as a push.
         const std::string_view command[] = {"SUBSCRIBE", "+switch-master", "+promoted-slave"};
         link->command(command, [this, index, raw = link.get()](const LinkResult& result) {
+            if (raw != watches_[index].link.get()) return;
             const bool refused = !result.ok || result.reply.type == RedisReply::Type::error;
-            if (refused && raw == watches_[index].link.get()) lose_watch(index);
+            if (refused) lose_watch(index);
+            else watches_[index].subscribed = true;
         });
         watches_[index].link = std::move(link);
     }
 
+    /* A failover may have been told while the watch was down: the master
+     * is asked for again, unless the watch never began (a sentinel that
+     * is down, as a quorum allows, has missed no news of ours; asking
+     * again each time it refuses would cost a new master connection and
+     * its ROLE every second). */
     void lose_watch(size_t index) {
-        retired_.retire(std::move(watches_[index].link));
-        watches_[index].again = RouterClock::now() + kWatchAgainPause;
-        drop_master();
+        Watch& watch = watches_[index];
+        retired_.retire(std::move(watch.link));
+        watch.again = RouterClock::now() + kWatchAgainPause;
+        if (std::exchange(watch.subscribed, false)) drop_master();
     }
 
     /* A message from the sentinel at INDEX: on +switch-master "NAME
@@ -286,6 +295,7 @@ private:
     struct Watch {
         std::shared_ptr<RedisLink> link;                   // subscribed to the sentinel's news
         RouterClock::time_point again{};                   // when to subscribe again
+        bool subscribed = false;                           // the sentinel said yes
     };
     std::vector<Watch> watches_;                           // by sentinel
     bool asking_ = false;

@@ -1,6 +1,7 @@
 /*
  * sentinel_test.cc: the store behind Redis Sentinel.  Against fakes: a
- * dead sentinel skipped, an unknown master name, a master whose ROLE is
+ * dead sentinel skipped (and, down, not making the master be sought
+ * again), an unknown master name, a master whose ROLE is
  * not master (nothing written there), READONLY sending the store back to
  * the sentinels.  Against the real group: writes land on the master the
  * sentinels name, SENTINEL FAILOVER followed, kill -9 of the master
@@ -63,6 +64,26 @@ TEST(SentinelFake, ADeadSentinelIsSkippedAndTheNextAsked) {
     EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
     EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
     EXPECT_EQ(master.count("ROLE"), 2u);   // each run_blocking is a loop of its own, which asks anew
+}
+
+/* One sentinel of two down, as a quorum allows: each try to watch it
+ * fails, which must not make one loop look for its master again (it
+ * missed no news): one ROLE over 2.5 s of calls, where each failed try,
+ * a second apart, used to cost one. */
+TEST(SentinelFake, ASentinelThatIsDownDoesNotMakeTheMasterBeSoughtAgain) {
+    AnsweringRedis master([](const std::vector<std::string>& args) -> std::string {
+        return args[0] == "ROLE" ? kRoleMaster : ":1\r\n";
+    });
+    AnsweringRedis sentinel([&master](const std::vector<std::string>&) { return master_at(master.port()); });
+    const int dead = test_support::free_port();
+    RedisStore store(sentinels_at("redis://127.0.0.1:" + std::to_string(dead) + ", " + sentinel.url()));
+    LoopThread loop;
+    for (const auto until = Clock::now() + 2500ms; Clock::now() < until;) {
+        EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
+        std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_EQ(master.count("ROLE"), 1u);
+    EXPECT_GE(sentinel.count("SUBSCRIBE"), 1u);
 }
 
 TEST(SentinelFake, AnUnknownMasterIsANoMasterErrorNamingEverySentinel) {
