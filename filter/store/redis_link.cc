@@ -23,6 +23,10 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kRetryDelay = std::chrono::seconds(1);
 constexpr size_t kReadChunk = 16 * 1024;
+// Reads per wake-up: a server that sends without pause (a huge reply)
+// must not keep the loop from its other work.  The socket, still
+// readable, wakes the loop again.
+constexpr int kReadsPerWake = 4;
 
 std::string system_error(const char* what, int error) { return std::string(what) + ": " + std::strerror(error); }
 
@@ -247,7 +251,7 @@ void RedisLink::ready(uint32_t events) {
 
 void RedisLink::read_replies() {
     char buffer[kReadChunk];
-    for (;;) {
+    for (int reads = 0; reads < kReadsPerWake; ++reads) {
         const ssize_t got = ::recv(fd_, buffer, sizeof buffer, 0);
         if (got < 0) {
             if (errno == EINTR) continue;

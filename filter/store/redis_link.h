@@ -12,12 +12,14 @@
  * A RedisLink sends commands and returns at once; DONE gets the reply (an
  * error reply from Redis is a reply) or why the exchange failed (the
  * connect refused, no reply in time, the connection closed, a garbled
- * reply), always later, on the loop, never inside command().  A failure
- * says its kind ("connect", "timeout", "connection") and whether the
- * command surely never reached the server (unsent: the connect failed),
- * so that the caller knows it may send it elsewhere.  Commands are
- * pipelined, and answered in order: those queued while the loop handles
- * one batch of events are written together, before it waits again.
+ * reply, or one past resp.h's limits), always later, on the loop, never
+ * inside command().  A failure says its kind ("connect", "timeout",
+ * "connection") and whether the command surely never reached the server
+ * (unsent: the connect failed), so that the caller knows it may send it
+ * elsewhere.  Commands are pipelined, and answered in order: those
+ * queued while the loop handles one batch of events are written
+ * together, before it waits again; a wake-up reads at most 64 KiB of
+ * replies, so that a long one does not hold the loop.
  * command() takes the arguments; send() a command already encoded
  * (encode_command()), for a caller that may send it more than once.
  * After SUBSCRIBE, the messages Redis pushes go to on_push()'s handler.

@@ -1,52 +1,15 @@
 /*
- * resp.cc: hiredis's formatter and reader behind RAII.
+ * resp.cc: hiredis's formatter and reader behind RAII.  The reader builds
+ * RedisReply itself (hiredis's callbacks for reply objects), so that an
+ * array is checked against kMaxReplyElements before room is made for it.
  */
 #include "store/resp.h"
 
 #include <hiredis/hiredis.h>
 
-#include <cstdlib>
+#include <new>
 
 namespace portcullis::store {
-
-namespace {
-
-struct ReplyFree {
-    void operator()(redisReply* reply) const { freeReplyObject(reply); }
-};
-
-RedisReply convert(const redisReply& reply) {
-    RedisReply result;
-    switch (reply.type) {
-        case REDIS_REPLY_STRING:
-            result.type = RedisReply::Type::string;
-            result.text.assign(reply.str, reply.len);
-            break;
-        case REDIS_REPLY_STATUS:
-            result.type = RedisReply::Type::status;
-            result.text.assign(reply.str, reply.len);
-            break;
-        case REDIS_REPLY_ERROR:
-            result.type = RedisReply::Type::error;
-            result.text.assign(reply.str, reply.len);
-            break;
-        case REDIS_REPLY_INTEGER:
-            result.type = RedisReply::Type::integer;
-            result.integer = reply.integer;
-            break;
-        case REDIS_REPLY_ARRAY:
-            result.type = RedisReply::Type::array;
-            result.elements.reserve(reply.elements);
-            for (size_t i = 0; i < reply.elements; ++i) result.elements.push_back(convert(*reply.element[i]));
-            break;
-        default:
-            result.type = RedisReply::Type::nil;
-            break;
-    }
-    return result;
-}
-
-}  // namespace
 
 void encode_command(std::string& out, std::span<const std::string_view> args) {
     std::vector<const char*> pointers;
@@ -65,28 +28,105 @@ void encode_command(std::string& out, std::span<const std::string_view> args) {
     redisFreeCommand(formatted);
 }
 
+/* hiredis calls these as it reads a reply: each makes one value and
+ * puts it in its place, the element IDX of its parent (whose elements
+ * were made when the parent was), or a new root that the reader hands
+ * to next() (or frees, on an error).  A null return makes the reader
+ * fail; nothing may throw through hiredis's C. */
+struct ReplyParser::Build {
+    static ReplyParser& parser(const redisReadTask* task) { return *static_cast<ReplyParser*>(task->privdata); }
+
+    static void* place(const redisReadTask* task, RedisReply value) noexcept {
+        try {
+            if (task->parent == nullptr) return new RedisReply(std::move(value));
+            auto& parent = *static_cast<RedisReply*>(task->parent->obj);
+            RedisReply& slot = parent.elements.at(static_cast<size_t>(task->idx));
+            slot = std::move(value);
+            return &slot;
+        } catch (const std::exception&) {
+            return nullptr;
+        }
+    }
+
+    static void* text(const redisReadTask* task, char* bytes, size_t length) noexcept {
+        RedisReply reply;
+        reply.type = task->type == REDIS_REPLY_STATUS  ? RedisReply::Type::status
+                     : task->type == REDIS_REPLY_ERROR ? RedisReply::Type::error
+                                                       : RedisReply::Type::string;
+        try {
+            reply.text.assign(bytes, length);
+        } catch (const std::bad_alloc&) {
+            return nullptr;
+        }
+        return place(task, std::move(reply));
+    }
+
+    static void* array(const redisReadTask* task, int count) noexcept {
+        if (!parser(task).admit_elements(count)) return nullptr;
+        RedisReply reply;
+        reply.type = RedisReply::Type::array;
+        try {
+            reply.elements.resize(static_cast<size_t>(count));
+        } catch (const std::bad_alloc&) {
+            return nullptr;
+        }
+        return place(task, std::move(reply));
+    }
+
+    static void* integer(const redisReadTask* task, long long value) noexcept {
+        RedisReply reply;
+        reply.type = RedisReply::Type::integer;
+        reply.integer = value;
+        return place(task, std::move(reply));
+    }
+
+    static void* nil(const redisReadTask* task) noexcept { return place(task, RedisReply{}); }
+
+    static void release(void* reply) noexcept { delete static_cast<RedisReply*>(reply); }
+
+    static inline redisReplyObjectFunctions functions = {text, array, integer, nil, release};
+};
+
 void ReplyParser::ReaderFree::operator()(redisReader* reader) const { redisReaderFree(reader); }
 
-ReplyParser::ReplyParser() : reader_(redisReaderCreate()) {
+ReplyParser::ReplyParser() : reader_(redisReaderCreateWithFunctions(&Build::functions)) {
     if (!reader_) throw std::bad_alloc();
+    reader_->privdata = this;
 }
 
 ReplyParser::~ReplyParser() = default;
 
 void ReplyParser::feed(std::string_view bytes) {
+    if (bytes.size() > kMaxReplyBytes - unanswered_bytes_) {
+        throw ProtocolError("a reply longer than " + std::to_string(kMaxReplyBytes) + " bytes");
+    }
     if (redisReaderFeed(reader_.get(), bytes.data(), bytes.size()) != REDIS_OK) {
         throw ProtocolError(reader_->errstr[0] ? reader_->errstr : "cannot buffer the reply");
     }
+    unanswered_bytes_ += bytes.size();
 }
 
 std::optional<RedisReply> ReplyParser::next() {
     void* raw = nullptr;
     if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) {
+        if (!refused_.empty()) throw ProtocolError(refused_);
         throw ProtocolError(std::string("garbled reply: ") + reader_->errstr);
     }
     if (raw == nullptr) return std::nullopt;
-    const std::unique_ptr<redisReply, ReplyFree> reply(static_cast<redisReply*>(raw));
-    return convert(*reply);
+    const std::unique_ptr<RedisReply> reply(static_cast<RedisReply*>(raw));
+    // What the reader holds after this reply belongs to the next ones.
+    unanswered_bytes_ = reader_->len - reader_->pos;
+    elements_ = 0;
+    return std::move(*reply);
+}
+
+bool ReplyParser::admit_elements(long long count) {
+    if (count >= 0 && static_cast<size_t>(count) <= kMaxReplyElements - elements_) {
+        elements_ += static_cast<size_t>(count);
+        return true;
+    }
+    refused_ = "a reply of more than " + std::to_string(kMaxReplyElements) + " elements";
+    return false;
 }
 
 std::string hiredis_version() {

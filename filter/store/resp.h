@@ -7,7 +7,15 @@
  * any byte may appear in a key or a value) to OUT as Redis reads it.
  * ReplyParser takes the bytes a connection reads (feed()) and gives each
  * complete reply in order (next()); a stream that is not RESP makes
- * next() throw ProtocolError, after which the parser is unusable.
+ * next() throw ProtocolError, after which the parser is unusable.  So
+ * does a reply too large to be one this filter asks for: feed() throws
+ * when the bytes fed and not yet given back as replies pass
+ * kMaxReplyBytes, and next() when a reply's arrays announce more than
+ * kMaxReplyElements elements in all (before anything is allocated for
+ * them).  The data path's replies are a few bytes; the largest the
+ * filter asks for is HGETALL of one greylist network (greylist list,
+ * stats), about 130 bytes and 2 elements per triplet: the limits hold a
+ * network of some 250,000 triplets.
  */
 #pragma once
 
@@ -36,6 +44,9 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+inline constexpr size_t kMaxReplyBytes = size_t{32} << 20;
+inline constexpr size_t kMaxReplyElements = size_t{1} << 19;
+
 void encode_command(std::string& out, std::span<const std::string_view> args);
 
 /* "hiredis 0.14.1": the library this build uses, for `version`. */
@@ -52,10 +63,18 @@ public:
     std::optional<RedisReply> next();
 
 private:
+    struct Build;   // resp.cc: the reader's callbacks, that build RedisReply
+    /* Whether the reply being read may hold COUNT more elements; when
+     * not, why, kept in refused_ for next() to throw. */
+    bool admit_elements(long long count);
+
     struct ReaderFree {
         void operator()(redisReader* reader) const;
     };
     std::unique_ptr<redisReader, ReaderFree> reader_;
+    size_t unanswered_bytes_ = 0;   // fed, and not part of a reply next() gave
+    size_t elements_ = 0;           // announced by the arrays of the reply being read
+    std::string refused_;           // why admit_elements() said no
 };
 
 }  // namespace portcullis::store

@@ -5,8 +5,10 @@
  * order, AUTH and SELECT first on every connection, replies in pieces,
  * each command's own deadline, a server that stops answering, refused
  * connects and the second without retries, a server that closes the
- * connection, garbled and unasked-for replies, the health reports, and
- * the callbacks: never inside command(), never after the link is gone.
+ * connection, garbled and unasked-for replies, replies past the parser's
+ * limits (and a loop that keeps working while one streams in), the
+ * health reports, and the callbacks: never inside command(), never after
+ * the link is gone.
  *
  * Every fixture test ends by checking that no callback came from inside
  * command().  Deadlines are judged on the steady clock the link uses:
@@ -17,8 +19,12 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -63,6 +69,48 @@ struct Answer {
     std::string tag;
     std::string result;            // shown()
     Clock::time_point at;
+};
+
+/* A server on a thread of its own, for more than the fake's socket takes
+ * at once: it takes one connection, reads the command, and answers with
+ * a bulk string announced as 1 GB, streamed until the client hangs up
+ * (or 2 * kMaxReplyBytes are out). */
+class StreamingServer {
+public:
+    StreamingServer() {
+        listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in address = test_support::loopback(0);
+        socklen_t length = sizeof address;
+        if (listener_ < 0 || bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+            getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0 || listen(listener_, 1) != 0) {
+            throw std::runtime_error("streaming server: cannot listen");
+        }
+        port_ = ntohs(address.sin_port);
+        thread_ = std::thread([this] {
+            const int fd = accept(listener_, nullptr, nullptr);
+            if (fd < 0) return;
+            char command[4096];
+            (void)recv(fd, command, sizeof command, 0);
+            const std::string header = "$1000000000\r\n";
+            (void)send(fd, header.data(), header.size(), MSG_NOSIGNAL);
+            const std::string block(1 << 20, 'b');
+            for (size_t out = 0; out < 2 * kMaxReplyBytes; out += block.size()) {
+                if (send(fd, block.data(), block.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(block.size())) break;
+            }
+            ::close(fd);
+        });
+    }
+    ~StreamingServer() {
+        ::shutdown(listener_, SHUT_RDWR);   // an accept() still waiting returns
+        thread_.join();
+        ::close(listener_);
+    }
+    LinkAddress address() const { return *numeric_address("127.0.0.1", port_); }
+
+private:
+    int listener_ = -1;
+    int port_ = 0;
+    std::thread thread_;
 };
 
 class RedisLinkTest : public ::testing::Test {
@@ -112,6 +160,14 @@ protected:
         ASSERT_TRUE(serve_until_answered(before + 1));
         EXPECT_EQ(answers_.back().result, "status:OK");
         EXPECT_EQ(fake_.accepted(), connections);
+    }
+
+    /* A command on LINK fails with WHY, the link's only health report. */
+    void expect_a_command_fails_the_link(RedisLink& link, const std::string& why) {
+        send(link, "get", {"GET", "k"});
+        ASSERT_TRUE(serve_until_answered(1));
+        EXPECT_EQ(answers_[0].result, "failed:" + why);
+        EXPECT_EQ(health_, (std::vector<std::pair<bool, std::string>>{{false, why}}));
     }
 
     /* The results of the answers, in the order they came. */
@@ -356,6 +412,41 @@ TEST_F(RedisLinkTest, AReplyNobodyAskedForEndsTheConnection) {
     ASSERT_TRUE(serve_until([&] { return health_.size() == 2; }));
     EXPECT_EQ(health_.back(), std::make_pair(false, std::string("a reply nobody asked for")));
     expect_answered_on_connection(*redis, 2);
+}
+
+TEST_F(RedisLinkTest, AReplyPastTheLimitFailsTheLinkAsItComesIn) {
+    StreamingServer server;
+    auto redis = link(server.address(), 30s);
+    expect_a_command_fails_the_link(*redis, "a reply longer than " + std::to_string(kMaxReplyBytes) + " bytes");
+}
+
+TEST_F(RedisLinkTest, TheLoopRunsItsTimersWhileALongReplyComesIn) {
+    // Two replies in the socket at once: a short one, then 256 KiB that
+    // take many reads.  The first one's callback arms a timer due at once.
+    const std::string value(256 * 1024, 'v');
+    fake_.on_command([&](FakeRedis::Peer& peer, const Command&) {
+        if (fake_.commands()[peer.number()].size() == 2) {
+            peer.send("+first\r\n$" + std::to_string(value.size()) + "\r\n" + value + "\r\n");
+        }
+    });
+    auto redis = link(fake_.address());
+    std::vector<std::string> order;
+    Timer other_work(loop_, [&] { order.push_back("timer"); });
+    const std::string_view first[] = {"GET", "a"};
+    redis->command(first, [&](LinkResult) {
+        order.push_back("first");
+        other_work.arm_after(0ms);
+    });
+    const std::string_view second[] = {"GET", "b"};
+    redis->command(second, [&](LinkResult result) { order.push_back(result.ok ? "long" : result.error); });
+    ASSERT_TRUE(serve_until([&] { return order.size() == 3; }));
+    EXPECT_EQ(order, (std::vector<std::string>{"first", "timer", "long"}));
+}
+
+TEST_F(RedisLinkTest, AnArrayOfTooManyElementsFailsTheLink) {
+    fake_.on_command([](FakeRedis::Peer& peer, const Command&) { peer.send("*2000000000\r\n"); });
+    auto redis = link(fake_.address());
+    expect_a_command_fails_the_link(*redis, "a reply of more than " + std::to_string(kMaxReplyElements) + " elements");
 }
 
 // Every reply and every failure is reported (the store's ServerHealth
