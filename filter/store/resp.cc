@@ -97,22 +97,45 @@ ReplyParser::ReplyParser() : reader_(redisReaderCreateWithFunctions(&Build::func
 ReplyParser::~ReplyParser() = default;
 
 void ReplyParser::feed(std::string_view bytes) {
+    if (!refused_.empty()) refuse(refused_);
+    if (bytes.empty()) return;
     if (bytes.size() > kMaxReplyBytes - unanswered_bytes_) {
-        throw ProtocolError("a reply longer than " + std::to_string(kMaxReplyBytes) + " bytes");
+        refuse("a reply longer than " + std::to_string(kMaxReplyBytes) + " bytes");
     }
     if (redisReaderFeed(reader_.get(), bytes.data(), bytes.size()) != REDIS_OK) {
-        throw ProtocolError(reader_->errstr[0] ? reader_->errstr : "cannot buffer the reply");
+        refuse(reader_->errstr[0] ? reader_->errstr : "cannot buffer the reply");
     }
     unanswered_bytes_ += bytes.size();
+    if (const size_t last = bytes.rfind("\r\n"); last != std::string_view::npos) {
+        since_line_end_ = bytes.size() - last - 2;
+        line_end_fed_ = true;
+    } else if (last_fed_ == '\r' && bytes.front() == '\n') {
+        since_line_end_ = bytes.size() - 1;
+        line_end_fed_ = true;
+    } else {
+        since_line_end_ += bytes.size();
+    }
+    last_fed_ = bytes.back();
+    // What hiredis holds from the item it reads on has no CRLF: a line
+    // without its end (the CRLF of a bulk string's length would be there).
+    const size_t held = reader_->len - reader_->pos;
+    if (since_line_end_ >= held && held > kMaxReplyLine) {
+        refuse("a reply line longer than " + std::to_string(kMaxReplyLine) + " bytes");
+    }
 }
 
 std::optional<RedisReply> ReplyParser::next() {
+    if (!refused_.empty()) refuse(refused_);
+    if (!line_end_fed_) return std::nullopt;
     void* raw = nullptr;
     if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) {
-        if (!refused_.empty()) throw ProtocolError(refused_);
-        throw ProtocolError(std::string("garbled reply: ") + reader_->errstr);
+        if (!refused_.empty()) refuse(refused_);
+        refuse(std::string("garbled reply: ") + reader_->errstr);
     }
-    if (raw == nullptr) return std::nullopt;
+    if (raw == nullptr) {
+        line_end_fed_ = false;
+        return std::nullopt;
+    }
     const std::unique_ptr<RedisReply> reply(static_cast<RedisReply*>(raw));
     // What the reader holds after this reply belongs to the next ones.
     unanswered_bytes_ = reader_->len - reader_->pos;
@@ -127,6 +150,11 @@ bool ReplyParser::admit_elements(long long count) {
     }
     refused_ = "a reply of more than " + std::to_string(kMaxReplyElements) + " elements";
     return false;
+}
+
+void ReplyParser::refuse(std::string why) {
+    refused_ = std::move(why);
+    throw ProtocolError(refused_);
 }
 
 std::string hiredis_version() {

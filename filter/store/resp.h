@@ -15,7 +15,13 @@
  * them).  The data path's replies are a few bytes; the largest the
  * filter asks for is HGETALL of one greylist network (greylist list,
  * stats), about 130 bytes and 2 elements per triplet: the limits hold a
- * network of some 250,000 triplets.
+ * network of some 250,000 triplets.  A line (a status, an error, an
+ * integer, a length) is at most kMaxReplyLine bytes before its CRLF:
+ * feed() throws past that.  The time is linear in the bytes: every reply
+ * ends with CRLF, so next() asks hiredis only once one has come since it
+ * last found no reply (hiredis searches a line for its end from the
+ * line's start each time it is asked: a long line without one, asked
+ * after every read, took time growing with its square).
  */
 #pragma once
 
@@ -46,6 +52,7 @@ public:
 
 inline constexpr size_t kMaxReplyBytes = size_t{32} << 20;
 inline constexpr size_t kMaxReplyElements = size_t{1} << 19;
+inline constexpr size_t kMaxReplyLine = size_t{64} << 10;
 
 void encode_command(std::string& out, std::span<const std::string_view> args);
 
@@ -71,10 +78,16 @@ private:
     struct ReaderFree {
         void operator()(redisReader* reader) const;
     };
+    /* Throws ProtocolError(WHY), and again on every later call. */
+    [[noreturn]] void refuse(std::string why);
+
     std::unique_ptr<redisReader, ReaderFree> reader_;
     size_t unanswered_bytes_ = 0;   // fed, and not part of a reply next() gave
     size_t elements_ = 0;           // announced by the arrays of the reply being read
-    std::string refused_;           // why admit_elements() said no
+    bool line_end_fed_ = false;     // a CRLF, since hiredis last found no reply
+    size_t since_line_end_ = 0;     // the bytes fed after the last CRLF
+    char last_fed_ = 0;             // the last byte fed: a CR, a CRLF may follow
+    std::string refused_;           // why the stream was refused
 };
 
 }  // namespace portcullis::store

@@ -4,8 +4,8 @@
  * and nested; a stream of replies cut at every byte position and fed a
  * byte at a time gives the same replies in the same order; bytes that
  * are not RESP are a ProtocolError, after which the parser stays refused;
- * and so is a reply past kMaxReplyBytes or kMaxReplyElements, as it comes
- * in, before room is made for it.
+ * and so is a reply past kMaxReplyBytes or kMaxReplyElements, or a line
+ * past kMaxReplyLine, as it comes in, before room is made for it.
  */
 #include "store/resp.h"
 
@@ -286,14 +286,41 @@ TEST(RespLimits, AReplyLongerThanTheLimitIsRefusedAsItComesIn) {
     EXPECT_EQ(refused, limit);
     EXPECT_LE(fed, kMaxReplyBytes);
     EXPECT_GT(fed + chunk.size(), kMaxReplyBytes);
+}
 
-    // A status line that never ends is as long.
-    ReplyParser endless;
-    EXPECT_EQ(refusal([&] {
-                  endless.feed("+");
-                  for (size_t at = 0; at <= kMaxReplyBytes; at += chunk.size()) endless.feed(chunk);
-              }),
-              limit);
+TEST(RespLimits, ALineWithoutItsEndIsRefusedPastTheLineLimit) {
+    const std::string limit = "a reply line longer than " + std::to_string(kMaxReplyLine) + " bytes";
+    // A status, an error inside an array, a bulk string's length: fed as a
+    // connection reads, asked for replies after each read.
+    for (const std::string start : {"+", "*2\r\n:1\r\n-ERR ", "$1"}) {
+        ReplyParser parser;
+        size_t fed = 0;
+        const std::string refused = refusal([&] {
+            parser.feed(start);
+            for (fed = start.size(); fed < 4 * kMaxReplyLine; fed += 1000) {
+                parser.feed(std::string(1000, '7'));
+                EXPECT_FALSE(parser.next());
+            }
+        });
+        EXPECT_EQ(refused, limit) << start;
+        EXPECT_LE(fed, kMaxReplyLine + 1000) << start;
+    }
+}
+
+TEST(RespLimits, LinesUpToTheLimitAndLongBulkStringsAreRead) {
+    const std::string text = "ERR " + std::string(kMaxReplyLine - 10, 'e');
+    const std::string bulk(4 * kMaxReplyLine, 'b');   // no CRLF in it
+    const std::string stream = "-" + text + "\r\n$" + std::to_string(bulk.size()) + "\r\n" + bulk + "\r\n";
+    ReplyParser parser;
+    std::vector<RedisReply> replies;
+    for (size_t at = 0; at < stream.size(); at += 1000) {
+        parser.feed(std::string_view(stream).substr(at, 1000));
+        for (auto& reply : drain(parser)) replies.push_back(std::move(reply));
+    }
+    ASSERT_EQ(replies.size(), 2u);
+    EXPECT_EQ(replies[0].type, Type::error);
+    EXPECT_EQ(replies[0].text, text);
+    EXPECT_EQ(replies[1].text, bulk);
 }
 
 TEST(RespLimits, TheLimitIsPerReplyNotPerStream) {
