@@ -1,7 +1,8 @@
 /*
  * resp.cc: hiredis's formatter and reader behind RAII.  The reader builds
  * RedisReply itself (hiredis's callbacks for reply objects), so that an
- * array is checked against kMaxReplyElements before room is made for it.
+ * array is checked against kMaxReplyElements before room is made for it,
+ * and room is made only for what came.
  */
 #include "store/resp.h"
 
@@ -29,10 +30,14 @@ void encode_command(std::string& out, std::span<const std::string_view> args) {
 }
 
 /* hiredis calls these as it reads a reply: each makes one value and
- * puts it in its place, the element IDX of its parent (whose elements
- * were made when the parent was), or a new root that the reader hands
- * to next() (or frees, on an error).  A null return makes the reader
- * fail; nothing may throw through hiredis's C. */
+ * puts it in its place, after the elements of its parent that came
+ * before it, or a new root that the reader hands to next() (or frees,
+ * on an error).  An array's room grows as its elements come, not as its
+ * header announces: 9 bytes ("*524288\r\n") must not cost 36 MiB.
+ * hiredis reads depth first, so the arrays still being filled (whose
+ * addresses it keeps) are never moved: only a parent being filled grows.
+ * A null return makes the reader fail; nothing may throw through
+ * hiredis's C. */
 struct ReplyParser::Build {
     static ReplyParser& parser(const redisReadTask* task) { return *static_cast<ReplyParser*>(task->privdata); }
 
@@ -40,9 +45,8 @@ struct ReplyParser::Build {
         try {
             if (task->parent == nullptr) return new RedisReply(std::move(value));
             auto& parent = *static_cast<RedisReply*>(task->parent->obj);
-            RedisReply& slot = parent.elements.at(static_cast<size_t>(task->idx));
-            slot = std::move(value);
-            return &slot;
+            if (static_cast<size_t>(task->idx) != parent.elements.size()) return nullptr;
+            return &parent.elements.emplace_back(std::move(value));
         } catch (const std::exception&) {
             return nullptr;
         }
@@ -65,11 +69,6 @@ struct ReplyParser::Build {
         if (!parser(task).admit_elements(count)) return nullptr;
         RedisReply reply;
         reply.type = RedisReply::Type::array;
-        try {
-            reply.elements.resize(static_cast<size_t>(count));
-        } catch (const std::bad_alloc&) {
-            return nullptr;
-        }
         return place(task, std::move(reply));
     }
 

@@ -357,6 +357,15 @@ TEST(RespLimits, AnArrayOfTooManyElementsIsRefusedBeforeRoomIsMadeForIt) {
     EXPECT_THROW(nested.next(), ProtocolError);
 }
 
+TEST(RespLimits, AnArrayTakesRoomForTheElementsThatCameNotForItsHeader) {
+    if (!test_support::heap_measurable()) GTEST_SKIP() << "the heap cannot be measured in this build";
+    const size_t heap_before = test_support::heap_in_use();
+    ReplyParser parser;
+    parser.feed("*" + std::to_string(kMaxReplyElements) + "\r\n:1\r\n:2\r\n");
+    EXPECT_FALSE(parser.next());
+    EXPECT_LT(test_support::heap_in_use() - heap_before, size_t{64} << 10);
+}
+
 TEST(RespLimits, ArraysUpToTheLimitAreRead) {
     ReplyParser parser;
     parser.feed(array_of_integers(kMaxReplyElements));
