@@ -10,8 +10,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "store/store.h"
 
@@ -94,7 +96,7 @@ LinkAddress resolve_endpoint(const RedisEndpoint& endpoint) {
 
 RedisLink::RedisLink(EventLoop& loop, LinkAddress address, Millis timeout, Health health)
     : loop_(loop), address_(std::move(address)), timeout_(timeout), health_(std::move(health)),
-      deadline_(loop, [this] { fail("no reply within " + format_duration(timeout_), kTimeout); }),
+      deadline_(loop, [this] { expire(); }),
       alive_(std::make_shared<bool>(true)) {}
 
 RedisLink::~RedisLink() {
@@ -191,14 +193,40 @@ bool RedisLink::connect() {
 }
 
 void RedisLink::queue(std::string_view encoded, Done done, Clock::time_point since) {
+    const auto now = Clock::now();
     out_ += encoded;
-    waiting_.push_back({std::move(done), since == Clock::time_point{} ? Clock::now() : since});
-    if (!deadline_.armed()) arm_deadline();
+    waiting_.push_back({std::move(done), now});
+    if (since != Clock::time_point{} && since < now) {
+        call_deadlines_.push({since + timeout_, first_number_ + waiting_.size() - 1});
+        arm_deadline();
+    } else if (!deadline_.armed()) {
+        arm_deadline();
+    }
 }
 
 void RedisLink::arm_deadline() {
-    if (waiting_.empty()) deadline_.disarm();
-    else deadline_.arm(waiting_.front().sent + timeout_);
+    // The deadlines of calls answered since are done with.
+    while (!call_deadlines_.empty() && call_deadlines_.top().number < first_number_) call_deadlines_.pop();
+    if (waiting_.empty()) return deadline_.disarm();
+    auto at = waiting_.front().queued + timeout_;
+    if (!call_deadlines_.empty()) at = std::min(at, call_deadlines_.top().at);
+    deadline_.arm(at);
+}
+
+void RedisLink::expire() {
+    const std::string error = "no reply within " + format_duration(timeout_);
+    const auto now = Clock::now();
+    if (!waiting_.empty() && waiting_.front().queued + timeout_ <= now) return fail(error, kTimeout);
+    const std::shared_ptr<bool> alive = alive_;
+    while (!call_deadlines_.empty() && call_deadlines_.top().at <= now) {
+        const uint64_t number = call_deadlines_.top().number;
+        call_deadlines_.pop();
+        if (number < first_number_) continue;   // answered
+        Done done = std::exchange(waiting_[number - first_number_].done, nullptr);
+        done(LinkResult{false, {}, error, kTimeout, false});
+        if (!*alive || fd_ < 0) return;
+    }
+    arm_deadline();
 }
 
 std::string RedisLink::flush() {
@@ -276,8 +304,10 @@ void RedisLink::read_replies() {
                 }
                 Done done = std::move(waiting_.front().done);
                 waiting_.pop_front();
+                ++first_number_;
                 arm_deadline();
                 report(true, "");
+                if (!done) continue;   // its call ran out of time: a late reply
                 const std::shared_ptr<bool> alive = alive_;
                 done(LinkResult{true, std::move(*reply), "", {}, false});
                 if (!*alive || fd_ < 0) return;   // the callback dropped or failed the link
@@ -306,6 +336,8 @@ void RedisLink::fail(const std::string& error, std::string_view kind) {
     out_sent_ = 0;
     parser_.reset();
     deadline_.disarm();
+    call_deadlines_ = {};
+    first_number_ += waiting_.size();
     std::deque<Waiting> failed;
     failed.swap(waiting_);
     if (error.empty()) return;
@@ -313,7 +345,7 @@ void RedisLink::fail(const std::string& error, std::string_view kind) {
     const std::shared_ptr<bool> alive = alive_;
     for (auto& waiting : failed) {
         if (!*alive) return;
-        waiting.done(LinkResult{false, {}, error, kind, unsent});
+        if (waiting.done) waiting.done(LinkResult{false, {}, error, kind, unsent});
     }
 }
 

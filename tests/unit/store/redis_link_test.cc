@@ -147,6 +147,23 @@ protected:
         return serve_until([this, count] { return answers_.size() >= count; });
     }
 
+    /* Sends ARGS on LINK as a command sent again for a call that began
+     * SPENT ago. */
+    void send_again(RedisLink& link, const std::string& tag, const Command& args, Millis spent) {
+        const std::vector<std::string_view> views(args.begin(), args.end());
+        link.command(views, [this, tag](LinkResult result) { answers_.push_back({tag, shown(result), Clock::now()}); },
+                     Clock::now() - spent);
+    }
+
+    /* The fake answers each command with its key, DELAY after it came. */
+    void answer_keys_after(Millis delay) {
+        fake_.on_command([this, delay](FakeRedis::Peer& peer, const Command& command) {
+            later_.push_back(
+                std::make_unique<Timer>(loop_, [&peer, key = command[1]] { peer.send("+" + key + "\r\n"); }));
+            later_.back()->arm_after(delay);
+        });
+    }
+
     /* The fake's handler that answers every command but HOLD. */
     static void answer_all_but_hold(FakeRedis::Peer& peer, const Command& command) {
         if (command[0] != "HOLD") FakeRedis::answer_ok(peer, command);
@@ -176,9 +193,16 @@ protected:
         for (const auto& answer : answers_) all.push_back(answer.result);
         return all;
     }
+    /* The tags of the answers, in the order they came. */
+    std::vector<std::string> tags() const {
+        std::vector<std::string> all;
+        for (const auto& answer : answers_) all.push_back(answer.tag);
+        return all;
+    }
 
     EventLoop loop_;
     FakeRedis fake_{loop_};
+    std::vector<std::unique_ptr<Timer>> later_;   // the fake's answers to come
     std::vector<Answer> answers_;
     std::vector<std::pair<bool, std::string>> health_;
     bool inside_command_ = false;
@@ -298,6 +322,40 @@ TEST_F(RedisLinkTest, EachCommandHasItsOwnDeadlineFromWhenItWasSent) {
     ASSERT_TRUE(serve_until_answered(2));
     EXPECT_EQ(results(), (std::vector<std::string>{"status:A", "status:B"}));
     EXPECT_GE(answers_[1].at - start, 1200ms);
+}
+
+TEST_F(RedisLinkTest, ACommandShortOfTimeFailsAloneAndTheFreshOnesBehindItAreAnswered) {
+    answer_keys_after(40ms);
+    auto redis = link(fake_.address());
+    // An EVAL after NOSCRIPT, a cluster's retry: 180 ms of the call's 200
+    // spent; and one whose time was up before it was sent.
+    send_again(*redis, "retried", {"EVAL", "retried"}, 180ms);
+    send_again(*redis, "spent", {"EVAL", "spent"}, 250ms);
+    send(*redis, "fresh", {"EVALSHA", "fresh"});
+    ASSERT_TRUE(serve_until_answered(3));
+    const std::string timed_out = "failed:no reply within 200ms";
+    EXPECT_EQ(tags(), (std::vector<std::string>{"spent", "retried", "fresh"}));
+    EXPECT_EQ(results(), (std::vector<std::string>{timed_out, timed_out, "status:fresh"}));
+    // The late replies were dropped in their turn: the next command gets its own.
+    send(*redis, "next", {"GET", "next"});
+    ASSERT_TRUE(serve_until_answered(4));
+    EXPECT_EQ(answers_[3].result, "status:next");
+    EXPECT_EQ(fake_.accepted(), 1u) << "the connection was closed";
+    for (const auto& report : health_) EXPECT_EQ(report, std::make_pair(true, std::string())) << "nothing failed";
+}
+
+TEST_F(RedisLinkTest, ASilentServerFailsACommandShortOfTimeFirstThenTheLink) {
+    fake_.on_command([](FakeRedis::Peer&, const Command&) {});
+    auto redis = link(fake_.address());
+    send(*redis, "fresh", {"GET", "fresh"});
+    send_again(*redis, "retried", {"GET", "retried"}, 150ms);
+    send(*redis, "fresh too", {"GET", "fresh too"});
+    ASSERT_TRUE(serve_until_answered(3));
+    const std::string timed_out = "failed:no reply within 200ms";
+    EXPECT_EQ(tags(), (std::vector<std::string>{"retried", "fresh", "fresh too"}));
+    EXPECT_EQ(results(), (std::vector<std::string>{timed_out, timed_out, timed_out}));
+    EXPECT_EQ(health_, (std::vector<std::pair<bool, std::string>>{{false, "no reply within 200ms"}}))
+        << "one failure: the link's";
 }
 
 TEST_F(RedisLinkTest, ARefusedConnectFailsAtOnceForASecondThenTheLinkConnectsAgain) {
