@@ -161,16 +161,6 @@ bool RedisLink::connect() {
     want_write_ = true;
     loop_.watch(fd_, EPOLLIN | EPOLLOUT, *this);
     parser_ = std::make_unique<ReplyParser>();
-    // What the connection must say first, answered before anything else.
-    auto must_be_ok = [this](std::string what) {
-        return [this, what = std::move(what)](LinkResult result) {
-            if (result.ok && result.reply.type == RedisReply::Type::error) {
-                connect_error_ = what + " refused: " + result.reply.text;
-                retry_at_ = Clock::now() + kRetryDelay;
-                fail(connect_error_, kConnect);
-            }
-        };
-    };
     std::string first;
     if (!address_.password.empty()) {
         if (address_.user.empty()) {
@@ -180,22 +170,35 @@ bool RedisLink::connect() {
             const std::string_view auth[] = {"AUTH", address_.user, address_.password};
             encode_command(first, auth);
         }
-        queue(first, must_be_ok("AUTH"));
+        say_first(first, "AUTH");
     }
     if (address_.db != 0) {
         const std::string db = std::to_string(address_.db);
         const std::string_view select[] = {"SELECT", db};
         first.clear();
         encode_command(first, select);
-        queue(first, must_be_ok("SELECT " + db));
+        say_first(first, "SELECT " + db);
     }
     return true;
+}
+
+/* What the connection must say first, answered before anything else: an
+ * error reply is a failed connect. */
+void RedisLink::say_first(std::string_view encoded, std::string what) {
+    queue(encoded, [this, what = std::move(what)](LinkResult result) {
+        if (result.ok && result.reply.type == RedisReply::Type::error) {
+            connect_error_ = what + " refused: " + result.reply.text;
+            retry_at_ = Clock::now() + kRetryDelay;
+            fail(connect_error_, kConnect);
+        }
+    });
+    waiting_.back().setup = true;
 }
 
 void RedisLink::queue(std::string_view encoded, Done done, Clock::time_point since) {
     const auto now = Clock::now();
     out_ += encoded;
-    waiting_.push_back({std::move(done), now});
+    waiting_.push_back({std::move(done), now, false});
     if (since != Clock::time_point{} && since < now) {
         call_deadlines_.push({since + timeout_, first_number_ + waiting_.size() - 1});
         arm_deadline();
@@ -303,10 +306,13 @@ void RedisLink::read_replies() {
                     continue;
                 }
                 Done done = std::move(waiting_.front().done);
+                const bool setup = waiting_.front().setup;
                 waiting_.pop_front();
                 ++first_number_;
                 arm_deadline();
-                report(true, "");
+                // An AUTH or SELECT answered is no sign yet of a server that
+                // serves: the next one may be refused, and the connect fail.
+                if (!setup) report(true, "");
                 if (!done) continue;   // its call ran out of time: a late reply
                 const std::shared_ptr<bool> alive = alive_;
                 done(LinkResult{true, std::move(*reply), "", {}, false});

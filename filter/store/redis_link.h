@@ -42,10 +42,11 @@
  * has been on it, so that a call short of time cannot fail the fresh
  * commands behind it, which the server has received (and may have run).
  *
- * HEALTH hears of every reply and every failure (so it must be cheap),
- * for the log and the metrics.  lost() tells whether a connection of this
- * link ended (failed, or closed by the server): a caller that must not
- * reconnect to the same address blindly (Sentinel) drops the link then.
+ * HEALTH hears of every reply (but to AUTH and SELECT) and every
+ * failure (so it must be cheap), for the log and the metrics.  lost()
+ * tells whether a connection of this link ended (failed, or closed by
+ * the server): a caller that must not reconnect to the same address
+ * blindly (Sentinel) drops the link then.
  * Destroying a link fails nothing: the callbacks of the commands on it
  * are dropped (so a caller that still wants them keeps the link until it
  * is no longer busy()).  A callback may destroy its link.
@@ -125,6 +126,7 @@ private:
     struct Waiting {
         Done done;                                     // empty once its call's time ran out
         std::chrono::steady_clock::time_point queued;
+        bool setup;                                    // AUTH, SELECT: said first on a connection
     };
     /* When the call of the command numbered NUMBER (in the order queued)
      * runs out of time, before its link deadline. */
@@ -135,6 +137,7 @@ private:
     };
 
     bool connect();
+    void say_first(std::string_view encoded, std::string what);
     void queue(std::string_view encoded, Done done, std::chrono::steady_clock::time_point since = {});
     /* Writes what is queued; "" or why the connection failed. */
     std::string flush();

@@ -284,6 +284,34 @@ TEST_F(RedisLinkTest, ARefusedAuthFailsTheCommandsBehindItAndHoldsOffRetries) {
     EXPECT_EQ(health_.back(), std::make_pair(false, refused.substr(7)));
 }
 
+// A server that refuses the password, or the database, is down each time
+// the link tries it, never up in between (the log would say "reachable
+// again" and "unreachable" every second).
+TEST_F(RedisLinkTest, ARefusedAuthOrSelectNeverReportsTheServerUp) {
+    const std::string wrong_password = "AUTH refused: WRONGPASS invalid username-password pair";
+    const std::string no_database = "SELECT 99 refused: ERR DB index is out of range";
+    fake_.on_command([](FakeRedis::Peer& peer, const Command& command) {
+        if (command[0] == "AUTH" && command[1] == "wrong") peer.send("-WRONGPASS invalid username-password pair\r\n");
+        else if (command[0] == "SELECT") peer.send("-ERR DB index is out of range\r\n");
+        else FakeRedis::answer_ok(peer, command);
+    });
+    auto refused_auth = link(fake_.address("", "wrong"));
+    auto refused_select = link(fake_.address("", "right", 99));
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const size_t before = answers_.size();
+        send(*refused_auth, "auth", {"GET", "k"});
+        send(*refused_select, "select", {"GET", "k"});
+        ASSERT_TRUE(serve_until_answered(before + 2));
+        // Past the second without retries: the next command connects again.
+        test_support::serve_for(loop_, 1050ms);
+    }
+    EXPECT_EQ(fake_.accepted(), 4u) << "each link tried twice";
+    // The two links' reports, in either order.
+    std::sort(health_.begin(), health_.end());
+    EXPECT_EQ(health_, (std::vector<std::pair<bool, std::string>>{
+                           {false, wrong_password}, {false, wrong_password}, {false, no_database}, {false, no_database}}));
+}
+
 TEST_F(RedisLinkTest, ASilentServerFailsEveryWaitingCommandAtTheFirstOnesDeadline) {
     fake_.on_command([](FakeRedis::Peer&, const Command&) {});
     auto redis = link(fake_.address());
