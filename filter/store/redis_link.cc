@@ -10,8 +10,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "store/store.h"
 
@@ -23,6 +25,10 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kRetryDelay = std::chrono::seconds(1);
 constexpr size_t kReadChunk = 16 * 1024;
+// Reads per wake-up: a server that sends without pause (a huge reply)
+// must not keep the loop from its other work.  The socket, still
+// readable, wakes the loop again.
+constexpr int kReadsPerWake = 4;
 
 std::string system_error(const char* what, int error) { return std::string(what) + ": " + std::strerror(error); }
 
@@ -90,7 +96,7 @@ LinkAddress resolve_endpoint(const RedisEndpoint& endpoint) {
 
 RedisLink::RedisLink(EventLoop& loop, LinkAddress address, Millis timeout, Health health)
     : loop_(loop), address_(std::move(address)), timeout_(timeout), health_(std::move(health)),
-      deadline_(loop, [this] { fail("no reply within " + format_duration(timeout_), kTimeout); }),
+      deadline_(loop, [this] { expire(); }),
       alive_(std::make_shared<bool>(true)) {}
 
 RedisLink::~RedisLink() {
@@ -155,16 +161,6 @@ bool RedisLink::connect() {
     want_write_ = true;
     loop_.watch(fd_, EPOLLIN | EPOLLOUT, *this);
     parser_ = std::make_unique<ReplyParser>();
-    // What the connection must say first, answered before anything else.
-    auto must_be_ok = [this](std::string what) {
-        return [this, what = std::move(what)](LinkResult result) {
-            if (result.ok && result.reply.type == RedisReply::Type::error) {
-                connect_error_ = what + " refused: " + result.reply.text;
-                retry_at_ = Clock::now() + kRetryDelay;
-                fail(connect_error_, kConnect);
-            }
-        };
-    };
     std::string first;
     if (!address_.password.empty()) {
         if (address_.user.empty()) {
@@ -174,27 +170,66 @@ bool RedisLink::connect() {
             const std::string_view auth[] = {"AUTH", address_.user, address_.password};
             encode_command(first, auth);
         }
-        queue(first, must_be_ok("AUTH"));
+        say_first(first, "AUTH");
     }
     if (address_.db != 0) {
         const std::string db = std::to_string(address_.db);
         const std::string_view select[] = {"SELECT", db};
         first.clear();
         encode_command(first, select);
-        queue(first, must_be_ok("SELECT " + db));
+        say_first(first, "SELECT " + db);
     }
     return true;
 }
 
+/* What the connection must say first, answered before anything else: an
+ * error reply is a failed connect. */
+void RedisLink::say_first(std::string_view encoded, std::string what) {
+    queue(encoded, [this, what = std::move(what)](LinkResult result) {
+        if (result.ok && result.reply.type == RedisReply::Type::error) {
+            connect_error_ = what + " refused: " + result.reply.text;
+            retry_at_ = Clock::now() + kRetryDelay;
+            fail(connect_error_, kConnect);
+        }
+    });
+    waiting_.back().setup = true;
+}
+
 void RedisLink::queue(std::string_view encoded, Done done, Clock::time_point since) {
+    const auto now = Clock::now();
     out_ += encoded;
-    waiting_.push_back({std::move(done), since == Clock::time_point{} ? Clock::now() : since});
-    if (!deadline_.armed()) arm_deadline();
+    waiting_.push_back({std::move(done), now, false});
+    if (since != Clock::time_point{} && since < now) {
+        call_deadlines_.push({since + timeout_, first_number_ + waiting_.size() - 1});
+        arm_deadline();
+    } else if (!deadline_.armed()) {
+        arm_deadline();
+    }
 }
 
 void RedisLink::arm_deadline() {
-    if (waiting_.empty()) deadline_.disarm();
-    else deadline_.arm(waiting_.front().sent + timeout_);
+    // The deadlines of calls answered since are done with.
+    while (!call_deadlines_.empty() && call_deadlines_.top().number < first_number_) call_deadlines_.pop();
+    if (waiting_.empty()) return deadline_.disarm();
+    auto at = waiting_.front().queued + timeout_;
+    if (!call_deadlines_.empty()) at = std::min(at, call_deadlines_.top().at);
+    deadline_.arm(at);
+}
+
+void RedisLink::expire() {
+    const std::string error = "no reply within " + format_duration(timeout_);
+    const auto now = Clock::now();
+    if (!waiting_.empty() && waiting_.front().queued + timeout_ <= now) return fail(error, kTimeout);
+    const std::shared_ptr<bool> alive = alive_;
+    while (!call_deadlines_.empty() && call_deadlines_.top().at <= now) {
+        const uint64_t number = call_deadlines_.top().number;
+        call_deadlines_.pop();
+        if (number < first_number_) continue;   // answered
+        Done done = std::exchange(waiting_[number - first_number_].done, nullptr);
+        done(LinkResult{false, {}, error, kTimeout, false});
+        if (!*alive || fd_ < 0) return;
+    }
+    arm_deadline();
 }
 
 std::string RedisLink::flush() {
@@ -247,7 +282,7 @@ void RedisLink::ready(uint32_t events) {
 
 void RedisLink::read_replies() {
     char buffer[kReadChunk];
-    for (;;) {
+    for (int reads = 0; reads < kReadsPerWake; ++reads) {
         const ssize_t got = ::recv(fd_, buffer, sizeof buffer, 0);
         if (got < 0) {
             if (errno == EINTR) continue;
@@ -271,9 +306,14 @@ void RedisLink::read_replies() {
                     continue;
                 }
                 Done done = std::move(waiting_.front().done);
+                const bool setup = waiting_.front().setup;
                 waiting_.pop_front();
+                ++first_number_;
                 arm_deadline();
-                report(true, "");
+                // An AUTH or SELECT answered is no sign yet of a server that
+                // serves: the next one may be refused, and the connect fail.
+                if (!setup) report(true, "");
+                if (!done) continue;   // its call ran out of time: a late reply
                 const std::shared_ptr<bool> alive = alive_;
                 done(LinkResult{true, std::move(*reply), "", {}, false});
                 if (!*alive || fd_ < 0) return;   // the callback dropped or failed the link
@@ -302,6 +342,8 @@ void RedisLink::fail(const std::string& error, std::string_view kind) {
     out_sent_ = 0;
     parser_.reset();
     deadline_.disarm();
+    call_deadlines_ = {};
+    first_number_ += waiting_.size();
     std::deque<Waiting> failed;
     failed.swap(waiting_);
     if (error.empty()) return;
@@ -309,7 +351,7 @@ void RedisLink::fail(const std::string& error, std::string_view kind) {
     const std::shared_ptr<bool> alive = alive_;
     for (auto& waiting : failed) {
         if (!*alive) return;
-        waiting.done(LinkResult{false, {}, error, kind, unsent});
+        if (waiting.done) waiting.done(LinkResult{false, {}, error, kind, unsent});
     }
 }
 

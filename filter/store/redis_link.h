@@ -12,31 +12,41 @@
  * A RedisLink sends commands and returns at once; DONE gets the reply (an
  * error reply from Redis is a reply) or why the exchange failed (the
  * connect refused, no reply in time, the connection closed, a garbled
- * reply), always later, on the loop, never inside command().  A failure
- * says its kind ("connect", "timeout", "connection") and whether the
- * command surely never reached the server (unsent: the connect failed),
- * so that the caller knows it may send it elsewhere.  Commands are
- * pipelined, and answered in order: those queued while the loop handles
- * one batch of events are written together, before it waits again.
+ * reply, or one past resp.h's limits), always later, on the loop, never
+ * inside command().  A failure says its kind ("connect", "timeout",
+ * "connection") and whether the command surely never reached the server
+ * (unsent: the connect failed), so that the caller knows it may send it
+ * elsewhere.  Commands are pipelined, and answered in order: those
+ * queued while the loop handles one batch of events are written
+ * together, before it waits again; a wake-up reads at most 64 KiB of
+ * replies, so that a long one does not hold the loop.
  * command() takes the arguments; send() a command already encoded
  * (encode_command()), for a caller that may send it more than once.
  * After SUBSCRIBE, the messages Redis pushes go to on_push()'s handler.
  *
- * A command may carry the time its call began (SINCE): a command sent
- * again for the same call (EVAL after NOSCRIPT) has only what is left
- * of the timeout.
- *
  * The first command connects (without waiting: AUTH and SELECT, when the
  * endpoint asks for them, go first on the new connection).  Each command
- * must be answered within TIMEOUT of being sent, or the link fails: every
- * command on it fails with "no reply within 200ms" and the socket is
- * closed.  The next command connects again, except within a second of a
- * failed connect: commands then fail at once with that connect's error,
- * so that while Redis is down sessions do not each wait a timeout.
- * HEALTH hears of every reply and every failure (so it must be cheap),
- * for the log and the metrics.  lost() tells whether a connection of this
- * link ended (failed, or closed by the server): a caller that must not
- * reconnect to the same address blindly (Sentinel) drops the link then.
+ * must be answered within TIMEOUT of being sent on this link, or the link
+ * fails: every command on it fails with "no reply within 200ms" and the
+ * socket is closed.  The next command connects again, except within a
+ * second of a failed connect: commands then fail at once with that
+ * connect's error, so that while Redis is down sessions do not each wait
+ * a timeout.
+ *
+ * A command may carry the time its call began (SINCE): one sent again for
+ * the same call (EVAL after NOSCRIPT, a cluster's retry, a call that
+ * waited for a Sentinel's master) must be answered within TIMEOUT of
+ * SINCE too.  When that passes first, it alone fails, with the same
+ * error; its place in the pipeline stays, and its reply, when it comes,
+ * is dropped.  The link is judged only by how long its first command
+ * has been on it, so that a call short of time cannot fail the fresh
+ * commands behind it, which the server has received (and may have run).
+ *
+ * HEALTH hears of every reply (but to AUTH and SELECT) and every
+ * failure (so it must be cheap), for the log and the metrics.  lost()
+ * tells whether a connection of this link ended (failed, or closed by
+ * the server): a caller that must not reconnect to the same address
+ * blindly (Sentinel) drops the link then.
  * Destroying a link fails nothing: the callbacks of the commands on it
  * are dropped (so a caller that still wants them keeps the link until it
  * is no longer busy()).  A callback may destroy its link.
@@ -46,10 +56,12 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <span>
 #include <string>
 #include <string_view>
@@ -112,11 +124,20 @@ public:
 
 private:
     struct Waiting {
-        Done done;
-        std::chrono::steady_clock::time_point sent;
+        Done done;                                     // empty once its call's time ran out
+        std::chrono::steady_clock::time_point queued;
+        bool setup;                                    // AUTH, SELECT: said first on a connection
+    };
+    /* When the call of the command numbered NUMBER (in the order queued)
+     * runs out of time, before its link deadline. */
+    struct CallDeadline {
+        std::chrono::steady_clock::time_point at;
+        uint64_t number;
+        bool operator>(const CallDeadline& other) const { return at > other.at; }
     };
 
     bool connect();
+    void say_first(std::string_view encoded, std::string what);
     void queue(std::string_view encoded, Done done, std::chrono::steady_clock::time_point since = {});
     /* Writes what is queued; "" or why the connection failed. */
     std::string flush();
@@ -124,6 +145,8 @@ private:
     void fail(const std::string& error, std::string_view kind);
     void fail_later(Done done, std::string error);
     void report(bool ok, const std::string& error);
+    /* The deadline timer: the link's, or the calls' that ran out. */
+    void expire();
     void arm_deadline();
     void update_interest();
 
@@ -140,6 +163,8 @@ private:
     size_t out_sent_ = 0;
     std::unique_ptr<ReplyParser> parser_;
     std::deque<Waiting> waiting_;     // in the order sent
+    uint64_t first_number_ = 0;       // of waiting_.front(): each command queued has the next number
+    std::priority_queue<CallDeadline, std::vector<CallDeadline>, std::greater<>> call_deadlines_;
     Timer deadline_;
     std::chrono::steady_clock::time_point retry_at_{};
     std::string connect_error_;      // of the last failed connect, until retry_at_

@@ -4,8 +4,10 @@
  */
 #include "store/redis_store.h"
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "metrics/metrics.h"
@@ -24,6 +26,12 @@ std::string glob_escape(std::string_view text) {
         escaped += c;
     }
     return escaped;
+}
+
+/* A SCAN cursor: a decimal number (an unsigned 64-bit one, in Redis). */
+bool is_cursor(const RedisReply& reply) {
+    return reply.type == RedisReply::Type::string && !reply.text.empty() && reply.text.size() <= 20 &&
+           std::all_of(reply.text.begin(), reply.text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 std::string script_label(std::string_view name) { return "script \"" + std::string(name) + "\""; }
@@ -128,8 +136,20 @@ public:
                 stop();
             });
         });
-        if (!result->ok) throw StoreError(store_.describe() + ": " + server_of(link) + result->error);
+        if (!result->ok) fail(link, result->error);
         return std::move(result->reply);
+    }
+
+    /* The most SCAN rounds a walk of LINK's database may take: a full SCAN
+     * of COUNT 1000 takes about DBSIZE / 1000 of them (Redis visits up to
+     * ten times COUNT empty buckets a round, and keeps its table at least
+     * a tenth full), so ten times that, and 1000 more for keys added
+     * meanwhile. */
+    uint64_t most_scan_rounds(RedisLink& link) {
+        const std::string_view command[] = {"DBSIZE"};
+        const RedisReply size = call(link, command);
+        if (size.type != RedisReply::Type::integer || size.integer < 0) refuse("DBSIZE", size);
+        return 1000 + static_cast<uint64_t>(size.integer) / 100;
     }
 
     /* The replies to COMMANDS, each sent to the master of its key (its
@@ -161,6 +181,11 @@ public:
     /* REPLY was not what WHAT should answer. */
     [[noreturn]] void refuse(std::string_view what, const RedisReply& reply) const {
         throw StoreError(store_.describe() + ": " + reply_problem(what, reply));
+    }
+
+    /* The exchange with the server of LINK failed: WHY. */
+    [[noreturn]] void fail(const RedisLink& link, const std::string& why) const {
+        throw StoreError(store_.describe() + ": " + server_of(link) + why);
     }
 
 private:
@@ -274,23 +299,28 @@ void RedisStore::scan_hashes(std::string_view key_prefix, const std::function<vo
 
 void RedisStore::walk(std::string_view key_prefix, std::string_view type, std::string_view read,
                       const std::function<void(std::string, const RedisReply&, int64_t)>& visit) {
-    const std::string pattern = glob_escape(prefix_ + std::string(key_prefix)) + "*";
+    const std::string full_prefix = prefix_ + std::string(key_prefix);
+    const std::string pattern = glob_escape(full_prefix) + "*";
     Blocking blocking(*this);
     for (const LinkAddress& master : blocking.masters()) {
         RedisLink link(blocking.loop(), master, timeout_);
+        const uint64_t most_rounds = blocking.most_scan_rounds(link);
+        std::set<std::string> cursors;   // each is new, or the server's SCAN would never end
         std::string cursor = "0";
-        do {
+        for (uint64_t round = 1;; ++round) {
             const std::string_view command[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000", "TYPE", type};
             RedisReply batch = blocking.call(link, command);
             if (batch.type != RedisReply::Type::array || batch.elements.size() != 2 ||
-                batch.elements[0].type != RedisReply::Type::string ||
-                batch.elements[1].type != RedisReply::Type::array) {
+                !is_cursor(batch.elements[0]) || batch.elements[1].type != RedisReply::Type::array) {
                 blocking.refuse("SCAN", batch);
             }
             const auto& keys = batch.elements[1].elements;
             std::vector<std::vector<std::string_view>> lookups;
             lookups.reserve(2 * keys.size());
             for (const auto& key : keys) {
+                if (key.type != RedisReply::Type::string || !key.text.starts_with(full_prefix)) {
+                    blocking.fail(link, "SCAN gave a key that does not start with '" + full_prefix + "'");
+                }
                 lookups.push_back({read, key.text});
                 lookups.push_back({"PTTL", key.text});
             }
@@ -303,7 +333,12 @@ void RedisStore::walk(std::string_view key_prefix, std::string_view type, std::s
                 visit(keys[i].text.substr(prefix_.size()), answers[2 * i], ttl.integer >= 0 ? now + ttl.integer : 0);
             }
             cursor = std::move(batch.elements[0].text);
-        } while (cursor != "0");
+            if (cursor == "0") break;
+            if (!cursors.insert(cursor).second) blocking.fail(link, "SCAN gave the cursor " + cursor + " again");
+            if (round == most_rounds) {
+                blocking.fail(link, "SCAN did not end within " + std::to_string(most_rounds) + " rounds");
+            }
+        }
     }
 }
 

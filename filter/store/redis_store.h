@@ -26,7 +26,10 @@
  * twice if Redis resizes its table meanwhile (or a cluster slot moves);
  * each batch (a SCAN, and the GET or HGETALL and PTTL of the keys it
  * returns, sent to the key's master) has its own store.timeout, as a
- * walk over many keys may take long.  ping() finds the masters (asking
+ * walk over many keys may take long.  A server whose SCAN would never
+ * end (a cursor given twice, or more rounds than ten times what DBSIZE
+ * makes likely) or gives a key outside the prefix asked for stops the
+ * walk with a StoreError that says so.  ping() finds the masters (asking
  * the sentinels, or reading the slot map) and PINGs each.
  */
 #pragma once

@@ -5,8 +5,10 @@
  * order, AUTH and SELECT first on every connection, replies in pieces,
  * each command's own deadline, a server that stops answering, refused
  * connects and the second without retries, a server that closes the
- * connection, garbled and unasked-for replies, the health reports, and
- * the callbacks: never inside command(), never after the link is gone.
+ * connection, garbled and unasked-for replies, replies past the parser's
+ * limits (and a loop that keeps working while one streams in), the
+ * health reports, and the callbacks: never inside command(), never after
+ * the link is gone.
  *
  * Every fixture test ends by checking that no callback came from inside
  * command().  Deadlines are judged on the steady clock the link uses:
@@ -17,8 +19,12 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -65,6 +71,48 @@ struct Answer {
     Clock::time_point at;
 };
 
+/* A server on a thread of its own, for more than the fake's socket takes
+ * at once: it takes one connection, reads the command, and answers with
+ * a bulk string announced as 1 GB, streamed until the client hangs up
+ * (or 2 * kMaxReplyBytes are out). */
+class StreamingServer {
+public:
+    StreamingServer() {
+        listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in address = test_support::loopback(0);
+        socklen_t length = sizeof address;
+        if (listener_ < 0 || bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+            getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0 || listen(listener_, 1) != 0) {
+            throw std::runtime_error("streaming server: cannot listen");
+        }
+        port_ = ntohs(address.sin_port);
+        thread_ = std::thread([this] {
+            const int fd = accept(listener_, nullptr, nullptr);
+            if (fd < 0) return;
+            char command[4096];
+            (void)recv(fd, command, sizeof command, 0);
+            const std::string header = "$1000000000\r\n";
+            (void)send(fd, header.data(), header.size(), MSG_NOSIGNAL);
+            const std::string block(1 << 20, 'b');
+            for (size_t out = 0; out < 2 * kMaxReplyBytes; out += block.size()) {
+                if (send(fd, block.data(), block.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(block.size())) break;
+            }
+            ::close(fd);
+        });
+    }
+    ~StreamingServer() {
+        ::shutdown(listener_, SHUT_RDWR);   // an accept() still waiting returns
+        thread_.join();
+        ::close(listener_);
+    }
+    LinkAddress address() const { return *numeric_address("127.0.0.1", port_); }
+
+private:
+    int listener_ = -1;
+    int port_ = 0;
+    std::thread thread_;
+};
+
 class RedisLinkTest : public ::testing::Test {
 protected:
     void TearDown() override { EXPECT_EQ(called_inside_, 0) << "a callback came from inside command()"; }
@@ -99,6 +147,23 @@ protected:
         return serve_until([this, count] { return answers_.size() >= count; });
     }
 
+    /* Sends ARGS on LINK as a command sent again for a call that began
+     * SPENT ago. */
+    void send_again(RedisLink& link, const std::string& tag, const Command& args, Millis spent) {
+        const std::vector<std::string_view> views(args.begin(), args.end());
+        link.command(views, [this, tag](LinkResult result) { answers_.push_back({tag, shown(result), Clock::now()}); },
+                     Clock::now() - spent);
+    }
+
+    /* The fake answers each command with its key, DELAY after it came. */
+    void answer_keys_after(Millis delay) {
+        fake_.on_command([this, delay](FakeRedis::Peer& peer, const Command& command) {
+            later_.push_back(
+                std::make_unique<Timer>(loop_, [&peer, key = command[1]] { peer.send("+" + key + "\r\n"); }));
+            later_.back()->arm_after(delay);
+        });
+    }
+
     /* The fake's handler that answers every command but HOLD. */
     static void answer_all_but_hold(FakeRedis::Peer& peer, const Command& command) {
         if (command[0] != "HOLD") FakeRedis::answer_ok(peer, command);
@@ -114,15 +179,30 @@ protected:
         EXPECT_EQ(fake_.accepted(), connections);
     }
 
+    /* A command on LINK fails with WHY, the link's only health report. */
+    void expect_a_command_fails_the_link(RedisLink& link, const std::string& why) {
+        send(link, "get", {"GET", "k"});
+        ASSERT_TRUE(serve_until_answered(1));
+        EXPECT_EQ(answers_[0].result, "failed:" + why);
+        EXPECT_EQ(health_, (std::vector<std::pair<bool, std::string>>{{false, why}}));
+    }
+
     /* The results of the answers, in the order they came. */
     std::vector<std::string> results() const {
         std::vector<std::string> all;
         for (const auto& answer : answers_) all.push_back(answer.result);
         return all;
     }
+    /* The tags of the answers, in the order they came. */
+    std::vector<std::string> tags() const {
+        std::vector<std::string> all;
+        for (const auto& answer : answers_) all.push_back(answer.tag);
+        return all;
+    }
 
     EventLoop loop_;
     FakeRedis fake_{loop_};
+    std::vector<std::unique_ptr<Timer>> later_;   // the fake's answers to come
     std::vector<Answer> answers_;
     std::vector<std::pair<bool, std::string>> health_;
     bool inside_command_ = false;
@@ -204,6 +284,34 @@ TEST_F(RedisLinkTest, ARefusedAuthFailsTheCommandsBehindItAndHoldsOffRetries) {
     EXPECT_EQ(health_.back(), std::make_pair(false, refused.substr(7)));
 }
 
+// A server that refuses the password, or the database, is down each time
+// the link tries it, never up in between (the log would say "reachable
+// again" and "unreachable" every second).
+TEST_F(RedisLinkTest, ARefusedAuthOrSelectNeverReportsTheServerUp) {
+    const std::string wrong_password = "AUTH refused: WRONGPASS invalid username-password pair";
+    const std::string no_database = "SELECT 99 refused: ERR DB index is out of range";
+    fake_.on_command([](FakeRedis::Peer& peer, const Command& command) {
+        if (command[0] == "AUTH" && command[1] == "wrong") peer.send("-WRONGPASS invalid username-password pair\r\n");
+        else if (command[0] == "SELECT") peer.send("-ERR DB index is out of range\r\n");
+        else FakeRedis::answer_ok(peer, command);
+    });
+    auto refused_auth = link(fake_.address("", "wrong"));
+    auto refused_select = link(fake_.address("", "right", 99));
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const size_t before = answers_.size();
+        send(*refused_auth, "auth", {"GET", "k"});
+        send(*refused_select, "select", {"GET", "k"});
+        ASSERT_TRUE(serve_until_answered(before + 2));
+        // Past the second without retries: the next command connects again.
+        test_support::serve_for(loop_, 1050ms);
+    }
+    EXPECT_EQ(fake_.accepted(), 4u) << "each link tried twice";
+    // The two links' reports, in either order.
+    std::sort(health_.begin(), health_.end());
+    EXPECT_EQ(health_, (std::vector<std::pair<bool, std::string>>{
+                           {false, wrong_password}, {false, wrong_password}, {false, no_database}, {false, no_database}}));
+}
+
 TEST_F(RedisLinkTest, ASilentServerFailsEveryWaitingCommandAtTheFirstOnesDeadline) {
     fake_.on_command([](FakeRedis::Peer&, const Command&) {});
     auto redis = link(fake_.address());
@@ -242,6 +350,40 @@ TEST_F(RedisLinkTest, EachCommandHasItsOwnDeadlineFromWhenItWasSent) {
     ASSERT_TRUE(serve_until_answered(2));
     EXPECT_EQ(results(), (std::vector<std::string>{"status:A", "status:B"}));
     EXPECT_GE(answers_[1].at - start, 1200ms);
+}
+
+TEST_F(RedisLinkTest, ACommandShortOfTimeFailsAloneAndTheFreshOnesBehindItAreAnswered) {
+    answer_keys_after(40ms);
+    auto redis = link(fake_.address());
+    // An EVAL after NOSCRIPT, a cluster's retry: 180 ms of the call's 200
+    // spent; and one whose time was up before it was sent.
+    send_again(*redis, "retried", {"EVAL", "retried"}, 180ms);
+    send_again(*redis, "spent", {"EVAL", "spent"}, 250ms);
+    send(*redis, "fresh", {"EVALSHA", "fresh"});
+    ASSERT_TRUE(serve_until_answered(3));
+    const std::string timed_out = "failed:no reply within 200ms";
+    EXPECT_EQ(tags(), (std::vector<std::string>{"spent", "retried", "fresh"}));
+    EXPECT_EQ(results(), (std::vector<std::string>{timed_out, timed_out, "status:fresh"}));
+    // The late replies were dropped in their turn: the next command gets its own.
+    send(*redis, "next", {"GET", "next"});
+    ASSERT_TRUE(serve_until_answered(4));
+    EXPECT_EQ(answers_[3].result, "status:next");
+    EXPECT_EQ(fake_.accepted(), 1u) << "the connection was closed";
+    for (const auto& report : health_) EXPECT_EQ(report, std::make_pair(true, std::string())) << "nothing failed";
+}
+
+TEST_F(RedisLinkTest, ASilentServerFailsACommandShortOfTimeFirstThenTheLink) {
+    fake_.on_command([](FakeRedis::Peer&, const Command&) {});
+    auto redis = link(fake_.address());
+    send(*redis, "fresh", {"GET", "fresh"});
+    send_again(*redis, "retried", {"GET", "retried"}, 150ms);
+    send(*redis, "fresh too", {"GET", "fresh too"});
+    ASSERT_TRUE(serve_until_answered(3));
+    const std::string timed_out = "failed:no reply within 200ms";
+    EXPECT_EQ(tags(), (std::vector<std::string>{"retried", "fresh", "fresh too"}));
+    EXPECT_EQ(results(), (std::vector<std::string>{timed_out, timed_out, timed_out}));
+    EXPECT_EQ(health_, (std::vector<std::pair<bool, std::string>>{{false, "no reply within 200ms"}}))
+        << "one failure: the link's";
 }
 
 TEST_F(RedisLinkTest, ARefusedConnectFailsAtOnceForASecondThenTheLinkConnectsAgain) {
@@ -356,6 +498,41 @@ TEST_F(RedisLinkTest, AReplyNobodyAskedForEndsTheConnection) {
     ASSERT_TRUE(serve_until([&] { return health_.size() == 2; }));
     EXPECT_EQ(health_.back(), std::make_pair(false, std::string("a reply nobody asked for")));
     expect_answered_on_connection(*redis, 2);
+}
+
+TEST_F(RedisLinkTest, AReplyPastTheLimitFailsTheLinkAsItComesIn) {
+    StreamingServer server;
+    auto redis = link(server.address(), 30s);
+    expect_a_command_fails_the_link(*redis, "a reply longer than " + std::to_string(kMaxReplyBytes) + " bytes");
+}
+
+TEST_F(RedisLinkTest, TheLoopRunsItsTimersWhileALongReplyComesIn) {
+    // Two replies in the socket at once: a short one, then 256 KiB that
+    // take many reads.  The first one's callback arms a timer due at once.
+    const std::string value(256 * 1024, 'v');
+    fake_.on_command([&](FakeRedis::Peer& peer, const Command&) {
+        if (fake_.commands()[peer.number()].size() == 2) {
+            peer.send("+first\r\n$" + std::to_string(value.size()) + "\r\n" + value + "\r\n");
+        }
+    });
+    auto redis = link(fake_.address());
+    std::vector<std::string> order;
+    Timer other_work(loop_, [&] { order.push_back("timer"); });
+    const std::string_view first[] = {"GET", "a"};
+    redis->command(first, [&](LinkResult) {
+        order.push_back("first");
+        other_work.arm_after(0ms);
+    });
+    const std::string_view second[] = {"GET", "b"};
+    redis->command(second, [&](LinkResult result) { order.push_back(result.ok ? "long" : result.error); });
+    ASSERT_TRUE(serve_until([&] { return order.size() == 3; }));
+    EXPECT_EQ(order, (std::vector<std::string>{"first", "timer", "long"}));
+}
+
+TEST_F(RedisLinkTest, AnArrayOfTooManyElementsFailsTheLink) {
+    fake_.on_command([](FakeRedis::Peer& peer, const Command&) { peer.send("*2000000000\r\n"); });
+    auto redis = link(fake_.address());
+    expect_a_command_fails_the_link(*redis, "a reply of more than " + std::to_string(kMaxReplyElements) + " elements");
 }
 
 // Every reply and every failure is reported (the store's ServerHealth

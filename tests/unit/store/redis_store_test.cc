@@ -4,7 +4,8 @@
  * them, SCAN, authentication and databases, a hung, killed and restarted
  * server, the one deadline of each call, many loops on one key, hash
  * scripts with SCAN of hashes, the EVAL fallback, the log lines and the
- * metric of the server's health.
+ * metric of the server's health; and, against a server the test plays, a
+ * SCAN that would never end and keys outside the prefix.
  *
  * run() answers on the event loop that calls it: each test serves a loop
  * of its own, as a daemon's loop thread does (support/loop_answer.h), so
@@ -24,6 +25,7 @@
 
 #include "metrics/metrics.h"
 #include "support/counter_script.h"
+#include "support/fake_redis.h"
 #include "support/loop_answer.h"
 #include "support/redis_server.h"
 #include "support/temp_dir.h"
@@ -749,6 +751,71 @@ TEST_F(RedisStoreTest, TheStoreUpMetricFollowsTheServer) {
     server_.start();
     ASSERT_TRUE(recovers(store_, "c"));
     EXPECT_EQ(metric(port, "portcullis_store_up"), "1");
+}
+
+/* A RedisStore on a FakeRedis that HANDLER plays, served by a thread of
+ * its own (the store's admin calls block theirs); it answers DBSIZE 10. */
+class StoreOnAFake {
+public:
+    explicit StoreOnAFake(std::function<void(test_support::FakeRedis::Peer&, const std::string& cursor)> scan) {
+        fake_.on_command([scan = std::move(scan)](test_support::FakeRedis::Peer& peer, const std::vector<std::string>& command) {
+            if (command[0] == "DBSIZE") peer.send(":10\r\n");
+            else if (command[0] == "SCAN") scan(peer, command[1]);
+            else test_support::FakeRedis::answer_ok(peer, command);
+        });
+        server_ = std::jthread([this] { loop_.run(); });
+    }
+    ~StoreOnAFake() { loop_.stop(); }
+
+    /* What scan() of "g:" throws. */
+    std::string scan_error() {
+        RedisStore store(settings_for("redis://127.0.0.1:" + std::to_string(fake_.port())));
+        return store_error([&] { store.scan("g:", [](const Entry&) {}); });
+    }
+    std::string server() const { return "redis 127.0.0.1:" + std::to_string(fake_.port()) + "/0: "; }
+
+private:
+    EventLoop loop_;
+    test_support::FakeRedis fake_{loop_};
+    std::jthread server_;   // joined first
+};
+
+/* A SCAN reply: CURSOR and the bulk strings KEYS. */
+std::string scan_reply(const std::string& cursor, const std::vector<std::string>& keys = {}) {
+    std::string reply = "*2\r\n$" + std::to_string(cursor.size()) + "\r\n" + cursor + "\r\n*" +
+                        std::to_string(keys.size()) + "\r\n";
+    for (const auto& key : keys) reply += "$" + std::to_string(key.size()) + "\r\n" + key + "\r\n";
+    return reply;
+}
+
+TEST(RedisStoreScan, ACursorGivenTwiceStopsTheWalk) {
+    StoreOnAFake fake([](test_support::FakeRedis::Peer& peer, const std::string&) { peer.send(scan_reply("7")); });
+    EXPECT_EQ(fake.scan_error(), fake.server() + "SCAN gave the cursor 7 again");
+}
+
+TEST(RedisStoreScan, ASCANThatNeverEndsStopsAfterTenTimesTheRoundsItsDatabaseTakes) {
+    std::atomic<int> rounds = 0;
+    StoreOnAFake fake([&rounds](test_support::FakeRedis::Peer& peer, const std::string&) {
+        peer.send(scan_reply(std::to_string(++rounds)));
+    });
+    // DBSIZE 10: 1000 + 10 / 100 rounds.
+    EXPECT_EQ(fake.scan_error(), fake.server() + "SCAN did not end within 1000 rounds");
+    EXPECT_EQ(rounds, 1000);
+}
+
+TEST(RedisStoreScan, AKeyOutsideThePrefixIsRefused) {
+    // The store's prefix is "t:", the walk's "t:g:".
+    for (const std::string key : {"x", "t:h:1", ""}) {
+        StoreOnAFake fake([&key](test_support::FakeRedis::Peer& peer, const std::string&) {
+            peer.send(scan_reply("0", {"t:g:1", key}));
+        });
+        EXPECT_EQ(fake.scan_error(), fake.server() + "SCAN gave a key that does not start with 't:g:'") << key;
+    }
+}
+
+TEST(RedisStoreScan, ACursorThatIsNoNumberIsRefused) {
+    StoreOnAFake fake([](test_support::FakeRedis::Peer& peer, const std::string&) { peer.send(scan_reply("1x")); });
+    EXPECT_EQ(fake.scan_error(), fake.server() + "unexpected reply to SCAN");
 }
 
 TEST(RedisStoreAuth, PasswordAndDatabaseFromUrl) {

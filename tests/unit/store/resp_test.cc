@@ -2,16 +2,21 @@
  * resp_test.cc: Redis's protocol as bytes (store/resp.h): commands as
  * Redis reads them, any byte in an argument; every kind of reply, alone
  * and nested; a stream of replies cut at every byte position and fed a
- * byte at a time gives the same replies in the same order; and bytes that
- * are not RESP are a ProtocolError, after which the parser stays refused.
+ * byte at a time gives the same replies in the same order; bytes that
+ * are not RESP are a ProtocolError, after which the parser stays refused;
+ * and so is a reply past kMaxReplyBytes or kMaxReplyElements, or a line
+ * past kMaxReplyLine, as it comes in, before room is made for it.
  */
 #include "store/resp.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "support/heap_use.h"
 
 namespace portcullis::store {
 namespace {
@@ -242,6 +247,136 @@ TEST(RespParse, GoodRepliesBeforeGarbageComeOutThenTheParserStaysRefused) {
             parser.next();
         },
         ProtocolError);
+}
+
+/* "*COUNT\r\n" and COUNT integers. */
+std::string array_of_integers(size_t count) {
+    std::string bytes = "*" + std::to_string(count) + "\r\n";
+    bytes.reserve(bytes.size() + 4 * count);
+    for (size_t i = 0; i < count; ++i) bytes += ":7\r\n";
+    return bytes;
+}
+
+/* What ProtocolError CALL throws, or "" when it throws none. */
+std::string refusal(const std::function<void()>& call) {
+    try {
+        call();
+    } catch (const ProtocolError& error) {
+        return error.what();
+    }
+    return "";
+}
+
+TEST(RespLimits, AReplyLongerThanTheLimitIsRefusedAsItComesIn) {
+    const std::string limit = "a reply longer than " + std::to_string(kMaxReplyBytes) + " bytes";
+    // Announced as 1 GB, streamed 16 KiB at a time: refused at the byte past the limit.
+    ReplyParser parser;
+    const std::string chunk(16 * 1024, 'b');
+    std::string header = "$1000000000\r\n";
+    size_t fed = 0;
+    const std::string refused = refusal([&] {
+        parser.feed(header);
+        fed += header.size();
+        while (fed < 2 * kMaxReplyBytes) {
+            parser.feed(chunk);
+            fed += chunk.size();
+            EXPECT_FALSE(parser.next());
+        }
+    });
+    EXPECT_EQ(refused, limit);
+    EXPECT_LE(fed, kMaxReplyBytes);
+    EXPECT_GT(fed + chunk.size(), kMaxReplyBytes);
+}
+
+TEST(RespLimits, ALineWithoutItsEndIsRefusedPastTheLineLimit) {
+    const std::string limit = "a reply line longer than " + std::to_string(kMaxReplyLine) + " bytes";
+    // A status, an error inside an array, a bulk string's length: fed as a
+    // connection reads, asked for replies after each read.
+    for (const std::string start : {"+", "*2\r\n:1\r\n-ERR ", "$1"}) {
+        ReplyParser parser;
+        size_t fed = 0;
+        const std::string refused = refusal([&] {
+            parser.feed(start);
+            for (fed = start.size(); fed < 4 * kMaxReplyLine; fed += 1000) {
+                parser.feed(std::string(1000, '7'));
+                EXPECT_FALSE(parser.next());
+            }
+        });
+        EXPECT_EQ(refused, limit) << start;
+        EXPECT_LE(fed, kMaxReplyLine + 1000) << start;
+    }
+}
+
+TEST(RespLimits, LinesUpToTheLimitAndLongBulkStringsAreRead) {
+    const std::string text = "ERR " + std::string(kMaxReplyLine - 10, 'e');
+    const std::string bulk(4 * kMaxReplyLine, 'b');   // no CRLF in it
+    const std::string stream = "-" + text + "\r\n$" + std::to_string(bulk.size()) + "\r\n" + bulk + "\r\n";
+    ReplyParser parser;
+    std::vector<RedisReply> replies;
+    for (size_t at = 0; at < stream.size(); at += 1000) {
+        parser.feed(std::string_view(stream).substr(at, 1000));
+        for (auto& reply : drain(parser)) replies.push_back(std::move(reply));
+    }
+    ASSERT_EQ(replies.size(), 2u);
+    EXPECT_EQ(replies[0].type, Type::error);
+    EXPECT_EQ(replies[0].text, text);
+    EXPECT_EQ(replies[1].text, bulk);
+}
+
+TEST(RespLimits, TheLimitIsPerReplyNotPerStream) {
+    // Forty 1 MiB replies, more than the limit in all, each read as it ends.
+    const std::string value(1 << 20, 'v');
+    const std::string reply = "$" + std::to_string(value.size()) + "\r\n" + value + "\r\n";
+    ReplyParser parser;
+    size_t replies = 0;
+    for (int i = 0; i < 40; ++i) {
+        for (size_t at = 0; at < reply.size(); at += 64 * 1024) {
+            parser.feed(std::string_view(reply).substr(at, 64 * 1024));
+            replies += drain(parser).size();
+        }
+    }
+    EXPECT_GT(40 * reply.size(), kMaxReplyBytes);
+    EXPECT_EQ(replies, 40u);
+}
+
+TEST(RespLimits, AnArrayOfTooManyElementsIsRefusedBeforeRoomIsMadeForIt) {
+    const std::string limit = "a reply of more than " + std::to_string(kMaxReplyElements) + " elements";
+    const size_t heap_before = test_support::heap_in_use();
+    ReplyParser huge;
+    huge.feed("*2000000000\r\n");
+    EXPECT_EQ(refusal([&] { huge.next(); }), limit);
+    if (test_support::heap_measurable()) {
+        EXPECT_LT(test_support::heap_in_use() - heap_before, size_t{1} << 20) << "room made for the elements";
+    }
+
+    // The limit counts the elements of every array in the reply.
+    ReplyParser nested;
+    nested.feed("*1\r\n*" + std::to_string(kMaxReplyElements) + "\r\n");
+    EXPECT_EQ(refusal([&] { nested.next(); }), limit);
+    // And stays refused.
+    EXPECT_THROW(nested.next(), ProtocolError);
+}
+
+TEST(RespLimits, AnArrayTakesRoomForTheElementsThatCameNotForItsHeader) {
+    if (!test_support::heap_measurable()) GTEST_SKIP() << "the heap cannot be measured in this build";
+    const size_t heap_before = test_support::heap_in_use();
+    ReplyParser parser;
+    parser.feed("*" + std::to_string(kMaxReplyElements) + "\r\n:1\r\n:2\r\n");
+    EXPECT_FALSE(parser.next());
+    EXPECT_LT(test_support::heap_in_use() - heap_before, size_t{64} << 10);
+}
+
+TEST(RespLimits, ArraysUpToTheLimitAreRead) {
+    ReplyParser parser;
+    parser.feed(array_of_integers(kMaxReplyElements));
+    auto reply = parser.next();
+    ASSERT_TRUE(reply);
+    ASSERT_EQ(reply->elements.size(), kMaxReplyElements);
+    EXPECT_EQ(shown(reply->elements.back()), "integer:7");
+    // Each reply has the whole limit.
+    parser.feed(array_of_integers(kMaxReplyElements / 2 + 1));
+    parser.feed(array_of_integers(kMaxReplyElements / 2 + 1));
+    EXPECT_EQ(drain(parser).size(), 2u);
 }
 
 }  // namespace
