@@ -54,16 +54,22 @@ std::string master_at(int port) {
 
 const std::string kRoleMaster = "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
 
-TEST(SentinelFake, ADeadSentinelIsSkippedAndTheNextAsked) {
-    AnsweringRedis master([](const std::vector<std::string>& args) -> std::string {
+/* A master whose every script answers 1, named by a sentinel listed
+ * after one that is down. */
+struct BehindADeadSentinel {
+    AnsweringRedis master{[](const std::vector<std::string>& args) -> std::string {
         return args[0] == "ROLE" ? kRoleMaster : ":1\r\n";
-    });
-    AnsweringRedis sentinel([&master](const std::vector<std::string>&) { return master_at(master.port()); });
-    const int dead = test_support::free_port();
-    RedisStore store(sentinels_at("redis://127.0.0.1:" + std::to_string(dead) + ", " + sentinel.url()));
-    EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
-    EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
-    EXPECT_EQ(master.count("ROLE"), 2u);   // each run_blocking is a loop of its own, which asks anew
+    }};
+    AnsweringRedis sentinel{[this](const std::vector<std::string>&) { return master_at(master.port()); }};
+    RedisStore store{
+        sentinels_at("redis://127.0.0.1:" + std::to_string(test_support::free_port()) + ", " + sentinel.url())};
+};
+
+TEST(SentinelFake, ADeadSentinelIsSkippedAndTheNextAsked) {
+    BehindADeadSentinel group;
+    EXPECT_EQ(add(group.store, "k"), std::vector<std::string>{"1"});
+    EXPECT_EQ(add(group.store, "k"), std::vector<std::string>{"1"});
+    EXPECT_EQ(group.master.count("ROLE"), 2u);   // each run_blocking is a loop of its own, which asks anew
 }
 
 /* One sentinel of two down, as a quorum allows: each try to watch it
@@ -71,19 +77,14 @@ TEST(SentinelFake, ADeadSentinelIsSkippedAndTheNextAsked) {
  * missed no news): one ROLE over 2.5 s of calls, where each failed try,
  * a second apart, used to cost one. */
 TEST(SentinelFake, ASentinelThatIsDownDoesNotMakeTheMasterBeSoughtAgain) {
-    AnsweringRedis master([](const std::vector<std::string>& args) -> std::string {
-        return args[0] == "ROLE" ? kRoleMaster : ":1\r\n";
-    });
-    AnsweringRedis sentinel([&master](const std::vector<std::string>&) { return master_at(master.port()); });
-    const int dead = test_support::free_port();
-    RedisStore store(sentinels_at("redis://127.0.0.1:" + std::to_string(dead) + ", " + sentinel.url()));
+    BehindADeadSentinel group;
     LoopThread loop;
     for (const auto until = Clock::now() + 2500ms; Clock::now() < until;) {
-        EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
+        EXPECT_EQ(add_on(loop, group.store, "k"), std::vector<std::string>{"1"});
         std::this_thread::sleep_for(50ms);
     }
-    EXPECT_EQ(master.count("ROLE"), 1u);
-    EXPECT_GE(sentinel.count("SUBSCRIBE"), 1u);
+    EXPECT_EQ(group.master.count("ROLE"), 1u);
+    EXPECT_GE(group.sentinel.count("SUBSCRIBE"), 1u);
 }
 
 TEST(SentinelFake, AnUnknownMasterIsANoMasterErrorNamingEverySentinel) {
