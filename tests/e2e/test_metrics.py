@@ -28,7 +28,7 @@ class MetricsTest(PostfixTestCase):
 
     def scrape(self):
         url = "http://127.0.0.1:%d/metrics" % self.metrics_port
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(url, timeout=30) as response:
             return response.read().decode()
 
     def value(self, text, name, **labels):
@@ -86,11 +86,11 @@ class MetricsTest(PostfixTestCase):
         try:
             for client in clients:
                 client.hello(xclient={"addr": EXTERNAL_IP})
-            wait_until(lambda: self.value(self.scrape(), in_flight) == 2, 10, "2 sessions in flight")
+            wait_until(lambda: self.value(self.scrape(), in_flight) == 2, 30, "2 sessions in flight")
         finally:
             for client in clients:
                 client.close()
-        wait_until(lambda: self.value(self.scrape(), in_flight) == 0, 10, "no session in flight")
+        wait_until(lambda: self.value(self.scrape(), in_flight) == 0, 30, "no session in flight")
 
 
 if __name__ == "__main__":

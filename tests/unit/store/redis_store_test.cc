@@ -692,13 +692,20 @@ TEST(RedisStoreUnreachable, RunBlockingFailsAtOnceWhenTheConnectFailsAtOnce) {
     auto call = std::make_shared<Call>();
     call->store = std::make_unique<RedisStore>(settings_for("unix://" + dir.path("none.sock")));
     auto answer = call->message.get_future();
-    std::thread([call] {
+    // The thread lets go of the store before the test ends, so that the
+    // store is destroyed here, not on the thread as the process exits.
+    std::promise<void> let_go;
+    auto released = let_go.get_future();
+    std::thread([call, let_go = std::move(let_go)]() mutable {
         const std::vector<std::string> args{"1", "60000"};
         call->message.set_value(store_error([&] { run_blocking(*call->store, kCounterScript, "c", now_ms(), args); }));
+        call.reset();
+        let_go.set_value();
     }).detach();
     ASSERT_EQ(answer.wait_for(5s), std::future_status::ready) << "run_blocking() still waits after 5 s";
     const std::string message = answer.get();
     EXPECT_TRUE(message.starts_with("redis unix:" + dir.path("none.sock") + "/0: connect: ")) << message;
+    EXPECT_EQ(released.wait_for(5s), std::future_status::ready);
 }
 
 TEST_F(RedisStoreTest, LogsOnceForAllLoopsWhenUnreachableAndOnceWhenBack) {
