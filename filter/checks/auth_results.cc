@@ -234,7 +234,8 @@ std::string authserv_id_of(std::string_view value) {
 
 bool is_ours(std::string_view value, std::string_view authserv_id) {
     return !authserv_id.empty() &&
-           (equals_nocase(authserv_id_of(value), authserv_id) || equals_nocase(lenient_authserv_id(value), authserv_id));
+           (equals_nocase(authserv_id_of(value), authserv_id) ||
+            equals_nocase(lenient_authserv_id(value), authserv_id));
 }
 
 }  // namespace portcullis::auth_results

@@ -86,7 +86,9 @@ void parse_host_port(std::string_view authority, RedisEndpoint& endpoint) {
         const auto colon = authority.find(':');
         endpoint.host = authority.substr(0, colon);
         if (endpoint.host.empty()) bad_url("no host (an IPv6 address goes in brackets)");
-        if (!has_host_name_characters(endpoint.host)) bad_url("the host may hold only letters, digits, '.', '-' and '_'");
+        if (!has_host_name_characters(endpoint.host)) {
+            bad_url("the host may hold only letters, digits, '.', '-' and '_'");
+        }
         if (colon != std::string_view::npos) port = authority.substr(colon + 1);
     }
     if (port) {

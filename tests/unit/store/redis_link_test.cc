@@ -308,8 +308,9 @@ TEST_F(RedisLinkTest, ARefusedAuthOrSelectNeverReportsTheServerUp) {
     EXPECT_EQ(fake_.accepted(), 4u) << "each link tried twice";
     // The two links' reports, in either order.
     std::sort(health_.begin(), health_.end());
-    EXPECT_EQ(health_, (std::vector<std::pair<bool, std::string>>{
-                           {false, wrong_password}, {false, wrong_password}, {false, no_database}, {false, no_database}}));
+    const std::vector<std::pair<bool, std::string>> expected{
+        {false, wrong_password}, {false, wrong_password}, {false, no_database}, {false, no_database}};
+    EXPECT_EQ(health_, expected);
 }
 
 TEST_F(RedisLinkTest, ASilentServerFailsEveryWaitingCommandAtTheFirstOnesDeadline) {

@@ -765,7 +765,8 @@ TEST_F(RedisStoreTest, TheStoreUpMetricFollowsTheServer) {
 class StoreOnAFake {
 public:
     explicit StoreOnAFake(std::function<void(test_support::FakeRedis::Peer&, const std::string& cursor)> scan) {
-        fake_.on_command([scan = std::move(scan)](test_support::FakeRedis::Peer& peer, const std::vector<std::string>& command) {
+        fake_.on_command([scan = std::move(scan)](test_support::FakeRedis::Peer& peer,
+                                                  const std::vector<std::string>& command) {
             if (command[0] == "DBSIZE") peer.send(":10\r\n");
             else if (command[0] == "SCAN") scan(peer, command[1]);
             else test_support::FakeRedis::answer_ok(peer, command);
