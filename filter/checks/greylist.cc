@@ -216,7 +216,8 @@ void prune(store::HashRecord& record, int64_t now, std::string_view network, int
             continue;
         }
         latest = std::max(latest, entry->expires);
-        if (field != kAwlField) triplets.emplace_back(field, entry->expires);
+        // Copied only for a trim: the hourly sweep of a big hash needs none.
+        if (keep && field != kAwlField) triplets.emplace_back(field, entry->expires);
     }
     for (const auto& field : expired) record.erase(field);
     if (keep) trim(record, std::move(triplets), *keep);

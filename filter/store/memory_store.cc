@@ -639,9 +639,7 @@ void MemoryStore::load() {
     };
     for (const Entry& entry : decoded.entries) keep(entry.key, Value{entry.value, entry.expires_at_ms});
     for (const HashEntry& hash : decoded.hashes) {
-        size_t bytes = 0;
-        for (const auto& [field, value] : hash.fields) bytes += field.size() + value.size();
-        keep(hash.key, Value{hash.fields, hash.expires_at_ms, bytes});
+        keep(hash.key, Value{hash.fields, hash.expires_at_ms, HashRecord::bytes_of(hash.fields)});
     }
     const size_t read = decoded.entries.size() + decoded.hashes.size();
     const size_t kept = read - expired;

@@ -4,7 +4,6 @@
  */
 #include "store/redis_store.h"
 
-#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <set>
@@ -13,6 +12,7 @@
 #include "metrics/metrics.h"
 #include "util/digest.h"
 #include "util/log.h"
+#include "util/text.h"
 
 namespace portcullis::store {
 
@@ -30,8 +30,7 @@ std::string glob_escape(std::string_view text) {
 
 /* A SCAN cursor: a decimal number (an unsigned 64-bit one, in Redis). */
 bool is_cursor(const RedisReply& reply) {
-    return reply.type == RedisReply::Type::string && !reply.text.empty() && reply.text.size() <= 20 &&
-           std::all_of(reply.text.begin(), reply.text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    return reply.type == RedisReply::Type::string && parse_decimal<uint64_t>(reply.text).has_value();
 }
 
 std::string script_label(std::string_view name) { return "script \"" + std::string(name) + "\""; }

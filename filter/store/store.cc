@@ -31,6 +31,12 @@ void HashRecord::set(std::string_view field, std::string value) {
     changed_ = true;
 }
 
+size_t HashRecord::bytes_of(const Fields& fields) {
+    size_t bytes = 0;
+    for (const auto& [field, value] : fields) bytes += field.size() + value.size();
+    return bytes;
+}
+
 void HashRecord::erase(std::string_view field) {
     const auto found = fields_.find(field);
     if (found == fields_.end()) return;

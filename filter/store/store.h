@@ -77,8 +77,8 @@ using Fields = std::map<std::string, std::string, std::less<>>;
 class HashRecord {
 public:
     HashRecord() = default;
-    /* BYTES must be what bytes() would be for FIELDS: the memory store
-     * keeps it with the hash, and counting it here would walk every field. */
+    /* BYTES must be bytes_of(FIELDS): the memory store keeps it with the
+     * hash, and counting it here would walk every field. */
     HashRecord(Fields fields, int64_t expires_at_ms, size_t bytes)
         : fields_(std::move(fields)), expires_at_ms_(expires_at_ms), bytes_(bytes) {}
 
@@ -91,6 +91,8 @@ public:
     void expire_at(int64_t expires_at_ms);   // 0: no expiry
     bool changed() const { return changed_; }
     size_t bytes() const { return bytes_; }
+    /* What bytes() is for FIELDS, counted field by field. */
+    static size_t bytes_of(const Fields& fields);
     Fields release() && { return std::move(fields_); }
 
 private:
