@@ -499,19 +499,27 @@ public:
     std::string add(std::string_view piece) {
         std::string out;
         out.reserve(piece.size() + piece.size() / 8 + 2);
-        for (const char c : piece) {
-            if (std::exchange(pending_cr_, false)) {
-                end_line(out);
-                if (c == '\n') continue;
-            }
-            if (c == '\r') {
-                pending_cr_ = true;
-            } else if (c == '\n') {
-                end_line(out);
-            } else {
-                out += c;
+        size_t at = 0;
+        if (!piece.empty() && std::exchange(pending_cr_, false)) {
+            end_line(out);
+            if (piece.front() == '\n') at = 1;
+        }
+        // The text between line ends goes in one piece: the body of every
+        // signed message passes here, a byte at a time cost 3 % of the CPU.
+        while (at < piece.size()) {
+            size_t end = at;
+            while (end < piece.size() && piece[end] != '\r' && piece[end] != '\n') ++end;
+            if (end > at) {
+                out.append(piece.substr(at, end - at));
                 line_open_ = true;
             }
+            if (end == piece.size()) break;
+            if (piece[end] == '\r' && end + 1 == piece.size()) {
+                pending_cr_ = true;
+                break;
+            }
+            end_line(out);
+            at = end + (piece.substr(end, 2) == "\r\n" ? 2 : 1);
         }
         return out;
     }
