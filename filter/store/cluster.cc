@@ -115,11 +115,12 @@ uint16_t key_slot(std::string_view key) {
 }
 
 uint16_t SlotMap::master_index(const std::string& name) {
-    const auto found = std::find(masters.begin(), masters.end(), name);
-    if (found != masters.end()) return static_cast<uint16_t>(found - masters.begin());
-    masters.push_back(name);
-    replicas.emplace_back();
-    return static_cast<uint16_t>(masters.size() - 1);
+    const auto [found, added] = index_of_.try_emplace(name, static_cast<uint16_t>(masters.size()));
+    if (added) {
+        masters.push_back(name);
+        replicas.emplace_back();
+    }
+    return found->second;
 }
 
 std::string SlotMap::describe() const {
@@ -146,8 +147,8 @@ SlotMap parse_cluster_slots(const RedisReply& reply, const std::string& asked_ho
     if (reply.type != RedisReply::Type::array) throw StoreError("CLUSTER SLOTS gave no array");
     SlotMap map;
     size_t replicas = 0;
-    // Checked as each node is added: its search for a name seen before is
-    // linear, so the bound keeps a hostile map's cost down too.
+    // Checked as each node is added: a replica's search for one seen
+    // before is linear, so the bound keeps a hostile map's cost down too.
     const auto within_bound = [&] {
         if (map.masters.size() + replicas > kMaxNodes) {
             throw StoreError("CLUSTER SLOTS names more than " + std::to_string(kMaxNodes) + " nodes");

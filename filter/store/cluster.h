@@ -53,6 +53,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "store/routing.h"
@@ -75,6 +76,9 @@ struct SlotMap {
     /* The index of the master NAME, added if new. */
     uint16_t master_index(const std::string& name);
     std::string describe() const;
+
+private:
+    std::unordered_map<std::string, uint16_t> index_of_;   // of masters: a map read has up to 16384 entries
 };
 
 SlotMap parse_cluster_slots(const RedisReply& reply, const std::string& asked_host);
