@@ -23,6 +23,10 @@ namespace {
 constexpr int kMaxRedirects = 5;
 constexpr auto kRetryPause = std::chrono::milliseconds(25);
 constexpr auto kRefreshPause = std::chrono::milliseconds(100);
+// Redis Cluster is made for up to 1000 nodes.
+constexpr size_t kMaxNodes = 1000;
+// Links of a loop to nodes outside its map (ASK and MOVED targets).
+constexpr size_t kMaxStrangers = 4;
 
 /* CRC16 of Redis Cluster: XMODEM, polynomial 0x1021, initial value 0. */
 constexpr std::array<uint16_t, 256> crc16_table() {
@@ -66,21 +70,27 @@ std::optional<std::string> node_name(std::string_view text) {
 
 std::string node_label(const std::string& name) { return "redis cluster node " + name; }
 
-/* The "ip:port" of a node entry of CLUSTER SLOTS. */
+/* The "ip:port" of a node entry of CLUSTER SLOTS; nullopt for "?", a
+ * node whose address Redis does not know. */
 std::optional<std::string> entry_node(const RedisReply& node, const std::string& asked_host) {
     if (node.type != RedisReply::Type::array || node.elements.size() < 2 ||
-        node.elements[0].type != RedisReply::Type::string || node.elements[1].type != RedisReply::Type::integer) {
+        (node.elements[0].type != RedisReply::Type::string && node.elements[0].type != RedisReply::Type::nil) ||
+        node.elements[1].type != RedisReply::Type::integer) {
         throw StoreError("CLUSTER SLOTS gave a node entry without address and port");
     }
     std::string host = node.elements[0].text;
-    if (host == "?") return std::nullopt;   // Redis does not know the node's address yet
+    if (host == "?") return std::nullopt;
+    // "": the node does not know its address yet; NULL: the address asked.
     if (host.empty()) host = asked_host;
-    const int port = static_cast<int>(node.elements[1].integer);
-    if (!numeric_address(host, port)) {
+    const long long port = node.elements[1].integer;
+    if (port < 1 || port > 65535) {
+        throw StoreError("CLUSTER SLOTS gave the node " + in_quotes(host) + " the port " + std::to_string(port));
+    }
+    if (!numeric_address(host, static_cast<int>(port))) {
         throw StoreError("CLUSTER SLOTS names the node " + in_quotes(host) +
                          ", not an IP address and port (set cluster-preferred-endpoint-type ip)");
     }
-    return host_port(host, port);
+    return host_port(host, static_cast<int>(port));
 }
 
 const std::string& asking_command() {
@@ -105,11 +115,12 @@ uint16_t key_slot(std::string_view key) {
 }
 
 uint16_t SlotMap::master_index(const std::string& name) {
-    const auto found = std::find(masters.begin(), masters.end(), name);
-    if (found != masters.end()) return static_cast<uint16_t>(found - masters.begin());
-    masters.push_back(name);
-    replicas.emplace_back();
-    return static_cast<uint16_t>(masters.size() - 1);
+    const auto [found, added] = index_of_.try_emplace(name, static_cast<uint16_t>(masters.size()));
+    if (added) {
+        masters.push_back(name);
+        replicas.emplace_back();
+    }
+    return found->second;
 }
 
 std::string SlotMap::describe() const {
@@ -135,6 +146,14 @@ std::string SlotMap::describe() const {
 SlotMap parse_cluster_slots(const RedisReply& reply, const std::string& asked_host) {
     if (reply.type != RedisReply::Type::array) throw StoreError("CLUSTER SLOTS gave no array");
     SlotMap map;
+    size_t replicas = 0;
+    // Checked as each node is added: a replica's search for one seen
+    // before is linear, so the bound keeps a hostile map's cost down too.
+    const auto within_bound = [&] {
+        if (map.masters.size() + replicas > kMaxNodes) {
+            throw StoreError("CLUSTER SLOTS names more than " + std::to_string(kMaxNodes) + " nodes");
+        }
+    };
     for (const RedisReply& entry : reply.elements) {
         if (entry.type != RedisReply::Type::array || entry.elements.size() < 3 ||
             entry.elements[0].type != RedisReply::Type::integer ||
@@ -143,19 +162,35 @@ SlotMap parse_cluster_slots(const RedisReply& reply, const std::string& asked_ho
         }
         const long long first = entry.elements[0].integer;
         const long long last = entry.elements[1].integer;
+        const std::string range = std::to_string(first) + "-" + std::to_string(last);
         if (first < 0 || last < first || last >= static_cast<long long>(kClusterSlots)) {
-            throw StoreError("CLUSTER SLOTS gave the slot range " + std::to_string(first) + "-" + std::to_string(last));
+            throw StoreError("CLUSTER SLOTS gave the slot range " + range);
         }
         const auto master = entry_node(entry.elements[2], asked_host);
-        if (!master) continue;
+        if (!master) {
+            throw StoreError("CLUSTER SLOTS gave the slots " + range +
+                             " a master without an address ('?': set cluster-preferred-endpoint-type ip)");
+        }
         const uint16_t index = map.master_index(*master);
-        std::fill(map.owner.begin() + first, map.owner.begin() + last + 1, index);
+        within_bound();
+        for (auto slot = static_cast<size_t>(first); slot <= static_cast<size_t>(last); ++slot) {
+            if (map.owner[slot] != SlotMap::kNoMaster) {
+                throw StoreError("CLUSTER SLOTS gave slot " + std::to_string(slot) + " to " +
+                                 map.masters[map.owner[slot]] + " and again to " + *master);
+            }
+            map.owner[slot] = index;
+        }
         for (size_t i = 3; i < entry.elements.size(); ++i) {
             const auto replica = entry_node(entry.elements[i], asked_host);
             auto& known = map.replicas[index];
-            if (replica && std::find(known.begin(), known.end(), *replica) == known.end()) known.push_back(*replica);
+            if (replica && std::find(known.begin(), known.end(), *replica) == known.end()) {
+                known.push_back(*replica);
+                ++replicas;
+                within_bound();
+            }
         }
     }
+    if (map.masters.empty()) throw StoreError("CLUSTER SLOTS gave no slot a master");
     return map;
 }
 
@@ -171,6 +206,8 @@ struct ClusterShared : RouterSettings {
     std::optional<SlotMap> map;    // the last one any loop read
     std::string map_text;          // its describe()
     uint64_t version = 0;
+    std::string refusal;           // the last map refused, logged, since that version
+    uint64_t crowded_version = 0;  // the version of the last "more than kMaxStrangers" logged
 
     /* A loop read MAP from a node. */
     void note_map(const SlotMap& fresh) {
@@ -193,11 +230,33 @@ struct ClusterShared : RouterSettings {
                 failovers += "; failover: " + name + " took over from " + *before;
             }
         }
+        refusal.clear();
         log::info("store: redis cluster slot map version " + std::to_string(version) + ": " + text + failovers);
         map = fresh;
         map_text = std::move(text);
         metrics::set_store_topology(version, masters);
         health->forget_except(nodes);
+    }
+
+    /* A loop refused what NODE gave for a map, for WHY: one line per
+     * refusal, not per time asked. */
+    void note_refusal(const std::string& node, const std::string& why) {
+        std::string text = "node " + node + " gave a slot map refused: " + why;
+        const std::lock_guard lock(mutex);
+        if (text == refusal) return;
+        log::warning("store: redis cluster: " + text);
+        refusal = std::move(text);
+    }
+
+    /* A loop had kMaxStrangers links to nodes outside its map and was
+     * redirected to one more, NODE: one line per version of the map. */
+    void note_crowded(const std::string& node) {
+        const std::lock_guard lock(mutex);
+        if (crowded_version == version) return;
+        crowded_version = version;
+        log::warning("store: redis cluster: redirected to more than " + std::to_string(kMaxStrangers) +
+                     " nodes outside slot map version " + std::to_string(version) + " (the last " + node +
+                     "); the oldest idle link to one is closed for each new one");
     }
 
     /* The master MASTER replaced at SLOT, when it was that one's replica. */
@@ -230,7 +289,9 @@ struct ClusterShared : RouterSettings {
 class ClusterRouter {
 public:
     ClusterRouter(EventLoop& loop, std::shared_ptr<ClusterShared> shared)
-        : loop_(loop), shared_(std::move(shared)), retired_(loop), parking_(loop, [this] { resume(); }) {}
+        : loop_(loop), shared_(std::move(shared)), retired_(loop), parking_(loop, [this] { resume(); }) {
+        learn_nodes();
+    }
 
     void send(std::shared_ptr<Call> call) {
         if (map_) return dispatch(std::move(call));
@@ -251,8 +312,10 @@ private:
      * when ASKING). */
     void dispatch(std::shared_ptr<Call> call, const std::string* target = nullptr, bool asking = false) {
         RedisLink* link = nullptr;
+        const std::string* node = target;
+        std::string why;
         if (target) {
-            link = link_to(*target);
+            link = link_to(*target, why);
         } else {
             const uint16_t slot = key_slot(call->command->key);
             const uint16_t master = map_->owner[slot];
@@ -262,11 +325,13 @@ private:
                 parking_.park(std::move(call));
                 return refresh("");
             }
+            node = &map_->masters[master];
             link = master_links_[master];
-            if (!link) link = master_links_[master] = link_to(map_->masters[master]);
+            if (!link) link = master_links_[master] = link_to(*node, why);
         }
         if (!link) {
-            call->error = "no address for node " + (target ? *target : std::string("?"));
+            // A redirect's error says where the name came from.
+            call->error = target ? call->error + " (" + why + ")" : "node " + *node + ": " + why;
             return call->fail();
         }
         if (asking) link->send(asking_command(), [](const LinkResult&) {});
@@ -315,9 +380,14 @@ private:
             return dispatch(call, &*target, true);
         }
         metrics::count_store_redirect("moved");
-        const uint16_t master = map_->master_index(*target);
-        if (master >= master_links_.size()) master_links_.resize(master + 1, nullptr);
-        map_->owner[*slot] = master;
+        // A node of the map (a replica promoted, a master given the slot)
+        // takes the slot; another one only serves this command, until the
+        // map read next says where it is.
+        if (known_.contains(*target)) {
+            const uint16_t master = map_->master_index(*target);
+            if (master >= master_links_.size()) master_links_.resize(master + 1, nullptr);
+            map_->owner[*slot] = master;
+        }
         refresh("");
         dispatch(call, &*target);
     }
@@ -350,21 +420,30 @@ private:
 
     void ask_for_map(std::vector<std::string> nodes, size_t index, std::string errors) {
         if (index == nodes.size()) return refresh_failed("no node gave the slot map: " + errors);
-        RedisLink* link = link_to(nodes[index]);
-        if (!link) return ask_for_map(std::move(nodes), index + 1, std::move(errors));
+        const std::string& name = nodes[index];
+        std::string why;
+        RedisLink* link = link_to(name, why);
+        if (!link) {
+            errors += (errors.empty() ? "node " : "; node ") + name + ": " + why;
+            return ask_for_map(std::move(nodes), index + 1, std::move(errors));
+        }
         const std::string_view command[] = {"CLUSTER", "SLOTS"};
         link->command(command, [this, nodes = std::move(nodes), index, errors = std::move(errors)](
                                    LinkResult result) mutable {
-            const std::string& name = nodes[index];
-            std::string why = result.ok ? result.reply.text : result.error;
-            if (result.ok && result.reply.type == RedisReply::Type::array) {
+            const std::string& asked = nodes[index];
+            std::string failure = result.ok ? result.reply.text : result.error;
+            if (result.ok && result.reply.type != RedisReply::Type::error) {
                 try {
-                    return install(parse_cluster_slots(result.reply, split_node(name)->first));
+                    return install(parse_cluster_slots(result.reply, split_node(asked)->first));
                 } catch (const StoreError& bad) {
-                    why = bad.what();
+                    failure = bad.what();
                 }
             }
-            errors += (errors.empty() ? "node " : "; node ") + name + ": " + why;
+            // A node that answers but gives no map (not in cluster mode,
+            // a map refused) is news; one that does not answer, its
+            // link's to tell.
+            if (result.ok) shared_->note_refusal(asked, failure);
+            errors += (errors.empty() ? "node " : "; node ") + asked + ": " + failure;
             ask_for_map(std::move(nodes), index + 1, std::move(errors));
         });
     }
@@ -376,6 +455,7 @@ private:
         shared_->note_map(map);
         map_ = std::make_unique<SlotMap>(std::move(map));
         master_links_.assign(map_->masters.size(), nullptr);
+        learn_nodes();
         retire_strangers();
         if (refresh_wanted_) parking_.wake_at(next_refresh_);
         for (auto& call : parking_.release()) dispatch(std::move(call));
@@ -387,17 +467,21 @@ private:
         refreshing_ = false;
         last_error_ = error;
         next_refresh_ = RouterClock::now() + kRefreshPause;
-        if (!map_) {
+        if (map_) {
+            // The map there stands: what waited for a new one goes by it
+            // (else a refresh begun as each pause ends would hold them).
+            for (auto& call : parking_.release()) dispatch(std::move(call));
+        } else {
             // Waiting for a first map: its failure is theirs.
             for (auto& call : parking_.release()) {
                 call->error = error;
                 call->kind = error_kind::clusterdown;
                 parking_.park(std::move(call));
             }
-        }
-        if (!parking_.empty()) {
-            refresh_wanted_ = true;
-            parking_.wake_at(next_refresh_);
+            if (!parking_.empty()) {
+                refresh_wanted_ = true;
+                parking_.wake_at(next_refresh_);
+            }
         }
         auto waiting = std::move(waiting_masters_);
         for (auto& done : waiting) done({}, error);
@@ -420,39 +504,69 @@ private:
         done(std::move(masters), "");
     }
 
-    /* The link to the node NAME, made on first use; null when NAME is no
-     * address. */
-    RedisLink* link_to(const std::string& name) {
-        auto& link = links_[name];
-        if (!link) {
-            auto address = shared_->address_of(name);
-            if (!address) {
-                links_.erase(name);
-                return nullptr;
-            }
-            link = std::make_shared<RedisLink>(loop_, std::move(*address), shared_->timeout,
-                                               shared_->health->reporter(node_label(name), true));
+    /* The nodes of the map, if any, and the seeds are the loop's known_. */
+    void learn_nodes() {
+        known_.clear();
+        for (size_t index = 0; map_ && index < map_->masters.size(); ++index) {
+            known_.insert(map_->masters[index]);
+            known_.insert(map_->replicas[index].begin(), map_->replicas[index].end());
         }
+        for (const auto& seed : shared_->seeds) known_.insert(seed.name);
+    }
+
+    /* The link to the node NAME, made on first use; null, with WHY, when
+     * NAME is no address, or is a stranger (a node neither in the map
+     * nor a seed) while kMaxStrangers links to strangers are busy.  A
+     * stranger's link reports to no health: the command's error names
+     * it, and the store's health is its map's nodes. */
+    RedisLink* link_to(const std::string& name, std::string& why) {
+        if (const auto found = links_.find(name); found != links_.end()) return found->second.get();
+        auto address = shared_->address_of(name);
+        if (!address) {
+            why = "not an IP address and port";
+            return nullptr;
+        }
+        const bool stranger = !known_.contains(name);
+        if (stranger && !room_for_stranger(name, why)) return nullptr;
+        RedisLink::Health health = stranger ? nullptr : shared_->health->reporter(node_label(name), true);
+        auto& link = links_[name];
+        link = std::make_shared<RedisLink>(loop_, std::move(*address), shared_->timeout, std::move(health));
+        if (stranger) strangers_.push_back(name);
         return link.get();
     }
 
-    /* Links to nodes neither in the map nor seeds go (a node removed, or
-     * an ASK target whose migration ended). */
-    void retire_strangers() {
-        std::set<std::string> known;
-        for (size_t index = 0; index < map_->masters.size(); ++index) {
-            known.insert(map_->masters[index]);
-            known.insert(map_->replicas[index].begin(), map_->replicas[index].end());
+    /* Closes the oldest idle link to a stranger when there are
+     * kMaxStrangers; false, with WHY, when all of them are busy. */
+    bool room_for_stranger(const std::string& name, std::string& why) {
+        if (strangers_.size() < kMaxStrangers) return true;
+        shared_->note_crowded(name);
+        const auto idle = std::find_if(strangers_.begin(), strangers_.end(),
+                                       [this](const std::string& stranger) { return !links_.at(stranger)->busy(); });
+        if (idle == strangers_.end()) {
+            why = "the links to " + std::to_string(kMaxStrangers) + " nodes outside the slot map are busy";
+            return false;
         }
-        for (const auto& seed : shared_->seeds) known.insert(seed.name);
+        const auto link = links_.find(*idle);
+        retired_.retire(std::move(link->second));
+        links_.erase(link);
+        strangers_.erase(idle);
+        return true;
+    }
+
+    /* Links to nodes neither in the map nor seeds go (a node removed, or
+     * an ASK target whose migration ended), and those made to a node as a
+     * stranger (it reports to no health). */
+    void retire_strangers() {
         for (auto it = links_.begin(); it != links_.end();) {
-            if (known.contains(it->first)) {
+            const bool stranger = std::find(strangers_.begin(), strangers_.end(), it->first) != strangers_.end();
+            if (known_.contains(it->first) && !stranger) {
                 ++it;
             } else {
                 retired_.retire(std::move(it->second));
                 it = links_.erase(it);
             }
         }
+        strangers_.clear();
     }
 
     EventLoop& loop_;
@@ -460,6 +574,8 @@ private:
     std::unique_ptr<SlotMap> map_;                    // null until the first one is read
     std::vector<RedisLink*> master_links_;            // by master index, in links_
     std::unordered_map<std::string, std::shared_ptr<RedisLink>> links_;   // by node name
+    std::set<std::string> known_;                     // the map's nodes and the seeds
+    std::vector<std::string> strangers_;              // the other nodes in links_, oldest first
     bool refreshing_ = false;
     bool refresh_wanted_ = false;
     std::string avoid_;                               // the node that failed

@@ -9,8 +9,9 @@
  * AnsweringRedis(ANSWER) listens on a free port; for every command of
  * every connection it calls ANSWER(ARGS) on its own thread and writes
  * back the raw RESP it returns ("+OK\r\n", "-MOVED 1 127.0.0.1:7000\r\n").
- * It counts the commands by name (count("EVALSHA")).  The destructor
- * stops the thread and closes every connection.
+ * It counts the commands by name (count("EVALSHA")), and the connections
+ * open now (connections(): a client's close is seen within 20 ms).  The
+ * destructor stops the thread and closes every connection.
  */
 #pragma once
 
@@ -70,6 +71,8 @@ public:
         return found == counts_.end() ? 0 : found->second;
     }
 
+    size_t connections() const { return open_; }
+
 private:
     struct Connection {
         int fd;
@@ -104,6 +107,7 @@ private:
                 }
             }
             std::erase_if(connections_, [](const Connection& connection) { return connection.fd < 0; });
+            open_ = connections_.size();
         }
     }
 
@@ -145,6 +149,7 @@ private:
     int port_ = 0;
     std::atomic<bool> stop_{false};
     std::vector<Connection> connections_;   // the server thread's
+    std::atomic<size_t> open_{0};           // its size, for other threads
     mutable std::mutex mutex_;
     std::map<std::string, size_t> counts_;
     std::thread thread_;
