@@ -487,8 +487,14 @@ void Connection::flush() {
         out_.clear();
         out_sent_ = 0;
         unread_since_.reset();
-    } else if (took_some || !unread_since_) {
-        unread_since_ = Clock::now();
+    } else {
+        if (took_some || !unread_since_) unread_since_ = Clock::now();
+        // A peer that reads, but never all: what it read goes once it is
+        // as much as what waits (each byte is moved at most once).
+        if (out_sent_ >= unsent()) {
+            out_.erase(0, out_sent_);
+            out_sent_ = 0;
+        }
     }
     if (!closed_) watch_for(wants_input(), unsent() > 0);
 }

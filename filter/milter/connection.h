@@ -10,7 +10,8 @@
  * (With no stage waiting, only one unfinished packet is held, up to
  * kMaxPacket.)
  * Likewise a peer that does not read its replies: past kMaxHeldOutput
- * bytes of them, no more commands are handled until it does.
+ * bytes of them, no more commands are handled until it does (and the
+ * replies it read are not kept while it lags behind the rest).
  * Replies go out in one write per batch of input; TCP sockets have Nagle
  * off (TCP_NODELAY), and TCP_QUICKACK is set after every read that sends
  * nothing back, so neither side waits for a delayed ACK when no-reply

@@ -18,6 +18,7 @@
 #include "milter/connection.h"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 
 #include <chrono>
 #include <fstream>
@@ -135,9 +136,9 @@ protected:
     /* A connection (kShortDeadlines) whose socket holds a few kB of
      * replies, given HELOS HELOs (7 bytes each, 5 of reply) by an MTA that
      * does not read. */
-    ConnectionDriver& start_with_unread_replies(size_t helos) {
+    ConnectionDriver& start_with_unread_replies(size_t helos, EngineSettings settings = kShortDeadlines) {
         use_policy("on helo { reject 550 5.7.1 \"helo evaluated\" if helo == \"probe.example\" }\n");
-        ConnectionDriver& driver = start(kShortDeadlines);
+        ConnectionDriver& driver = start(std::move(settings));
         driver.small_socket();
         driver.reading(false);
         std::string session = optneg() + connect();
@@ -526,8 +527,37 @@ TEST_F(ConnectionTest, AnMtaThatReadsSlowlyKeepsItsConnection) {
     ConnectionDriver& driver = start_with_unread_replies(8000);   // 40 kB of replies
     for (int i = 0; i < 4 && !driver.closed(); ++i) {   // within milter.idle_timeout
         driver.run_for(kTimeout / 2);
-        driver.read_some(16384);   // what the socket holds: it takes more
+        driver.discard_some(16384);   // what the socket holds: it takes more
     }
+    EXPECT_FALSE(driver.closed());
+}
+
+TEST_F(ConnectionTest, AnMtaThatNeverCatchesUpWithItsRepliesDoesNotGrowThem) {
+    // It reads as much as it is sent, but always 20 kB behind: the
+    // replies sent must not stay in memory until it has read them all,
+    // which it never does.  2 MB of replies go through.
+    ConnectionDriver& driver = start_with_unread_replies(4000, kDefaultDeadlines);   // 20 kB behind
+    const std::string helos = [] {
+        std::string out;
+        for (int i = 0; i < 2000; ++i) out += helo("h");   // 10 kB of replies
+        return out;
+    }();
+    auto heap = [] {
+        const struct mallinfo2 info = mallinfo2();
+        return info.uordblks + info.hblkhd;   // large blocks are mapped apart
+    };
+    const size_t heap_before = heap();
+    for (int round = 0; round < 200; ++round) {
+        ASSERT_EQ(driver.send_all(helos), helos.size()) << round;
+        size_t read = 0;
+        for (int turns = 0; read < 10000 && turns < 100; ++turns) {
+            read += driver.discard_some(10000 - read);
+            driver.settle();
+        }
+        ASSERT_EQ(read, 10000u) << round;
+    }
+    const size_t heap_after = heap();
+    EXPECT_LT(heap_after, heap_before + 1024 * 1024) << "the connection keeps the replies it sent";
     EXPECT_FALSE(driver.closed());
 }
 

@@ -15,7 +15,7 @@
  *   output()          what the connection wrote, read from the socket as
  *                     it came (unless reading(false): then it stays in
  *                     the socket, as with an MTA that does not read, or
- *                     is read a piece at a time: read_some())
+ *                     reads slowly: discard_some())
  *   closed()          the connection closed itself (it is destroyed once
  *                     the event that closed it is handled: gone())
  *   hang_up()         the MTA closes its end
@@ -164,12 +164,12 @@ public:
         ::close(mta_fd_);
         mta_fd_ = -1;
     }
-    /* Reads at most BYTES of what the connection wrote (with
-     * reading(false), the MTA reading slowly). */
-    void read_some(size_t bytes) {
+    /* Reads and drops at most BYTES of what the connection wrote (with
+     * reading(false), an MTA reading slowly); how much. */
+    size_t discard_some(size_t bytes) {
         std::vector<char> chunk(bytes);
         const ssize_t got = mta_fd_ < 0 ? -1 : ::recv(mta_fd_, chunk.data(), chunk.size(), 0);
-        if (got > 0) output_.append(chunk.data(), static_cast<size_t>(got));
+        return got > 0 ? static_cast<size_t>(got) : 0;
     }
     void small_socket() {
         const int bytes = 4096;   // the kernel's least, about
