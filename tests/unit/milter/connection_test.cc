@@ -11,9 +11,13 @@
  *   - every protocol error ends the connection with a log line, and no
  *     out-of-order command is ever evaluated (issue 12, section 5);
  *   - the deadlines: handshake, a packet begun and not finished, content,
- *     idle, none while a stage waits;
- *   - an MTA that does not read its replies, one that streams while a
- *     stage waits, one that hangs up while a check is out.
+ *     idle, replies left unread, between the sessions of a reused
+ *     connection, none while a stage waits;
+ *   - an MTA that does not read its replies, one that reads them slowly
+ *     and never catches up, one that streams while a stage waits, one
+ *     that hangs up while a check is out;
+ *   - a connection reused (SMFIC_QUIT_NC): no macro kept, the policy
+ *     reloaded since, the drain (in a child process).
  */
 #include "milter/connection.h"
 
