@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -154,6 +155,7 @@ void Connection::ready(uint32_t events) {
         // The peer read enough of our replies: its held commands go on.
         if (was_full && unsent() < kMaxHeldOutput) serve_input();
         if (closed_) return;
+        rearm();   // it read some: milter.timeout again for the rest
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_input();
 }
@@ -184,10 +186,14 @@ void Connection::read_input() {
 }
 
 void Connection::serve_input() {
+    bool need_more = false;
     while (!closed_ && waiting_for_ == 0 && unsent() < kMaxHeldOutput) {
         wire::Packet packet;
         const auto status = reader_.next(packet);
-        if (status == wire::PacketReader::Status::need_more) break;
+        if (status == wire::PacketReader::Status::need_more) {
+            need_more = true;
+            break;
+        }
         if (status == wire::PacketReader::Status::bad_length) {
             const uint32_t length = reader_.bad_length();
             return close(length == 0 ? std::string("a packet of length 0")
@@ -199,7 +205,8 @@ void Connection::serve_input() {
     }
     if (closed_) return;
     // A packet begun and not finished: its deadline runs from its start.
-    if (waiting_for_ == 0 && reader_.pending() > 0 && !in_packet_) {
+    // (Whole packets held back for unread replies are not one.)
+    if (need_more && reader_.pending() > 0 && !in_packet_) {
         in_packet_ = true;
         packet_started_ = Clock::now();
     }
@@ -223,11 +230,7 @@ bool Connection::handle(const wire::Packet& packet) {
         case wire::kMacro: return store_macros(packet.data);
         case wire::kConnect: return start_session(packet.data);
         case wire::kQuit: return refuse("");
-        case wire::kQuitNewConnection:
-            session_.reset();
-            in_message_ = in_content_ = false;
-            clear_macros_from(MacroStage::connect);
-            return true;
+        case wire::kQuitNewConnection: return next_session();
         case wire::kAbort:
             if (session_) session_->abort_message();
             in_message_ = in_content_ = false;
@@ -300,6 +303,28 @@ bool Connection::negotiate(std::string_view data) {
     return true;
 }
 
+/* After SMFIC_QUIT_NC the connection waits for a new SMTP session, and
+ * nothing of the last one stays: no session is in flight until its
+ * CONNECT. */
+bool Connection::next_session() {
+    reused_ = true;
+    session_.reset();
+    counted_.reset();
+    in_message_ = in_content_ = false;
+    clear_macros_from(MacroStage::connect);
+    return true;
+}
+
+/* A session after SMFIC_QUIT_NC is counted (refused in a drain) and runs
+ * under the policy published now, as on a new connection; a policy that
+ * needs other protocol steps than were negotiated cannot be served here,
+ * so then the session keeps the connection's. */
+void Connection::renew_for_session() {
+    counted_ = std::make_unique<SessionCount>();
+    auto latest = current_snapshot();
+    if (latest && wanted_steps(latest->needs) == wanted_steps(snapshot_->needs)) snapshot_ = std::move(latest);
+}
+
 bool Connection::store_macros(std::string_view data) {
     const auto macros = wire::parse_macros(data, kMaxMacroPairs);
     if (!macros) return refuse("macros not as the protocol has them, or more than " + std::to_string(kMaxMacroPairs));
@@ -315,9 +340,13 @@ bool Connection::start_session(std::string_view data) {
     if (session_) return refuse("a second CONNECT in one SMTP session");
     const auto info = wire::parse_connect(data);
     if (!info) return refuse("CONNECT not as the protocol has it");
+    if (!counted_) renew_for_session();
     session_ = std::make_unique<Session>(snapshot_, [this] { resumed(); });
     metrics::count_connection();
     if (counted_->refused()) {
+        // A connection negotiated before the drain may have agreed to no
+        // reply at connect: then the MTA gets none, and its default action.
+        if (agreed(wire::kNoReplyConnect)) return refuse("stopping: a new session refused");
         Answer refusal;
         refusal.kind = Answer::Kind::tempfail;
         put_answer(refusal);
@@ -442,6 +471,7 @@ void Connection::clear_macros_from(MacroStage stage) {
 }
 
 void Connection::flush() {
+    bool took_some = false;
     while (out_sent_ < out_.size()) {
         const ssize_t sent = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
         if (sent < 0) {
@@ -451,10 +481,20 @@ void Connection::flush() {
         }
         out_sent_ += static_cast<size_t>(sent);
         bytes_sent_ += static_cast<uint64_t>(sent);
+        took_some = true;
     }
     if (out_sent_ == out_.size()) {
         out_.clear();
         out_sent_ = 0;
+        unread_since_.reset();
+    } else {
+        if (took_some || !unread_since_) unread_since_ = Clock::now();
+        // A peer that reads, but never all: what it read goes once it is
+        // as much as what waits (each byte is moved at most once).
+        if (out_sent_ >= unsent()) {
+            out_.erase(0, out_sent_);
+            out_sent_ = 0;
+        }
     }
     if (!closed_) watch_for(wants_input(), unsent() > 0);
 }
@@ -481,15 +521,24 @@ void Connection::rearm() {
         return;
     }
     const EngineSettings& settings = owner_.settings();
-    if (!session_) deadline_.arm(accepted_at_ + settings.timeout);
-    else if (in_packet_) deadline_.arm(packet_started_ + settings.timeout);
-    else if (in_content_) deadline_.arm_after(settings.timeout);
-    else deadline_.arm_after(settings.idle_timeout);
+    Clock::time_point at;
+    if (awaits_first_connect()) at = accepted_at_ + settings.timeout;
+    else if (in_packet_) at = packet_started_ + settings.timeout;
+    else if (in_content_) at = Clock::now() + settings.timeout;
+    else at = Clock::now() + settings.idle_timeout;
+    if (unread_since_) at = std::min(at, *unread_since_ + settings.timeout);
+    deadline_.arm(at);
 }
 
 void Connection::expire() {
     const EngineSettings& settings = owner_.settings();
-    if (!session_) return close("no CONNECT within milter.timeout (" + format_duration(settings.timeout) + ")");
+    if (unread_since_ && Clock::now() >= *unread_since_ + settings.timeout) {
+        return close("its replies unread for milter.timeout (" + format_duration(settings.timeout) + ", " +
+                     std::to_string(unsent()) + " bytes)");
+    }
+    if (awaits_first_connect()) {
+        return close("no CONNECT within milter.timeout (" + format_duration(settings.timeout) + ")");
+    }
     if (in_packet_) {
         return close("stalled in the middle of a packet (" + std::to_string(reader_.pending()) +
                      " bytes) for milter.timeout (" + format_duration(settings.timeout) + ")");

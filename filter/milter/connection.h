@@ -10,7 +10,8 @@
  * (With no stage waiting, only one unfinished packet is held, up to
  * kMaxPacket.)
  * Likewise a peer that does not read its replies: past kMaxHeldOutput
- * bytes of them, no more commands are handled until it does.
+ * bytes of them, no more commands are handled until it does (and the
+ * replies it read are not kept while it lags behind the rest).
  * Replies go out in one write per batch of input; TCP sockets have Nagle
  * off (TCP_NODELAY), and TCP_QUICKACK is set after every read that sends
  * nothing back, so neither side waits for a delayed ACK when no-reply
@@ -23,14 +24,20 @@
  * than kMaxMacroPairs macros in one packet, data not in the command's
  * layout) ends the connection with one log line saying why; the MTA then
  * applies its milter_default_action.  No session is ever run from a
- * command out of order.
+ * command out of order.  After SMFIC_QUIT_NC the next CONNECT starts a
+ * session as on a new connection: the macros of the last one forgotten,
+ * counted anew (refused in a drain), under the policy published now if it
+ * needs the protocol steps negotiated.
  *
  * Deadlines (milter.timeout, milter.idle_timeout): from accept to the
- * connect event, and from the first byte of a packet to its last, at
- * most milter.timeout; between the events of a message's content (header
- * to end of message, which the MTA sends without pause) milter.timeout;
- * between other events (the SMTP client's commands, messages) at most
- * milter.idle_timeout.  While a stage waits for its checks, no deadline
+ * first connect event, and from the first byte of a packet to its last,
+ * at most milter.timeout; between the events of a message's content
+ * (header to end of message, which the MTA sends without pause)
+ * milter.timeout; between other events (the SMTP client's commands,
+ * messages, the sessions of a reused connection) at most
+ * milter.idle_timeout; replies the peer leaves unread, milter.timeout
+ * from the last write that it took any of (an MTA reads each reply
+ * before it sends on).  While a stage waits for its checks, no deadline
  * runs: the checks have their own.  A connection past a deadline is
  * closed with a log line.
  */
@@ -93,6 +100,8 @@ private:
     /* One command; false when the connection must end (already logged). */
     bool handle(const wire::Packet& packet);
     bool negotiate(std::string_view data);
+    bool next_session();
+    void renew_for_session();
     bool store_macros(std::string_view data);
     bool start_session(std::string_view data);
     bool start_message(std::string_view data);
@@ -106,6 +115,8 @@ private:
     void answer_end_of_message(const Reply& reply);
     void put_answer(const Answer& answer);
     bool agreed(uint32_t step) const { return (steps_ & step) != 0; }
+    /* A reused connection waits for its next session as for any event. */
+    bool awaits_first_connect() const { return !session_ && !reused_; }
     std::string macro(std::string_view name) const;
     void note_queue_id();
     void clear_macros_from(wire::MacroStage stage);
@@ -134,12 +145,15 @@ private:
     std::chrono::steady_clock::time_point accepted_at_;
     std::chrono::steady_clock::time_point packet_started_;
     bool in_packet_ = false;
+    // Since when replies wait in out_ with the peer reading none of them.
+    std::optional<std::chrono::steady_clock::time_point> unread_since_;
 
     bool negotiated_ = false;
+    bool reused_ = false;    // an SMFIC_QUIT_NC came: sessions after the first
     uint32_t actions_ = 0;
     uint32_t steps_ = 0;
     std::shared_ptr<const Snapshot> snapshot_;
-    std::unique_ptr<SessionCount> counted_;
+    std::unique_ptr<SessionCount> counted_;   // from negotiation, then from each CONNECT after QUIT_NC
     std::unique_ptr<Session> session_;
     bool in_message_ = false;
     bool in_content_ = false;

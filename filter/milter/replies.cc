@@ -56,7 +56,7 @@ void apply_changes(const Reply& reply, bool leading_space, MessageEditor& editor
             log::warning("could not add header " + name + " (did the MTA allow header changes?)");
         }
     }
-    if (reply.quarantine && !editor.quarantine(milter_text(*reply.quarantine))) {
+    if (reply.quarantine && !editor.quarantine(*reply.quarantine)) {
         log::warning("could not quarantine the message (did the MTA allow it?)");
     }
 }

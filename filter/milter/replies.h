@@ -3,19 +3,23 @@
  * send the same.
  *
  * milter_text() makes one reply line safe to hand over: '%' doubled (the
- * MTA reads '%%' as '%' and drops a lone one), at most 980 bytes after
- * that (libmilter's MAXREPLYLEN), never cut inside a UTF-8 character.
- * The lines come from policy::reply_lines(), so they hold no CR, LF or
- * other control character and are at most 32.
+ * MTA reads '%%' as '%' and drops a lone one), at most
+ * policy::kMaxReplyLine bytes after that (RFC 5321's 512 octets a line
+ * with code, enhanced code and CRLF; within libmilter's MAXREPLYLEN),
+ * never cut inside a UTF-8 character.  The lines come from
+ * policy::reply_lines(), so they hold no CR, LF or other control
+ * character and are at most 32.
  *
  * apply_changes() makes an end of message's changes through an engine's
  * MessageEditor, in the order that keeps positions right: forged
  * Authentication-Results removed last to first (the positions of those
  * before a removed one do not move), ours inserted on top, the rules'
- * header fields added, the quarantine.  A change the editor refuses (the
- * MTA did not allow it) is logged and the rest go on.  Header values go
- * out with the space after the colon when LEADING_SPACE was agreed
- * (SMFIP_HDR_LEADSPC: the MTA then adds none itself).
+ * header fields added, the quarantine (its reason as it is: Sendmail
+ * keeps it as text, not as a format, and Postfix reads none).  A change
+ * the editor refuses (the MTA did not allow it) is logged and the rest go
+ * on.  Header values go out with the space after the colon when
+ * LEADING_SPACE was agreed (SMFIP_HDR_LEADSPC: the MTA then adds none
+ * itself).
  */
 #pragma once
 

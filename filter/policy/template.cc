@@ -61,7 +61,8 @@ std::vector<std::string> reply_lines(std::string_view expanded) {
     size_t start = 0;
     while (lines.size() < kMaxReplyLines) {
         const size_t end = expanded.find('\n', start);
-        lines.push_back(clean_line(expanded.substr(start, end == std::string_view::npos ? end : end - start)));
+        const std::string_view line = expanded.substr(start, end == std::string_view::npos ? end : end - start);
+        lines.push_back(clean_line(line, kMaxReplyLine));
         if (end == std::string_view::npos) break;
         start = end + 1;
     }

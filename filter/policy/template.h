@@ -7,7 +7,8 @@
  * result at the line breaks the rule's author wrote ("\n"), drops any
  * other control character, and cuts each line to kMaxReplyLine bytes
  * without splitting a UTF-8 sequence.  Escaping '%' for libmilter is the
- * milter glue's business, not this file's.
+ * milter glue's business, not this file's.  Other texts (header values,
+ * log texts, quarantine reasons) are cut to kMaxTextLine.
  */
 #pragma once
 
@@ -20,8 +21,13 @@
 
 namespace portcullis::policy {
 
-inline constexpr size_t kMaxReplyLine = 980;   // libmilter's MAXREPLYLEN
+/* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with its code
+ * and CRLF.  The MTA hands a milter's lines to the client as they are
+ * (Postfix's smtpd cuts none), so the text keeps to 512 less CRLF and the
+ * longest code and enhanced code, "550-5.999.999 ". */
+inline constexpr size_t kMaxReplyLine = 512 - 2 - 14;
 inline constexpr size_t kMaxReplyLines = 32;   // libmilter's MAXREPLIES
+inline constexpr size_t kMaxTextLine = 980;    // libmilter's MAXREPLYLEN
 
 std::string expand_text(const Template& text, const Facts& facts);
 
@@ -31,7 +37,7 @@ bool fields_known(const Template& text, const Facts& facts);
 
 /* Control characters removed (tab becomes a space), cut to LIMIT bytes
  * on a UTF-8 boundary. */
-std::string clean_line(std::string_view text, size_t limit = kMaxReplyLine);
+std::string clean_line(std::string_view text, size_t limit = kMaxTextLine);
 
 std::vector<std::string> reply_lines(std::string_view expanded);
 

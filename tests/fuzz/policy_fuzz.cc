@@ -11,8 +11,9 @@
  * (file_fence.h).  A policy that loads is evaluated at every stage over
  * three fixed sessions, with and without monitor mode, and analysed for
  * its needs; the verdicts are checked against the spec's promises (reply
- * codes of the action's class, reply texts without control characters
- * and within 980 bytes), and a broken promise aborts like a crash.  A
+ * codes of the action's class, reply lines without control characters
+ * and within RFC 5321's line (kMaxReplyLine), quarantine, header and log
+ * texts within 980 bytes), and a broken promise aborts like a crash.  A
  * session without lookups or a store never waits.  The first session
  * also runs with fake lookups and a fake store (tests/unit/support/
  * later_answers.h), once answering at once and once later: the walk that
@@ -74,7 +75,7 @@ Facts outside_client() {
 }
 
 /* Values a client controls, at their worst: control characters, '%',
- * multi-byte UTF-8 around the 980-byte cut, extreme numbers. */
+ * multi-byte UTF-8 around the cuts, extreme numbers. */
 Facts hostile_client() {
     Facts facts;
     facts.client_ip = parse_ip("2001:db8::1");
@@ -100,17 +101,17 @@ const std::vector<Facts>& sessions() {
     return all;
 }
 
-bool is_safe_line(const std::string& line) {
-    if (line.size() > kMaxReplyLine) return false;
+bool is_safe_line(const std::string& line, size_t limit) {
+    if (line.size() > limit) return false;
     for (const char c : line) {
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
     }
     return true;
 }
 
-bool all_safe(const std::vector<std::string>& lines) {
+bool all_safe(const std::vector<std::string>& lines, size_t limit) {
     for (const auto& line : lines) {
-        if (!is_safe_line(line)) return false;
+        if (!is_safe_line(line, limit)) return false;
     }
     return true;
 }
@@ -118,8 +119,10 @@ bool all_safe(const std::vector<std::string>& lines) {
 void check_verdict(const Verdict& verdict) {
     if (verdict.outcome == Outcome::none) return;
     fuzz_require(verdict.rule != nullptr, "a verdict names its rule");
-    fuzz_require(all_safe(verdict.text), "verdict texts are single safe lines of at most 980 bytes");
-    if (verdict.outcome != Outcome::reject && verdict.outcome != Outcome::tempfail) return;
+    const bool refusal = verdict.outcome == Outcome::reject || verdict.outcome == Outcome::tempfail;
+    fuzz_require(all_safe(verdict.text, refusal ? kMaxReplyLine : kMaxTextLine),
+                 "reply lines are safe and within RFC 5321's line, a quarantine reason within 980 bytes");
+    if (!refusal) return;
     const char wanted = verdict.outcome == Outcome::reject ? '5' : '4';
     fuzz_require(verdict.code.size() == 3 && verdict.code[0] == wanted, "reject is 5xx, tempfail 4xx");
     fuzz_require(!verdict.xcode.empty() && verdict.xcode[0] == wanted, "the enhanced code agrees with the code");
@@ -128,7 +131,7 @@ void check_verdict(const Verdict& verdict) {
 
 void check_effect(const Effect& effect) {
     fuzz_require(effect.rule != nullptr, "an effect names its rule");
-    fuzz_require(is_safe_line(effect.value), "header and log texts are safe lines of at most 980 bytes");
+    fuzz_require(is_safe_line(effect.value, kMaxTextLine), "header and log texts are safe lines of at most 980 bytes");
     check_verdict(effect.would_be);
 }
 

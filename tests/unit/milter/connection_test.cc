@@ -11,13 +11,18 @@
  *   - every protocol error ends the connection with a log line, and no
  *     out-of-order command is ever evaluated (issue 12, section 5);
  *   - the deadlines: handshake, a packet begun and not finished, content,
- *     idle, none while a stage waits;
- *   - an MTA that does not read its replies, one that streams while a
- *     stage waits, one that hangs up while a check is out.
+ *     idle, replies left unread, between the sessions of a reused
+ *     connection, none while a stage waits;
+ *   - an MTA that does not read its replies, one that reads them slowly
+ *     and never catches up, one that streams while a stage waits, one
+ *     that hangs up while a check is out;
+ *   - a connection reused (SMFIC_QUIT_NC): no macro kept, the policy
+ *     reloaded since, the drain (in a child process).
  */
 #include "milter/connection.h"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 
 #include <chrono>
 #include <fstream>
@@ -129,6 +134,20 @@ protected:
         driver.send_all(optneg() + connect() + mail() + rcpt());
         driver.settle();
         EXPECT_EQ(stateful_->waiting(), 1u);
+        return driver;
+    }
+
+    /* A connection (kShortDeadlines) whose socket holds a few kB of
+     * replies, given HELOS HELOs (7 bytes each, 5 of reply) by an MTA that
+     * does not read. */
+    ConnectionDriver& start_with_unread_replies(size_t helos, EngineSettings settings = kShortDeadlines) {
+        use_policy("on helo { reject 550 5.7.1 \"helo evaluated\" if helo == \"probe.example\" }\n");
+        ConnectionDriver& driver = start(std::move(settings));
+        driver.small_socket();
+        driver.reading(false);
+        std::string session = optneg() + connect();
+        for (size_t i = 0; i < helos; ++i) session += helo("h");
+        EXPECT_EQ(driver.send_all(session), session.size());
         return driver;
     }
 
@@ -494,6 +513,58 @@ TEST_F(ConnectionTest, AnMtaThatNeverReadsIsHeldUpBySocketNotMemory) {
     EXPECT_FALSE(driver.closed());
 }
 
+TEST_F(ConnectionTest, AnMtaThatDoesNotReadItsRepliesHasMilterTimeout) {
+    // Its commands all handled and its replies left in the socket, it
+    // holds the connection for milter.timeout, not milter.idle_timeout
+    // (two hours by default): an MTA reads each reply before it sends on.
+    testing::internal::CaptureStderr();
+    ConnectionDriver& driver = start_with_unread_replies(4000);   // 20 kB of replies
+    const auto took = driver.run_until_closed(kIdle + 3s);
+    const std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_TRUE(driver.gone());
+    EXPECT_LT(took, kIdle);
+    EXPECT_NE(log.find("closed: its replies unread for milter.timeout"), std::string::npos) << log;
+}
+
+TEST_F(ConnectionTest, AnMtaThatReadsSlowlyKeepsItsConnection) {
+    // Each reply it reads gives it milter.timeout again.
+    ConnectionDriver& driver = start_with_unread_replies(8000);   // 40 kB of replies
+    for (int i = 0; i < 4 && !driver.closed(); ++i) {   // within milter.idle_timeout
+        driver.run_for(kTimeout / 2);
+        driver.discard_some(16384);   // what the socket holds: it takes more
+    }
+    EXPECT_FALSE(driver.closed());
+}
+
+TEST_F(ConnectionTest, AnMtaThatNeverCatchesUpWithItsRepliesDoesNotGrowThem) {
+    // It reads as much as it is sent, but always 20 kB behind: the
+    // replies sent must not stay in memory until it has read them all,
+    // which it never does.  2 MB of replies go through.
+    ConnectionDriver& driver = start_with_unread_replies(4000, kDefaultDeadlines);   // 20 kB behind
+    const std::string helos = [] {
+        std::string out;
+        for (int i = 0; i < 2000; ++i) out += helo("h");   // 10 kB of replies
+        return out;
+    }();
+    auto heap = [] {
+        const struct mallinfo2 info = mallinfo2();
+        return info.uordblks + info.hblkhd;   // large blocks are mapped apart
+    };
+    const size_t heap_before = heap();
+    for (int round = 0; round < 200; ++round) {
+        ASSERT_EQ(driver.send_all(helos), helos.size()) << round;
+        size_t read = 0;
+        for (int turns = 0; read < 10000 && turns < 100; ++turns) {
+            read += driver.discard_some(10000 - read);
+            driver.settle();
+        }
+        ASSERT_EQ(read, 10000u) << round;
+    }
+    const size_t heap_after = heap();
+    EXPECT_LT(heap_after, heap_before + 1024 * 1024) << "the connection keeps the replies it sent";
+    EXPECT_FALSE(driver.closed());
+}
+
 /* ---- protocol errors ---- */
 
 struct ProtocolError {
@@ -644,6 +715,79 @@ TEST_F(ConnectionTest, QuitNewConnectionStartsAFreshSession) {
     EXPECT_EQ(replies[2].data, "554 5.7.1 connect evaluated\0"s);
 }
 
+TEST_F(ConnectionTest, QuitNewConnectionForgetsTheMacrosOfTheSessionBefore) {
+    use_policy("on mail { reject 550 5.7.1 \"from ${client.ip}\" if client.ip == 192.0.2.7 }\n");
+    ConnectionDriver& driver = start();
+    const std::string local = raw_packet('C', "localhost\0U"s);
+    driver.send_all(optneg() + macros('C', "{client_addr}\0" "192.0.2.7\0"s) + local + mail() + raw_packet('K') +
+                    local + mail());
+    driver.settle();
+    EXPECT_EQ(reply_commands(driver.output()), "Oyc");   // the second session's client is unknown
+}
+
+/* A reload between two sessions of one connection (SMFIC_QUIT_NC). */
+class ReloadBetweenSessions : public ConnectionTest {
+protected:
+    /* The replies to the second session's HELO probe.example, under
+     * RELOADED published after the first (under kProbePolicy) ended. */
+    test_support::RawPacket second_helo_under(const std::string& reloaded) {
+        use_policy(kProbePolicy);
+        ConnectionDriver& driver = start();
+        driver.send_all(optneg() + connect() + raw_packet('K'));
+        driver.settle();
+        use_policy(reloaded);
+        driver.send_all(connect() + helo("probe.example"));
+        driver.settle();
+        const auto replies = raw_packets(driver.output());
+        EXPECT_EQ(reply_commands(driver.output()), "Occy");
+        return replies.size() == 4 ? replies[3] : test_support::RawPacket{};
+    }
+};
+
+TEST_F(ReloadBetweenSessions, TheSecondRunsUnderTheNewPolicy) {
+    // As on a new connection (and as libmilter's engine does).
+    std::string reloaded = kProbePolicy;
+    reloaded.replace(reloaded.find("helo evaluated"), 14, "helo reloaded");
+    EXPECT_EQ(second_helo_under(reloaded).data, "550 5.7.1 helo reloaded\0"s);
+}
+
+TEST_F(ReloadBetweenSessions, UnlessTheNewPolicyNeedsOtherSteps) {
+    // Not the steps negotiated (here it needs fewer; one that needs more
+    // could not be served): the connection keeps its policy.
+    EXPECT_EQ(second_helo_under("on connect { reject 554 5.7.1 \"other\" }\n").data, "550 5.7.1 helo evaluated\0"s);
+}
+
+/* A drain cannot be undone in a process: these run in a child. */
+TEST_F(ConnectionTest, InADrainASessionAfterQuitNewConnectionIsRefused) {
+    use_policy(kProbePolicy);
+    EXPECT_EXIT(
+        {
+            ConnectionDriver& driver = start();
+            driver.send_all(optneg() + connect() + raw_packet('K'));
+            driver.settle();
+            begin_drain();
+            driver.send_all(connect());
+            driver.settle();
+            std::exit(reply_commands(driver.output()) == "Oct" ? 0 : 1);
+        },
+        ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(ConnectionTest, InADrainASessionWithoutAReplyAtConnectIsClosed) {
+    use_policy("on mail { reject 550 5.7.1 \"mail evaluated\" }\n");
+    EXPECT_EXIT(
+        {
+            ConnectionDriver& driver = start();
+            driver.send_all(optneg() + connect() + raw_packet('K'));
+            driver.settle();
+            begin_drain();
+            driver.send_all(connect() + mail());
+            driver.settle();
+            std::exit(driver.gone() && reply_commands(driver.output()) == "O" ? 0 : 1);
+        },
+        ::testing::ExitedWithCode(0), "closed: stopping: a new session refused");
+}
+
 TEST_F(ConnectionTest, AnUnknownClientFamilyTakesTheAddressFromTheMacro) {
     // Sendmail's local submission: family 'U' and {client_addr}.
     use_policy("on mail { reject 550 5.7.1 \"from ${client.ip}\" if client.ip == 192.0.2.7 }\n");
@@ -741,6 +885,26 @@ TEST_F(ConnectionTest, APacketTrickledByteByByteStillHasItsDeadline) {
     EXPECT_TRUE(driver.closed());
     EXPECT_LT(std::chrono::steady_clock::now() - start_time, kTimeout + 1s);
     EXPECT_NE(log.find("stalled in the middle of a packet"), std::string::npos) << log;
+}
+
+TEST_F(ConnectionTest, BetweenSessionsOfAReusedConnectionTheIdleDeadline) {
+    // After SMFIC_QUIT_NC the MTA sends the next CONNECT when its next
+    // client comes: the connection waits milter.idle_timeout for it, not
+    // what is left of the milter.timeout it had to its first CONNECT.
+    use_policy(kProbePolicy);
+    ConnectionDriver& driver = start(kShortDeadlines);
+    driver.send_all(optneg() + connect() + raw_packet('K'));
+    driver.run_for(kTimeout * 2);
+    EXPECT_FALSE(driver.closed());
+    driver.send_all(connect() + helo());
+    driver.settle();
+    EXPECT_EQ(reply_commands(driver.output()), "Occc");
+    testing::internal::CaptureStderr();
+    driver.send_all(raw_packet('K'));
+    const auto took = driver.run_until_closed(kIdle + 3s);
+    const std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_GE(took, kIdle - 20ms);
+    EXPECT_NE(log.find("idle for milter.idle_timeout"), std::string::npos) << log;
 }
 
 TEST_F(ConnectionTest, NoDeadlineWhileAStageWaits) {

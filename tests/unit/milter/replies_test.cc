@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include "milter/protocol.h"
+#include "policy/template.h"
+
 namespace portcullis::milter {
 namespace {
 
@@ -16,17 +19,27 @@ TEST(MilterText, TextEndingInAMultiByteCharacterIsKept) {
     EXPECT_EQ(milter_text("\xe2\x82\xac"), "\xe2\x82\xac");
 }
 
-TEST(MilterText, CutAt980BytesAfterEscaping) {
-    EXPECT_EQ(milter_text(std::string(2000, 'a')).size(), 980u);
-    // 600 '%' become 1200 bytes: 490 of them fit.
-    EXPECT_EQ(milter_text(std::string(600, '%')), std::string(980, '%'));
+TEST(MilterText, CutToTheReplyLineLimitAfterEscaping) {
+    EXPECT_EQ(milter_text(std::string(2000, 'a')).size(), policy::kMaxReplyLine);
+    // 600 '%' become 1200 bytes: 248 of them fit.
+    EXPECT_EQ(milter_text(std::string(600, '%')), std::string(policy::kMaxReplyLine, '%'));
+}
+
+TEST(MilterText, AReplyLineKeepsToRfc5321) {
+    // RFC 5321 4.5.3.1.5: 512 octets with the code and CRLF.  The MTA
+    // passes the line on as it is (Postfix's smtpd cuts none), so the
+    // longest line the filter can give, with the longest enhanced code,
+    // must fit.
+    const std::string text = wire::reply_text("550", "5.999.999", {milter_text(std::string(2000, 'a')), "two"});
+    const std::string first_line = text.substr(0, text.find("\r\n")) + "\r\n";
+    EXPECT_EQ(first_line.size(), 512u);
 }
 
 TEST(MilterText, CutNeverSplitsACharacter) {
-    const std::string text = std::string(979, 'a') + "\xc3\xa9";
-    EXPECT_EQ(milter_text(text), std::string(979, 'a'));
-    const std::string euro = std::string(978, 'a') + "\xe2\x82\xac";
-    EXPECT_EQ(milter_text(euro), std::string(978, 'a'));
+    const std::string text = std::string(policy::kMaxReplyLine - 1, 'a') + "\xc3\xa9";
+    EXPECT_EQ(milter_text(text), std::string(policy::kMaxReplyLine - 1, 'a'));
+    const std::string euro = std::string(policy::kMaxReplyLine - 2, 'a') + "\xe2\x82\xac";
+    EXPECT_EQ(milter_text(euro), std::string(policy::kMaxReplyLine - 2, 'a'));
 }
 
 /* Records each change as "remove NAME POSITION", "insert NAME:VALUE",
@@ -70,7 +83,16 @@ TEST(ApplyChanges, RemovalsLastToFirstThenOursOnTopThenTheRules) {
     EXPECT_EQ(editor.changes, (std::vector<std::string>{
                                   "remove Authentication-Results 3", "remove Authentication-Results 1",
                                   "insert Authentication-Results:mx.example; spf=pass", "add X-A:1",
-                                  "add X-B:\ttabbed", "quarantine held 100%%"}));
+                                  "add X-B:\ttabbed", "quarantine held 100%"}));
+}
+
+TEST(ApplyChanges, AQuarantineReasonIsNotAFormat) {
+    // Sendmail keeps the reason as it comes: a '%' doubled would stay so.
+    RecordingEditor editor;
+    Reply reply;
+    reply.quarantine = "100% spam";
+    apply_changes(reply, false, editor);
+    EXPECT_EQ(editor.changes, std::vector<std::string>{"quarantine 100% spam"});
 }
 
 TEST(ApplyChanges, TheLeadingSpaceWhenAgreed) {

@@ -263,10 +263,10 @@ TEST(Template, DollarEscapeAndLongTextCut) {
 }
 
 TEST(Template, CutNeverSplitsUtf8) {
-    std::string text(kMaxReplyLine - 1, 'a');
+    std::string text(kMaxTextLine - 1, 'a');
     text += "\xc3\xa9";   // a two-byte character straddling the limit
     const std::string cut = clean_line(text);
-    EXPECT_EQ(cut.size(), kMaxReplyLine - 1);
+    EXPECT_EQ(cut.size(), kMaxTextLine - 1);
 }
 
 TEST(Needs, StagesRepliesHeadersAndBody) {

@@ -14,10 +14,13 @@
  *   run_until_closed(LIMIT), run_for(TIME)   the loop, for deadlines
  *   output()          what the connection wrote, read from the socket as
  *                     it came (unless reading(false): then it stays in
- *                     the socket, as with an MTA that does not read)
+ *                     the socket, as with an MTA that does not read, or
+ *                     reads slowly: discard_some())
  *   closed()          the connection closed itself (it is destroyed once
  *                     the event that closed it is handled: gone())
  *   hang_up()         the MTA closes its end
+ *   small_socket()    the connection's socket takes only a few kB of
+ *                     replies the MTA has not read
  *
  * The driver is the ConnectionOwner: it lends the loop, a read buffer of
  * READ_BUFFER bytes and SETTINGS.  What goes wrong on its side (a loop
@@ -160,6 +163,17 @@ public:
     void hang_up() {
         ::close(mta_fd_);
         mta_fd_ = -1;
+    }
+    /* Reads and drops at most BYTES of what the connection wrote (with
+     * reading(false), an MTA reading slowly); how much. */
+    size_t discard_some(size_t bytes) {
+        std::vector<char> chunk(bytes);
+        const ssize_t got = mta_fd_ < 0 ? -1 : ::recv(mta_fd_, chunk.data(), chunk.size(), 0);
+        return got > 0 ? static_cast<size_t>(got) : 0;
+    }
+    void small_socket() {
+        const int bytes = 4096;   // the kernel's least, about
+        setsockopt(connection_fd_, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
     }
     /* Bytes written to the connection that it has not read yet. */
     int unread() const {
