@@ -626,6 +626,11 @@ enum class Stage { headers, body, done };
 
 // A body up to this size waits for finish() (see the top of this file).
 constexpr size_t kMaxHeldBody = 16 * 1024;
+/* A header is held whole (libopendkim wants it before the body), and an
+ * MTA passes one as large as its message size limit (Postfix's 10 MB by
+ * default), so past this no signature of the message is verified.  Real
+ * headers stay far below: a few kB, 100 kB with a long trace. */
+constexpr size_t kMaxHeldHeader = 1024 * 1024;
 /* RFC 6376 defines 14 tags.  libopendkim looks each tag of a signature up
  * among the ones before it, so a field of thousands of tags (100 kB of
  * header holds 12,000) would cost it seconds; such a field never reaches
@@ -646,9 +651,9 @@ struct Verifier::State {
     void add_body(std::string_view chunk);
     const std::vector<std::string>& key_names() const { return key_names_; }
     Verdict finish(const KeyAnswers& keys);
-    /* Stops where it is: every signature not yet decided is REASON's
-     * temperror. */
-    void abandon(std::string reason);
+    /* Stops where it is: every signature not yet decided gets RESULT
+     * for REASON. */
+    void abandon(std::string reason, Result result = Result::temperror);
 
 private:
     void hold_header(std::string_view name, std::string_view value);
@@ -694,6 +699,9 @@ void Verifier::State::hold_header(std::string_view name, std::string_view value)
     held_header_ += ':';
     held_header_ += with_crlf(value);
     held_fields_.push_back({held_header_.size(), equals_nocase(name, kSignatureField)});
+    if (held_header_.size() > kMaxHeldHeader) {
+        abandon("header over 1 MiB, not verified", Result::permerror);
+    }
 }
 
 /* Gives FIELD to libopendkim; what went wrong, if anything. */
@@ -773,8 +781,8 @@ bool Verifier::State::pair_signatures() {
     return true;
 }
 
-void Verifier::State::abandon(std::string reason) {
-    unverified_ = Outcome{Result::temperror, std::move(reason)};
+void Verifier::State::abandon(std::string reason, Result result) {
+    unverified_ = Outcome{result, std::move(reason)};
     stage_ = Stage::done;
     eoh_started_ = true;
     hashing_ = false;

@@ -6,7 +6,9 @@
  * A Verifier follows one message as the MTA hands it over:
  *   header(NAME, VALUE)  each header field, VALUE exactly as it came after
  *                        the colon (leading white space and folding kept;
- *                        folds ending in a bare LF are taken as CRLF);
+ *                        folds ending in a bare LF are taken as CRLF); past
+ *                        1 MiB of header no signature is verified (each
+ *                        is a permerror);
  *   end_of_headers()     the signatures are known: key_names() lists the
  *                        keys to look up (SELECTOR._domainkey.DOMAIN TXT),
  *                        which the caller asks for, all in parallel, while

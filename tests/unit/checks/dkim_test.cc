@@ -462,6 +462,31 @@ TEST_F(DkimTest, AMessageInFlightHoldsItsFieldsAndBodyNotLibopendkimsState) {
     }
 }
 
+TEST_F(DkimTest, AHeaderOverOneMebibyteIsNotHeldAndNotVerified) {
+    // An MTA passes a header as large as its message size limit.
+    MailMessage under = rfc8463_;
+    MailMessage over = rfc8463_;
+    const std::string filler(1000, 'x');
+    for (int i = 0; i < 900; ++i) under.fields.emplace_back("X-Filler", " " + filler);
+    for (int i = 0; i < 2000; ++i) over.fields.emplace_back("X-Filler", " " + filler);
+    EXPECT_EQ(results(verified(under)), (std::vector<Result>{Result::pass, Result::pass}));
+
+    Verifier verifier;
+    const size_t before = test_support::heap_in_use();
+    for (const auto& [name, value] : over.fields) verifier.header(name, value);
+    verifier.end_of_headers();
+    if (test_support::heap_measurable()) {
+        EXPECT_LT(test_support::heap_in_use() - before, 200'000u);
+    }
+    EXPECT_TRUE(verifier.key_names().empty());
+    const Verdict verdict = verifier.finish(both_keys());
+    ASSERT_EQ(verdict.signatures.size(), 2u);
+    for (const Signature& signature : verdict.signatures) {
+        EXPECT_EQ(signature.result, Result::permerror);
+        EXPECT_EQ(signature.reason, "header over 1 MiB, not verified");
+    }
+}
+
 TEST_F(DkimTest, EmptyMessage) {
     Verifier verifier;
     EXPECT_TRUE(verifier.finish({}).signatures.empty());
