@@ -284,13 +284,17 @@ Key units_key(std::string name, S Config::*section, T S::*field, std::string nou
 }
 
 /* Every duration here is a timeout, and a zero timeout would fail every
- * operation, so zero is refused.  A TOML integer is seconds, as a bare
- * number is to parse_duration(). */
+ * operation, so zero is refused; so is one over kMaxTimeout, which no MTA
+ * or server waits for and which, added to a clock's nanoseconds, would
+ * overflow into a deadline in the past.  A TOML integer is seconds, as a
+ * bare number is to parse_duration(). */
 template <typename S>
 Key duration(std::string name, S Config::*section, Millis S::*field) {
     return units_key(std::move(name), section, field, "duration", "a number and one of ms, s, m, h, d, w", "\"200ms\"",
                      parse_duration, [](Millis value) {
-                         return std::string(value <= Millis::zero() ? "the timeout must be more than zero" : "");
+                         if (value <= Millis::zero()) return std::string("the timeout must be more than zero");
+                         if (value > kMaxTimeout) return "the timeout must be at most " + format_duration(kMaxTimeout);
+                         return std::string();
                      });
 }
 
