@@ -157,6 +157,9 @@ int run_command(const ConfigSource& source, bool foreground) {
     // When the engine returned by itself, wake the signal thread to end it.
     if (!daemon.stopping()) kill(getpid(), SIGTERM);
     signals.join();
+    // Before DAEMON goes: a request could otherwise reach it as it is
+    // destroyed (the store saving its snapshot takes a while).
+    control.stop();
     // Only this function's locals hold the store now, so it closes (the
     // memory store writes its snapshot) before the process exits.
     milter::publish(nullptr);
