@@ -493,6 +493,19 @@ TEST(Values, MilterSocket) {
                       "inet6:PORT@HOST, unix:/path or local:/path"});
 }
 
+TEST(Values, UnixSocketPathsFitASocketAddress) {
+    // sun_path holds 108 bytes with the NUL: one byte over cannot be bound.
+    const std::string longest = "/" + std::string(106, 's');
+    EXPECT_EQ(override_ok("milter.socket=unix:" + longest).milter.socket, "unix:" + longest);
+    EXPECT_EQ(override_ok("control.socket=" + longest).control.socket, longest);
+    EXPECT_EQ(override_errors("milter.socket=local:" + longest + "s"),
+              Strings{"-o milter.socket=local:" + longest + "s: error: milter.socket: the path is longer than the "
+                      "107 bytes a unix socket's may be"});
+    EXPECT_EQ(file_errors("[control]\nsocket = \"" + longest + "s\"\n"),
+              Strings{"portcullis.conf:2:10: error: control.socket: the path is longer than the 107 bytes a unix "
+                      "socket's may be"});
+}
+
 TEST(Values, StoreUrl) {
     for (const auto* good : {"redis://127.0.0.1", "redis://h:6379", "redis://h:6379/2", "redis://:pw@h",
                              "redis://:p@ss@h:1/0", "redis://[::1]:6379/0", "unix:///run/redis.sock",
