@@ -400,7 +400,8 @@ void ControlServer::stop() {
 std::string ControlServer::open(const std::string& path, const std::string& user) {
     uid_t uid = geteuid();
     gid_t gid = getegid();
-    if (!user.empty()) {
+    // Only root becomes milter.user (drop_privileges()); anyone else stays.
+    if (!user.empty() && geteuid() == 0) {
         const passwd* entry = getpwnam(user.c_str());
         if (!entry) return "control.socket: milter.user '" + user + "' does not exist";
         uid = entry->pw_uid;

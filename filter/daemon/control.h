@@ -82,7 +82,8 @@ public:
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
 
-    /* Binds PATH for USER ("" : the process's own user); "" or why not. */
+    /* Binds PATH for USER when run as root (else, or for "", for the
+     * process's own user); "" or why not. */
     std::string open(const std::string& path, const std::string& user);
     /* Serves on a thread of its own until stop() or the server is destroyed. */
     void start(Handler handle);

@@ -1,13 +1,15 @@
 /*
  * control_test.cc: the control socket's server and client (control.h):
  * a socket left at the path, a second daemon on a path in use, clients
- * that do not take their reply, and the end of the service.
+ * that do not take their reply, the end of the service, and a daemon not
+ * started as root.
  */
 #include "daemon/control.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -123,6 +125,25 @@ TEST(ControlServer, ReplacesASocketNobodyListensOn) {
     }
     ControlServer server;
     EXPECT_EQ(server.open(path, ""), "");
+}
+
+TEST(ControlServer, WithoutRootMilterUserIsNotLookedUp) {
+    // As drop_privileges() does, a daemon not started as root stays its own
+    // user: a milter.user that does not exist must not cost its socket.
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+    const TempDir dir;
+    std::filesystem::permissions(dir.path(""), std::filesystem::perms::all);
+    const std::string path = dir.path("control");
+    const pid_t child = fork();
+    if (child == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+        ControlServer server;
+        _exit(server.open(path, "no-such-user-here").empty() ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(ControlServer, RefusesASymlinkOrAFileAtThePath) {
