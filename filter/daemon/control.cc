@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <unordered_map>
 
+#include "daemon/commands.h"
 #include "util/event_loop.h"
 #include "util/log.h"
 #include "util/text.h"
@@ -29,8 +30,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kExitUsage = 2;
-constexpr int kExitNotAllowed = 4;
 constexpr auto kReplyTimeout = std::chrono::minutes(5);   // a reload, a scan of a large store
 constexpr auto kDrainTime = std::chrono::seconds(2);
 
@@ -360,6 +359,10 @@ void ControlServer::Impl::accept_all() {
         const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
         if (clients.size() >= kMaxClients) {
+            // A line this short fits any new socket's buffer at once.
+            const std::string busy = "EXIT " + std::to_string(kExitUnavailable) + "\nthe daemon is busy with " +
+                                     std::to_string(kMaxClients) + " requests; try again\n";
+            ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
             ::close(fd);
             log::warning("control socket: more than " + std::to_string(kMaxClients) + " requests at once; one refused");
             continue;

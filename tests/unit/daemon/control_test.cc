@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <thread>
+#include <vector>
 
 #include "support/temp_dir.h"
 
@@ -104,6 +105,17 @@ TEST_F(ControlServerTest, AClientThatStopsSendingGetsItsWholeReply) {
     for (ssize_t count; (count = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) got.append(buffer, count);
     ::close(fd);
     EXPECT_EQ(got.size(), std::strlen("EXIT 0\n") + kBigReply);
+}
+
+TEST_F(ControlServerTest, OneRequestTooManyIsToldTheDaemonIsBusy) {
+    std::vector<int> waiting;
+    for (size_t i = 0; i < kMaxClients; ++i) waiting.push_back(connect_and_send(path_, "sta"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));   // all accepted
+    const auto reply = ask_daemon(config_for(path_), ControlRequest{"status", {}});
+    for (const int fd : waiting) ::close(fd);
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->exit_code, 3);
+    EXPECT_EQ(reply->text, "the daemon is busy with 16 requests; try again\n");
 }
 
 TEST_F(ControlServerTest, StopEndsTheServiceAndRemovesTheSocket) {
