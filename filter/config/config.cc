@@ -13,6 +13,7 @@
  */
 #include "config/config.h"
 
+#include <sys/un.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -150,6 +151,17 @@ std::string check_word(std::string text) {
     return text;
 }
 
+/* A unix socket's path must fit the address the kernel takes
+ * (sockaddr_un's sun_path, with its NUL); a longer one could not be
+ * bound at start. */
+std::string check_socket_path(std::string path) {
+    constexpr size_t kMostBytes = sizeof(sockaddr_un{}.sun_path) - 1;
+    if (path.size() > kMostBytes) {
+        throw BadValue{"the path is longer than the " + std::to_string(kMostBytes) + " bytes a unix socket's may be"};
+    }
+    return path;
+}
+
 /* libmilter's socket syntax; the path of a unix socket must be absolute
  * because the daemon binds it after it may have changed directory. */
 std::string check_milter_socket(std::string text) {
@@ -161,7 +173,10 @@ std::string check_milter_socket(std::string text) {
         const auto at = rest.find('@');
         if (at != std::string_view::npos && is_port(rest.substr(0, at)) && is_host(rest.substr(at + 1))) return text;
     } else if (scheme == "unix" || scheme == "local") {
-        if (rest.size() > 1 && rest.front() == '/') return text;
+        if (rest.size() > 1 && rest.front() == '/') {
+            check_socket_path(std::string(rest));
+            return text;
+        }
     }
     throw BadValue{in_quotes(text) + " is not inet:PORT@HOST, inet6:PORT@HOST, unix:/path or local:/path"};
 }
@@ -254,14 +269,16 @@ Key text(std::string name, S Config::*section, std::string S::*field, Check chec
 enum class Empty { allowed, refused };
 
 /* Relative paths in the file start at the file's directory, so that a
- * configuration and its rules can move together. */
+ * configuration and its rules can move together.  CHECK, if any, takes
+ * the path so completed. */
 template <typename S>
-Key path(std::string name, S Config::*section, std::string S::*field, Empty empty) {
+Key path(std::string name, S Config::*section, std::string S::*field, Empty empty, Check check = nullptr) {
     return {std::move(name), [=](Config& config, const Input& input) {
                 const std::filesystem::path value = text_of(input, "a path");
                 if (value.empty() && empty == Empty::refused) throw BadValue{"the path must not be empty"};
                 const bool anchored = value.empty() || value.is_absolute() || input.base.empty();
-                (config.*section).*field = anchored ? value.string() : (input.base / value).lexically_normal().string();
+                std::string full = anchored ? value.string() : (input.base / value).lexically_normal().string();
+                (config.*section).*field = check ? check(std::move(full)) : std::move(full);
             }};
 }
 
@@ -284,13 +301,17 @@ Key units_key(std::string name, S Config::*section, T S::*field, std::string nou
 }
 
 /* Every duration here is a timeout, and a zero timeout would fail every
- * operation, so zero is refused.  A TOML integer is seconds, as a bare
- * number is to parse_duration(). */
+ * operation, so zero is refused; so is one over kMaxTimeout, which no MTA
+ * or server waits for and which, added to a clock's nanoseconds, would
+ * overflow into a deadline in the past.  A TOML integer is seconds, as a
+ * bare number is to parse_duration(). */
 template <typename S>
 Key duration(std::string name, S Config::*section, Millis S::*field) {
     return units_key(std::move(name), section, field, "duration", "a number and one of ms, s, m, h, d, w", "\"200ms\"",
                      parse_duration, [](Millis value) {
-                         return std::string(value <= Millis::zero() ? "the timeout must be more than zero" : "");
+                         if (value <= Millis::zero()) return std::string("the timeout must be more than zero");
+                         if (value > kMaxTimeout) return "the timeout must be at most " + format_duration(kMaxTimeout);
+                         return std::string();
                      });
 }
 
@@ -434,7 +455,7 @@ const std::vector<Key>& keys() {
         choice("log.level", &C::log, &C::Log::level, log_levels),
         text("log.facility", &C::log, &C::Log::facility, check_facility),
         text("metrics.listen", &C::metrics, &C::Metrics::listen, check_listen),
-        path("control.socket", &C::control, &C::Control::socket, Empty::allowed),
+        path("control.socket", &C::control, &C::Control::socket, Empty::allowed, check_socket_path),
     };
     return table;
 }

@@ -27,6 +27,9 @@
 
 namespace portcullis::config {
 
+/* The longest timeout a key may set (milter.timeout, store.timeout...). */
+inline constexpr Millis kMaxTimeout = std::chrono::hours(24);
+
 enum class MilterEngine { native, libmilter };
 enum class PolicyMode { enforce, monitor };
 enum class StoreBackend { memory, redis };

@@ -4,7 +4,6 @@
  */
 #include "daemon/control.h"
 
-#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -19,9 +18,11 @@
 #include <filesystem>
 #include <unordered_map>
 
+#include "daemon/commands.h"
 #include "util/event_loop.h"
 #include "util/log.h"
 #include "util/text.h"
+#include "util/units.h"
 
 namespace portcullis::daemon {
 
@@ -29,8 +30,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int kExitUsage = 2;
-constexpr int kExitNotAllowed = 4;
 constexpr auto kReplyTimeout = std::chrono::minutes(5);   // a reload, a scan of a large store
 constexpr auto kDrainTime = std::chrono::seconds(2);
 
@@ -93,11 +92,38 @@ bool allowed(int fd, gid_t group) {
     passwd* found = nullptr;
     std::vector<char> buffer(16384);
     if (getpwuid_r(peer.uid, &entry, buffer.data(), buffer.size(), &found) != 0 || !found) return false;
-    int count = 64;
-    std::vector<gid_t> groups(static_cast<size_t>(count));
-    if (getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0) return false;
+    constexpr int kFirstTry = 64;
+    std::vector<gid_t> groups(kFirstTry);
+    int count = kFirstTry;
+    if (getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0) {
+        // More groups than that: COUNT says how many.
+        if (count <= kFirstTry) return false;
+        groups.resize(static_cast<size_t>(count));
+        if (getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0) return false;
+    }
     groups.resize(static_cast<size_t>(count));
     return std::find(groups.begin(), groups.end(), group) != groups.end();
+}
+
+/* "" when nothing is at PATH, or a socket nobody listens on (left by a
+ * daemon that died), now removed; else why PATH cannot be ours: a file of
+ * anyone's (a symlink too), or the socket of a daemon that runs. */
+std::string clear_stale_socket(const std::string& path) {
+    struct stat existing {};
+    if (::lstat(path.c_str(), &existing) != 0) return "";
+    if (!S_ISSOCK(existing.st_mode)) return "control.socket: " + path + " exists and is not a socket";
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (probe < 0) return system_error("control.socket: socket");
+    const sockaddr_un address = socket_address(path);
+    const int error = ::connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
+    ::close(probe);
+    // EAGAIN: a listener whose queue is full.
+    if (error == 0 || error == EAGAIN) {
+        return "control.socket: " + path + " answers: is another portcullis running with this control.socket?";
+    }
+    if (error != ECONNREFUSED) return "control.socket: " + path + ": " + std::strerror(error);
+    ::unlink(path.c_str());
+    return "";
 }
 
 }  // namespace
@@ -235,7 +261,8 @@ struct ControlServer::Impl {
 };
 
 /* One administrator's connection: its request read in full, then handled
- * and answered at once (the loop is the control socket's alone). */
+ * at once (the loop is the control socket's alone) and the reply sent as
+ * the peer takes it, so a peer that does not read holds up no other. */
 class ControlServer::Impl::Client final : public Watcher {
 public:
     Client(Impl& server, int fd)
@@ -250,15 +277,19 @@ public:
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
 
-    void ready(uint32_t) override {
+    void ready(uint32_t events) override {
+        if (events & EPOLLOUT) return send_reply();
         char buffer[8192];
         const ssize_t got = ::recv(fd_, buffer, sizeof buffer, 0);
         if (got < 0 && (errno == EAGAIN || errno == EINTR)) return;
         if (answered_) {
-            // What the peer still sends after our answer is read and
+            // What the peer still sends after its request is read and
             // dropped until it is done: a close with unread input would
-            // reset the connection and could lose the answer on its way.
-            if (got <= 0) server_.done(*this);
+            // reset the connection and could lose the reply on its way.
+            if (got > 0) return;
+            if (got < 0 || peer_done_ || sent_ == reply_.size()) return server_.done(*this);
+            peer_done_ = true;
+            server_.loop->change(fd_, EPOLLOUT, *this);   // the rest of the reply; nothing more to read
             return;
         }
         if (got <= 0) return answer({kExitUsage, "the request ended before its empty line\n"});
@@ -282,27 +313,34 @@ public:
 private:
     void expire() {
         if (answered_) return server_.done(*this);
-        answer({kExitUsage, "request incomplete after 5s\n"});
+        answer({kExitUsage, "request incomplete after " + format_duration(kRequestTimeout) + "\n"});
     }
 
     void answer(const ControlReply& reply) {
         if (answered_) return;
         answered_ = true;
-        const std::string text = "EXIT " + std::to_string(reply.exit_code) + "\n" + reply.text;
-        // A short blocking write: the reply is small and the reader waits.
-        const int flags = fcntl(fd_, F_GETFL);
-        fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK);
-        timeval limit{5, 0};
-        setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-        for (size_t at = 0; at < text.size();) {
-            const ssize_t wrote = ::send(fd_, text.data() + at, text.size() - at, MSG_NOSIGNAL);
+        reply_ = "EXIT " + std::to_string(reply.exit_code) + "\n" + reply.text;
+        request_.clear();
+        deadline_.arm_after(kSendTime);
+        send_reply();
+    }
+
+    /* As much of the reply as the peer has room for; once it is all out,
+     * the peer has kDrainTime to stop sending and close its end. */
+    void send_reply() {
+        while (sent_ < reply_.size()) {
+            const ssize_t wrote = ::send(fd_, reply_.data() + sent_, reply_.size() - sent_, MSG_NOSIGNAL);
             if (wrote < 0 && errno == EINTR) continue;
-            if (wrote <= 0) break;
-            at += static_cast<size_t>(wrote);
+            if (wrote < 0 && errno == EAGAIN) {
+                server_.loop->change(fd_, peer_done_ ? EPOLLOUT : EPOLLIN | EPOLLOUT, *this);
+                return;
+            }
+            if (wrote <= 0) return server_.done(*this);
+            sent_ += static_cast<size_t>(wrote);
         }
         ::shutdown(fd_, SHUT_WR);
-        fcntl(fd_, F_SETFL, flags);
-        // The peer has kDrainTime to stop sending and close its end.
+        if (peer_done_) return server_.done(*this);
+        server_.loop->change(fd_, EPOLLIN, *this);
         deadline_.arm_after(kDrainTime);
     }
 
@@ -311,6 +349,9 @@ private:
     Timer deadline_;
     std::string request_;
     bool answered_ = false;
+    std::string reply_;        // "EXIT N\n" and the text, once answered
+    size_t sent_ = 0;          // of reply_
+    bool peer_done_ = false;   // the peer closed its end; only the reply is left to send
 };
 
 void ControlServer::Impl::accept_all() {
@@ -318,6 +359,10 @@ void ControlServer::Impl::accept_all() {
         const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
         if (clients.size() >= kMaxClients) {
+            // A line this short fits any new socket's buffer at once.
+            const std::string busy = "EXIT " + std::to_string(kExitUnavailable) + "\nthe daemon is busy with " +
+                                     std::to_string(kMaxClients) + " requests; try again\n";
+            ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
             ::close(fd);
             log::warning("control socket: more than " + std::to_string(kMaxClients) + " requests at once; one refused");
             continue;
@@ -338,23 +383,28 @@ void ControlServer::Impl::done(Client& client) {
 
 ControlServer::ControlServer() : impl_(std::make_unique<Impl>()) {}
 
-ControlServer::~ControlServer() {
+ControlServer::~ControlServer() { stop(); }
+
+void ControlServer::stop() {
     if (impl_->thread.joinable()) {
         impl_->loop->stop();
         impl_->thread.join();
     }
     impl_->clients.clear();
     if (impl_->listener) impl_->loop->unwatch(impl_->listen_fd, *impl_->listener);
+    impl_->listener.reset();
     if (impl_->listen_fd >= 0) {
         ::close(impl_->listen_fd);
         ::unlink(impl_->path.c_str());
+        impl_->listen_fd = -1;
     }
 }
 
 std::string ControlServer::open(const std::string& path, const std::string& user) {
     uid_t uid = geteuid();
     gid_t gid = getegid();
-    if (!user.empty()) {
+    // Only root becomes milter.user (drop_privileges()); anyone else stays.
+    if (!user.empty() && geteuid() == 0) {
         const passwd* entry = getpwnam(user.c_str());
         if (!entry) return "control.socket: milter.user '" + user + "' does not exist";
         uid = entry->pw_uid;
@@ -367,17 +417,12 @@ std::string ControlServer::open(const std::string& path, const std::string& user
             return "control.socket: cannot make " + directory.string() + ": " + error.message();
         }
         ::chmod(directory.c_str(), 0750);
-        if (geteuid() == 0 && ::chown(directory.c_str(), uid, gid) != 0) {
+        if (geteuid() == 0 && ::lchown(directory.c_str(), uid, gid) != 0) {
             return system_error("control.socket: chown " + directory.string());
         }
     }
     if (path.size() >= sizeof(sockaddr_un{}.sun_path)) return "control.socket: the path is too long";
-    struct stat existing {};
-    // A socket left by an earlier run, never a file of anyone's.
-    if (::lstat(path.c_str(), &existing) == 0) {
-        if (!S_ISSOCK(existing.st_mode)) return "control.socket: " + path + " exists and is not a socket";
-        ::unlink(path.c_str());
-    }
+    if (const auto refused = clear_stale_socket(path); !refused.empty()) return refused;
     impl_->listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (impl_->listen_fd < 0) return system_error("control.socket: socket");
     const sockaddr_un address = socket_address(path);
@@ -386,7 +431,9 @@ std::string ControlServer::open(const std::string& path, const std::string& user
     ::umask(old_mask);
     if (!bound || ::listen(impl_->listen_fd, 16) != 0) return system_error("control.socket: cannot listen on " + path);
     impl_->path = path;
-    if (geteuid() == 0 && ::chown(path.c_str(), uid, gid) != 0) return system_error("control.socket: chown " + path);
+    // lchown: whoever may write to the directory could have put a symlink
+    // to a file of root's in the socket's place since bind().
+    if (geteuid() == 0 && ::lchown(path.c_str(), uid, gid) != 0) return system_error("control.socket: chown " + path);
     impl_->group = gid;
     return "";
 }

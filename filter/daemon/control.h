@@ -12,16 +12,18 @@
  *
  * ControlServer binds the socket (as root, before privileges are
  * dropped: open() makes its directory if missing, gives socket and
- * directory to milter.user and its group, mode 0660 for the socket), and
- * serves it on an event loop of its own thread, so nothing an
- * administrator asks ever holds up mail.  Only root, the daemon's own
+ * directory to milter.user and its group, mode 0660 for the socket;
+ * a socket nobody listens on is replaced, one that answers, a symlink or
+ * any other file refused), and serves it on an event loop of its own
+ * thread, so nothing an administrator asks ever holds up mail.  Only root, the daemon's own
  * user and members of the socket's group (SO_PEERCRED) may ask; anyone
  * else is refused (exit 4).  A request over kMaxRequest bytes or
  * kMaxItems items, one that does not parse, or one not complete within
  * kRequestTimeout is refused with a line saying why (exit 2); the
  * connection is then closed.  At most kMaxClients are served at once.
  * HANDLE runs on the server's thread and may block (a reload, a scan of
- * the store).
+ * the store); its reply is sent as the peer takes it, so one that does
+ * not read holds up no other, and is cut off after kSendTime.
  *
  * ask_daemon() sends REQUEST to the socket the config names and returns
  * the reply, or nullopt when no daemon listens there (no socket, or
@@ -48,6 +50,7 @@ namespace portcullis::daemon {
 inline constexpr size_t kMaxRequest = 64 * 1024;
 inline constexpr size_t kMaxItems = 256;
 inline constexpr auto kRequestTimeout = std::chrono::seconds(5);
+inline constexpr auto kSendTime = std::chrono::seconds(60);   // for the peer to take its reply (a long list)
 inline constexpr size_t kMaxClients = 16;
 
 struct ControlRequest {
@@ -79,10 +82,13 @@ public:
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
 
-    /* Binds PATH for USER ("" : the process's own user); "" or why not. */
+    /* Binds PATH for USER when run as root (else, or for "", for the
+     * process's own user); "" or why not. */
     std::string open(const std::string& path, const std::string& user);
-    /* Serves on a thread of its own until the server is destroyed. */
+    /* Serves on a thread of its own until stop() or the server is destroyed. */
     void start(Handler handle);
+    /* Returns once no HANDLE runs or will; the socket is removed. */
+    void stop();
 
 private:
     struct Impl;   // control.cc

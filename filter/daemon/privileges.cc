@@ -37,8 +37,13 @@ std::string drop_privileges(const std::string& user, const std::string& milter_s
 
     const std::string path = unix_socket_path(milter_socket);
     if (!path.empty()) {
-        // The MTA's user joins our group to reach the socket.
-        if (chown(path.c_str(), uid, gid) != 0) return failure("chown " + path);
+        // The MTA's user joins our group to reach the socket.  Never
+        // through a symlink: whoever may write to the directory could have
+        // put one to a file of root's in the socket's place.
+        struct stat status {};
+        if (lstat(path.c_str(), &status) != 0) return failure("stat " + path);
+        if (!S_ISSOCK(status.st_mode)) return path + " is no longer the milter socket: something else took its place";
+        if (lchown(path.c_str(), uid, gid) != 0) return failure("chown " + path);
         if (chmod(path.c_str(), 0660) != 0) return failure("chmod " + path);
     }
     if (initgroups(user.c_str(), gid) != 0) return failure("initgroups " + user);

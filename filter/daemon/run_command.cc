@@ -58,9 +58,11 @@ void raise_file_limit(size_t max_connections) {
                  " files may be open (RLIMIT_NOFILE, LimitNOFILE= under systemd): connections past that fail");
 }
 
-/* Into the background, as a daemon started from a shell expects. */
+/* Into the background, as a daemon started from a shell expects, in the
+ * same directory: a relative -c FILE (or -o path) is read again at every
+ * reload, and from "/" it would name another file or none. */
 bool daemonize() {
-    if (::daemon(0, 0) != 0) {
+    if (::daemon(1, 0) != 0) {
         std::perror("portcullis: cannot go to the background");
         return false;
     }
@@ -157,6 +159,9 @@ int run_command(const ConfigSource& source, bool foreground) {
     // When the engine returned by itself, wake the signal thread to end it.
     if (!daemon.stopping()) kill(getpid(), SIGTERM);
     signals.join();
+    // Before DAEMON goes: a request could otherwise reach it as it is
+    // destroyed (the store saving its snapshot takes a while).
+    control.stop();
     // Only this function's locals hold the store now, so it closes (the
     // memory store writes its snapshot) before the process exits.
     milter::publish(nullptr);

@@ -299,6 +299,18 @@ TEST(Durations, BadUnitsAndTypesAreRefused) {
     EXPECT_EQ(file_errors("[dns]\ntimeout = \"99999999999999999w\"\n").size(), 1u);
 }
 
+TEST(Durations, TimeoutsOverADayAreRefused) {
+    // A clock's deadline is now + timeout in nanoseconds: 1000000w would
+    // overflow it into the past, and every connection would time out.
+    EXPECT_EQ(load_ok("[milter]\nidle_timeout = \"1d\"\n").milter.idle_timeout, std::chrono::hours(24));
+    EXPECT_EQ(file_errors("[milter]\nidle_timeout = \"1000000w\"\n"),
+              Strings{"portcullis.conf:2:16: error: milter.idle_timeout: the timeout must be at most 1d"});
+    EXPECT_EQ(file_errors("[store]\ntimeout = 86401\n"),
+              Strings{"portcullis.conf:2:11: error: store.timeout: the timeout must be at most 1d"});
+    EXPECT_EQ(override_errors("milter.timeout=25h"),
+              Strings{"-o milter.timeout=25h: error: milter.timeout: the timeout must be at most 1d"});
+}
+
 TEST(Sizes, IntegerIsBytesAndStringsTakeSuffixes) {
     EXPECT_EQ(Config{}.store.memory_limit, 256u * 1024 * 1024);
     EXPECT_EQ(load_ok("[store]\nmemory_limit = 2097152\n").store.memory_limit, 2u * 1024 * 1024);
@@ -479,6 +491,19 @@ TEST(Values, MilterSocket) {
     EXPECT_EQ(override_errors("milter.socket=inet:99999@h"),
               Strings{"-o milter.socket=inet:99999@h: error: milter.socket: 'inet:99999@h' is not inet:PORT@HOST, "
                       "inet6:PORT@HOST, unix:/path or local:/path"});
+}
+
+TEST(Values, UnixSocketPathsFitASocketAddress) {
+    // sun_path holds 108 bytes with the NUL: one byte over cannot be bound.
+    const std::string longest = "/" + std::string(106, 's');
+    EXPECT_EQ(override_ok("milter.socket=unix:" + longest).milter.socket, "unix:" + longest);
+    EXPECT_EQ(override_ok("control.socket=" + longest).control.socket, longest);
+    EXPECT_EQ(override_errors("milter.socket=local:" + longest + "s"),
+              Strings{"-o milter.socket=local:" + longest + "s: error: milter.socket: the path is longer than the "
+                      "107 bytes a unix socket's may be"});
+    EXPECT_EQ(file_errors("[control]\nsocket = \"" + longest + "s\"\n"),
+              Strings{"portcullis.conf:2:10: error: control.socket: the path is longer than the 107 bytes a unix "
+                      "socket's may be"});
 }
 
 TEST(Values, StoreUrl) {
