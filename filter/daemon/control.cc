@@ -20,6 +20,7 @@
 
 #include "daemon/commands.h"
 #include "util/event_loop.h"
+#include "util/files.h"
 #include "util/log.h"
 #include "util/text.h"
 #include "util/units.h"
@@ -74,13 +75,6 @@ std::optional<std::string> unescaped(std::string_view text) {
 
 std::string system_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-sockaddr_un socket_address(const std::string& path) {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path, path.c_str(), std::min(path.size() + 1, sizeof address.sun_path));
-    return address;
-}
-
 /* Whether the peer of FD may give orders: root, the daemon's own user, or
  * a member of GROUP. */
 bool allowed(int fd, gid_t group) {
@@ -103,27 +97,6 @@ bool allowed(int fd, gid_t group) {
     }
     groups.resize(static_cast<size_t>(count));
     return std::find(groups.begin(), groups.end(), group) != groups.end();
-}
-
-/* "" when nothing is at PATH, or a socket nobody listens on (left by a
- * daemon that died), now removed; else why PATH cannot be ours: a file of
- * anyone's (a symlink too), or the socket of a daemon that runs. */
-std::string clear_stale_socket(const std::string& path) {
-    struct stat existing {};
-    if (::lstat(path.c_str(), &existing) != 0) return "";
-    if (!S_ISSOCK(existing.st_mode)) return "control.socket: " + path + " exists and is not a socket";
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (probe < 0) return system_error("control.socket: socket");
-    const sockaddr_un address = socket_address(path);
-    const int error = ::connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
-    ::close(probe);
-    // EAGAIN: a listener whose queue is full.
-    if (error == 0 || error == EAGAIN) {
-        return "control.socket: " + path + " answers: is another portcullis running with this control.socket?";
-    }
-    if (error != ECONNREFUSED) return "control.socket: " + path + ": " + std::strerror(error);
-    ::unlink(path.c_str());
-    return "";
 }
 
 }  // namespace
@@ -195,7 +168,7 @@ std::optional<ControlReply> ask_daemon(const config::Config& config, const Contr
     if (path.empty()) return std::nullopt;
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return std::nullopt;
-    const sockaddr_un address = socket_address(path);
+    const sockaddr_un address = unix_address(path);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
         const int error = errno;
         ::close(fd);
@@ -422,10 +395,10 @@ std::string ControlServer::open(const std::string& path, const std::string& user
         }
     }
     if (path.size() >= sizeof(sockaddr_un{}.sun_path)) return "control.socket: the path is too long";
-    if (const auto refused = clear_stale_socket(path); !refused.empty()) return refused;
+    if (const auto refused = clear_stale_socket(path); !refused.empty()) return "control.socket: " + refused;
     impl_->listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (impl_->listen_fd < 0) return system_error("control.socket: socket");
-    const sockaddr_un address = socket_address(path);
+    const sockaddr_un address = unix_address(path);
     const mode_t old_mask = ::umask(0117);   // born 0660: never open to others, not even briefly
     const bool bound = ::bind(impl_->listen_fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
     ::umask(old_mask);

@@ -8,6 +8,8 @@
 #include <mutex>
 
 #include "metrics/metrics.h"
+#include "util/files.h"
+#include "util/text.h"
 
 namespace portcullis::milter {
 
@@ -25,6 +27,20 @@ std::atomic<bool> drain_begun{false};
 
 std::unique_ptr<Engine> make_engine(config::MilterEngine kind) {
     return kind == config::MilterEngine::libmilter ? make_libmilter_engine() : make_native_engine();
+}
+
+std::string unix_socket_path(const std::string& socket) {
+    const auto colon = socket.find(':');
+    if (colon == std::string::npos) return socket;
+    const std::string kind = to_lower(socket.substr(0, colon));
+    return kind == "unix" || kind == "local" ? socket.substr(colon + 1) : "";
+}
+
+std::string make_room_for(const std::string& socket) {
+    const std::string path = unix_socket_path(socket);
+    if (path.empty()) return "";
+    const std::string refused = clear_stale_socket(path);
+    return refused.empty() ? "" : "milter.socket: " + refused;
 }
 
 void publish(std::shared_ptr<const Snapshot> snapshot) {

@@ -47,6 +47,13 @@ public:
 
 std::unique_ptr<Engine> make_engine(config::MilterEngine kind);
 
+/* The path of a unix:PATH, local:PATH or PATH socket; "" for inet and
+ * inet6. */
+std::string unix_socket_path(const std::string& socket);
+/* Room to bind SOCKET (clear_stale_socket() for a unix one): "" or why
+ * not, naming milter.socket. */
+std::string make_room_for(const std::string& socket);
+
 /* "libmilter 8.17.1 (milter protocol 6)": the library linked, for `version`. */
 std::string libmilter_version();
 

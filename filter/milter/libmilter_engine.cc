@@ -431,7 +431,10 @@ public:
         if (smfi_settimeout(static_cast<int>(std::max<long long>(1, seconds))) != MI_SUCCESS) {
             return "smfi_settimeout failed";
         }
-        if (smfi_opensocket(true) != MI_SUCCESS) {
+        // libmilter would remove whatever socket is at the path, a running
+        // daemon's too.
+        if (const std::string refused = make_room_for(settings.socket); !refused.empty()) return refused;
+        if (smfi_opensocket(false) != MI_SUCCESS) {
             return "cannot listen on " + settings.socket + " (in use, or no permission?)";
         }
         return "";

@@ -17,7 +17,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -30,6 +29,7 @@
 
 #include "milter/connection.h"
 #include "milter/engine.h"
+#include "util/files.h"
 #include "util/log.h"
 #include "util/text.h"
 #include "util/units.h"
@@ -60,14 +60,11 @@ ListenAddress listen_address(const std::string& socket) {
     ListenAddress listen;
     const auto colon = socket.find(':');
     const std::string kind = colon == std::string::npos ? "" : to_lower(socket.substr(0, colon));
-    if (colon == std::string::npos || kind == "unix" || kind == "local") {
-        const std::string path = colon == std::string::npos ? socket : socket.substr(colon + 1);
-        sockaddr_un local{};
-        local.sun_family = AF_UNIX;
-        if (path.empty() || path.size() >= sizeof local.sun_path) {
+    if (const std::string path = unix_socket_path(socket); !path.empty() || kind == "unix" || kind == "local") {
+        if (path.empty() || path.size() >= sizeof(sockaddr_un{}.sun_path)) {
             throw std::runtime_error("bad milter socket '" + socket + "': the path is empty or too long");
         }
-        std::memcpy(local.sun_path, path.c_str(), path.size() + 1);
+        const sockaddr_un local = unix_address(path);
         std::memcpy(&listen.address, &local, sizeof local);
         listen.length = sizeof local;
         listen.path = path;
@@ -163,13 +160,7 @@ public:
         if (listen_fd_ < 0) return system_error("cannot listen on " + settings.socket);
         const int one = 1;
         if (family != AF_UNIX) setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (family == AF_UNIX) {
-            struct stat existing {};
-            // A socket left by an earlier run, never a file of anyone's.
-            if (::lstat(address.path.c_str(), &existing) == 0 && S_ISSOCK(existing.st_mode)) {
-                ::unlink(address.path.c_str());
-            }
-        }
+        if (const std::string refused = make_room_for(settings.socket); !refused.empty()) return refused;
         if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address.address), address.length) != 0 ||
             ::listen(listen_fd_, SOMAXCONN) != 0) {
             return system_error("cannot listen on " + settings.socket + " (in use, or no permission?)");

@@ -1,12 +1,15 @@
 /*
- * files.cc: bounded reads of regular files.
+ * files.cc: bounded reads of regular files; the path of a unix socket
+ * made ready to bind.
  */
 #include "util/files.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -64,6 +67,29 @@ FileText read_text_file(const std::string& path, size_t max_bytes) {
     }
     result.ok = true;
     return result;
+}
+
+sockaddr_un unix_address(const std::string& path) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path.c_str(), std::min(path.size() + 1, sizeof address.sun_path));
+    return address;
+}
+
+std::string clear_stale_socket(const std::string& path) {
+    struct stat existing {};
+    if (::lstat(path.c_str(), &existing) != 0) return "";
+    if (!S_ISSOCK(existing.st_mode)) return "'" + path + "' exists and is not a socket";
+    const Descriptor probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (probe.get() < 0) return std::string("socket: ") + std::strerror(errno);
+    const sockaddr_un address = unix_address(path);
+    const int error =
+        ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
+    // EAGAIN: a listener whose queue is full.
+    if (error == 0 || error == EAGAIN) return "'" + path + "' answers: is another portcullis running with it?";
+    if (error != ECONNREFUSED) return "'" + path + "': " + std::strerror(error);
+    ::unlink(path.c_str());
+    return "";
 }
 
 }  // namespace portcullis

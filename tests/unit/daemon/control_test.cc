@@ -75,8 +75,8 @@ TEST_F(ControlServerTest, AnswersARequest) {
 TEST_F(ControlServerTest, ASecondServerLeavesASocketInUseAlone) {
     {
         ControlServer second;
-        EXPECT_EQ(second.open(path_, ""), "control.socket: " + path_ +
-                                              " answers: is another portcullis running with this control.socket?");
+        EXPECT_EQ(second.open(path_, ""),
+                  "control.socket: '" + path_ + "' answers: is another portcullis running with it?");
     }
     const auto reply = ask_daemon(config_for(path_), ControlRequest{"status", {}});
     ASSERT_TRUE(reply) << "the first server's socket was taken";
@@ -164,7 +164,7 @@ TEST(ControlServer, RefusesASymlinkOrAFileAtThePath) {
     const std::string link = dir.path("control");
     std::filesystem::create_symlink(target, link);
     ControlServer server;
-    EXPECT_EQ(server.open(link, ""), "control.socket: " + link + " exists and is not a socket");
+    EXPECT_EQ(server.open(link, ""), "control.socket: '" + link + "' exists and is not a socket");
     EXPECT_TRUE(std::filesystem::is_symlink(link));
 }
 
