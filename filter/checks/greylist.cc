@@ -248,26 +248,33 @@ void write(store::HashRecord& record, int64_t now, std::string_view network, int
 }
 
 /* ARGV: now, delay, window, expire, awl, prune every, network, field,
- * sender.  Returns {verdict, wait ms}. */
+ * sender.  Returns {verdict, wait ms}.  A passed triplet and the AWL
+ * record live until their own expiry, whatever this rule's expire, so an
+ * administrator's allow lasts as long as it says; the rule's awl decides
+ * whether a counting or auto-whitelisted network skips greylisting (awl
+ * 0: never), and an allowed one's passes keep its expiry. */
 constexpr std::string_view kCheckLua = R"lua(
 local delay, window, expire = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local awl, every, network, field, sender = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
 local got = redis.call('HMGET', KEYS[1], 'm', 'a', field)
-local flag, last, until_, passes = parse(got[2])
+local flag, _, until_, passes = parse(got[2])
 passes = tonumber(passes)
-local listed = flag and until_ > now and now - last < expire and passes
-if listed and (flag ~= '-' or (awl > 0 and passes >= awl)) then
-  write(got[1], network, now + expire, every, 'a', item(flag, now, now + expire, string.format('%d', passes)))
+local listed = flag and until_ > now and passes
+local allowed = listed and flag == 'a'
+if allowed or (listed and awl > 0 and passes >= awl) then
+  if not allowed then flag, until_ = 'w', now + expire end
+  write(got[1], network, until_, every, 'a', item(flag, now, until_, string.format('%d', passes)))
   return {'awl', 0}
 end
 local state, at, expires = parse(got[3])
-if state and expires > now and ((state == 'p' and now - at < expire) or (state == 'f' and now - at < window)) then
+if state and expires > now and (state == 'p' or (state == 'f' and now - at < window)) then
   if state == 'f' and now - at < delay then
     return {'early', at + delay - now}
   end
-  if not listed then flag, passes = '-', 0 end
+  if not listed then passes = 0 end
   passes = passes + 1
-  if flag == '-' and awl > 0 and passes >= awl then flag = 'w' end
+  flag = '-'
+  if awl > 0 and passes >= awl then flag = 'w' end
   write(got[1], network, now + expire, every, field, item('p', now, now + expire, sender),
         'a', item(flag, now, now + expire, string.format('%d', passes)))
   return {'pass', 0}
@@ -283,21 +290,22 @@ std::vector<std::string> apply_check(store::HashRecord& record, int64_t now, std
 
     const auto whitelist = parse_item(record.get(kAwlField));
     const auto counted = whitelist ? parse_decimal<int64_t>(whitelist->text) : std::nullopt;
-    const bool listed = whitelist && counted && whitelist->expires > now && now - whitelist->at < expire;
-    char flag = listed ? whitelist->kind : '-';
+    const bool listed = whitelist && counted && whitelist->expires > now;
     int64_t passes = listed ? *counted : 0;
-    if (listed && (flag != '-' || (awl > 0 && passes >= awl))) {
-        write(record, now, network, now + expire, every,
-              {{kAwlField, item(flag, now, now + expire, std::to_string(passes))}});
+    const bool allowed = listed && whitelist->kind == 'a';
+    if (allowed || (listed && awl > 0 && passes >= awl)) {
+        const int64_t until = allowed ? whitelist->expires : now + expire;
+        write(record, now, network, until, every,
+              {{kAwlField, item(allowed ? 'a' : 'w', now, until, std::to_string(passes))}});
         return {"awl", "0"};
     }
 
     const auto triplet = parse_item(record.get(field));
     if (triplet && triplet->expires > now &&
-        ((triplet->kind == 'p' && now - triplet->at < expire) || (triplet->kind == 'f' && now - triplet->at < window))) {
+        (triplet->kind == 'p' || (triplet->kind == 'f' && now - triplet->at < window))) {
         if (triplet->kind == 'f' && now - triplet->at < delay) return {"early", std::to_string(triplet->at + delay - now)};
         ++passes;
-        if (flag == '-' && awl > 0 && passes >= awl) flag = 'w';
+        const char flag = awl > 0 && passes >= awl ? 'w' : '-';
         write(record, now, network, now + expire, every,
               {{field, item('p', now, now + expire, sender)},
                {kAwlField, item(flag, now, now + expire, std::to_string(passes))}});

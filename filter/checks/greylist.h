@@ -5,8 +5,9 @@
  * make_triplet() builds the triplet: the client's /24 or /64 (or the
  * exact address "by host"), the sender normalised by normalize_sender(),
  * the recipient lowercased.  Greylist::check() decides for one triplet:
- *   - the client network is auto-whitelisted (awl passes seen within
- *     expire): pass, reason awl;
+ *   - the client network is allowed (until its allow's expiry), or has
+ *     this rule's awl passes, each within expire of the one before:
+ *     pass, reason awl;
  *   - unknown triplet, or its window or expiry ran out: record it, defer
  *     (new) for `delay`;
  *   - retried before delay: defer (early) for the rest of it;

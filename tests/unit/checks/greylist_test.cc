@@ -279,6 +279,82 @@ TEST_P(GreylistDecisions, AllowedNetworkSkipsGreylisting) {
     EXPECT_EQ(greylist_->stats().allowed, 1u);
 }
 
+TEST_P(GreylistDecisions, AwlZeroIgnoresANetworkAnotherRuleWhitelisted) {
+    settings_.awl = 3;
+    for (int i = 0; i < 3; ++i) pass_one(*greylist_, backend_.loop, settings_, i, now_);
+    const auto stranger = make_triplet(ip("203.0.113.44"), "new@elsewhere.example", "r@example.com", false);
+    settings_.awl = 0;   // another rule, or the policy reloaded
+    EXPECT_EQ(check(stranger).reason, GreylistReason::new_triplet) << "awl 0 turns the auto-whitelist off";
+    settings_.awl = 10;
+    EXPECT_EQ(check(stranger).reason, GreylistReason::early) << "3 passes are below awl 10";
+    settings_.awl = 3;
+    EXPECT_EQ(check(stranger).reason, GreylistReason::awl) << "the passes were kept";
+}
+
+TEST_P(GreylistDecisions, AnAllowedNetworkSkipsGreylistingForItsExpireExactly) {
+    greylist_->allow_network("203.0.113.0/24", hours(1));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::awl);
+    // Its passes do not stretch the administrator's hour to the rule's 35 days.
+    advance(hours(1));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::new_triplet);
+
+    // Nor does the rule's expire cut a longer allow short.
+    greylist_->allow_network("198.51.100.0/24", hours(24 * 90));
+    const auto other = make_triplet(ip("198.51.100.7"), "x@example.net", "y@example.com", false);
+    advance(hours(24 * 40));
+    EXPECT_EQ(check(other).reason, GreylistReason::awl);
+    advance(hours(24 * 50) - Millis(1));
+    EXPECT_EQ(check(other).reason, GreylistReason::awl);
+    advance(Millis(1));
+    EXPECT_EQ(check(other).reason, GreylistReason::new_triplet);
+}
+
+TEST_P(GreylistDecisions, AnAllowedTripletPassesForAllOfItsExpire) {
+    greylist_->allow(triplet_, hours(24 * 90));
+    advance(hours(24 * 40));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::pass) << "allowed for 90 days, past the rule's 35";
+    std::vector<TripletState> listed;
+    greylist_->list([&](const TripletState& state) { listed.push_back(state); });
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0].expires_at_ms, now_ + ms(hours(24 * 35))) << "the pass keeps it for the rule's expire";
+}
+
+TEST_P(GreylistDecisions, AClockThatStepsBackWaitsTheLongerForIt) {
+    check(triplet_);
+    advance(-hours(1));
+    const auto decision = check(triplet_);
+    EXPECT_EQ(decision.reason, GreylistReason::early);
+    EXPECT_EQ(decision.wait_seconds, 3900u) << "an hour back, and the delay";
+    advance(hours(1) + minutes(5));
+    ASSERT_EQ(check(triplet_).reason, GreylistReason::pass);
+    // A pass on a clock behind the last one still passes, and is kept
+    // for expire from its own time.
+    advance(-hours(24));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::pass);
+    advance(hours(24 * 35) - Millis(1));
+    EXPECT_EQ(check(triplet_).reason, GreylistReason::pass);
+}
+
+TEST_P(GreylistDecisions, ControlBytesAndCaseInAddressesMakeDistinctOrSharedTriplets) {
+    const auto plain = make_triplet(ip("192.0.2.1"), "User@Example.COM", "Rcpt@Example.COM", false);
+    check(plain);
+    advance(minutes(5));
+    EXPECT_EQ(check(make_triplet(ip("192.0.2.1"), "user@example.com", "rcpt@example.com", false)).reason,
+              GreylistReason::pass);
+    // A sender and recipient that join alike with the separator stay apart.
+    const auto joined_a = make_triplet(ip("192.0.2.1"), "a\nb", "c", false);
+    const auto joined_b = make_triplet(ip("192.0.2.1"), "a", "b\nc", false);
+    check(joined_a);
+    EXPECT_EQ(check(joined_b).reason, GreylistReason::new_triplet);
+    const auto nul = make_triplet(ip("192.0.2.1"), std::string("a\0b@x.example", 13), "r\n@example.com", false);
+    check(nul);
+    advance(minutes(5));
+    EXPECT_EQ(check(nul).reason, GreylistReason::pass);
+    bool found = false;
+    greylist_->list([&](const TripletState& state) { found = found || state.triplet.sender == nul.sender; });
+    EXPECT_TRUE(found) << "the sender's bytes come back as they went in";
+}
+
 TEST_P(GreylistDecisions, ListStatsAndDrop) {
     check(triplet_);
     const auto other = make_triplet(ip("198.51.100.7"), "x@example.net", "y@example.com", false);
