@@ -134,6 +134,10 @@ int greylist_admin(store::Store& store, const GreylistOptions& options, Output& 
     const auto expire = options.expire.empty() ? std::optional(checks::GreylistSettings{}.expire)
                                                : parse_duration(options.expire);
     if (!expire || expire->count() <= 0) return usage("--expire " + in_quotes(options.expire) + " is not a duration");
+    if (*expire > kMaxStoredDuration) {
+        return usage("--expire " + in_quotes(options.expire) + " is longer than " +
+                     format_duration(kMaxStoredDuration) + ", the longest a record is kept");
+    }
     const bool edits = options.action == "allow" || options.action == "drop";
     if (edits && !filter.client) return usage(options.action + " needs --client IP");
     if (!edits && options.action != "list" && options.action != "stats") {

@@ -388,8 +388,14 @@ void Parser::greylist(Rule& rule) {
         if (index < std::size(durations)) {
             if (!key.is_word("expire")) timing = &key;
             const auto duration = parse_duration(value.text);
-            if (duration) *durations[index] = *duration;
-            else cursor_.error(value, in_quotes(value.text) + " is not a duration, as in 30s, 5m, 2h, 3d or 1w");
+            if (!duration) {
+                cursor_.error(value, in_quotes(value.text) + " is not a duration, as in 30s, 5m, 2h, 3d or 1w");
+            } else if (*duration > kMaxStoredDuration) {
+                cursor_.error(value, in_quotes(value.text) + " is longer than " +
+                                         format_duration(kMaxStoredDuration) + ", the longest a record is kept");
+            } else {
+                *durations[index] = *duration;
+            }
         } else if (key.is_word("awl")) {
             const auto count = parse_decimal<uint64_t>(value.text);
             if (count && *count <= UINT_MAX) params.awl = static_cast<unsigned>(*count);
@@ -440,13 +446,20 @@ std::vector<Operand> Parser::ratelimit_key(const FieldUse& use) {
 Rate Parser::rate(const Token& token) {
     const size_t slash = token.text.find('/');
     const auto count = parse_decimal<uint64_t>(std::string_view(token.text).substr(0, slash));
-    const auto period = slash == std::string::npos ? std::nullopt : parse_duration(token.text.substr(slash + 1));
-    if (!count || *count == 0 || !period || period->count() <= 0) {
+    const Millis period = slash == std::string::npos
+                              ? Millis::zero()
+                              : parse_duration(token.text.substr(slash + 1)).value_or(Millis::zero());
+    if (!count || *count == 0 || period <= Millis::zero()) {
         cursor_.error(
             token, in_quotes(token.text) + " is not a rate: write COUNT/PERIOD with a COUNT of at least 1, as in 200/1h");
         return {};
     }
-    return {*count, *period};
+    if (period > kMaxStoredDuration) {
+        cursor_.error(token, in_quotes(token.text) + " counts over more than " + format_duration(kMaxStoredDuration) +
+                                 ", the longest a record is kept");
+        return {};
+    }
+    return {*count, period};
 }
 
 /* NAME TEXT */

@@ -9,6 +9,11 @@
  * overflow.  format_duration() writes the shortest exact form back.
  * utc_time() writes a time (ms since the epoch) as "2026-12-06T16:00:00Z",
  * and 0 as "never".
+ *
+ * kMaxStoredDuration bounds the durations that become store records (a
+ * greylist rule's delay, window and expire, `greylist allow --expire`, a
+ * rate's period): longer ones overflowed the arithmetic on times in the
+ * store's scripts and their C++ twins, and no record is worth 10 years.
  */
 #pragma once
 
@@ -21,6 +26,8 @@
 namespace portcullis {
 
 using Millis = std::chrono::milliseconds;
+
+inline constexpr Millis kMaxStoredDuration = std::chrono::hours(24 * 3650);
 
 std::optional<Millis> parse_duration(std::string_view text);
 std::optional<uint64_t> parse_size(std::string_view text);
