@@ -240,7 +240,10 @@ void EventLoop::run_deferred() {
 }
 
 void EventLoop::fire_timers() {
-    while (!timers_.empty() && timers_.front()->at_ <= now_) {
+    // At most as many as were armed when this began: a timer that its own
+    // function arms again for a time already past (now(), a deadline that
+    // went by) fires in the next round, after the events, not forever here.
+    for (size_t left = timers_.size(); left > 0 && !timers_.empty() && timers_.front()->at_ <= now_; --left) {
         Timer& due = *timers_.front();
         heap_remove(due);
         // The timer may be re-armed or destroyed by its own function.
