@@ -178,7 +178,7 @@ void EventLoop::run() {
         run_deferred();
         turn();
     }
-    while (!deferred_.empty()) run_deferred();
+    run_deferred();
 }
 
 void EventLoop::run_until(const std::function<bool()>& done) {
@@ -231,12 +231,12 @@ void EventLoop::run_posted() {
 }
 
 void EventLoop::run_deferred() {
-    // Tasks may defer more; those run in the next round, after the events
-    // that came meanwhile (wait_timeout_ms() does not wait for them), so a
-    // chain of tasks deferring the next cannot hold up every other session.
-    std::vector<std::function<void()>> tasks;
-    tasks.swap(deferred_);
-    for (auto& task : tasks) task();
+    // Tasks may defer more; those run in the next round, after any event.
+    while (!deferred_.empty()) {
+        std::vector<std::function<void()>> tasks;
+        tasks.swap(deferred_);
+        for (auto& task : tasks) task();
+    }
 }
 
 void EventLoop::fire_timers() {
