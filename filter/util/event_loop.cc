@@ -231,7 +231,10 @@ void EventLoop::run_posted() {
 }
 
 void EventLoop::run_deferred() {
-    // Tasks may defer more; those run in the next round, after any event.
+    // Tasks may defer more; those run too, before the next wait for events:
+    // a chain of deferrals (cached DNS answers, a session's wakes) ends
+    // before any other session's event is seen.  Test harnesses count on
+    // it (ConnectionDriver::settle()).
     while (!deferred_.empty()) {
         std::vector<std::function<void()>> tasks;
         tasks.swap(deferred_);
