@@ -123,9 +123,15 @@ std::string dropped_notice(uint64_t dropped) {
 
 std::string line_tag() { return "portcullis[" + std::to_string(process_id.load(std::memory_order_relaxed)) + "]: "; }
 
+/* A pipe gets room for a burst (the most an unprivileged process may
+ * ask, fs.pipe-max-size, 1 MB by default), so that a reader that is only
+ * slow for a moment loses nothing; only one that stalls does. */
+constexpr int kStderrPipeBytes = 1 << 20;
+
 void stop_waiting_for_stderr_reader() {
     struct stat status{};
     if (fstat(STDERR_FILENO, &status) != 0 || !(S_ISFIFO(status.st_mode) || S_ISSOCK(status.st_mode))) return;
+    if (S_ISFIFO(status.st_mode)) fcntl(STDERR_FILENO, F_SETPIPE_SZ, kStderrPipeBytes);
     const int flags = fcntl(STDERR_FILENO, F_GETFL);
     if (flags >= 0) fcntl(STDERR_FILENO, F_SETFL, flags | O_NONBLOCK);
 }
