@@ -14,6 +14,7 @@
 #include <string>
 
 #include "util/log.h"
+#include "util/text.h"
 
 namespace portcullis::daemon {
 
@@ -65,6 +66,18 @@ bool notify_service_manager(std::string_view state) {
     const std::string first_line(state.substr(0, state.find('\n')));
     log::warning("cannot tell systemd " + first_line + ": NOTIFY_SOCKET=" + name + ": " + error);
     return false;
+}
+
+std::optional<std::chrono::microseconds> watchdog_interval() {
+    const char* usec = std::getenv("WATCHDOG_USEC");
+    if (usec == nullptr) return std::nullopt;
+    if (const char* pid = std::getenv("WATCHDOG_PID"); pid != nullptr) {
+        const auto watched = parse_decimal<pid_t>(pid);
+        if (!watched || *watched != getpid()) return std::nullopt;
+    }
+    const auto interval = parse_decimal<uint64_t>(usec);
+    if (!interval || *interval == 0) return std::nullopt;
+    return std::chrono::microseconds(*interval);
 }
 
 }  // namespace portcullis::daemon

@@ -10,6 +10,10 @@
  * daemon goes on (systemd itself times a start out); the result says
  * whether it was sent (true without NOTIFY_SOCKET).
  *
+ * watchdog_interval() is how often systemd wants "WATCHDOG=1" when the
+ * unit sets WatchdogSec=: $WATCHDOG_USEC, when $WATCHDOG_PID is unset or
+ * names this process; none otherwise (or when either is not a number).
+ *
  * Why not libsystemd's sd_notify(): libsystemd and the six libraries it
  * brings (libgcrypt, libgpg-error, liblz4, libzstd, liblzma, libcap) kept
  * about 1 MB of pages resident in every filter process, for this one
@@ -17,10 +21,13 @@
  */
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string_view>
 
 namespace portcullis::daemon {
 
 bool notify_service_manager(std::string_view state);
+std::optional<std::chrono::microseconds> watchdog_interval();
 
 }  // namespace portcullis::daemon

@@ -98,12 +98,22 @@ Registry& metrics() {
     return instance;
 }
 
+
+/* The web server's threads, and how long a request may take to arrive:
+ * a client that connects and sends nothing (a port scanner, a stalled
+ * proxy) holds a thread that long, and Prometheus gives a scrape 10 s.
+ * civetweb's 30 s let two such clients fail every scrape behind them. */
+constexpr std::string_view kServerThreads = "2";
+constexpr std::string_view kRequestTimeoutMs = "5000";
+
 }  // namespace
 
 std::string serve(const std::string& listen) {
     if (listen.empty()) return "";
     try {
-        auto exposer = std::make_unique<prometheus::Exposer>(listen);
+        auto exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+            "listening_ports", listen, "num_threads", std::string(kServerThreads), "request_timeout_ms",
+            std::string(kRequestTimeoutMs)});
         exposer->RegisterCollectable(metrics().registry);
         metrics().exposer = std::move(exposer);
         return "";

@@ -231,7 +231,10 @@ void EventLoop::run_posted() {
 }
 
 void EventLoop::run_deferred() {
-    // Tasks may defer more; those run in the next round, after any event.
+    // Tasks may defer more; those run too, before the next wait for events:
+    // a chain of deferrals (cached DNS answers, a session's wakes) ends
+    // before any other session's event is seen.  Test harnesses count on
+    // it (ConnectionDriver::settle()).
     while (!deferred_.empty()) {
         std::vector<std::function<void()>> tasks;
         tasks.swap(deferred_);
@@ -240,7 +243,10 @@ void EventLoop::run_deferred() {
 }
 
 void EventLoop::fire_timers() {
-    while (!timers_.empty() && timers_.front()->at_ <= now_) {
+    // At most as many as were armed when this began: a timer that its own
+    // function arms again for a time already past (now(), a deadline that
+    // went by) fires in the next round, after the events, not forever here.
+    for (size_t left = timers_.size(); left > 0 && !timers_.empty() && timers_.front()->at_ <= now_; --left) {
         Timer& due = *timers_.front();
         heap_remove(due);
         // The timer may be re-armed or destroyed by its own function.

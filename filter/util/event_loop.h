@@ -16,7 +16,8 @@
  *                                  the loop (the task is then dropped), for
  *                                  work handed to other threads
  *   defer(TASK)                    on the loop: TASK runs once the current
- *                                  event is handled (never inside it)
+ *                                  event is handled (never inside it), and
+ *                                  what it defers before the next wait
  *   run(), stop()                  serve until stop() (from any thread, even
  *                                  before run() begins); a stopped loop
  *                                  does not run again

@@ -1,13 +1,23 @@
 /*
- * log.cc: syslog and stderr targets.
+ * log.cc: syslog and stderr targets, written without waiting for their
+ * reader.
  */
 #include "util/log.h"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+#include <mutex>
 #include <string>
 
 namespace portcullis::log {
@@ -85,16 +95,164 @@ bool needs_printable(std::string_view text) {
            std::any_of(text.begin(), text.end(), [](char c) { return is_control(static_cast<unsigned char>(c)); });
 }
 
+/* The log is written without waiting for its reader.  When journald or
+ * the syslog daemon stalls, its socket (or a pipe on stderr) fills; a
+ * line that does not fit then is dropped, so that the threads serving
+ * mail never wait for the log, and the next line that fits is preceded
+ * by how many were dropped.  (glibc's syslog() waits, and so did a
+ * blocking write(2).)  A terminal or a file on stderr is written as it
+ * comes: neither stalls that way. */
+struct Output {
+    std::mutex mutex;
+    uint64_t dropped = 0;   // lines since the last one written
+    bool torn = false;      // stderr: the last line was cut short, so end it first
+    int facility = LOG_MAIL;
+    std::string syslog_path;
+    int syslog_fd = -1;
+    int syslog_type = SOCK_DGRAM;
+};
+
+Output& output() {
+    static Output instance;
+    return instance;
+}
+
+std::string dropped_notice(uint64_t dropped) {
+    return "warning: log: " + std::to_string(dropped) + " lines dropped: the log's reader did not keep up";
+}
+
+std::string line_tag() { return "portcullis[" + std::to_string(process_id.load(std::memory_order_relaxed)) + "]: "; }
+
+/* A pipe gets room for a burst (the most an unprivileged process may
+ * ask, fs.pipe-max-size, 1 MB by default), so that a reader that is only
+ * slow for a moment loses nothing; only one that stalls does. */
+constexpr int kStderrPipeBytes = 1 << 20;
+
+void stop_waiting_for_stderr_reader() {
+    struct stat status{};
+    if (fstat(STDERR_FILENO, &status) != 0 || !(S_ISFIFO(status.st_mode) || S_ISSOCK(status.st_mode))) return;
+    if (S_ISFIFO(status.st_mode)) fcntl(STDERR_FILENO, F_SETPIPE_SZ, kStderrPipeBytes);
+    const int flags = fcntl(STDERR_FILENO, F_GETFL);
+    if (flags >= 0) fcntl(STDERR_FILENO, F_SETFL, flags | O_NONBLOCK);
+}
+
+/* How much of BYTES one try wrote on stderr. */
+size_t write_stderr(std::string_view bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::write(STDERR_FILENO, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+    }
+    return done;
+}
+
+/* LINE, with what the reader missed before it, in one write(2): lines
+ * of concurrent sessions never interleave. */
+void emit_stderr(const std::string& line) {
+    Output& out = output();
+    const std::lock_guard lock(out.mutex);
+    std::string bytes;
+    if (out.torn) bytes += '\n';
+    if (out.dropped > 0) bytes += line_tag() + dropped_notice(out.dropped) + '\n';
+    bytes += line;
+    const size_t written = write_stderr(bytes);
+    if (written == bytes.size()) {
+        out.dropped = 0;
+        out.torn = false;
+        return;
+    }
+    const bool notice_went = written >= bytes.size() - line.size();
+    out.dropped = (notice_went ? 0 : out.dropped) + 1;
+    if (written > 0) out.torn = bytes[written - 1] != '\n';
+}
+
+/* A non-blocking connection to the syslog daemon's socket at PATH: a
+ * datagram one, or a stream one where the daemon listens so (its frames
+ * end with a NUL, as glibc's); -1 when there is none. */
+int connect_syslog(const std::string& path, int& type) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof address.sun_path) return -1;
+    std::memcpy(address.sun_path, path.data(), path.size());
+    for (const int kind : {SOCK_DGRAM, SOCK_STREAM}) {
+        const int fd = ::socket(AF_UNIX, kind | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) return -1;
+        if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+            type = kind;
+            return fd;
+        }
+        const int error = errno;
+        ::close(fd);
+        if (error != EPROTOTYPE) return -1;
+    }
+    return -1;
+}
+
+/* MESSAGE to the syslog daemon; false when it could not take it now.  A
+ * daemon restarted since is connected to again, once. */
+bool send_syslog(Output& out, const std::string& message) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (out.syslog_fd < 0) out.syslog_fd = connect_syslog(out.syslog_path, out.syslog_type);
+        if (out.syslog_fd < 0) return false;
+        const size_t size = message.size() + (out.syslog_type == SOCK_STREAM ? 1 : 0);   // with its NUL
+        const ssize_t sent = ::send(out.syslog_fd, message.c_str(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent >= 0 && static_cast<size_t>(sent) == size) return true;
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) return false;
+        ::close(out.syslog_fd);
+        out.syslog_fd = -1;
+        if (sent >= 0) return false;   // a stream cut within a frame: the next line starts afresh
+    }
+    return false;
+}
+
+/* TEXT as RFC 3164 has it: "<PRI>Mmm dd hh:mm:ss portcullis[PID]: TEXT". */
+std::string syslog_message(int facility, int priority, std::string_view text) {
+    char stamp[32] = "";
+    const time_t now = time(nullptr);
+    tm local{};
+    if (localtime_r(&now, &local)) std::strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &local);
+    std::string message = "<" + std::to_string(facility | priority) + ">" + stamp + " " + line_tag();
+    message += text;
+    return message;
+}
+
+void emit_syslog(Level level, std::string_view text) {
+    Output& out = output();
+    const std::lock_guard lock(out.mutex);
+    if (out.dropped > 0) {
+        if (!send_syslog(out, syslog_message(out.facility, LOG_WARNING, dropped_notice(out.dropped)))) {
+            ++out.dropped;
+            return;
+        }
+        out.dropped = 0;
+    }
+    std::string line(level_prefix(level));
+    line += text;
+    if (!send_syslog(out, syslog_message(out.facility, syslog_priority(level), line))) ++out.dropped;
+}
+
 }  // namespace
 
 void log_to_stderr(Level level) {
     process_id = getpid();
+    stop_waiting_for_stderr_reader();
     current_level = level;
     use_syslog = false;
 }
 
-void log_to_syslog(Level level, std::string_view facility) {
-    openlog("portcullis", LOG_PID | LOG_NDELAY, syslog_facility(facility));
+void log_to_syslog(Level level, std::string_view facility, std::string_view socket) {
+    Output& out = output();
+    {
+        const std::lock_guard lock(out.mutex);
+        process_id = getpid();
+        out.facility = syslog_facility(facility);
+        if (out.syslog_fd >= 0) ::close(out.syslog_fd);
+        out.syslog_path = socket;
+        // At once, as openlog(LOG_NDELAY) did: before privileges go.
+        out.syslog_fd = connect_syslog(out.syslog_path, out.syslog_type);
+    }
     current_level = level;
     use_syslog = true;
 }
@@ -109,21 +267,14 @@ void write(Level level, std::string_view text) {
         text = escaped;
     }
     if (use_syslog) {
-        syslog(syslog_priority(level), "%.*s%.*s", static_cast<int>(level_prefix(level).size()),
-               level_prefix(level).data(), static_cast<int>(text.size()), text.data());
+        emit_syslog(level, text);
         return;
     }
-    std::string line = "portcullis[" + std::to_string(process_id.load(std::memory_order_relaxed)) + "]: ";
+    std::string line = line_tag();
     line += level_prefix(level);
     line += text;
     line += '\n';
-    // One write per line: lines of concurrent sessions never interleave.
-    size_t done = 0;
-    while (done < line.size()) {
-        const ssize_t n = ::write(STDERR_FILENO, line.data() + done, line.size() - done);
-        if (n <= 0) return;
-        done += static_cast<size_t>(n);
-    }
+    emit_stderr(line);
 }
 
 }  // namespace portcullis::log

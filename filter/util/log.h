@@ -5,6 +5,10 @@
  * as syslog would show it; warnings and errors carry Postfix's
  * "warning: " and "error: " prefixes on both targets.  Lines are written
  * with one write(2), so lines from several threads never interleave.
+ * Neither target waits for its reader: on syslog's socket, or on a pipe
+ * or a socket on stderr, a line that does not fit at once is dropped (a
+ * stalled journald must not stop the daemon), and the next line that
+ * fits is preceded by "warning: log: N lines dropped: ...".
  * A line shows a control byte (below 0x20, or DEL) as "\xNN", and stops
  * after 8000 bytes, saying how many were left out: values a client or a
  * DNS server chose can be neither terminal commands nor a flood.
@@ -20,8 +24,9 @@ namespace portcullis::log {
 enum class Level { error, warning, info, debug };
 
 void log_to_stderr(Level level);
-/* FACILITY is a name: mail, daemon, user, local0..local7. */
-void log_to_syslog(Level level, std::string_view facility);
+/* FACILITY is a name: mail, daemon, user, local0..local7.  SOCKET is
+ * the syslog daemon's (a test's own in tests). */
+void log_to_syslog(Level level, std::string_view facility, std::string_view socket = "/dev/log");
 
 bool enabled(Level level);
 void write(Level level, std::string_view text);

@@ -1,7 +1,8 @@
 /*
  * service_notify_test.cc: the datagrams systemd reads from
  * $NOTIFY_SOCKET, on a socket bound here as systemd binds its own: at a
- * path and at an abstract name; and the names that cannot be one.
+ * path and at an abstract name; and the names that cannot be one; and
+ * the watchdog interval systemd asks for.
  */
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -57,6 +58,44 @@ private:
 
 std::string scratch_path(const std::string& leaf) {
     return (std::filesystem::temp_directory_path() / (leaf + "." + std::to_string(getpid()))).string();
+}
+
+/* The watchdog variables set for one test, and unset after it. */
+class WatchdogVariables {
+public:
+    WatchdogVariables(const char* usec, const std::string& pid) {
+        setenv("WATCHDOG_USEC", usec, 1);
+        if (!pid.empty()) setenv("WATCHDOG_PID", pid.c_str(), 1);
+    }
+    ~WatchdogVariables() {
+        unsetenv("WATCHDOG_USEC");
+        unsetenv("WATCHDOG_PID");
+    }
+};
+
+TEST(Watchdog, TheIntervalSystemdSetsForThisProcess) {
+    {
+        WatchdogVariables variables("20000000", "");
+        EXPECT_EQ(watchdog_interval(), std::chrono::seconds(20));
+    }
+    {
+        WatchdogVariables variables("3000000", std::to_string(getpid()));
+        EXPECT_EQ(watchdog_interval(), std::chrono::seconds(3));
+    }
+    EXPECT_EQ(watchdog_interval(), std::nullopt);
+}
+
+TEST(Watchdog, NoneForAnotherProcessOrAValueThatIsNotOne) {
+    {
+        WatchdogVariables variables("20000000", std::to_string(getpid() + 1));
+        EXPECT_EQ(watchdog_interval(), std::nullopt);
+    }
+    for (const char* usec : {"", "0", "-5", "20s", "99999999999999999999999"}) {
+        WatchdogVariables variables(usec, "");
+        EXPECT_EQ(watchdog_interval(), std::nullopt) << usec;
+    }
+    WatchdogVariables variables("20000000", "x");
+    EXPECT_EQ(watchdog_interval(), std::nullopt);
 }
 
 TEST(ServiceNotify, WithoutTheVariableNothingIsSent) {

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <thread>
 
 #include "util/worker_pool.h"
@@ -93,6 +95,24 @@ TEST(EventLoop, RearmedTimerFiresOnceAtItsNewTime) {
     EXPECT_GE(std::chrono::steady_clock::now() - start, 40ms);
     EXPECT_EQ(fired, 1);
     EXPECT_FALSE(timer.armed());
+}
+
+TEST(EventLoop, ATimerRearmedForAPastTimeLetsEventsIn) {
+    EventLoop loop;
+    constexpr int kChain = 100000;
+    int fired = 0;
+    int fired_when_posted_ran = -1;
+    std::unique_ptr<Timer> timer;
+    timer = std::make_unique<Timer>(loop, [&] {
+        if (++fired < kChain) timer->arm(loop.now());
+    });
+    loop.post([&] {
+        timer->arm(loop.now());
+        loop.post([&] { fired_when_posted_ran = fired; });
+    });
+    loop.run_until([&] { return fired == kChain; });
+    EXPECT_GE(fired_when_posted_ran, 0);
+    EXPECT_LT(fired_when_posted_ran, 10);
 }
 
 TEST(EventLoop, DisarmedAndDestroyedTimersNeverFire) {

@@ -1,16 +1,26 @@
 /*
  * log_test.cc: what a log line on stderr shows of the text it is given:
- * control bytes escaped, the length bounded, the rest unchanged.
+ * control bytes escaped, the length bounded, the rest unchanged; and
+ * that a syslog socket or a stderr pipe nobody reads drops lines instead
+ * of stopping the thread that logs.
  */
 #include "util/log.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <future>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace portcullis {
 namespace {
@@ -59,6 +69,102 @@ TEST(LogLine, BytesOverAsciiAreKept) {
 TEST(LogLine, LongTextIsCutSayingHowMuch) {
     const std::string text = text_of(logged(std::string(20000, 'x')));
     EXPECT_EQ(text, std::string(8000, 'x') + "... (12000 bytes more)");
+}
+
+/* All that can be read from FD now (it must be non-blocking). */
+std::string drain(int fd) {
+    std::string got;
+    char buffer[65536];
+    ssize_t n;
+    while ((n = read(fd, buffer, sizeof buffer)) > 0) got.append(buffer, static_cast<size_t>(n));
+    return got;
+}
+
+TEST(LogStalledReader, LinesAreDroppedNotWaitedForAndTheDropIsSaid) {
+    int pipe_fds[2];
+    ASSERT_EQ(pipe2(pipe_fds, O_NONBLOCK), 0);
+    const int saved = dup(STDERR_FILENO);
+    const int saved_flags = fcntl(STDERR_FILENO, F_GETFL);
+    dup2(pipe_fds[1], STDERR_FILENO);
+    // A pipe's flags belong to its open file, shared with pipe_fds[1]:
+    // the writer starts blocking, as journald's stream or a shell's pipe do.
+    fcntl(pipe_fds[1], F_SETFL, 0);
+    log::log_to_stderr(log::Level::info);
+    // 2000 lines of 1000 bytes: twice what the pipe holds, made 1 MB.
+    auto writer = std::async(std::launch::async, [] {
+        for (int i = 0; i < 2000; ++i) log::info(std::string(1000, 'x'));
+    });
+    const bool finished = writer.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+    std::string lines = drain(pipe_fds[0]);
+    while (writer.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) lines += drain(pipe_fds[0]);
+    log::info("after the stall");
+    lines += drain(pipe_fds[0]);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    log::log_to_stderr(log::Level::info);
+    fcntl(STDERR_FILENO, F_SETFL, saved_flags);   // the test runner's stderr as it was
+
+    ASSERT_TRUE(finished) << "log::info waited for a reader that did not read";
+    EXPECT_LT(lines.size(), 2000u * 1000u);
+    EXPECT_NE(lines.find("]: warning: log: "), std::string::npos) << lines.substr(lines.size() - 300);
+    EXPECT_NE(lines.find(" lines dropped: the log's reader did not keep up\n"), std::string::npos);
+    const size_t last = lines.rfind("]: after the stall\n");
+    ASSERT_NE(last, std::string::npos);
+    EXPECT_EQ(last + 19, lines.size());
+    // Every line whole: each one starts with the tag, none is cut short.
+    size_t start = 0;
+    while (start < lines.size()) {
+        EXPECT_EQ(lines.compare(start, 11, "portcullis["), 0) << "at " << start;
+        const size_t end = lines.find('\n', start);
+        ASSERT_NE(end, std::string::npos);
+        start = end + 1;
+    }
+}
+
+TEST(LogStalledReader, SyslogLinesAreDroppedNotWaitedForAndTheDropIsSaid) {
+    const std::string path =
+        (std::filesystem::temp_directory_path() / ("portcullis-syslog." + std::to_string(getpid()))).string();
+    std::filesystem::remove(path);
+    const int syslogd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path.data(), path.size());
+    ASSERT_EQ(bind(syslogd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0) << path;
+    log::log_to_syslog(log::Level::info, "mail", path);
+    // A datagram socket holds net.unix.max_dgram_qlen datagrams (10 to 512).
+    auto writer = std::async(std::launch::async, [] {
+        for (int i = 0; i < 2000; ++i) log::info("line " + std::to_string(i));
+    });
+    const bool finished = writer.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+    std::vector<std::string> datagrams;
+    const auto read_all = [&] {
+        char buffer[9000];
+        ssize_t n;
+        while ((n = recv(syslogd, buffer, sizeof buffer, 0)) >= 0) datagrams.emplace_back(buffer, static_cast<size_t>(n));
+    };
+    read_all();
+    while (writer.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) read_all();
+    log::warning("after the stall");
+    read_all();
+    const int saved_flags = fcntl(STDERR_FILENO, F_GETFL);
+    log::log_to_stderr(log::Level::info);
+    fcntl(STDERR_FILENO, F_SETFL, saved_flags);   // the test runner's stderr as it was
+    close(syslogd);
+    std::filesystem::remove(path);
+
+    ASSERT_TRUE(finished) << "log::info waited for a syslog daemon that did not read";
+    ASSERT_GE(datagrams.size(), 3u);
+    EXPECT_LT(datagrams.size(), 2000u);
+    const std::string tag = " portcullis[" + std::to_string(getpid()) + "]: ";
+    EXPECT_EQ(datagrams.front().substr(0, 4), "<22>") << datagrams.front();   // mail.info
+    EXPECT_NE(datagrams.front().find(tag + "line 0"), std::string::npos) << datagrams.front();
+    const std::string& notice = datagrams[datagrams.size() - 2];
+    EXPECT_EQ(notice.substr(0, 4), "<20>") << notice;   // mail.warning
+    EXPECT_NE(notice.find(tag + "warning: log: "), std::string::npos) << notice;
+    EXPECT_NE(notice.find(" lines dropped: the log's reader did not keep up"), std::string::npos) << notice;
+    EXPECT_NE(datagrams.back().find(tag + "warning: after the stall"), std::string::npos) << datagrams.back();
 }
 
 }  // namespace
