@@ -5,6 +5,7 @@
 #include "util/log.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -19,6 +20,7 @@
 #include <ctime>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace portcullis::log {
 
@@ -136,12 +138,25 @@ void stop_waiting_for_stderr_reader() {
     if (flags >= 0) fcntl(STDERR_FILENO, F_SETFL, flags | O_NONBLOCK);
 }
 
-/* How much of BYTES one try wrote on stderr. */
-size_t write_stderr(std::string_view bytes) {
+/* A reader that keeps up but is behind for a moment (a burst of lines)
+ * is waited for this long, once: only when it was not behind at the last
+ * line, so a stalled one costs this once, not for every line. */
+constexpr int kBurstWaitMs = 20;
+
+/* Whether FD took room for more within kBurstWaitMs. */
+bool room_came(int fd) {
+    pollfd waiting{fd, POLLOUT, 0};
+    return ::poll(&waiting, 1, kBurstWaitMs) > 0 && (waiting.revents & POLLOUT) != 0;
+}
+
+/* How much of BYTES went to stderr; MAY_WAIT: a full pipe is waited for
+ * once. */
+size_t write_stderr(std::string_view bytes, bool may_wait) {
     size_t done = 0;
     while (done < bytes.size()) {
         const ssize_t n = ::write(STDERR_FILENO, bytes.data() + done, bytes.size() - done);
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN && std::exchange(may_wait, false) && room_came(STDERR_FILENO)) continue;
         if (n <= 0) break;
         done += static_cast<size_t>(n);
     }
@@ -157,7 +172,7 @@ void emit_stderr(const std::string& line) {
     if (out.torn) bytes += '\n';
     if (out.dropped > 0) bytes += line_tag() + dropped_notice(out.dropped) + '\n';
     bytes += line;
-    const size_t written = write_stderr(bytes);
+    const size_t written = write_stderr(bytes, out.dropped == 0);
     if (written == bytes.size()) {
         out.dropped = 0;
         out.torn = false;
@@ -193,13 +208,20 @@ int connect_syslog(const std::string& path, int& type) {
 /* MESSAGE to the syslog daemon; false when it could not take it now.  A
  * daemon restarted since is connected to again, once. */
 bool send_syslog(Output& out, const std::string& message) {
+    bool may_wait = out.dropped == 0;
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (out.syslog_fd < 0) out.syslog_fd = connect_syslog(out.syslog_path, out.syslog_type);
         if (out.syslog_fd < 0) return false;
         const size_t size = message.size() + (out.syslog_type == SOCK_STREAM ? 1 : 0);   // with its NUL
         const ssize_t sent = ::send(out.syslog_fd, message.c_str(), size, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (sent >= 0 && static_cast<size_t>(sent) == size) return true;
-        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) return false;
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+            if (std::exchange(may_wait, false) && room_came(out.syslog_fd)) {
+                --attempt;   // the same connection, once more
+                continue;
+            }
+            return false;
+        }
         ::close(out.syslog_fd);
         out.syslog_fd = -1;
         if (sent >= 0) return false;   // a stream cut within a frame: the next line starts afresh

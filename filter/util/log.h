@@ -5,10 +5,12 @@
  * as syslog would show it; warnings and errors carry Postfix's
  * "warning: " and "error: " prefixes on both targets.  Lines are written
  * with one write(2), so lines from several threads never interleave.
- * Neither target waits for its reader: on syslog's socket, or on a pipe
- * or a socket on stderr, a line that does not fit at once is dropped (a
- * stalled journald must not stop the daemon), and the next line that
- * fits is preceded by "warning: log: N lines dropped: ...".
+ * Neither target waits long for its reader: on syslog's socket, or on a
+ * pipe or a socket on stderr, a line that does not fit is given 20 ms
+ * for room (a burst), and past that it and the lines after it are
+ * dropped until one fits (a stalled journald must not stop the daemon);
+ * the next line that fits is preceded by "warning: log: N lines
+ * dropped: ...".
  * A line shows a control byte (below 0x20, or DEL) as "\xNN", and stops
  * after 8000 bytes, saying how many were left out: values a client or a
  * DNS server chose can be neither terminal commands nor a flood.

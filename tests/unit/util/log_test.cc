@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +21,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace portcullis {
@@ -165,6 +167,48 @@ TEST(LogStalledReader, SyslogLinesAreDroppedNotWaitedForAndTheDropIsSaid) {
     EXPECT_NE(notice.find(tag + "warning: log: "), std::string::npos) << notice;
     EXPECT_NE(notice.find(" lines dropped: the log's reader did not keep up"), std::string::npos) << notice;
     EXPECT_NE(datagrams.back().find(tag + "warning: after the stall"), std::string::npos) << datagrams.back();
+}
+
+TEST(LogStalledReader, AReaderBehindForAMomentLosesNoLine) {
+    const std::string path =
+        (std::filesystem::temp_directory_path() / ("portcullis-syslog-burst." + std::to_string(getpid()))).string();
+    std::filesystem::remove(path);
+    const int syslogd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path.data(), path.size());
+    ASSERT_EQ(bind(syslogd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0) << path;
+    log::log_to_syslog(log::Level::info, "mail", path);
+    // The reader takes what waits every 2 ms: the writer's burst fills the
+    // socket's queue again and again, and is let through each time.
+    std::atomic<bool> writing{true};
+    size_t received = 0;
+    std::string dropped;
+    std::thread reader([&] {
+        char buffer[9000];
+        while (true) {
+            const bool last_round = !writing.load();
+            ssize_t n;
+            while ((n = recv(syslogd, buffer, sizeof buffer, 0)) >= 0) {
+                ++received;
+                const std::string_view datagram(buffer, static_cast<size_t>(n));
+                if (datagram.find("lines dropped") != std::string_view::npos) dropped = datagram;
+            }
+            if (last_round) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    });
+    for (int i = 0; i < 2000; ++i) log::info("line " + std::to_string(i));
+    writing = false;
+    reader.join();
+    const int saved_flags = fcntl(STDERR_FILENO, F_GETFL);
+    log::log_to_stderr(log::Level::info);
+    fcntl(STDERR_FILENO, F_SETFL, saved_flags);
+    close(syslogd);
+    std::filesystem::remove(path);
+
+    EXPECT_EQ(received, 2000u);
+    EXPECT_EQ(dropped, "");
 }
 
 }  // namespace
