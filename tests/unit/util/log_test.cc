@@ -82,6 +82,25 @@ std::string drain(int fd) {
     return got;
 }
 
+/* A fresh path in the temporary directory, PREFIX and this process's id. */
+std::string syslog_path(const std::string& prefix) {
+    const std::string path = (std::filesystem::temp_directory_path() / (prefix + std::to_string(getpid()))).string();
+    std::filesystem::remove(path);
+    return path;
+}
+
+/* A syslog daemon's datagram socket at PATH that reads nothing until
+ * asked (non-blocking); -1 if it cannot be bound. */
+int bound_syslog_socket(const std::string& path) {
+    const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path.data(), path.size());
+    if (bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) return fd;
+    close(fd);
+    return -1;
+}
+
 TEST(LogStalledReader, LinesAreDroppedNotWaitedForAndTheDropIsSaid) {
     int pipe_fds[2];
     ASSERT_EQ(pipe2(pipe_fds, O_NONBLOCK), 0);
@@ -126,14 +145,9 @@ TEST(LogStalledReader, LinesAreDroppedNotWaitedForAndTheDropIsSaid) {
 }
 
 TEST(LogStalledReader, SyslogLinesAreDroppedNotWaitedForAndTheDropIsSaid) {
-    const std::string path =
-        (std::filesystem::temp_directory_path() / ("portcullis-syslog." + std::to_string(getpid()))).string();
-    std::filesystem::remove(path);
-    const int syslogd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path, path.data(), path.size());
-    ASSERT_EQ(bind(syslogd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0) << path;
+    const std::string path = syslog_path("portcullis-syslog.");
+    const int syslogd = bound_syslog_socket(path);
+    ASSERT_GE(syslogd, 0) << path;
     log::log_to_syslog(log::Level::info, "mail", path);
     // A datagram socket holds net.unix.max_dgram_qlen datagrams (10 to 512).
     auto writer = std::async(std::launch::async, [] {
@@ -170,14 +184,9 @@ TEST(LogStalledReader, SyslogLinesAreDroppedNotWaitedForAndTheDropIsSaid) {
 }
 
 TEST(LogStalledReader, AReaderBehindForAMomentLosesNoLine) {
-    const std::string path =
-        (std::filesystem::temp_directory_path() / ("portcullis-syslog-burst." + std::to_string(getpid()))).string();
-    std::filesystem::remove(path);
-    const int syslogd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path, path.data(), path.size());
-    ASSERT_EQ(bind(syslogd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0) << path;
+    const std::string path = syslog_path("portcullis-syslog-burst.");
+    const int syslogd = bound_syslog_socket(path);
+    ASSERT_GE(syslogd, 0) << path;
     log::log_to_syslog(log::Level::info, "mail", path);
     // The reader takes what waits every 2 ms: the writer's burst fills the
     // socket's queue again and again, and is let through each time.
