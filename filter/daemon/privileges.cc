@@ -11,17 +11,11 @@
 #include <cerrno>
 #include <cstring>
 
+#include "milter/engine.h"
+
 namespace portcullis::daemon {
 
 namespace {
-
-/* "unix:/path" or "local:/path" -> "/path"; "" for inet sockets. */
-std::string unix_socket_path(const std::string& socket) {
-    for (const char* prefix : {"unix:", "local:"}) {
-        if (socket.rfind(prefix, 0) == 0) return socket.substr(std::strlen(prefix));
-    }
-    return "";
-}
 
 std::string failure(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -35,7 +29,7 @@ std::string drop_privileges(const std::string& user, const std::string& milter_s
     const uid_t uid = account->pw_uid;
     const gid_t gid = account->pw_gid;
 
-    const std::string path = unix_socket_path(milter_socket);
+    const std::string path = milter::unix_socket_path(milter_socket);
     if (!path.empty()) {
         // The MTA's user joins our group to reach the socket.  Never
         // through a symlink: whoever may write to the directory could have

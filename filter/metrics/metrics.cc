@@ -98,7 +98,6 @@ Registry& metrics() {
     return instance;
 }
 
-
 /* The web server's threads, and how long a request may take to arrive:
  * a client that connects and sends nothing (a port scanner, a stalled
  * proxy) holds a thread that long, and Prometheus gives a scrape 10 s.
