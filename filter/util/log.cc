@@ -16,11 +16,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <string>
 #include <utility>
+
+#include "util/files.h"
 
 namespace portcullis::log {
 
@@ -187,10 +188,8 @@ void emit_stderr(const std::string& line) {
  * datagram one, or a stream one where the daemon listens so (its frames
  * end with a NUL, as glibc's); -1 when there is none. */
 int connect_syslog(const std::string& path, int& type) {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (path.empty() || path.size() >= sizeof address.sun_path) return -1;
-    std::memcpy(address.sun_path, path.data(), path.size());
+    if (path.empty() || path.size() >= sizeof(sockaddr_un{}.sun_path)) return -1;
+    const sockaddr_un address = unix_address(path);
     for (const int kind : {SOCK_DGRAM, SOCK_STREAM}) {
         const int fd = ::socket(AF_UNIX, kind | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) return -1;
