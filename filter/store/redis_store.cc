@@ -4,6 +4,7 @@
  */
 #include "store/redis_store.h"
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 #include <set>
@@ -104,6 +105,37 @@ std::string_view script_sha(std::string_view lua) {
     }
     return known.emplace_back(Known{lua.data(), lua.size(), sha1_hex(lua)}).sha;
 }
+
+/* The scripts whose EVAL this thread has sent and not yet had answered,
+ * each as many times as it is on its way.  A restarted server answers
+ * NOSCRIPT to every call at once, and an EVAL each (the script's source,
+ * some kB) would pile up in the link's buffer, 750 kB with 500 sessions,
+ * a buffer the link then keeps.  A call that meets NOSCRIPT while an EVAL
+ * of its script is on its way sends EVALSHA again instead: on the same
+ * link that goes behind the EVAL, which caches the script first; only if
+ * that meets NOSCRIPT too (another node of a cluster) does it send EVAL. */
+thread_local std::vector<const char*> scripts_loading;
+
+/* One EVAL on its way, from sent until its callback is done with
+ * (answered, or dropped with its link). */
+class ScriptLoading {
+public:
+    explicit ScriptLoading(std::string_view lua) : text_(lua.data()) { scripts_loading.push_back(text_); }
+    ~ScriptLoading() {
+        // Dropped on another thread (a link destroyed at exit), it finds nothing.
+        const auto at = std::find(scripts_loading.begin(), scripts_loading.end(), text_);
+        if (at != scripts_loading.end()) scripts_loading.erase(at);
+    }
+    ScriptLoading(const ScriptLoading&) = delete;
+    ScriptLoading& operator=(const ScriptLoading&) = delete;
+
+    static bool on_its_way(std::string_view lua) {
+        return std::find(scripts_loading.begin(), scripts_loading.end(), lua.data()) != scripts_loading.end();
+    }
+
+private:
+    const char* text_;
+};
 
 }  // namespace
 
@@ -260,20 +292,31 @@ void RedisStore::evaluate(std::string_view name, std::string_view lua, std::stri
         if (answer.error) metrics::count_store_error(kind);
         done(std::move(answer));
     };
-    const auto started = std::chrono::steady_clock::now();
-    std::shared_ptr<const KeyCommand> first = evalsha;
-    topology_->send(std::move(evalsha), [this, lua, arguments, first, shared_tail = std::move(shared_tail),
-                                         finish = std::move(finish), started](LinkResult result) mutable {
-        if (error_code(result) != "NOSCRIPT") return finish(std::move(result));
-        auto eval = std::make_shared<KeyCommand>();
-        eval->key = first->key;
-        begin_command(eval->encoded, arguments);
-        append_argument(eval->encoded, "EVAL");
-        append_argument(eval->encoded, lua);
-        eval->encoded += shared_tail;
-        // Within the call's one store.timeout.
-        topology_->send(std::move(eval), std::move(finish), started);
-    });
+    auto call = std::make_shared<ScriptCall>(ScriptCall{std::move(evalsha), lua, arguments, std::move(shared_tail),
+                                                        std::move(finish), std::chrono::steady_clock::now()});
+    send_evalsha(std::move(call), true);
+}
+
+void RedisStore::send_evalsha(std::shared_ptr<const ScriptCall> call, bool first_try) {
+    const auto since = first_try ? std::chrono::steady_clock::time_point{} : call->started;
+    topology_->send(call->evalsha, [this, call, first_try](LinkResult result) {
+        if (error_code(result) != "NOSCRIPT") return call->finish(std::move(result));
+        if (first_try && ScriptLoading::on_its_way(call->lua)) return send_evalsha(call, false);
+        send_eval(call);
+    }, since);
+}
+
+void RedisStore::send_eval(std::shared_ptr<const ScriptCall> call) {
+    auto eval = std::make_shared<KeyCommand>();
+    eval->key = call->evalsha->key;
+    begin_command(eval->encoded, call->arguments);
+    append_argument(eval->encoded, "EVAL");
+    append_argument(eval->encoded, call->lua);
+    eval->encoded += call->shared_tail;
+    auto loading = std::make_shared<const ScriptLoading>(call->lua);
+    // Within the call's one store.timeout.
+    topology_->send(std::move(eval), [call, loading](LinkResult result) { call->finish(std::move(result)); },
+                    call->started);
 }
 
 void RedisStore::scan(std::string_view key_prefix, const std::function<void(const Entry&)>& visit) {

@@ -13,7 +13,8 @@
  * for another's), and EVAL when the server does not know the script (a
  * restarted server, SCRIPT FLUSH, a promoted replica: each node has its
  * own script cache), for a Script and a HashScript alike, each within
- * store.timeout.  Its reply becomes strings: integers in decimal, nil in
+ * store.timeout; a call that meets NOSCRIPT while an EVAL of its script
+ * from the same loop is on its way sends EVALSHA once more, behind it.  Its reply becomes strings: integers in decimal, nil in
  * an array as "", and a nil reply as no strings.  An error starts with
  * the topology's describe() and names the server; each failed run()
  * counts once in portcullis_store_errors_total by its kind.  The log says
@@ -34,6 +35,8 @@
  */
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,8 +65,22 @@ public:
 private:
     class Blocking;   // redis_store.cc: a loop of a blocking call's own
 
+    /* One run(): its EVALSHA, and what its EVAL would need. */
+    struct ScriptCall {
+        std::shared_ptr<const KeyCommand> evalsha;
+        std::string_view lua;
+        size_t arguments;
+        std::string shared_tail;   // the arguments after the script or its SHA-1, encoded
+        std::function<void(LinkResult)> finish;
+        std::chrono::steady_clock::time_point started;
+    };
+
     void evaluate(std::string_view name, std::string_view lua, std::string_view key, int64_t now_ms,
                   std::span<const std::string> args, Done done);
+    /* FIRST_TRY: sent once more, when NOSCRIPT came while an EVAL of the
+     * script was on its way (redis_store.cc says why). */
+    void send_evalsha(std::shared_ptr<const ScriptCall> call, bool first_try);
+    void send_eval(std::shared_ptr<const ScriptCall> call);
     /* SCAN every master for the keys of TYPE under KEY_PREFIX; VISIT gets
      * each one's relative name, its READ reply and its expiry. */
     void walk(std::string_view key_prefix, std::string_view type, std::string_view read,

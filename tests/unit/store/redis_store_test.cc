@@ -335,6 +335,28 @@ TEST_F(RedisStoreTest, FallsBackToEvalAfterScriptFlush) {
     EXPECT_EQ(server_.cli({"SCRIPT", "EXISTS", sha}), "1");
 }
 
+TEST_F(RedisStoreTest, CallsThatMeetNoscriptTogetherSendTheSourceOnce) {
+    // As after a restart, with 50 sessions' calls out at once: each meets
+    // NOSCRIPT, and one EVAL carries the source; the others' EVALSHA goes
+    // again behind it.
+    constexpr int kOut = 50;
+    const std::vector<std::string> args{"1", "60000"};
+    std::vector<StoreResult> results;
+    loop_.defer([&] {
+        for (int i = 0; i < kOut; ++i) {
+            store_.run(kCounterScript, "c", now_ms(), args, [&](StoreResult result) {
+                results.push_back(std::move(result));
+            });
+        }
+    });
+    loop_.run_until([&] { return results.size() == kOut; });
+    for (const auto& result : results) ASSERT_FALSE(result.error) << *result.error;
+    EXPECT_EQ(server_.cli({"GET", "t:c"}), std::to_string(kOut));
+    const std::string stats = server_.cli({"INFO", "commandstats"});
+    EXPECT_EQ(occurrences(stats, "cmdstat_eval:calls=1,"), 1u) << stats;
+    EXPECT_EQ(occurrences(stats, "cmdstat_evalsha:calls=" + std::to_string(2 * kOut - 1) + ","), 1u) << stats;
+}
+
 TEST_F(RedisStoreTest, ScriptErrorsNameTheScript) {
     const auto explicit_error = store_error([&] { run(store_, kExplode, "e", {"x"}); });
     EXPECT_TRUE(contains(explicit_error, "script \"explode\" failed: boom: x")) << explicit_error;
