@@ -29,6 +29,10 @@ constexpr size_t kReadChunk = 16 * 1024;
 // must not keep the loop from its other work.  The socket, still
 // readable, wakes the loop again.
 constexpr int kReadsPerWake = 4;
+/* A burst of commands (every session's after a restart) grows the output
+ * buffer; once written, one larger than this is let go, not kept for the
+ * link's life. */
+constexpr size_t kKeptOutput = 64 * 1024;
 
 std::string system_error(const char* what, int error) { return std::string(what) + ": " + std::strerror(error); }
 
@@ -243,6 +247,7 @@ std::string RedisLink::flush() {
         out_sent_ += static_cast<size_t>(sent);
     }
     if (out_sent_ == out_.size()) {
+        if (out_.capacity() > kKeptOutput) std::string().swap(out_);
         out_.clear();
         out_sent_ = 0;
     }
