@@ -9,8 +9,11 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <array>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <unordered_map>
 
 namespace portcullis::metrics {
 
@@ -98,6 +101,34 @@ Registry& metrics() {
     return instance;
 }
 
+/* FAMILY's counter for the labels NAMES[i]=VALUES[i], found once per
+ * thread.  Family::Add builds a map of the labels and takes the family's
+ * lock on each call, and the loops count several times a message.  No
+ * counter is ever removed from its family, so its address stays good;
+ * each thread's table is as large as the families it counts in. */
+template <size_t N>
+Counter& labelled(Family<Counter>& family, const std::array<const char*, N>& names,
+                  const std::array<std::string_view, N>& values) {
+    thread_local std::unordered_map<std::string, Counter*> known;
+    thread_local std::string key;
+    const Family<Counter>* const address = &family;
+    key.assign(reinterpret_cast<const char*>(&address), sizeof address);
+    for (const std::string_view value : values) {
+        key += value;
+        key += '\0';
+    }
+    if (const auto found = known.find(key); found != known.end()) return *found->second;
+    prometheus::Labels labels;
+    for (size_t i = 0; i < N; ++i) labels.emplace(names[i], std::string(values[i]));
+    Counter& counter = family.Add(labels);
+    known.emplace(key, &counter);
+    return counter;
+}
+
+Counter& labelled(Family<Counter>& family, const char* name, std::string_view value) {
+    return labelled<1>(family, {name}, {value});
+}
+
 /* The web server's threads, and how long a request may take to arrive:
  * a client that connects and sends nothing (a port scanner, a stalled
  * proxy) holds a thread that long, and Prometheus gives a scrape 10 s.
@@ -149,36 +180,35 @@ void count_message() { metrics().messages.Increment(); }
 
 void count_decision(std::string_view stage, std::string_view action, bool monitored, const std::string& rule) {
     auto& registry = metrics();
-    registry.verdicts
-        .Add({{"stage", std::string(stage)}, {"action", std::string(action)}, {"monitor", monitored ? "true" : "false"}})
+    labelled<3>(registry.verdicts, {"stage", "action", "monitor"}, {stage, action, monitored ? "true" : "false"})
         .Increment();
-    if (!rule.empty()) registry.rule_hits.Add({{"rule", rule}}).Increment();
+    if (!rule.empty()) labelled(registry.rule_hits, "rule", rule).Increment();
 }
 
 void count_reload(bool ok) {
     auto& registry = metrics();
-    registry.reloads.Add({{"result", ok ? "ok" : "failed"}}).Increment();
+    labelled(registry.reloads, "result", ok ? "ok" : "failed").Increment();
     registry.last_reload.Set(ok ? 1 : 0);
 }
 
 void count_auth_result(std::string_view method, std::string_view result) {
-    metrics().authentication.Add({{"method", std::string(method)}, {"result", std::string(result)}}).Increment();
+    labelled<2>(metrics().authentication, {"method", "result"}, {method, result}).Increment();
 }
 
-void count_greylist(std::string_view result) { metrics().greylist.Add({{"result", std::string(result)}}).Increment(); }
+void count_greylist(std::string_view result) { labelled(metrics().greylist, "result", result).Increment(); }
 
-void count_ratelimit(std::string_view result) { metrics().ratelimit.Add({{"result", std::string(result)}}).Increment(); }
+void count_ratelimit(std::string_view result) { labelled(metrics().ratelimit, "result", result).Increment(); }
 
 void observe_store(std::chrono::steady_clock::duration took) {
     metrics().store_seconds.Observe(std::chrono::duration<double>(took).count());
 }
 
 void count_store_error(std::string_view kind) {
-    metrics().store_errors.Add({{"kind", std::string(kind)}}).Increment();
+    labelled(metrics().store_errors, "kind", kind).Increment();
 }
 
 void count_store_redirect(std::string_view kind) {
-    metrics().store_redirects.Add({{"kind", std::string(kind)}}).Increment();
+    labelled(metrics().store_redirects, "kind", kind).Increment();
 }
 
 void count_store_failover() { metrics().store_failovers.Increment(); }
