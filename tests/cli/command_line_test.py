@@ -84,6 +84,18 @@ class Try(CommandLine):
         self.assertEqual(self.stage_lines(done.stdout, "rcpt "), ["rcpt to=<a@example.com>"])
         self.assertIn("eom 1 of 1 recipients", done.stdout)
 
+    def test_message_file_that_cannot_be_read_is_bad_usage_before_any_stage(self):
+        # Even when no recipient is accepted and the message would not be sent.
+        missing = os.path.join(self.dir, "nosuch.eml")
+        done = self.try_message("--to", "relay@example.org", missing)
+        self.assertEqual(done.returncode, 2, done.stdout)
+        self.assertEqual(done.stdout, "")
+        self.assertIn("portcullis try: message file: cannot open '%s': No such file or directory" % missing,
+                      done.stderr)
+        done = self.try_message("--to", "a@example.com", self.dir)
+        self.assertEqual(done.returncode, 2, done.stdout)
+        self.assertIn("'%s' is not a regular file" % self.dir, done.stderr)
+
     def test_two_words_after_one_to_are_a_usage_error(self):
         done = self.try_message("--to", "a@example.com", "b@example.com", self.message)
         self.assertEqual(done.returncode, 2, done.stdout)
