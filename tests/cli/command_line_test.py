@@ -102,6 +102,22 @@ class Try(CommandLine):
         self.assertIn(self.message, done.stderr)
 
 
+class Usage(CommandLine):
+    def test_an_unknown_command_or_action_is_named(self):
+        for words, unknown in ((["stauts"], "stauts"), (["greylist", "lsit"], "lsit"),
+                               (["ratelimit", "shwo", "alice"], "shwo alice")):
+            done = self.run_portcullis(*words)
+            self.assertEqual(done.returncode, 2, words)
+            self.assertIn("not expected: " + unknown + "\n", done.stderr)
+            self.assertNotIn("A subcommand is required", done.stderr)
+
+    def test_no_command_or_action_is_a_usage_error(self):
+        for words in ([], ["greylist"], ["ratelimit", "-c", "x.conf"]):
+            done = self.run_portcullis(*words)
+            self.assertEqual(done.returncode, 2, words)
+            self.assertIn("A subcommand is required", done.stderr)
+
+
 class StoreSettings(CommandLine):
     """Store settings that do not fit together are reported where they were
     set, by every command that reads the configuration; a password from
