@@ -157,14 +157,18 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
     if (refuses(reply([&](Session& session) { return session.connect(*ip, "unknown", 0); }))) return kExitOk;
     stage("helo " + options.helo);
     if (refuses(reply([&](Session& session) { return session.helo(options.helo, false); }))) return kExitOk;
-    stage("mail from=<" + options.from + ">" + (options.user.empty() ? "" : " user=" + options.user));
+    // Addresses as the session takes them: "<>" and "a@b" alike, shown in brackets once.
+    const auto bracketed = [](const std::string& address) {
+        return "<" + std::string(strip_angle_brackets(address)) + ">";
+    };
+    stage("mail from=" + bracketed(options.from) + (options.user.empty() ? "" : " user=" + options.user));
     if (refuses(reply([&](Session& session) { return session.mail(options.from, options.user, 0); }))) {
         return kExitOk;
     }
 
     size_t accepted = 0;
     for (const auto& recipient : options.to) {
-        stage("rcpt to=<" + recipient + ">");
+        stage("rcpt to=" + bracketed(recipient));
         if (!refuses(reply([&](Session& session) { return session.rcpt(recipient); }))) ++accepted;
     }
     if (accepted == 0) {

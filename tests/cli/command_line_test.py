@@ -96,6 +96,12 @@ class Try(CommandLine):
         self.assertEqual(done.returncode, 2, done.stdout)
         self.assertIn("'%s' is not a regular file" % self.dir, done.stderr)
 
+    def test_addresses_in_angle_brackets_are_shown_once(self):
+        done = self.try_message("--from", "<>", "--to", "<a@example.com>")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(self.stage_lines(done.stdout, "mail "), ["mail from=<>"])
+        self.assertEqual(self.stage_lines(done.stdout, "rcpt "), ["rcpt to=<a@example.com>"])
+
     def test_two_words_after_one_to_are_a_usage_error(self):
         done = self.try_message("--to", "a@example.com", "b@example.com", self.message)
         self.assertEqual(done.returncode, 2, done.stdout)
