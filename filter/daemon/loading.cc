@@ -42,6 +42,14 @@ std::vector<LoadWarning> unconsulted_dns_lists(const policy::PolicyNeeds& needs)
     return warnings;
 }
 
+/* ERROR of the policy load as printed.  One with no place in a rules file
+ * (the file policy.file names cannot be read) is said at that key, where
+ * it was set, as a config error is. */
+std::string policy_error(const config::Config& config, const policy::Diagnostic& error) {
+    if (error.where.file) return error.str();
+    return config::ConfigError{config.origins.of("policy.file"), "policy.file: " + error.message}.str();
+}
+
 }  // namespace
 
 LoadOutcome load_state(const ConfigSource& source) {
@@ -52,7 +60,7 @@ LoadOutcome load_state(const ConfigSource& source) {
 
     if (auto error = store_settings_error(*loaded.config); !error.empty()) outcome.errors.push_back(std::move(error));
     const auto policy = policy::load_policy(loaded.config->policy.file);
-    for (const auto& error : policy.errors) outcome.errors.push_back(error.str());
+    for (const auto& error : policy.errors) outcome.errors.push_back(policy_error(*loaded.config, error));
     if (!outcome.errors.empty()) return outcome;
 
     const bool monitor_all = loaded.config->policy.mode == config::PolicyMode::monitor;

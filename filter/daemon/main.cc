@@ -4,6 +4,7 @@
  */
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <span>
 #include <string>
 #include <vector>
@@ -121,7 +122,18 @@ int main(int argc, char** argv) {
     CLI::App* version = app.add_subcommand("version", "print the version and the linked libraries' versions");
 
     try {
-        app.parse(argc, argv);
+        try {
+            app.parse(argc, argv);
+        } catch (const CLI::RequiredError&) {
+            // CLI11 checks for a missing subcommand before it looks at the
+            // words left over: name the unknown command ("stauts"), rather
+            // than say that none was given.  They are left over last first.
+            if (auto left = app.remaining(true); !left.empty()) {
+                std::reverse(left.begin(), left.end());
+                throw CLI::ExtrasError(left);
+            }
+            throw;
+        }
     } catch (const CLI::ParseError& error) {
         const int code = app.exit(error);
         return code == 0 ? 0 : daemon::kExitUsage;

@@ -11,14 +11,15 @@
  * with --dry an empty store of their own.  dnsbl rules ask the
  * configured resolver, or with --dry no list at all (none applies).
  */
+#include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <string_view>
 
 #include "daemon/checks.h"
 #include "daemon/commands.h"
 #include "milter/session_driver.h"
 #include "store/memory_store.h"
+#include "util/files.h"
 #include "util/text.h"
 
 namespace portcullis::daemon {
@@ -71,38 +72,41 @@ bool refuses(const Answer& answer) {
            answer.kind == Answer::Kind::discard;
 }
 
+/* A message file is read whole before the session starts, so that a
+ * wrong name is bad usage (exit 2) even when no recipient is accepted. */
+constexpr size_t kMaxMessageFileBytes = 64 * 1024 * 1024;
+
 /* Feed the header fields (each value as it follows the colon, folds
- * kept) and the body of a message file. */
-bool feed_message(const std::string& path, milter::SessionDriver& driver) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        std::fprintf(stderr, "portcullis try: cannot read %s\n", path.c_str());
-        return false;
-    }
-    std::string line, name, value;
+ * kept) and the body of MESSAGE, a message file's text. */
+void feed_message(std::string_view message, milter::SessionDriver& driver) {
+    std::string name, value;
     auto flush = [&] {
         if (!name.empty()) driver.feed([&](milter::Session& session) { session.header(name, value); });
         name.clear();
         value.clear();
     };
-    while (std::getline(in, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
+    size_t at = 0;
+    while (at < message.size()) {
+        const size_t end = std::min(message.find('\n', at), message.size());
+        std::string_view line = message.substr(at, end - at);
+        at = end + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line.empty()) break;
         if ((line[0] == ' ' || line[0] == '\t') && !name.empty()) {
-            value += "\r\n" + line;
+            value += "\r\n";
+            value += line;
             continue;
         }
         flush();
         const auto colon = line.find(':');
-        if (colon == std::string::npos) continue;   // not a header line: skipped, as an MTA would refuse it
+        if (colon == std::string_view::npos) continue;   // not a header line: skipped, as an MTA would refuse it
         name = line.substr(0, colon);
         value = line.substr(colon + 1);
     }
     flush();
-    std::ostringstream body;
-    body << in.rdbuf();
-    driver.feed([text = body.str()](milter::Session& session) { session.body(text); });
-    return true;
+    driver.feed([text = std::string(message.substr(std::min(at, message.size())))](milter::Session& session) {
+        session.body(text);
+    });
 }
 
 }  // namespace
@@ -112,6 +116,14 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
     if (!ip) {
         std::fprintf(stderr, "portcullis try: --ip %s: not an IP address\n", options.ip.c_str());
         return kExitUsage;
+    }
+    FileText message;
+    if (!options.message_file.empty()) {
+        message = read_text_file(options.message_file, kMaxMessageFileBytes);
+        if (!message.ok) {
+            std::fprintf(stderr, "portcullis try: message file: %s\n", message.error.c_str());
+            return kExitUsage;
+        }
     }
     auto outcome = load_state(source);
     for (const auto& error : outcome.errors) std::fprintf(stderr, "%s\n", error.c_str());
@@ -145,21 +157,25 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
     if (refuses(reply([&](Session& session) { return session.connect(*ip, "unknown", 0); }))) return kExitOk;
     stage("helo " + options.helo);
     if (refuses(reply([&](Session& session) { return session.helo(options.helo, false); }))) return kExitOk;
-    stage("mail from=<" + options.from + ">" + (options.user.empty() ? "" : " user=" + options.user));
+    // Addresses as the session takes them: "<>" and "a@b" alike, shown in brackets once.
+    const auto bracketed = [](const std::string& address) {
+        return "<" + std::string(strip_angle_brackets(address)) + ">";
+    };
+    stage("mail from=" + bracketed(options.from) + (options.user.empty() ? "" : " user=" + options.user));
     if (refuses(reply([&](Session& session) { return session.mail(options.from, options.user, 0); }))) {
         return kExitOk;
     }
 
     size_t accepted = 0;
     for (const auto& recipient : options.to) {
-        stage("rcpt to=<" + recipient + ">");
+        stage("rcpt to=" + bracketed(recipient));
         if (!refuses(reply([&](Session& session) { return session.rcpt(recipient); }))) ++accepted;
     }
     if (accepted == 0) {
         std::printf("verdict: no recipient accepted; no DATA\n");
         return kExitOk;
     }
-    if (!options.message_file.empty() && !feed_message(options.message_file, driver)) return kExitUsage;
+    if (!options.message_file.empty()) feed_message(message.text, driver);
     stage("eom " + std::to_string(accepted) + " of " + std::to_string(options.to.size()) + " recipients");
     const milter::Reply end = driver.stage([](Session& session) { return session.end_of_message(); });
     std::printf("  reply: %s\n", describe(end.answer).c_str());

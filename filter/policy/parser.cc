@@ -450,8 +450,9 @@ Rate Parser::rate(const Token& token) {
                               ? Millis::zero()
                               : parse_duration(token.text.substr(slash + 1)).value_or(Millis::zero());
     if (!count || *count == 0 || period <= Millis::zero()) {
-        cursor_.error(
-            token, in_quotes(token.text) + " is not a rate: write COUNT/PERIOD with a COUNT of at least 1, as in 200/1h");
+        cursor_.error(token, in_quotes(token.text) +
+                                 " is not a rate: write COUNT/PERIOD with a COUNT of at least 1 and a PERIOD above "
+                                 "zero, as in 200/1h");
         return {};
     }
     if (period > kMaxStoredDuration) {

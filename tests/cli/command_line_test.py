@@ -84,10 +84,44 @@ class Try(CommandLine):
         self.assertEqual(self.stage_lines(done.stdout, "rcpt "), ["rcpt to=<a@example.com>"])
         self.assertIn("eom 1 of 1 recipients", done.stdout)
 
+    def test_message_file_that_cannot_be_read_is_bad_usage_before_any_stage(self):
+        # Even when no recipient is accepted and the message would not be sent.
+        missing = os.path.join(self.dir, "nosuch.eml")
+        done = self.try_message("--to", "relay@example.org", missing)
+        self.assertEqual(done.returncode, 2, done.stdout)
+        self.assertEqual(done.stdout, "")
+        self.assertIn("portcullis try: message file: cannot open '%s': No such file or directory" % missing,
+                      done.stderr)
+        done = self.try_message("--to", "a@example.com", self.dir)
+        self.assertEqual(done.returncode, 2, done.stdout)
+        self.assertIn("'%s' is not a regular file" % self.dir, done.stderr)
+
+    def test_addresses_in_angle_brackets_are_shown_once(self):
+        done = self.try_message("--from", "<>", "--to", "<a@example.com>")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(self.stage_lines(done.stdout, "mail "), ["mail from=<>"])
+        self.assertEqual(self.stage_lines(done.stdout, "rcpt "), ["rcpt to=<a@example.com>"])
+
     def test_two_words_after_one_to_are_a_usage_error(self):
         done = self.try_message("--to", "a@example.com", "b@example.com", self.message)
         self.assertEqual(done.returncode, 2, done.stdout)
         self.assertIn(self.message, done.stderr)
+
+
+class Usage(CommandLine):
+    def test_an_unknown_command_or_action_is_named(self):
+        for words, unknown in ((["stauts"], "stauts"), (["greylist", "lsit"], "lsit"),
+                               (["ratelimit", "shwo", "alice"], "shwo alice")):
+            done = self.run_portcullis(*words)
+            self.assertEqual(done.returncode, 2, words)
+            self.assertIn("not expected: " + unknown + "\n", done.stderr)
+            self.assertNotIn("A subcommand is required", done.stderr)
+
+    def test_no_command_or_action_is_a_usage_error(self):
+        for words in ([], ["greylist"], ["ratelimit", "-c", "x.conf"]):
+            done = self.run_portcullis(*words)
+            self.assertEqual(done.returncode, 2, words)
+            self.assertIn("A subcommand is required", done.stderr)
 
 
 class StoreSettings(CommandLine):

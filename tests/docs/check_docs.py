@@ -23,7 +23,10 @@ metrics.  Each must be documented where a reader looks for it:
     metric              a row of the Metrics table of docs/daemon.md, and
                         portcullis(8)
 
-and nothing may be documented that the code does not know.  The man pages
+and nothing may be documented that the code does not know.  Every rules
+example of docs/policy-language.md must pass `portcullis check`, and a
+decision line quoted in a document (rule=default.rules:N reply="...")
+must name the rule of policies/default.rules that gives that reply.  The man pages
 must be those mkman.py makes of the documents now, and render with no
 warning from `man --warnings` (skipped, saying so, when man is missing).
 Relative links in docs/ and README.md must reach a file (and a heading,
@@ -38,6 +41,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import unittest
 
 ARGS = argparse.Namespace()
@@ -332,6 +336,87 @@ class ManPages(unittest.TestCase):
                 self.assertIn(doc.page.summary, " ".join(shown.stdout.split()))
 
 
+
+# ---- the examples ----
+
+def reader_documents():
+    """Every document a reader has: docs/*.md and README.md."""
+    docs_dir = os.path.join(ARGS.source_dir, "docs")
+    names = sorted(name for name in os.listdir(docs_dir) if name.endswith(".md"))
+    return [os.path.join(docs_dir, name) for name in names] + [os.path.join(ARGS.source_dir, "README.md")]
+
+
+# Lists and maps the examples of policy-language.md use without defining
+# them (each is defined in "A first look" or in the shipped policy).
+EXAMPLE_LISTS = {
+    "trusted": 'list trusted ip { 127.0.0.0/8 }',
+    "local_domains": 'list local_domains domain { example.com }',
+    "greylist_skip": 'list greylist_skip domain { example.net }',
+    "spammy": 'list spammy regex { /spam/ }',
+    "vip": 'list vip address { ceo@example.com }',
+    "sender_logins": 'map sender_logins file "lists/sender-logins.txt"',
+}
+
+ACTIONS = ("accept", "reject", "tempfail", "discard", "quarantine", "greylist", "ratelimit", "add-header",
+           "log", "monitor")
+
+
+def rules_example(lines):
+    """The policy a code block of policy-language.md is an example of, or
+    None for a synopsis (placeholders in capitals) or other text.  A block
+    of bare rules is put in an 'on rcpt' block."""
+    words = [line.split("#")[0].split() for line in lines]
+    first = next((w[0] for w in words if w), "")
+    text = "\n".join(lines)
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"|/(?:[^/\\\n]|\\.)*/i?|#.*', "", text)
+    if re.search(r"(?<![\w-])[A-Z]{2,}(?![\w-])", bare) or re.search(r'"(PATH|TEXT)"', text):
+        return None
+    if first in ("on", "list", "map", "include"):
+        return text + "\n"
+    if first in ACTIONS:
+        return "on rcpt {\n" + text + "\n}\n"
+    return None
+
+
+class Examples(unittest.TestCase):
+    def test_every_rules_example_of_the_language_loads(self):
+        doc = Document("policy-language.md")
+        examples = [(block.line, rules_example(block.lines)) for block in doc.blocks if block.kind == "code"]
+        examples = [(line, policy) for line, policy in examples if policy]
+        self.assertGreater(len(examples), 15)
+        with tempfile.TemporaryDirectory(prefix="portcullis-docs-") as scratch:
+            os.symlink(os.path.abspath(os.path.join(ARGS.source_dir, "policies", "lists")), os.path.join(scratch, "lists"))
+            conf = os.path.join(scratch, "portcullis.conf")
+            with open(conf, "w", encoding="utf-8") as out:
+                out.write('[policy]\nfile = "example.rules"\n[control]\nsocket = ""\n')
+            for line, policy in examples:
+                defined = set(re.findall(r"^\s*(?:list|map)\s+(\S+)", policy, re.M))
+                used = [EXAMPLE_LISTS[name] for name in EXAMPLE_LISTS
+                        if name not in defined and re.search(r"\b%s\b" % name, policy)]
+                with open(os.path.join(scratch, "example.rules"), "w", encoding="utf-8") as out:
+                    out.write(policy + "".join(definition + "\n" for definition in used))
+                with self.subTest(example="policy-language.md:%d" % line):
+                    done = subprocess.run([ARGS.portcullis, "check", "-c", conf], capture_output=True, text=True,
+                                          timeout=30, stdin=subprocess.DEVNULL)
+                    self.assertEqual(done.returncode, 0, policy + done.stderr)
+
+    def test_decision_lines_name_the_shipped_rule_that_gives_their_reply(self):
+        with open(os.path.join(ARGS.source_dir, "policies", "default.rules"), encoding="utf-8") as source:
+            rules = source.read().splitlines()
+        found = 0
+        for path in reader_documents():
+            with open(path, encoding="utf-8") as source:
+                text = source.read()
+            for match in re.finditer(r'rule=default\.rules:(\d+) reply="(\d{3}) (\S+) ([^"]*)"', text):
+                found += 1
+                number, code, xcode, reply = match.groups()
+                line = rules[int(number) - 1] if 0 < int(number) <= len(rules) else ""
+                with self.subTest(document=os.path.relpath(path, ARGS.source_dir), rule=number):
+                    self.assertIn('%s %s "%s"' % (code, xcode, reply), line,
+                                  "default.rules:%s is not the rule that replies %s %s %s" %
+                                  (number, code, xcode, reply))
+        self.assertGreater(found, 0)
+
 def slug(heading):
     """The anchor GitHub gives a heading."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
@@ -352,13 +437,8 @@ def anchors(path):
 
 
 class Links(unittest.TestCase):
-    def documents(self):
-        docs_dir = os.path.join(ARGS.source_dir, "docs")
-        names = sorted(name for name in os.listdir(docs_dir) if name.endswith(".md"))
-        return [os.path.join(docs_dir, name) for name in names] + [os.path.join(ARGS.source_dir, "README.md")]
-
     def test_relative_links_reach_a_file_and_a_heading(self):
-        for path in self.documents():
+        for path in reader_documents():
             with open(path, encoding="utf-8") as source:
                 text = source.read()
             for label, target in mkman.links(text):
@@ -378,7 +458,7 @@ class Links(unittest.TestCase):
             r"(?<![\w.-])/work/": "names a path of a build machine",
             r"(?i)\bspec\b": "leans on a spec the reader does not have",
         }
-        for path in self.documents():
+        for path in reader_documents():
             with open(path, encoding="utf-8") as source:
                 lines = source.read().splitlines()
             for pattern, problem in forbidden.items():

@@ -121,5 +121,19 @@ TEST_F(AttachChecks, AnUnreadablePublicSuffixListIsAnErrorAtItsKey) {
     EXPECT_NE(error.find(missing, where.size()), std::string::npos) << "the message names the file: " << error;
 }
 
+/* The policy file that cannot be read is said at policy.file, where it
+ * was set (here an -o; else the configuration file), not as a bare
+ * "error:" that names no key. */
+TEST_F(AttachChecks, AnUnreadablePolicyFileIsAnErrorAtItsKey) {
+    const std::string missing = dir_.path("no-such.rules");
+    ConfigSource source;
+    source.path = dir_.path("absent.conf");
+    source.overrides = {"policy.file=" + missing};
+    const LoadOutcome outcome = load_state(source);
+    EXPECT_FALSE(outcome.state);
+    EXPECT_EQ(outcome.errors, (Strings{"-o policy.file=" + missing + ": error: policy.file: cannot open '" + missing +
+                                       "': No such file or directory"}));
+}
+
 }  // namespace
 }  // namespace portcullis::daemon

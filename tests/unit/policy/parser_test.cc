@@ -718,7 +718,11 @@ TEST(Errors, ActionArguments) {
         {"rcpt", "ratelimit client.ip 1/3651d",
          "t.rules:2:21: error: '1/3651d' counts over more than 3650d, the longest a record is kept"},
         {"rcpt", "ratelimit client.ip 0/1h",
-         "t.rules:2:21: error: '0/1h' is not a rate: write COUNT/PERIOD with a COUNT of at least 1, as in 200/1h"},
+         "t.rules:2:21: error: '0/1h' is not a rate: write COUNT/PERIOD with a COUNT of at least 1 and a PERIOD "
+         "above zero, as in 200/1h"},
+        {"rcpt", "ratelimit client.ip 10/0s",
+         "t.rules:2:21: error: '10/0s' is not a rate: write COUNT/PERIOD with a COUNT of at least 1 and a PERIOD "
+         "above zero, as in 200/1h"},
         {"rcpt", "ratelimit client.ip", "t.rules:2:20: error: unexpected end of line (expected a rate such as 200/1h)"},
         {"rcpt", "ratelimit 10/1h", "t.rules:2:11: error: expected a field, not '10/1h'"},
         {"rcpt", "ratelimit client.iq 10/1h",
