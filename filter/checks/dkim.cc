@@ -657,7 +657,9 @@ struct Verifier::State {
 
 private:
     void hold_header(std::string_view name, std::string_view value);
-    std::optional<std::string> feed_header(std::string_view field);
+    /* The held field of LENGTH bytes at START to libopendkim; what went
+     * wrong, if anything. */
+    std::optional<std::string> feed_header(size_t start, size_t length);
     void decide(Field& field, Result result, std::string reason);
     void screen(Field& field);
     /* Once: libopendkim's handle made and given the held fields, dkim_eoh
@@ -704,12 +706,12 @@ void Verifier::State::hold_header(std::string_view name, std::string_view value)
     }
 }
 
-/* Gives FIELD to libopendkim; what went wrong, if anything. */
-std::optional<std::string> Verifier::State::feed_header(std::string_view field) {
-    std::string text(field);   // libopendkim's parameter is not const
-    if (dkim_header(handle_.get(), reinterpret_cast<unsigned char*>(text.data()), text.size()) == DKIM_STAT_OK) {
-        return std::nullopt;
-    }
+std::optional<std::string> Verifier::State::feed_header(size_t start, size_t length) {
+    // libopendkim's parameter is not const, but a verifier only reads the
+    // LENGTH bytes given (and copies them), so the held text itself goes,
+    // not a copy of each field.
+    auto* field = reinterpret_cast<unsigned char*>(held_header_.data() + start);
+    if (dkim_header(handle_.get(), field, length) == DKIM_STAT_OK) return std::nullopt;
     return libopendkim_error(handle_.get());
 }
 
@@ -826,9 +828,8 @@ bool Verifier::State::start_handle() {
     auto next_signature = fields_.begin();
     size_t start = 0;
     for (const HeldField& held : held_fields_) {
-        const std::string_view text = std::string_view(held_header_).substr(start, held.end - start);
+        const auto problem = feed_header(start, held.end - start);
         start = held.end;
-        const auto problem = feed_header(text);
         if (!held.signature) continue;
         next_signature = std::find_if(next_signature, fields_.end(), is_held);
         Field& field = *next_signature++;
