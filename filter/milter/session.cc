@@ -344,23 +344,31 @@ void Session::collect(Stage stage, const std::vector<policy::Effect>& effects, b
 
 namespace {
 
-/* "QUEUEID: stage: action client=... from=<...> to=<...> rule=FILE:LINE ..." */
-std::string decision_line(const policy::Facts& facts, Stage stage, std::string_view action,
-                          const policy::Rule* rule, std::string_view detail) {
-    std::string line = facts.queue_id.empty() ? "NOQUEUE" : facts.queue_id;
+/* "QUEUEID: stage: action client=... from=<...> to=<...> rule=FILE:LINE ...",
+ * RULE as SourceLocation::log_str() gives it, or "" for none.  Built in
+ * one string: several lines a message. */
+std::string decision_line(const policy::Facts& facts, Stage stage, std::string_view action, std::string_view rule,
+                          std::string_view detail) {
+    std::string line;
+    line.reserve(96 + facts.queue_id.size() + action.size() + facts.helo.size() + facts.sender.size() +
+                 facts.rcpt.size() + rule.size() + detail.size());
+    line += facts.queue_id.empty() ? std::string_view("NOQUEUE") : std::string_view(facts.queue_id);
     line += ": ";
     line += policy::stage_name(stage);
     line += ": ";
     line += action;
-    line += " client=" + (facts.client_ip ? facts.client_ip->str() : std::string("local"));
-    if (!facts.helo.empty()) line += " helo=<" + facts.helo + ">";
-    if (stage >= Stage::mail) line += " from=<" + facts.sender + ">";
-    if (stage == Stage::rcpt) line += " to=<" + facts.rcpt + ">";
-    if (rule) line += " rule=" + rule->where.log_str();
-    if (!detail.empty()) {
-        line += ' ';
-        line += detail;
-    }
+    line += " client=";
+    line += facts.client_ip ? facts.client_ip->str() : std::string("local");
+    const auto add = [&line](std::string_view label, std::string_view value, std::string_view close) {
+        line += label;
+        line += value;
+        line += close;
+    };
+    if (!facts.helo.empty()) add(" helo=<", facts.helo, ">");
+    if (stage >= Stage::mail) add(" from=<", facts.sender, ">");
+    if (stage == Stage::rcpt) add(" to=<", facts.rcpt, ">");
+    if (!rule.empty()) add(" rule=", rule, "");
+    if (!detail.empty()) add(" ", detail, "");
     return line;
 }
 
@@ -368,14 +376,15 @@ class DaemonSink final : public DecisionSink {
 public:
     bool wants_rule_checks() const override { return log::enabled(log::Level::debug); }
     void rule_checked(const Session& session, Stage stage, const policy::Rule& rule, bool applies) override {
-        log::debug(decision_line(session.facts(), stage, applies ? "rule applies" : "rule does not apply", &rule, ""));
+        log::debug(decision_line(session.facts(), stage, applies ? "rule applies" : "rule does not apply",
+                                 rule.where.log_str(), ""));
     }
     void decision(const Session& session, Stage stage, std::string_view action, const policy::Rule* rule,
                   std::string_view detail) override {
-        log::info(decision_line(session.facts(), stage, action, rule, detail));
+        const std::string where = rule ? rule->where.log_str() : std::string();
+        log::info(decision_line(session.facts(), stage, action, where, detail));
         const bool monitored = action.starts_with("monitor ");
-        metrics::count_decision(policy::stage_name(stage), monitored ? action.substr(8) : action, monitored,
-                                rule ? rule->where.log_str() : std::string());
+        metrics::count_decision(policy::stage_name(stage), monitored ? action.substr(8) : action, monitored, where);
     }
 };
 
