@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "store/store.h"
+#include "util/text.h"
 
 namespace portcullis::store {
 
@@ -30,7 +31,6 @@ constexpr size_t kReadChunk = 16 * 1024;
 // readable, wakes the loop again.
 constexpr int kReadsPerWake = 4;
 
-std::string system_error(const char* what, int error) { return std::string(what) + ": " + std::strerror(error); }
 
 constexpr std::string_view kConnect = error_kind::connect;
 constexpr std::string_view kTimeout = error_kind::timeout;
@@ -139,7 +139,7 @@ bool RedisLink::connect() {
     const int family = address_.address.ss_family;
     fd_ = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) {
-        connect_error_ = system_error("socket", errno);
+        connect_error_ = errno_message("socket");
         retry_at_ = Clock::now() + kRetryDelay;
         return false;
     }
@@ -149,7 +149,7 @@ bool RedisLink::connect() {
     }
     const int status = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address_.address), address_.length);
     if (status != 0 && errno != EINPROGRESS) {
-        connect_error_ = system_error("connect", errno);
+        connect_error_ = errno_message("connect");
         retry_at_ = Clock::now() + kRetryDelay;
         ::close(fd_);
         fd_ = -1;
@@ -238,7 +238,7 @@ std::string RedisLink::flush() {
         if (sent < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) break;
-            return system_error("send", errno);
+            return errno_message("send");
         }
         out_sent_ += static_cast<size_t>(sent);
     }
@@ -266,7 +266,7 @@ void RedisLink::ready(uint32_t events) {
         socklen_t length = sizeof error;
         getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length);
         if (error != 0) {
-            connect_error_ = system_error("connect", error);
+            connect_error_ = errno_message("connect", error);
             retry_at_ = Clock::now() + kRetryDelay;
             return fail(connect_error_, kConnect);
         }
@@ -287,7 +287,7 @@ void RedisLink::read_replies() {
         if (got < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) break;
-            return fail(system_error("recv", errno), kConnection);
+            return fail(errno_message("recv"), kConnection);
         }
         if (got == 0) {
             // Closed by the server (a restart, an idle timeout): news only
