@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <unordered_map>
 
@@ -73,7 +72,6 @@ std::optional<std::string> unescaped(std::string_view text) {
     return out;
 }
 
-std::string system_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 /* Whether the peer of FD may give orders: root, the daemon's own user, or
  * a member of GROUP. */
@@ -174,7 +172,7 @@ std::optional<ControlReply> ask_daemon(const config::Config& config, const Contr
         ::close(fd);
         // No daemon there; one that refuses us is an answer, though.
         if (error == EACCES || error == EPERM) {
-            return ControlReply{kExitNotAllowed, "portcullis: " + path + ": " + std::strerror(error) + "\n"};
+            return ControlReply{kExitNotAllowed, errno_message("portcullis: " + path, error) + "\n"};
         }
         return std::nullopt;
     }
@@ -391,22 +389,22 @@ std::string ControlServer::open(const std::string& path, const std::string& user
         }
         ::chmod(directory.c_str(), 0750);
         if (geteuid() == 0 && ::lchown(directory.c_str(), uid, gid) != 0) {
-            return system_error("control.socket: chown " + directory.string());
+            return errno_message("control.socket: chown " + directory.string());
         }
     }
     if (path.size() >= sizeof(sockaddr_un{}.sun_path)) return "control.socket: the path is too long";
     if (const auto refused = clear_stale_socket(path); !refused.empty()) return "control.socket: " + refused;
     impl_->listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (impl_->listen_fd < 0) return system_error("control.socket: socket");
+    if (impl_->listen_fd < 0) return errno_message("control.socket: socket");
     const sockaddr_un address = unix_address(path);
     const mode_t old_mask = ::umask(0117);   // born 0660: never open to others, not even briefly
     const bool bound = ::bind(impl_->listen_fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
     ::umask(old_mask);
-    if (!bound || ::listen(impl_->listen_fd, 16) != 0) return system_error("control.socket: cannot listen on " + path);
+    if (!bound || ::listen(impl_->listen_fd, 16) != 0) return errno_message("control.socket: cannot listen on " + path);
     impl_->path = path;
     // lchown: whoever may write to the directory could have put a symlink
     // to a file of root's in the socket's place since bind().
-    if (geteuid() == 0 && ::lchown(path.c_str(), uid, gid) != 0) return system_error("control.socket: chown " + path);
+    if (geteuid() == 0 && ::lchown(path.c_str(), uid, gid) != 0) return errno_message("control.socket: chown " + path);
     impl_->group = gid;
     return "";
 }

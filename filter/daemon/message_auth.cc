@@ -19,14 +19,14 @@
 
 namespace portcullis::daemon {
 
-namespace {
-
-/* The threads that check signatures: made at the first signed message,
- * after libopendkim's library, so they end before it at exit. */
+/* Made at the first signed message, after libopendkim's library, so the
+ * threads end before it at exit. */
 WorkerPool& signature_workers() {
     static WorkerPool pool(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
     return pool;
 }
+
+namespace {
 
 std::string log_prefix(const policy::Facts& facts) {
     return (facts.queue_id.empty() ? std::string("NOQUEUE") : facts.queue_id) + ": ";
@@ -193,6 +193,10 @@ private:
         }
         signature_workers().submit([verifier = verifier_, keys = std::move(keys), home = loop->handle(),
                                     check = std::weak_ptr(check_)] {
+            // A session gone before a worker took its check (the MTA aborted, the client left) reads no
+            // verdict: the RSA work is skipped.  Nothing else is lost: a verdict is logged and counted
+            // only when the session reads it.  One ending just after this test costs the work, no more.
+            if (check.expired()) return;
             dkim::Verdict verdict = verifier->finish(keys);
             home.post([check, verdict = std::move(verdict)]() mutable {
                 const auto waiting = check.lock();

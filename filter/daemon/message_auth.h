@@ -14,7 +14,8 @@
  * use, without waiting: dkim() and dmarc() give null until what they need
  * has come, and WAKE is called when it has.  The signatures are checked
  * (the RSA and Ed25519 work) on a small pool of threads, off the event
- * loop.  Each result is logged (debug; info for errors and DMARC
+ * loop (signature_workers()); a check whose stream is gone before a
+ * thread takes it is dropped unchecked.  Each result is logged (debug; info for errors and DMARC
  * failures) and counted (portcullis_auth_results_total).
  */
 #pragma once
@@ -26,6 +27,7 @@
 #include "checks/dmarc.h"
 #include "dns/lookups.h"
 #include "milter/snapshot.h"
+#include "util/worker_pool.h"
 
 namespace portcullis::daemon {
 
@@ -35,6 +37,9 @@ struct AuthSettings {
     bool dkim = false;         // verify DKIM signatures
     bool dmarc = false;        // evaluate DMARC (needs DKIM and SPF)
 };
+
+/* The threads that check the signatures: for the tests, which hold them busy. */
+WorkerPool& signature_workers();
 
 /* LOOKUPS and FACTS outlive the stream; DMARC is null unless SETTINGS.dmarc. */
 std::unique_ptr<milter::MessageStream> begin_message_stream(const policy::Facts& facts, dns::Lookups& lookups,

@@ -9,15 +9,14 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "milter/engine.h"
+#include "util/text.h"
 
 namespace portcullis::daemon {
 
 namespace {
 
-std::string failure(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 }  // namespace
 
@@ -35,14 +34,14 @@ std::string drop_privileges(const std::string& user, const std::string& milter_s
         // through a symlink: whoever may write to the directory could have
         // put one to a file of root's in the socket's place.
         struct stat status {};
-        if (lstat(path.c_str(), &status) != 0) return failure("stat " + path);
+        if (lstat(path.c_str(), &status) != 0) return errno_message("stat " + path);
         if (!S_ISSOCK(status.st_mode)) return path + " is no longer the milter socket: something else took its place";
-        if (lchown(path.c_str(), uid, gid) != 0) return failure("chown " + path);
-        if (chmod(path.c_str(), 0660) != 0) return failure("chmod " + path);
+        if (lchown(path.c_str(), uid, gid) != 0) return errno_message("chown " + path);
+        if (chmod(path.c_str(), 0660) != 0) return errno_message("chmod " + path);
     }
-    if (initgroups(user.c_str(), gid) != 0) return failure("initgroups " + user);
-    if (setgid(gid) != 0) return failure("setgid");
-    if (setuid(uid) != 0) return failure("setuid");
+    if (initgroups(user.c_str(), gid) != 0) return errno_message("initgroups " + user);
+    if (setgid(gid) != 0) return errno_message("setgid");
+    if (setuid(uid) != 0) return errno_message("setuid");
     if (uid != 0 && setuid(0) == 0) return "could still regain root after dropping privileges";
     return "";
 }

@@ -43,7 +43,7 @@ std::string send_state(std::string_view name, std::string_view state) {
                " characters";
     }
     const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return std::string("socket: ") + std::strerror(errno);
+    if (fd < 0) return errno_message("socket");
     ssize_t sent;
     do {
         sent = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&address),

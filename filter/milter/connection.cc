@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
 #include "metrics/metrics.h"
 #include "milter/negotiation.h"
@@ -165,7 +164,7 @@ void Connection::read_input() {
     const ssize_t got = ::recv(fd_, buffer.data(), buffer.size(), 0);
     if (got < 0) {
         if (errno == EAGAIN || errno == EINTR) return;
-        return close(std::string("read failed: ") + std::strerror(errno));
+        return close(errno_message("read failed"));
     }
     if (got == 0) return close("");   // the MTA went away; it says why in its own log
     const uint64_t sent_before = bytes_sent_;
@@ -477,7 +476,7 @@ void Connection::flush() {
         if (sent < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) break;
-            return close(std::string("write failed: ") + std::strerror(errno));
+            return close(errno_message("write failed"));
         }
         out_sent_ += static_cast<size_t>(sent);
         bytes_sent_ += static_cast<uint64_t>(sent);

@@ -52,7 +52,6 @@ struct ListenAddress {
     std::string path;   // a unix socket's
 };
 
-std::string system_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 /* milter.socket as an address to bind; throws std::runtime_error saying
  * what is wrong with it. */
@@ -157,13 +156,13 @@ public:
         }
         const int family = address.address.ss_family;
         listen_fd_ = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (listen_fd_ < 0) return system_error("cannot listen on " + settings.socket);
+        if (listen_fd_ < 0) return errno_message("cannot listen on " + settings.socket);
         const int one = 1;
         if (family != AF_UNIX) setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (const std::string refused = make_room_for(settings.socket); !refused.empty()) return refused;
         if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address.address), address.length) != 0 ||
             ::listen(listen_fd_, SOMAXCONN) != 0) {
-            return system_error("cannot listen on " + settings.socket + " (in use, or no permission?)");
+            return errno_message("cannot listen on " + settings.socket + " (in use, or no permission?)");
         }
         socket_path_ = address.path;
         return "";
@@ -259,7 +258,7 @@ void Loop::ready(uint32_t) {
  * this loop for kAcceptPause (EPOLLEXCLUSIVE cannot be modified: the
  * socket is watched again). */
 void Loop::pause_accepting(int error) {
-    log::warning(std::string("milter: accept: ") + std::strerror(error) + "; new connections wait " +
+    log::warning(errno_message("milter: accept", error) + "; new connections wait " +
                  format_duration(kAcceptPause));
     loop_.unwatch(listen_fd_, *this);
     accept_pause_.arm_after(kAcceptPause);

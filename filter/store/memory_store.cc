@@ -12,7 +12,6 @@
 #include <bit>
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <limits>
@@ -255,8 +254,6 @@ Decoded decode(std::string_view bytes) {
     }
 }
 
-std::string error_text(int error_number) { return std::strerror(error_number); }
-
 std::string directory_of(const std::string& path) {
     const std::filesystem::path parent = std::filesystem::path(path).parent_path();
     return parent.empty() ? "." : parent.string();
@@ -300,13 +297,13 @@ std::string replace_file(const std::string& path, std::string_view bytes) {
     const std::string directory = directory_of(path);
     std::string temporary = path + ".tmp.XXXXXX";
     Descriptor file(mkostemp(temporary.data(), O_CLOEXEC));
-    if (file.get() < 0) return "cannot create a temporary file in " + in_quotes(directory) + ": " + error_text(errno);
+    if (file.get() < 0) return errno_message("cannot create a temporary file in " + in_quotes(directory));
 
     // Until the rename, a failure leaves nothing behind.
     const auto abandon = [&temporary](const std::string& step) {
         const int error_number = errno;
         ::unlink(temporary.c_str());
-        return step + " " + in_quotes(temporary) + ": " + error_text(error_number);
+        return errno_message(step + " " + in_quotes(temporary), error_number);
     };
     // mkostemp's mode is subject to the umask; the state is nobody else's.
     if (fchmod(file.get(), S_IRUSR | S_IWUSR) != 0) return abandon("cannot set the mode of");
@@ -318,7 +315,7 @@ std::string replace_file(const std::string& path, std::string_view bytes) {
     // The rename itself is durable only once the directory is synced.
     Descriptor parent(open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (parent.get() < 0 || fsync(parent.get()) != 0) {
-        return "cannot sync the directory " + in_quotes(directory) + ": " + error_text(errno);
+        return errno_message("cannot sync the directory " + in_quotes(directory));
     }
     return "";
 }
@@ -738,10 +735,10 @@ void check_snapshot_directory(const std::string& snapshot_path) {
     const std::string problem =
         "cannot save snapshot " + in_quotes(snapshot_path) + ": directory " + in_quotes(directory);
     struct stat status {};
-    if (stat(directory.c_str(), &status) != 0) throw StoreError(problem + ": " + error_text(errno));
+    if (stat(directory.c_str(), &status) != 0) throw StoreError(errno_message(problem));
     if (!S_ISDIR(status.st_mode)) throw StoreError(problem + " is not a directory");
     // Creating the temporary file takes write and search permission.
-    if (access(directory.c_str(), W_OK | X_OK) != 0) throw StoreError(problem + ": " + error_text(errno));
+    if (access(directory.c_str(), W_OK | X_OK) != 0) throw StoreError(errno_message(problem));
 }
 
 }  // namespace portcullis::store

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "store/store.h"
+#include "util/text.h"
 
 namespace portcullis::store {
 
@@ -34,7 +35,6 @@ constexpr int kReadsPerWake = 4;
  * link's life. */
 constexpr size_t kKeptOutput = 64 * 1024;
 
-std::string system_error(const char* what, int error) { return std::string(what) + ": " + std::strerror(error); }
 
 constexpr std::string_view kConnect = error_kind::connect;
 constexpr std::string_view kTimeout = error_kind::timeout;
@@ -143,7 +143,7 @@ bool RedisLink::connect() {
     const int family = address_.address.ss_family;
     fd_ = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) {
-        connect_error_ = system_error("socket", errno);
+        connect_error_ = errno_message("socket");
         retry_at_ = Clock::now() + kRetryDelay;
         return false;
     }
@@ -153,7 +153,7 @@ bool RedisLink::connect() {
     }
     const int status = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address_.address), address_.length);
     if (status != 0 && errno != EINPROGRESS) {
-        connect_error_ = system_error("connect", errno);
+        connect_error_ = errno_message("connect");
         retry_at_ = Clock::now() + kRetryDelay;
         ::close(fd_);
         fd_ = -1;
@@ -242,7 +242,7 @@ std::string RedisLink::flush() {
         if (sent < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) break;
-            return system_error("send", errno);
+            return errno_message("send");
         }
         out_sent_ += static_cast<size_t>(sent);
     }
@@ -271,7 +271,7 @@ void RedisLink::ready(uint32_t events) {
         socklen_t length = sizeof error;
         getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length);
         if (error != 0) {
-            connect_error_ = system_error("connect", error);
+            connect_error_ = errno_message("connect", error);
             retry_at_ = Clock::now() + kRetryDelay;
             return fail(connect_error_, kConnect);
         }
@@ -292,7 +292,7 @@ void RedisLink::read_replies() {
         if (got < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) break;
-            return fail(system_error("recv", errno), kConnection);
+            return fail(errno_message("recv"), kConnection);
         }
         if (got == 0) {
             // Closed by the server (a restart, an idle timeout): news only

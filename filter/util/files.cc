@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/text.h"
+
 namespace portcullis {
 
 namespace {
@@ -42,9 +44,9 @@ private:
 
 FileText read_text_file(const std::string& path, size_t max_bytes) {
     const Descriptor fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-    if (fd.get() < 0) return failure(errno, "cannot open '" + path + "': " + std::strerror(errno));
+    if (fd.get() < 0) return failure(errno, errno_message("cannot open '" + path + "'"));
     struct stat status {};
-    if (fstat(fd.get(), &status) != 0) return failure(errno, "cannot read '" + path + "': " + std::strerror(errno));
+    if (fstat(fd.get(), &status) != 0) return failure(errno, errno_message("cannot read '" + path + "'"));
     if (!S_ISREG(status.st_mode)) return failure(0, "'" + path + "' is not a regular file");
     if (static_cast<uint64_t>(status.st_size) > max_bytes) {
         return failure(0, "'" + path + "' is larger than " + std::to_string(max_bytes) + " bytes");
@@ -58,7 +60,7 @@ FileText read_text_file(const std::string& path, size_t max_bytes) {
         const ssize_t count = read(fd.get(), buffer, sizeof buffer);
         if (count == 0) break;
         if (count < 0 && errno == EINTR) continue;
-        if (count < 0) return failure(errno, "cannot read '" + path + "': " + std::strerror(errno));
+        if (count < 0) return failure(errno, errno_message("cannot read '" + path + "'"));
         // The file may grow while we read it.
         if (result.text.size() + static_cast<size_t>(count) > max_bytes) {
             return failure(0, "'" + path + "' is larger than " + std::to_string(max_bytes) + " bytes");
@@ -81,13 +83,13 @@ std::string clear_stale_socket(const std::string& path) {
     if (::lstat(path.c_str(), &existing) != 0) return "";
     if (!S_ISSOCK(existing.st_mode)) return "'" + path + "' exists and is not a socket";
     const Descriptor probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (probe.get() < 0) return std::string("socket: ") + std::strerror(errno);
+    if (probe.get() < 0) return errno_message("socket");
     const sockaddr_un address = unix_address(path);
     const int error =
         ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
     // EAGAIN: a listener whose queue is full.
     if (error == 0 || error == EAGAIN) return "'" + path + "' answers: is another portcullis running with it?";
-    if (error != ECONNREFUSED) return "'" + path + "': " + std::strerror(error);
+    if (error != ECONNREFUSED) return errno_message("'" + path + "'", error);
     ::unlink(path.c_str());
     return "";
 }

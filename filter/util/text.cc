@@ -4,6 +4,8 @@
 #include "util/text.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <numeric>
 
 namespace portcullis {
@@ -120,6 +122,15 @@ std::string in_quotes(std::string_view text) {
     out += '\'';
     return out;
 }
+
+std::string errno_message(std::string_view what, int error) {
+    std::string out(what);
+    out += ": ";
+    out += std::strerror(error);
+    return out;
+}
+
+std::string errno_message(std::string_view what) { return errno_message(what, errno); }
 
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
     std::string best;

@@ -6,9 +6,9 @@
  * splitting an address
  * into local part and domain, the test of a DNS host name, the
  * whole-text decimal numbers that config,
- * policy, URLs, milter macros and store replies all read, and the "did
+ * policy, URLs, milter macros and store replies all read, the "did
  * you mean" suggestion used by every error message that names an unknown
- * word.
+ * word, and the text of a failed system call ("WHAT: strerror").
  */
 #pragma once
 
@@ -68,6 +68,12 @@ inline constexpr std::string_view kMimeSpecials = "()<>@,;:\\\"/[]?=";
 
 /* 'TEXT': how error messages quote what an administrator wrote. */
 std::string in_quotes(std::string_view text);
+
+/* "bind /run/x.sock: Permission denied": WHAT, then the system's text
+ * for the error number ERROR; without ERROR, errno's (read before
+ * anything else happens). */
+std::string errno_message(std::string_view what, int error);
+std::string errno_message(std::string_view what);
 
 /* The candidate closest to WORD by edit distance, or "" if none is close
  * enough to be a plausible typo (distance at most a third of its length,

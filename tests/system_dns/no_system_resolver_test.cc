@@ -22,9 +22,7 @@
 #include <netdb.h>
 #include <resolv.h>
 
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -102,16 +100,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kDkimpyData = "/usr/lib/python3/dist-packages/dkim/tests/data/";
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error(path + " is missing: install python3-dkim");
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 TEST(NoSystemResolver, TheRecordingSeesTheCLibrary) {
     take_calls();
     struct __res_state state {};
@@ -146,9 +134,9 @@ const T* when_known(EventLoop& loop, bool& woken, const std::function<const T*()
 
 TEST(NoSystemResolver, SpfDkimAndDmarcAskOnlyTheForwarder) {
     // dkimpy's Exim-signed Ed25519 message: d=test.ex, From nobody@example.com.
-    std::string key = read_file(kDkimpyData + "eximtest.dns");
+    std::string key = test_support::dkimpy_data("eximtest.dns");
     while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
-    const auto message = test_support::split_message(read_file(kDkimpyData + "ed25519test2.msg"));
+    const auto message = test_support::split_message(test_support::dkimpy_data("ed25519test2.msg"));
     test_support::UnboundServer server({
         "sed._domainkey.test.ex. TXT \"" + key + "\"",
         "_dmarc.example.com. TXT \"v=DMARC1; p=reject\"",

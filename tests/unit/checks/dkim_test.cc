@@ -16,9 +16,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <thread>
 
 #include "support/fake_txt_lookups.h"
@@ -31,23 +29,14 @@ void PrintTo(Result result, std::ostream* out) { *out << result_name(result); }
 
 namespace {
 
+using test_support::dkimpy_data;
 using test_support::MailMessage;
 using test_support::split_message;
 
-// Installed with python3-dkim (contrib/install-deps.sh --test).
-const std::string kDkimpyData = "/usr/lib/python3/dist-packages/dkim/tests/data/";
 // RFC 8463 A.2's Ed25519 key, as dkimpy's tests serve it.
 const std::string kBrisbaneKey = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
 const std::string kBrisbane = "brisbane._domainkey.football.example.com";
 const std::string kTest = "test._domainkey.football.example.com";
-
-std::string read_data(const std::string& name) {
-    std::ifstream in(kDkimpyData + name, std::ios::binary);
-    if (!in) throw std::runtime_error(kDkimpyData + name + " is missing: install python3-dkim");
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
 
 std::string trimmed(std::string text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
@@ -76,8 +65,8 @@ class DkimTest : public ::testing::Test {
 protected:
     void SetUp() override {
         dns_.add(kBrisbane, {kBrisbaneKey});
-        dns_.add(kTest, {trimmed(read_data("test.txt"))});
-        rfc8463_ = split_message(read_data("rfc6376.signed.msg"));
+        dns_.add(kTest, {trimmed(dkimpy_data("test.txt"))});
+        rfc8463_ = split_message(dkimpy_data("rfc6376.signed.msg"));
     }
 
     /* The verdict on MESSAGE, its keys answered from dns_; keys_asked_
@@ -135,14 +124,14 @@ TEST_F(DkimTest, Rfc8463ExamplePassesBothSignatures) {
 }
 
 TEST_F(DkimTest, RsaSignedMessagePasses) {
-    const Verdict verdict = verified_raw(read_data("rfc6376.signed.rsa.msg"));
+    const Verdict verdict = verified_raw(dkimpy_data("rfc6376.signed.rsa.msg"));
     EXPECT_EQ(results(verdict), std::vector<Result>{Result::pass});
 }
 
 TEST_F(DkimTest, AnRsaKeyIsParsedOnceForManyMessages) {
     // libopendkim parses the key for each signature it checks; dkim.cc
     // keeps what it parsed (keys_parsed() counts only real parses).
-    const MailMessage message = split_message(read_data("rfc6376.signed.rsa.msg"));
+    const MailMessage message = split_message(dkimpy_data("rfc6376.signed.rsa.msg"));
     const uint64_t before = keys_parsed();
     for (int i = 0; i < 3; ++i) {
         EXPECT_EQ(results(verified(message)), std::vector<Result>{Result::pass}) << "message " << i;
@@ -157,8 +146,8 @@ TEST_F(DkimTest, AnRsaKeyIsParsedOnceForManyMessages) {
 }
 
 TEST_F(DkimTest, EximSignedEd25519MessagePasses) {
-    dns_.add("sed._domainkey.test.ex", {trimmed(read_data("eximtest.dns"))});
-    const Verdict verdict = verified_raw(read_data("ed25519test2.msg"));
+    dns_.add("sed._domainkey.test.ex", {trimmed(dkimpy_data("eximtest.dns"))});
+    const Verdict verdict = verified_raw(dkimpy_data("ed25519test2.msg"));
     ASSERT_EQ(verdict.signatures.size(), 1u);
     EXPECT_EQ(verdict.signatures[0].result, Result::pass) << verdict.signatures[0].reason;
     EXPECT_EQ(verdict.signatures[0].domain, "test.ex");
@@ -257,7 +246,7 @@ TEST_F(DkimTest, RevokedKeyIsPermerror) {
 }
 
 TEST_F(DkimTest, KeyRecordThatDoesNotParseIsPermerror) {
-    serve({{kBrisbane, "v=DKIM1; k=ed25519; p=!!!not base64!!!"}, {kTest, trimmed(read_data("badk.txt"))}});
+    serve({{kBrisbane, "v=DKIM1; k=ed25519; p=!!!not base64!!!"}, {kTest, trimmed(dkimpy_data("badk.txt"))}});
     EXPECT_EQ(results(verified(rfc8463_)), (std::vector<Result>{Result::permerror, Result::permerror}));
 }
 
@@ -431,7 +420,7 @@ TEST_F(DkimTest, NulInSignedFieldFails) {
 }
 
 TEST_F(DkimTest, UnsignedMessageHasNoSignatures) {
-    const Verdict verdict = verified_raw(read_data("test.message"));
+    const Verdict verdict = verified_raw(dkimpy_data("test.message"));
     EXPECT_TRUE(verdict.signatures.empty());
     EXPECT_EQ(verdict.summary(), "none");
     EXPECT_EQ(verdict.passing_domain(), "");
@@ -525,7 +514,7 @@ TEST_F(DkimTest, LateCallsAreIgnoredAndFinishRepeats) {
 }
 
 TEST_F(DkimTest, CrlfLfAndCrLineEndsAndSmallPiecesGiveTheSameResults) {
-    const std::string lf = read_data("rfc6376.signed.msg");
+    const std::string lf = dkimpy_data("rfc6376.signed.msg");
     ASSERT_EQ(lf.find('\r'), std::string::npos);
     const std::string crlf = with_crlf(lf);
     // Bare CRs end the body's lines only: the header is split at its LFs.
@@ -550,7 +539,7 @@ TEST_F(DkimTest, BodyWithoutFinalLineEndIsHashedAsIfItHadOne) {
 TEST_F(DkimTest, ManyVerifiersOnManyThreads) {
     constexpr int kThreads = 8;
     constexpr int kMessages = 25;
-    const std::string rsa_key = trimmed(read_data("test.txt"));
+    const std::string rsa_key = trimmed(dkimpy_data("test.txt"));
     std::vector<int> passed(kThreads, 0);
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {

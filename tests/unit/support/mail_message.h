@@ -9,10 +9,14 @@
  * the MTA does, the body in pieces of CHUNK bytes (0: whole);
  * key_answers(VERIFIER, KEYS) answers the verifier's key names from KEYS,
  * which must have every answer; verify(VERIFIER, MESSAGE, KEYS, CHUNK)
- * does both and returns the verdict of finish().
+ * does both and returns the verdict of finish().  dkimpy_data(NAME) is
+ * the file NAME of python3-dkim's test data (signed messages, their keys'
+ * records), as it is; a missing one throws, naming the package.
  */
 #pragma once
 
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -24,6 +28,17 @@
 #include "dns/txt_lookups.h"
 
 namespace portcullis::test_support {
+
+// Installed with python3-dkim (contrib/install-deps.sh --test).
+inline const std::string kDkimpyData = "/usr/lib/python3/dist-packages/dkim/tests/data/";
+
+inline std::string dkimpy_data(const std::string& name) {
+    std::ifstream in(kDkimpyData + name, std::ios::binary);
+    if (!in) throw std::runtime_error(kDkimpyData + name + " is missing: install python3-dkim");
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
 
 struct MailMessage {
     std::vector<std::pair<std::string, std::string>> fields;

@@ -1,12 +1,14 @@
 /*
- * text_test.cc: parse_decimal, the one whole-text number reader, and
- * without_outer_dots.
+ * text_test.cc: parse_decimal, the one whole-text number reader,
+ * without_outer_dots, and errno_message (errno's own when not given).
  */
 #include "util/text.h"
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 
 namespace portcullis {
 namespace {
@@ -37,6 +39,12 @@ TEST(ParseDecimal, OverflowIsRefused) {
     EXPECT_EQ(parse_decimal<uint64_t>("18446744073709551615"), UINT64_MAX);
     EXPECT_FALSE(parse_decimal<uint64_t>("18446744073709551616"));
     EXPECT_FALSE(parse_decimal<unsigned>("4294967296"));
+}
+
+TEST(ErrnoMessage, WhatThenTheSystemsText) {
+    EXPECT_EQ(errno_message("open 'x'", ENOENT), std::string("open 'x': ") + std::strerror(ENOENT));
+    errno = EACCES;
+    EXPECT_EQ(errno_message("bind"), std::string("bind: ") + std::strerror(EACCES));
 }
 
 }  // namespace
