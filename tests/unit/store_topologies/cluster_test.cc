@@ -5,7 +5,8 @@
  * fake nodes, redirects bounded per command, ASK followed without changing
  * the map, MOVED updating it, the links to nodes outside the map bounded,
  * TRYAGAIN retried only until store.timeout, a refused map keeping the
- * old one, a slot without master failing within store.timeout; against
+ * old one, a slot without master failing within store.timeout, a map
+ * read past nodes that do not answer and their late answers dropped; against
  * the real cluster, a slot migrated under the store and a master killed
  * (kill -9) while the store keeps running.
  */
@@ -25,6 +26,7 @@
 #include "deployments.h"
 #include "store/redis_store.h"
 #include "support/answering_redis.h"
+#include "support/black_hole.h"
 
 namespace portcullis::store {
 namespace {
@@ -36,6 +38,7 @@ using test_support::add_error;
 using test_support::add_on;
 using test_support::kAddOne;
 using test_support::LoopThread;
+using test_support::SilentServer;
 using Clock = std::chrono::steady_clock;
 
 config::Config::Store cluster_of(const std::string& seeds, Millis timeout = 300ms) {
@@ -206,6 +209,44 @@ TEST(ClusterSlots, AMapThatServesNoSlotIsPassedOverForTheNextNode) {
     RedisStore store(cluster_of(empty.url() + ", " + good.server().url()));
     EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
     EXPECT_EQ(good.server().count("EVALSHA"), 1u);
+}
+
+/* Seeds that do not answer (paused) hold the map no longer than it takes
+ * to ask past them: the first command is answered by the third node well
+ * within store.timeout, where asking each in turn took 3 times that. */
+TEST(ClusterSlots, NodesThatDoNotAnswerDoNotHoldTheMap) {
+    SilentServer paused[3];
+    FakeNode good([](int) { return std::string(":1\r\n"); });
+    RedisStore store(
+        cluster_of(paused[0].url() + ", " + paused[1].url() + ", " + paused[2].url() + ", " + good.server().url(), 1s));
+    const auto started = Clock::now();
+    EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
+    EXPECT_LT(Clock::now() - started, 600ms);
+    EXPECT_EQ(good.server().count("CLUSTER"), 1u);
+}
+
+/* A node that answers the map late, after another one gave it: its answer
+ * (here a map of a master that is gone) is dropped, and the map read
+ * stays, whether its loop still runs or is gone by then. */
+TEST(ClusterSlots, AMapAnsweredAfterTheRefreshEndedIsDropped) {
+    AnsweringRedis slow([](const std::vector<std::string>& args) -> std::string {
+        std::this_thread::sleep_for(300ms);
+        return args[0] == "CLUSTER" ? test_support::all_slots_on(1) : ":1\r\n";
+    });
+    FakeNode good([](int) { return std::string(":1\r\n"); });
+    RedisStore store(cluster_of(slow.url() + ", " + good.server().url(), 1s));
+    LoopThread loop;
+    const int maps = logged(
+        [&] {
+            EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});   // its loop ends with the slow ask unanswered
+            EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
+            std::this_thread::sleep_for(900ms);   // both slow answers arrive (300 ms each, one after the other)
+            EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
+        },
+        "store: redis cluster slot map version");
+    EXPECT_EQ(slow.count("CLUSTER"), 2u);
+    EXPECT_EQ(good.server().count("EVALSHA"), 3u);
+    EXPECT_EQ(maps, 1);
 }
 
 /* A node that gives an overlapping map after a good one: the store keeps
