@@ -1,16 +1,10 @@
 /*
- * black_hole.h: servers that never answer: a DNS forwarder, for resolver
- * tests, and a TCP server, for the store's (a Redis node under CLIENT
- * PAUSE or behind a lost route).
+ * black_hole.h: a DNS forwarder that never answers, for resolver tests.
  *
  * BlackHole opens a UDP socket on a free 127.0.0.1 port that receives
  * queries and never answers them: every lookup sent there times out.
  * forwarder() is the "IP@PORT" that dns.resolver takes; received() is
  * how many queries have come so far.
- *
- * SilentServer listens on a free 127.0.0.1 port and never accepts: the
- * kernel completes the connects, and what is sent waits unanswered.
- * url() is its "redis://IP:PORT".
  */
 #pragma once
 
@@ -27,7 +21,15 @@ namespace portcullis::test_support {
 
 class BlackHole {
 public:
-    BlackHole() : fd_(loopback_socket(SOCK_DGRAM, port_)) {}
+    BlackHole() : fd_(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+        sockaddr_in address = loopback(0);
+        socklen_t length = sizeof address;
+        if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+            getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+            throw std::runtime_error("cannot open a UDP socket on 127.0.0.1");
+        }
+        port_ = ntohs(address.sin_port);
+    }
     ~BlackHole() { close(fd_); }
     BlackHole(const BlackHole&) = delete;
     BlackHole& operator=(const BlackHole&) = delete;
@@ -39,27 +41,9 @@ public:
     }
 
 private:
-    int port_ = 0;   // before fd_, whose initializer sets it
     int fd_;
+    int port_ = 0;
     size_t received_ = 0;
-};
-
-class SilentServer {
-public:
-    SilentServer() : fd_(loopback_socket(SOCK_STREAM, port_)) {
-        if (listen(fd_, 16) != 0) {
-            close(fd_);
-            throw std::runtime_error("cannot listen on 127.0.0.1");
-        }
-    }
-    ~SilentServer() { close(fd_); }
-    SilentServer(const SilentServer&) = delete;
-    SilentServer& operator=(const SilentServer&) = delete;
-    std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-
-private:
-    int port_ = 0;   // before fd_, whose initializer sets it
-    int fd_;
 };
 
 }  // namespace portcullis::test_support

@@ -2,11 +2,10 @@
  * processes.h: what the tests that run a real server (redis-server,
  * unbound) share: a free port on 127.0.0.1 and starting a program.
  *
- * loopback(PORT) is the address 127.0.0.1:PORT; loopback_socket(TYPE,
- * PORT) a socket bound to a free port there, which PORT gets.
- * free_port() is a TCP port nothing listens on right now (another
- * process may take it before the server binds it: callers retry);
- * free_port_with(OFFSET) one whose PORT + OFFSET is free too.
+ * loopback(PORT) is the address 127.0.0.1:PORT.  free_port() is a TCP
+ * port nothing listens on right now (another process may take it before
+ * the server binds it: callers retry); free_port_with(OFFSET) one whose
+ * PORT + OFFSET is free too.
  * spawn(ARGS, STDOUT_FD) runs ARGS[0] (a path) with stdin on /dev/null,
  * stdout on STDOUT_FD (or /dev/null if it is -1), stderr inherited, and
  * returns its pid; it throws when the program cannot start.
@@ -51,24 +50,17 @@ inline sockaddr_in loopback(int port) {
     return address;
 }
 
-/* A socket of TYPE bound to a free 127.0.0.1 port, which PORT gets. */
-inline int loopback_socket(int type, int& port) {
-    const int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+inline int free_port() {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in address = loopback(0);
     socklen_t length = sizeof address;
     if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
         getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
         if (fd >= 0) close(fd);
-        throw std::runtime_error("cannot open a socket on a free port of 127.0.0.1");
+        throw std::runtime_error("cannot find a free port on 127.0.0.1");
     }
-    port = ntohs(address.sin_port);
-    return fd;
-}
-
-inline int free_port() {
-    int port = 0;
-    close(loopback_socket(SOCK_STREAM, port));
-    return port;
+    close(fd);
+    return ntohs(address.sin_port);
 }
 
 /* A free port whose PORT + OFFSET is free too (a Redis Cluster node's
