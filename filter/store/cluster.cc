@@ -23,6 +23,10 @@ namespace {
 constexpr int kMaxRedirects = 5;
 constexpr auto kRetryPause = std::chrono::milliseconds(25);
 constexpr auto kRefreshPause = std::chrono::milliseconds(100);
+// A map reading asks the next node when the one before gave no map, or
+// has not answered within this; at most kMapAsksAtOnce unanswered at once.
+constexpr auto kMapAskStagger = std::chrono::milliseconds(50);
+constexpr size_t kMapAsksAtOnce = 4;
 // Redis Cluster is made for up to 1000 nodes.
 constexpr size_t kMaxNodes = 1000;
 // Links of a loop to nodes outside its map (ASK and MOVED targets).
@@ -286,10 +290,25 @@ struct ClusterShared : RouterSettings {
     }
 };
 
+/* One reading of the slot map by a loop: the nodes to ask, in order, the
+ * next one, how many asked have not answered, and why each that answered
+ * gave no map. */
+struct MapReading {
+    std::vector<std::string> nodes;
+    size_t next = 0;
+    size_t unanswered = 0;
+    std::string errors;
+
+    void add_error(const std::string& node, const std::string& why) {
+        errors += (errors.empty() ? "node " : "; node ") + node + ": " + why;
+    }
+};
+
 class ClusterRouter {
 public:
     ClusterRouter(EventLoop& loop, std::shared_ptr<ClusterShared> shared)
-        : loop_(loop), shared_(std::move(shared)), retired_(loop), parking_(loop, [this] { resume(); }) {
+        : loop_(loop), shared_(std::move(shared)), retired_(loop), parking_(loop, [this] { resume(); }),
+          stagger_(loop, [this] { ask_sooner(); }) {
         learn_nodes();
     }
 
@@ -396,14 +415,14 @@ private:
      * now, or once the pause after the last one ends. */
     void refresh(const std::string& avoid) {
         if (!avoid.empty()) avoid_ = avoid;
-        if (refreshing_) return;
+        if (reading_) return;
         if (RouterClock::now() < next_refresh_) {
             refresh_wanted_ = true;
             return parking_.wake_at(next_refresh_);
         }
-        refreshing_ = true;
         refresh_wanted_ = false;
-        std::vector<std::string> nodes;
+        reading_ = std::make_shared<MapReading>();
+        std::vector<std::string>& nodes = reading_->nodes;
         auto add = [&](const std::string& name) {
             if (name != avoid_ && std::find(nodes.begin(), nodes.end(), name) == nodes.end()) nodes.push_back(name);
         };
@@ -415,41 +434,62 @@ private:
         }
         for (const auto& seed : shared_->seeds) add(seed.name);
         if (!avoid_.empty()) nodes.push_back(avoid_);   // the last resort
-        ask_for_map(std::move(nodes), 0, "");
+        ask_next();
     }
 
-    void ask_for_map(std::vector<std::string> nodes, size_t index, std::string errors) {
-        if (index == nodes.size()) return refresh_failed("no node gave the slot map: " + errors);
-        const std::string& name = nodes[index];
-        std::string why;
-        RedisLink* link = link_to(name, why);
-        if (!link) {
-            errors += (errors.empty() ? "node " : "; node ") + name + ": " + why;
-            return ask_for_map(std::move(nodes), index + 1, std::move(errors));
-        }
-        const std::string_view command[] = {"CLUSTER", "SLOTS"};
-        link->command(command, [this, nodes = std::move(nodes), index, errors = std::move(errors)](
-                                   LinkResult result) mutable {
-            const std::string& asked = nodes[index];
-            std::string failure = result.ok ? result.reply.text : result.error;
-            if (result.ok && result.reply.type != RedisReply::Type::error) {
-                try {
-                    return install(parse_cluster_slots(result.reply, split_node(asked)->first));
-                } catch (const StoreError& bad) {
-                    failure = bad.what();
-                }
+    /* Sends CLUSTER SLOTS to the next node of the reading that has a
+     * link, with the stagger timer for the one after; ends the reading
+     * when every node asked failed. */
+    void ask_next() {
+        MapReading& reading = *reading_;
+        while (reading.next < reading.nodes.size()) {
+            const std::string& name = reading.nodes[reading.next++];
+            std::string why;
+            RedisLink* link = link_to(name, why);
+            if (!link) {
+                reading.add_error(name, why);
+                continue;
             }
-            // A node that answers but gives no map (not in cluster mode,
-            // a map refused) is news; one that does not answer, its
-            // link's to tell.
-            if (result.ok) shared_->note_refusal(asked, failure);
-            errors += (errors.empty() ? "node " : "; node ") + asked + ": " + failure;
-            ask_for_map(std::move(nodes), index + 1, std::move(errors));
-        });
+            ++reading.unanswered;
+            const std::string_view command[] = {"CLUSTER", "SLOTS"};
+            // The reading, not the router, is what the answer checks first:
+            // one that comes after the reading ended (another node gave the
+            // map, or the router is gone) finds it gone and is dropped.
+            link->command(command, [this, asked_in = std::weak_ptr(reading_), name](LinkResult result) {
+                if (const auto current = asked_in.lock()) map_answered(*current, name, std::move(result));
+            });
+            if (reading.next < reading.nodes.size()) stagger_.arm(RouterClock::now() + kMapAskStagger);
+            return;
+        }
+        if (reading.unanswered == 0) refresh_failed("no node gave the slot map: " + reading.errors);
+    }
+
+    /* The stagger passed: one more node is asked, unless kMapAsksAtOnce
+     * wait already (the next failure asks it). */
+    void ask_sooner() {
+        if (reading_ && reading_->unanswered < kMapAsksAtOnce) ask_next();
+    }
+
+    /* ASKED answered READING's CLUSTER SLOTS (READING is the current one). */
+    void map_answered(MapReading& reading, const std::string& asked, LinkResult result) {
+        --reading.unanswered;
+        std::string failure = result.ok ? result.reply.text : result.error;
+        if (result.ok && result.reply.type != RedisReply::Type::error) {
+            try {
+                return install(parse_cluster_slots(result.reply, split_node(asked)->first));
+            } catch (const StoreError& bad) {
+                failure = bad.what();
+            }
+        }
+        // A node that answers but gives no map (not in cluster mode, a map
+        // refused) is news; one that does not answer, its link's to tell.
+        if (result.ok) shared_->note_refusal(asked, failure);
+        reading.add_error(asked, failure);
+        ask_next();
     }
 
     void install(SlotMap map) {
-        refreshing_ = false;
+        end_reading();
         avoid_.clear();
         next_refresh_ = RouterClock::now() + kRefreshPause;
         shared_->note_map(map);
@@ -464,7 +504,7 @@ private:
     }
 
     void refresh_failed(const std::string& error) {
-        refreshing_ = false;
+        end_reading();
         last_error_ = error;
         next_refresh_ = RouterClock::now() + kRefreshPause;
         if (map_) {
@@ -487,9 +527,16 @@ private:
         for (auto& done : waiting) done({}, error);
     }
 
+    /* The answers still to come to this reading are dropped (their links
+     * stay, bounded as every node's). */
+    void end_reading() {
+        reading_.reset();
+        stagger_.disarm();
+    }
+
     void resume() {
-        if (refresh_wanted_ && !refreshing_) refresh("");
-        if (map_ && !refreshing_) {
+        if (refresh_wanted_ && !reading_) refresh("");
+        if (map_ && !reading_) {
             for (auto& call : parking_.release()) dispatch(std::move(call));
         }
     }
@@ -576,7 +623,7 @@ private:
     std::unordered_map<std::string, std::shared_ptr<RedisLink>> links_;   // by node name
     std::set<std::string> known_;                     // the map's nodes and the seeds
     std::vector<std::string> strangers_;              // the other nodes in links_, oldest first
-    bool refreshing_ = false;
+    std::shared_ptr<MapReading> reading_;             // while a map is asked for
     bool refresh_wanted_ = false;
     std::string avoid_;                               // the node that failed
     RouterClock::time_point next_refresh_{};
@@ -584,6 +631,7 @@ private:
     std::vector<Topology::MastersDone> waiting_masters_;
     RetiredLinks retired_;
     Parking parking_;
+    Timer stagger_;                                   // asks the next node of reading_
 };
 
 ClusterTopology::ClusterTopology(const RedisServers& servers, Millis timeout)

@@ -20,8 +20,15 @@
  * over a link per master per loop (AUTH with store.user and
  * store.password).  Each loop keeps its own copy of the slot map, so the
  * hot path takes no lock: it reads the map at the start of the first
- * command and after a change from a node, asking the seed nodes of
- * store.url and the nodes it knows in turn; a map refused leaves the one
+ * command and after a change from a node.  A reading asks the nodes it
+ * knows (the map's masters, their replicas, the seeds of store.url, the
+ * node that just failed last) one after another, the next one as soon as
+ * the one before gives no map or after 50 ms without an answer, with at
+ * most 4 unanswered at once: nodes that hang (paused, a lost route) hold
+ * a reading about 50 ms each, not store.timeout.  The first usable map
+ * ends the reading; the answers to it that come later are dropped, never
+ * installed (an older map), even when the loop's store is gone by then.
+ * It fails when every node asked failed.  A map refused leaves the one
  * there, and commands waiting for a new one go by it.  A reply of
  *   MOVED      asks for a new map and sends the command to the node
  *              named, which takes the slot when it is in the map (a

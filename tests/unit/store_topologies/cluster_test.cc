@@ -5,7 +5,9 @@
  * fake nodes, redirects bounded per command, ASK followed without changing
  * the map, MOVED updating it, the links to nodes outside the map bounded,
  * TRYAGAIN retried only until store.timeout, a refused map keeping the
- * old one, a slot without master failing within store.timeout; against
+ * old one, a slot without master failing within store.timeout, a map
+ * read past nodes that do not answer (at most 4 waited for at once) and
+ * their late answers dropped; against
  * the real cluster, a slot migrated under the store and a master killed
  * (kill -9) while the store keeps running.
  */
@@ -17,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -206,6 +209,87 @@ TEST(ClusterSlots, AMapThatServesNoSlotIsPassedOverForTheNextNode) {
     RedisStore store(cluster_of(empty.url() + ", " + good.server().url()));
     EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
     EXPECT_EQ(good.server().count("EVALSHA"), 1u);
+}
+
+/* COUNT nodes that read every command and answer none, as under CLIENT
+ * PAUSE or behind a lost route. */
+std::vector<std::unique_ptr<AnsweringRedis>> paused_nodes(size_t count) {
+    std::vector<std::unique_ptr<AnsweringRedis>> nodes;
+    while (nodes.size() < count) {
+        nodes.push_back(std::make_unique<AnsweringRedis>([](const std::vector<std::string>&) { return std::string(); }));
+    }
+    return nodes;
+}
+
+/* store.url: the PAUSED nodes, then LAST. */
+std::string seeds_of(const std::vector<std::unique_ptr<AnsweringRedis>>& paused, const std::string& last) {
+    std::string seeds;
+    for (const auto& node : paused) seeds += node->url() + ", ";
+    return seeds + last;
+}
+
+size_t maps_asked(const std::vector<std::unique_ptr<AnsweringRedis>>& nodes) {
+    size_t asked = 0;
+    for (const auto& node : nodes) asked += node->count("CLUSTER");
+    return asked;
+}
+
+/* Seeds that do not answer hold the map no longer than it takes to ask
+ * past them (50 ms each): the first command is answered by the fourth
+ * node well within store.timeout, where asking each in turn took 3 times
+ * that. */
+TEST(ClusterSlots, NodesThatDoNotAnswerDoNotHoldTheMap) {
+    const auto paused = paused_nodes(3);
+    FakeNode good([](int) { return std::string(":1\r\n"); });
+    RedisStore store(cluster_of(seeds_of(paused, good.server().url()), 1s));
+    const auto started = Clock::now();
+    EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
+    EXPECT_LT(Clock::now() - started, 600ms);
+    EXPECT_EQ(maps_asked(paused), 3u);
+    EXPECT_EQ(good.server().count("CLUSTER"), 1u);
+}
+
+/* A reading waits for at most 4 nodes at once: with 6 that do not answer
+ * first, the 5th is asked only when one of the 4 fails (after
+ * store.timeout), and the good node after that. */
+TEST(ClusterSlots, AReadingWaitsForAtMostFourNodesAtOnce) {
+    const auto paused = paused_nodes(6);
+    FakeNode good([](int) { return std::string(":1\r\n"); });
+    RedisStore store(cluster_of(seeds_of(paused, good.server().url()), 1s));
+    LoopThread loop;
+    auto first = std::async(std::launch::async, [&] { return loop.run(store, kAddOne, "k"); });
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(maps_asked(paused), 4u);
+    EXPECT_EQ(paused[4]->count("CLUSTER") + paused[5]->count("CLUSTER"), 0u);
+    EXPECT_EQ(first.get().error, "redis cluster: no slot map read yet");
+    std::this_thread::sleep_for(500ms);   // the 4 fail by 1150 ms, the rest are asked
+    EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
+    EXPECT_EQ(maps_asked(paused), 6u);
+    EXPECT_EQ(good.server().count("CLUSTER"), 1u);
+}
+
+/* A node that answers the map late, after another one gave it: its answer
+ * (here a map of a master that is gone) is dropped, and the map read
+ * stays, whether its loop still runs or is gone by then. */
+TEST(ClusterSlots, AMapAnsweredAfterTheRefreshEndedIsDropped) {
+    AnsweringRedis slow([](const std::vector<std::string>& args) -> std::string {
+        std::this_thread::sleep_for(300ms);
+        return args[0] == "CLUSTER" ? test_support::all_slots_on(1) : ":1\r\n";
+    });
+    FakeNode good([](int) { return std::string(":1\r\n"); });
+    RedisStore store(cluster_of(slow.url() + ", " + good.server().url(), 1s));
+    LoopThread loop;
+    const int maps = logged(
+        [&] {
+            EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});   // its loop ends with the slow ask unanswered
+            EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
+            std::this_thread::sleep_for(900ms);   // both slow answers arrive (300 ms each, one after the other)
+            EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
+        },
+        "store: redis cluster slot map version");
+    EXPECT_EQ(slow.count("CLUSTER"), 2u);
+    EXPECT_EQ(good.server().count("EVALSHA"), 3u);
+    EXPECT_EQ(maps, 1);
 }
 
 /* A node that gives an overlapping map after a good one: the store keeps
