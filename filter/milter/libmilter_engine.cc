@@ -29,7 +29,9 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include "metrics/metrics.h"
 #include "milter/engine.h"
@@ -67,6 +69,48 @@ private:
 
 ServiceLoops service_loops;
 
+constexpr unsigned long kNoReplyFlags = SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT |
+                                        SMFIP_NR_DATA | SMFIP_NR_EOH | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_NR_UNKN;
+
+/* What was negotiated on each milter connection, by its libmilter
+ * context.  After SMFIC_QUIT_NC the MTA starts a new session on the same
+ * connection without negotiating again, and xxfi_close, which ends every
+ * session, cannot tell that from a real QUIT, after which libmilter
+ * frees the context (and warns if its private data is still set): so a
+ * Connection goes at every close, and what was agreed stays here.  It is
+ * written at each negotiation (libmilter negotiates before any session of
+ * a context, so an address malloc gives out again is written anew), and
+ * read by a session that finds no Connection: one entry per context
+ * address in use.  Past kMaxAgreements (addresses malloc never gives
+ * again) the table starts over; a reused connection whose entry went is
+ * refused. */
+struct Agreement {
+    unsigned long offered;   // the MTA's steps
+    unsigned long agreed;    // ours, from them
+};
+
+class Agreements {
+public:
+    void note(SMFICTX* ctx, Agreement agreement) {
+        const std::lock_guard lock(mutex_);
+        if (by_context_.size() >= kMaxAgreements && !by_context_.contains(ctx)) by_context_.clear();
+        by_context_.insert_or_assign(ctx, agreement);
+    }
+    std::optional<Agreement> find(SMFICTX* ctx) const {
+        const std::lock_guard lock(mutex_);
+        const auto found = by_context_.find(ctx);
+        if (found == by_context_.end()) return std::nullopt;
+        return found->second;
+    }
+
+private:
+    static constexpr size_t kMaxAgreements = 65536;
+    mutable std::mutex mutex_;
+    std::unordered_map<SMFICTX*, Agreement> by_context_;
+};
+
+Agreements agreements;
+
 /* One connection's session on its loop, and the reply a callback waits for. */
 class Connection {
 public:
@@ -97,6 +141,12 @@ public:
     /* Dropped on its loop, after the events already handed to it. */
     void close() {
         home_.post([this] { delete this; });
+    }
+
+    /* The session's steps are STEPS, as agreed with the MTA. */
+    void agree(unsigned long steps) {
+        no_reply_flags = steps & kNoReplyFlags;
+        leading_space = (steps & SMFIP_HDR_LEADSPC) != 0;
     }
 
     unsigned long no_reply_flags = 0;   // the SMFIP_NR_* we negotiated
@@ -143,8 +193,8 @@ Connection* connected_of(SMFICTX* ctx, const char* event) {
     return nullptr;
 }
 
-/* The Connection for CTX, made at first use (an MTA that skips
- * negotiation still gets a session). */
+/* The Connection for CTX, made at negotiation, or at the connect of a
+ * session that follows another on the same connection. */
 Connection* ensure_connection(SMFICTX* ctx) {
     Connection* connection = connection_of(ctx);
     if (connection) return connection;
@@ -259,8 +309,16 @@ void request_macros(SMFICTX* ctx) {
     }
 }
 
-constexpr unsigned long kNoReplyFlags = SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT |
-                                        SMFIP_NR_DATA | SMFIP_NR_EOH | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_NR_UNKN;
+/* The steps to agree with an MTA that offers MTA_STEPS, for CONNECTION's
+ * policy. */
+unsigned long steps_for(const Connection& connection, unsigned long mta_steps) {
+    // libmilter emulates the no-reply steps an old MTA lacks; the others
+    // we may only ask for when the MTA offers them.
+    unsigned long wanted = wanted_steps(connection.snapshot().needs);
+    // A session refused for the drain is answered at connect.
+    if (connection.counted().refused()) wanted &= ~SMFIP_NR_CONN;
+    return (wanted & mta_steps) | (wanted & kNoReplyFlags);
+}
 
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long mta_actions, unsigned long mta_steps, unsigned long,
                       unsigned long, unsigned long* actions, unsigned long* steps, unsigned long* reserved2,
@@ -268,24 +326,44 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long mta_actions, unsigned long mta
     Connection* connection = ensure_connection(ctx);
     if (!connection) return SMFIS_TEMPFAIL;
     *actions = kWantedActions & mta_actions;
-    // libmilter emulates the no-reply steps an old MTA lacks; the others
-    // we may only ask for when the MTA offers them.
-    unsigned long wanted = wanted_steps(connection->snapshot().needs);
-    // A session refused for the drain is answered at connect.
-    if (connection->counted().refused()) wanted &= ~SMFIP_NR_CONN;
-    *steps = (wanted & mta_steps) | (wanted & kNoReplyFlags);
+    *steps = steps_for(*connection, mta_steps);
     *reserved2 = 0;
     *reserved3 = 0;
-    connection->no_reply_flags = *steps & kNoReplyFlags;
-    connection->leading_space = (*steps & SMFIP_HDR_LEADSPC) != 0;
+    connection->agree(*steps);
+    agreements.note(ctx, Agreement{mta_steps, *steps});
     if (mta_actions & SMFIF_SETSYMLIST) request_macros(ctx);
     return SMFIS_CONTINUE;
 }
 
 /* ---- callbacks ---- */
 
-sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
+/* The Connection of a session that follows another on one milter
+ * connection (SMFIC_QUIT_NC; the last one's went at its close), with the
+ * steps agreed then; null, with a log line, when they are not known or
+ * the policy now needs others (a reload since). */
+Connection* reused_connection(SMFICTX* ctx) {
+    const std::optional<Agreement> agreement = agreements.find(ctx);
+    if (!agreement) {
+        log::warning("milter: a new session on a reused connection whose negotiation is no longer known: refused "
+                     "with a temporary failure");
+        return nullptr;
+    }
     Connection* connection = ensure_connection(ctx);
+    if (!connection) return nullptr;
+    connection->agree(agreement->agreed);
+    // One refused for the drain is answered so at connect.
+    if (connection->counted().refused()) return connection;
+    if (steps_for(*connection, agreement->offered) != agreement->agreed) {
+        log::warning("milter: a new session on a reused connection, negotiated before a reload for protocol steps "
+                     "the policy no longer needs or lacks: refused with a temporary failure");
+        return nullptr;
+    }
+    return connection;
+}
+
+sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
+    Connection* connection = connection_of(ctx);
+    if (!connection) connection = reused_connection(ctx);
     if (!connection) return SMFIS_TEMPFAIL;
     metrics::count_connection();
     if (connection->counted().refused()) return SMFIS_TEMPFAIL;

@@ -13,7 +13,9 @@ a raw milter client.
 - milter.max_connections: past it a connection is closed at once, the MTA
   applies milter_default_action, and a log line says so;
 - out of file descriptors: accepting pauses with a log line, the loop does
-  not spin, and the connection that waited is served once one is free.
+  not spin, and the connection that waited is served once one is free;
+- a second SMTP session on one milter connection (SMFIC_QUIT_NC) keeps what
+  was negotiated (test_libmilter_engine.py runs this on libmilter too).
 """
 
 import os
@@ -25,8 +27,8 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, PostfixTestCase, RedisServer, SMTPClient, free_port,
-                     run, wait_until)
+from harness import (BIN, FilterTestCase, PostfixTestCase, RedisServer, SMTPClient,
+                     free_port, run, wait_until)
 
 TRUSTED = "192.0.2.10"
 STUCK = "198.51.100.9"
@@ -91,6 +93,12 @@ class RawMilter:
 
     def close(self):
         self.sock.close()
+
+
+# Steps (SMFIP_*) a raw session looks at: an event's NO* flag, its NR_* flag.
+EVENT_STEPS = {b"C": (0x1, 0x1000), b"H": (0x2, 0x2000), b"M": (0x4, 0x4000), b"R": (0x8, 0x8000),
+               b"T": (0x200, 0x10000), b"L": (0x20, 0x80), b"N": (0x40, 0x40000), b"B": (0x10, 0x80000)}
+LEADING_SPACE = 0x100000
 
 
 class BlackHoleDns:
@@ -340,3 +348,50 @@ on mail { reject 550 5.7.1 "no mail" }
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReusedConnectionTest(FilterTestCase):
+    """SMFIC_QUIT_NC: the MTA starts a new SMTP session on the milter
+    connection without negotiating again (Sendmail has the command;
+    Postfix never sends it).  The session keeps the steps agreed: no
+    reply where none was agreed, and header values with the leading
+    space SMFIP_HDR_LEADSPC asked for."""
+
+    def one_message(self, milter, steps, sender):
+        """The events of one message, as STEPS have them; the header the
+        filter adds at its end, as (name, value)."""
+        events = [(b"C", CONNECT[5:]), (b"H", cstrings("client.example")), (b"M", cstrings("<%s>" % sender)),
+                  (b"R", cstrings("<rcpt@example.com>")), (b"T", b""),
+                  (b"L", cstrings("Subject", (" " if steps & LEADING_SPACE else "") + "hi")), (b"N", b""),
+                  (b"B", b"body\r\n")]
+        for command, data in events:
+            skipped, no_reply = EVENT_STEPS[command]
+            if steps & skipped:
+                continue
+            milter.send(packet(command, data))
+            if not steps & no_reply:
+                self.assertEqual(milter.read_packet()[0], b"c", "reply to %r" % command)
+        milter.send(packet(b"E"))
+        added = None
+        while True:
+            reply = milter.read_packet()
+            self.assertIsNotNone(reply, "the filter closed the connection")
+            if reply[0] != b"h":
+                self.assertEqual(reply[0], b"c")
+                return added
+            added = tuple(reply[1].split(b"\0")[:2])
+
+    def test_a_session_after_quit_nc_keeps_the_negotiated_steps(self):
+        flt = self.start_filter('on eom { add-header X-Checked "yes ${sender.domain} ${header(Subject)}" }\n')
+        milter = RawMilter(flt.address[1])
+        self.addCleanup(milter.close)
+        milter.send(OPTNEG)
+        command, data = milter.read_packet()
+        self.assertEqual(command, b"O")
+        steps = struct.unpack(">III", data[:12])[2]
+        self.assertTrue(steps & LEADING_SPACE, "the filter asked for header values as they are")
+        added = [self.one_message(milter, steps, "a@one.example")]
+        milter.send(packet(b"K"))
+        added.append(self.one_message(milter, steps, "b@two.example"))
+        self.assertEqual(added, [(b"X-Checked", b" yes one.example hi"), (b"X-Checked", b" yes two.example hi")])
+        self.assertFilterAlive(flt)
