@@ -48,8 +48,13 @@ def exported_metrics(source):
 
 
 def exported_labels(source):
-    """Every label name metrics.cc gives a series: {"NAME", value} pairs."""
-    return set(re.findall(r'\{"([a-z_]+)",', source))
+    """Every label name metrics.cc gives a series: {"NAME", value} pairs,
+    and the names labelled() takes, a list {"NAME", ...} or one "NAME"."""
+    names = set(re.findall(r'\{"([a-z_]+)",', source))
+    for listed in re.findall(r'labelled<\d+>\([^,]+,\s*\{([^}]*)\}', source):
+        names.update(re.findall(r'"([a-z_]+)"', listed))
+    names.update(re.findall(r'labelled\([^,]+,\s*"([a-z_]+)",', source))
+    return names
 
 
 def metric_names(expr):
