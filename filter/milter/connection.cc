@@ -55,39 +55,6 @@ std::string command_name(char command) {
     return std::string("0x") + kHex[byte >> 4] + kHex[byte & 0xf];
 }
 
-/* libmilter's check of an enhanced status code (myisenhsc). */
-bool is_enhanced_code(std::string_view code) {
-    if (code.size() < 5 || (code[0] != '2' && code[0] != '4' && code[0] != '5') || code[1] != '.') return false;
-    size_t at = 2;
-    for (int part = 0; part < 2; ++part) {
-        size_t digits = 0;
-        while (at < code.size() && digits < 3 && code[at] >= '0' && code[at] <= '9') {
-            ++at;
-            ++digits;
-        }
-        if (digits == 0) return false;
-        if (part == 0 && (at >= code.size() || code[at++] != '.')) return false;
-    }
-    return at == code.size();
-}
-
-/* Whether ANSWER's own text reaches the MTA: as libmilter, only with a
- * valid code of the answer's class (and a valid enhanced code, if any). */
-bool has_own_text(const Answer& answer, char digit) {
-    const std::string& code = answer.code;
-    return code.size() == 3 && code[0] == digit && code[1] >= '0' && code[1] <= '9' && code[2] >= '0' &&
-           code[2] <= '9' && (answer.xcode.empty() || is_enhanced_code(answer.xcode));
-}
-
-uint64_t declared_size(std::span<const std::string_view> arguments) {
-    for (const auto argument : arguments) {
-        if (argument.size() > 5 && equals_nocase(argument.substr(0, 5), "SIZE=")) {
-            if (const auto size = parse_decimal<uint64_t>(argument.substr(5))) return *size;
-        }
-    }
-    return 0;
-}
-
 /* The client's address from a connect event: the family's address, or
  * for a local or unknown client, the {client_addr} macro if any. */
 std::optional<IpAddress> client_address(const wire::ConnectInfo& info, const std::string& client_addr_macro) {
@@ -432,17 +399,9 @@ void Connection::put_answer(const Answer& answer) {
         case Answer::Kind::reject:
         case Answer::Kind::tempfail: break;
     }
-    const bool reject = answer.kind == Answer::Kind::reject;
-    if (!has_own_text(answer, reject ? '5' : '4')) {
-        if (!answer.code.empty()) {
-            log::warning("reply " + answer.code + " " + answer.xcode + " not accepted: the MTA sends its default text");
-        }
-        return wire::put_simple(out_, reject ? wire::kReject : wire::kTempfail);
-    }
-    std::vector<std::string> lines;
-    for (const auto& line : answer.text) lines.push_back(milter_text(line));
-    if (lines.empty()) lines.emplace_back();
-    wire::put_reply_code(out_, wire::reply_text(answer.code, answer.xcode, lines));
+    const auto lines = own_reply_lines(answer);
+    if (!lines) return wire::put_simple(out_, answer.kind == Answer::Kind::reject ? wire::kReject : wire::kTempfail);
+    wire::put_reply_code(out_, wire::reply_text(answer.code, answer.xcode, *lines));
 }
 
 std::string Connection::macro(std::string_view name) const {

@@ -218,10 +218,11 @@ void note_queue_id(Session& session, const std::string& id) {
     if (!id.empty()) session.facts().queue_id = id;
 }
 
+/* ANSWER's code and text, when the MTA is to have them (replies.h). */
 void set_reply(SMFICTX* ctx, const Answer& answer) {
-    std::vector<std::string> lines;
-    for (const auto& line : answer.text) lines.push_back(milter_text(line));
-    if (lines.empty()) lines.emplace_back();
+    std::optional<std::vector<std::string>> own = own_reply_lines(answer);
+    if (!own) return;
+    std::vector<std::string>& lines = *own;
     char* code = const_cast<char*>(answer.code.c_str());
     char* xcode = answer.xcode.empty() ? nullptr : const_cast<char*>(answer.xcode.c_str());
     int status;
@@ -289,14 +290,11 @@ uint16_t port_of(const struct sockaddr* address) {
     return 0;
 }
 
-uint64_t declared_size(char** argv) {
-    for (char** arg = argv; arg && *arg; ++arg) {
-        const std::string_view text(*arg);
-        if (text.size() > 5 && equals_nocase(text.substr(0, 5), "SIZE=")) {
-            if (const auto size = parse_decimal<uint64_t>(text.substr(5))) return *size;
-        }
-    }
-    return 0;
+/* ARGV's ESMTP arguments, after the address. */
+std::vector<std::string_view> esmtp_arguments(char** argv) {
+    std::vector<std::string_view> arguments;
+    for (char** arg = argv && argv[0] ? argv + 1 : nullptr; arg && *arg; ++arg) arguments.emplace_back(*arg);
+    return arguments;
 }
 
 /* ---- negotiation ---- */
@@ -389,7 +387,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     if (!connection) return SMFIS_TEMPFAIL;
     const Reply reply = connection->ask([sender = std::string(argv && argv[0] ? argv[0] : ""),
                                          user = macro(ctx, "{auth_authen}"),
-                                         size = declared_size(argv ? argv + 1 : nullptr),
+                                         size = declared_size(esmtp_arguments(argv)),
                                          id = queue_id(ctx)](Session& session) {
         auto answer = session.mail(sender, user, size);
         note_queue_id(session, id);

@@ -6,6 +6,7 @@
 
 #include "policy/template.h"
 #include "util/log.h"
+#include "util/text.h"
 
 namespace portcullis::milter {
 
@@ -27,6 +28,24 @@ std::string milter_text(std::string_view line) {
         if (c == '%') out += '%';
     }
     return out;
+}
+
+std::optional<std::vector<std::string>> own_reply_lines(const Answer& answer) {
+    const char digit = answer.kind == Answer::Kind::reject ? '5' : '4';
+    const std::string& code = answer.code;
+    const bool of_its_class = code.size() == 3 && code[0] == digit && code[1] >= '0' && code[1] <= '9' &&
+                              code[2] >= '0' && code[2] <= '9' &&
+                              (answer.xcode.empty() || is_enhanced_code(answer.xcode));
+    if (!of_its_class) {
+        if (!code.empty()) {
+            log::warning("reply " + code + " " + answer.xcode + " not accepted: the MTA sends its default text");
+        }
+        return std::nullopt;
+    }
+    std::vector<std::string> lines;
+    for (const auto& line : answer.text) lines.push_back(milter_text(line));
+    if (lines.empty()) lines.emplace_back();
+    return lines;
 }
 
 namespace {

@@ -2,6 +2,12 @@
  * replies.h: what both engines send the MTA for a Reply, so that they
  * send the same.
  *
+ * own_reply_lines() gives a reject's or tempfail's lines as the MTA is
+ * to get them, each milter_text(); nullopt when the answer's code is not
+ * one of its class (5xx, 4xx) with, if any, a valid enhanced code: the
+ * MTA then sends its default text (as libmilter itself would; logged
+ * when there was a code).
+ *
  * milter_text() makes one reply line safe to hand over: '%' doubled (the
  * MTA reads '%%' as '%' and drops a lone one), at most
  * policy::kMaxReplyLine bytes after that (RFC 5321's 512 octets a line
@@ -23,14 +29,17 @@
  */
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "milter/session.h"
 
 namespace portcullis::milter {
 
 std::string milter_text(std::string_view line);
+std::optional<std::vector<std::string>> own_reply_lines(const Answer& answer);
 
 class MessageEditor {
 public:

@@ -395,4 +395,13 @@ DecisionSink& daemon_sink() {
     return sink;
 }
 
+uint64_t declared_size(std::span<const std::string_view> arguments) {
+    for (const auto argument : arguments) {
+        if (argument.size() > 5 && equals_nocase(argument.substr(0, 5), "SIZE=")) {
+            if (const auto size = parse_decimal<uint64_t>(argument.substr(5))) return *size;
+        }
+    }
+    return 0;
+}
+
 }  // namespace portcullis::milter

@@ -39,9 +39,11 @@
  */
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -161,5 +163,9 @@ private:
     uint64_t message_bytes_ = 0;
     size_t stored_header_bytes_ = 0;
 };
+
+/* The size a MAIL command's ESMTP ARGUMENTS declare (SIZE=N), 0 without
+ * one: what both engines hand Session::mail(). */
+uint64_t declared_size(std::span<const std::string_view> arguments);
 
 }  // namespace portcullis::milter

@@ -110,17 +110,6 @@ bool is_digits(std::string_view text, size_t min, size_t max) {
            std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-/* CLASS.SUBJECT.DETAIL: class 2, 4 or 5, then 1 to 3 digits twice. */
-bool is_enhanced_code(std::string_view text) {
-    const size_t first = text.find('.');
-    const size_t second = text.find('.', first + 1);
-    if (first != 1 || second == std::string_view::npos ||
-        std::string_view("245").find(text[0]) == std::string_view::npos) {
-        return false;
-    }
-    return is_digits(text.substr(2, second - 2), 1, 3) && is_digits(text.substr(second + 1), 1, 3);
-}
-
 class Parser {
 public:
     Parser(TokenCursor& cursor, PolicyBuilder& builder) : cursor_(cursor), builder_(builder) {}

@@ -123,6 +123,15 @@ std::string in_quotes(std::string_view text) {
     return out;
 }
 
+bool is_enhanced_code(std::string_view code) {
+    const auto digits = [](std::string_view part) {
+        return !part.empty() && part.size() <= 3 && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    const size_t second = code.find('.', 2);
+    return code.size() >= 5 && (code[0] == '2' || code[0] == '4' || code[0] == '5') && code[1] == '.' &&
+           second != std::string_view::npos && digits(code.substr(2, second - 2)) && digits(code.substr(second + 1));
+}
+
 std::string errno_message(std::string_view what, int error) {
     std::string out(what);
     out += ": ";

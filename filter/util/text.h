@@ -69,6 +69,10 @@ inline constexpr std::string_view kMimeSpecials = "()<>@,;:\\\"/[]?=";
 /* 'TEXT': how error messages quote what an administrator wrote. */
 std::string in_quotes(std::string_view text);
 
+/* An RFC 3463 enhanced status code, CLASS.SUBJECT.DETAIL: class 2, 4 or
+ * 5, then 1 to 3 digits twice (what libmilter accepts too). */
+bool is_enhanced_code(std::string_view code);
+
 /* "bind /run/x.sock: Permission denied": WHAT, then the system's text
  * for the error number ERROR; without ERROR, errno's (read before
  * anything else happens). */

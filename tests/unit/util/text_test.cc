@@ -47,5 +47,15 @@ TEST(ErrnoMessage, WhatThenTheSystemsText) {
     EXPECT_EQ(errno_message("bind"), std::string("bind: ") + std::strerror(EACCES));
 }
 
+TEST(EnhancedCode, ClassThenOneToThreeDigitsTwice) {
+    for (const char* code : {"5.7.1", "4.3.0", "2.0.0", "5.123.456", "4.1.99"}) {
+        EXPECT_TRUE(is_enhanced_code(code)) << code;
+    }
+    for (const char* code : {"", "5.7", "5.7.", "5..1", "3.7.1", "55.7.1", "5.7.1.", "5.1234.1", "5.7.1234", "5.7.1 ",
+                             "5.a.1", "5,7,1", ".5.7.1"}) {
+        EXPECT_FALSE(is_enhanced_code(code)) << code;
+    }
+}
+
 }  // namespace
 }  // namespace portcullis
