@@ -105,7 +105,8 @@ std::string shown(const Tag& tag) {
 void append_tag(std::string& record, const Tag& tag) {
     if (!record.empty()) record += "; ";
     record += tag.name;
-    record += "=" + to_lower(tag.value);
+    record += '=';
+    record += to_lower(tag.value);
 }
 
 }  // namespace

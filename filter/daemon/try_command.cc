@@ -159,7 +159,10 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
     if (refuses(reply([&](Session& session) { return session.helo(options.helo, false); }))) return kExitOk;
     // Addresses as the session takes them: "<>" and "a@b" alike, shown in brackets once.
     const auto bracketed = [](const std::string& address) {
-        return "<" + std::string(strip_angle_brackets(address)) + ">";
+        std::string shown = "<";
+        shown += strip_angle_brackets(address);
+        shown += '>';
+        return shown;
     };
     stage("mail from=" + bracketed(options.from) + (options.user.empty() ? "" : " user=" + options.user));
     if (refuses(reply([&](Session& session) { return session.mail(options.from, options.user, 0); }))) {
