@@ -80,10 +80,10 @@ constexpr unsigned long kNoReplyFlags = SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR
  * Connection goes at every close, and what was agreed stays here.  It is
  * written at each negotiation (libmilter negotiates before any session of
  * a context, so an address malloc gives out again is written anew), and
- * read by a session that finds no Connection: one entry per context
- * address in use.  Past kMaxAgreements (addresses malloc never gives
- * again) the table starts over; a reused connection whose entry went is
- * refused. */
+ * read by a session that finds no Connection: one entry for each
+ * address a context has had, which malloc gives out again and again.
+ * Past kMaxAgreements (were it ever to stop doing so) the table starts
+ * over; a reused connection whose entry went is refused. */
 struct Agreement {
     unsigned long offered;   // the MTA's steps
     unsigned long agreed;    // ours, from them

@@ -122,7 +122,9 @@ class ScriptLoading {
 public:
     explicit ScriptLoading(std::string_view lua) : text_(lua.data()) { scripts_loading.push_back(text_); }
     ~ScriptLoading() {
-        // Dropped on another thread (a link destroyed at exit), it finds nothing.
+        // Dropped on another thread (a link destroyed with its store), it
+        // finds nothing, or takes another EVAL's mark: that costs an EVAL
+        // or a round trip more, never a wrong answer.
         const auto at = std::find(scripts_loading.begin(), scripts_loading.end(), text_);
         if (at != scripts_loading.end()) scripts_loading.erase(at);
     }
