@@ -23,10 +23,6 @@ namespace {
 constexpr int kMaxRedirects = 5;
 constexpr auto kRetryPause = std::chrono::milliseconds(25);
 constexpr auto kRefreshPause = std::chrono::milliseconds(100);
-// A map reading asks the next node when the one before gave no map, or
-// has not answered within this; at most kMapAsksAtOnce unanswered at once.
-constexpr auto kMapAskStagger = std::chrono::milliseconds(50);
-constexpr size_t kMapAsksAtOnce = 4;
 // Redis Cluster is made for up to 1000 nodes.
 constexpr size_t kMaxNodes = 1000;
 // Links of a loop to nodes outside its map (ASK and MOVED targets).
@@ -290,25 +286,10 @@ struct ClusterShared : RouterSettings {
     }
 };
 
-/* One reading of the slot map by a loop: the nodes to ask, in order, the
- * next one, how many asked have not answered, and why each that answered
- * gave no map. */
-struct MapReading {
-    std::vector<std::string> nodes;
-    size_t next = 0;
-    size_t unanswered = 0;
-    std::string errors;
-
-    void add_error(const std::string& node, const std::string& why) {
-        errors += (errors.empty() ? "node " : "; node ") + node + ": " + why;
-    }
-};
-
 class ClusterRouter {
 public:
     ClusterRouter(EventLoop& loop, std::shared_ptr<ClusterShared> shared)
-        : loop_(loop), shared_(std::move(shared)), retired_(loop), parking_(loop, [this] { resume(); }),
-          stagger_(loop, [this] { ask_sooner(); }) {
+        : loop_(loop), shared_(std::move(shared)), retired_(loop), parking_(loop, [this] { resume(); }) {
         learn_nodes();
     }
 
@@ -421,8 +402,8 @@ private:
             return parking_.wake_at(next_refresh_);
         }
         refresh_wanted_ = false;
-        reading_ = std::make_shared<MapReading>();
-        std::vector<std::string>& nodes = reading_->nodes;
+        std::vector<std::string>& nodes = reading_nodes_;
+        nodes.clear();
         auto add = [&](const std::string& name) {
             if (name != avoid_ && std::find(nodes.begin(), nodes.end(), name) == nodes.end()) nodes.push_back(name);
         };
@@ -434,49 +415,40 @@ private:
         }
         for (const auto& seed : shared_->seeds) add(seed.name);
         if (!avoid_.empty()) nodes.push_back(avoid_);   // the last resort
-        ask_next();
+        reading_ = std::make_shared<StaggeredAsk>(
+            loop_, nodes.size(),
+            [this](size_t position, RedisLink::Done reply, std::string& why) {
+                return ask_map(reading_nodes_[position], std::move(reply), why);
+            },
+            [this](size_t position, LinkResult result, std::string& why) {
+                return map_answered(position, std::move(result), why);
+            },
+            [this](const std::string& errors) { refresh_failed("no node gave the slot map: " + errors); });
+        reading_->start();
     }
 
-    /* Sends CLUSTER SLOTS to the next node of the reading that has a
-     * link, with the stagger timer for the one after; ends the reading
-     * when every node asked failed. */
-    void ask_next() {
-        MapReading& reading = *reading_;
-        while (reading.next < reading.nodes.size()) {
-            const std::string& name = reading.nodes[reading.next++];
-            std::string why;
-            RedisLink* link = link_to(name, why);
-            if (!link) {
-                reading.add_error(name, why);
-                continue;
-            }
-            ++reading.unanswered;
-            const std::string_view command[] = {"CLUSTER", "SLOTS"};
-            // The reading, not the router, is what the answer checks first:
-            // one that comes after the reading ended (another node gave the
-            // map, or the router is gone) finds it gone and is dropped.
-            link->command(command, [this, asked_in = std::weak_ptr(reading_), name](LinkResult result) {
-                if (const auto current = asked_in.lock()) map_answered(*current, name, std::move(result));
-            });
-            if (reading.next < reading.nodes.size()) stagger_.arm(RouterClock::now() + kMapAskStagger);
-            return;
+    /* Sends CLUSTER SLOTS to the node NAME, if it has a link. */
+    bool ask_map(const std::string& name, RedisLink::Done reply, std::string& why) {
+        RedisLink* link = link_to(name, why);
+        if (!link) {
+            why = "node " + name + ": " + why;
+            return false;
         }
-        if (reading.unanswered == 0) refresh_failed("no node gave the slot map: " + reading.errors);
+        const std::string_view command[] = {"CLUSTER", "SLOTS"};
+        link->command(command, std::move(reply));
+        return true;
     }
 
-    /* The stagger passed: one more node is asked, unless kMapAsksAtOnce
-     * wait already (the next failure asks it). */
-    void ask_sooner() {
-        if (reading_ && reading_->unanswered < kMapAsksAtOnce) ask_next();
-    }
-
-    /* ASKED answered READING's CLUSTER SLOTS (READING is the current one). */
-    void map_answered(MapReading& reading, const std::string& asked, LinkResult result) {
-        --reading.unanswered;
+    /* The node at POSITION answered the current reading's CLUSTER SLOTS:
+     * true when its map is installed. */
+    bool map_answered(size_t position, LinkResult result, std::string& why) {
+        // A copy: installing the map may begin the next reading.
+        const std::string asked = reading_nodes_[position];
         std::string failure = result.ok ? result.reply.text : result.error;
         if (result.ok && result.reply.type != RedisReply::Type::error) {
             try {
-                return install(parse_cluster_slots(result.reply, split_node(asked)->first));
+                install(parse_cluster_slots(result.reply, split_node(asked)->first));
+                return true;
             } catch (const StoreError& bad) {
                 failure = bad.what();
             }
@@ -484,8 +456,8 @@ private:
         // A node that answers but gives no map (not in cluster mode, a map
         // refused) is news; one that does not answer, its link's to tell.
         if (result.ok) shared_->note_refusal(asked, failure);
-        reading.add_error(asked, failure);
-        ask_next();
+        why = "node " + asked + ": " + failure;
+        return false;
     }
 
     void install(SlotMap map) {
@@ -529,10 +501,7 @@ private:
 
     /* The answers still to come to this reading are dropped (their links
      * stay, bounded as every node's). */
-    void end_reading() {
-        reading_.reset();
-        stagger_.disarm();
-    }
+    void end_reading() { reading_.reset(); }
 
     void resume() {
         if (refresh_wanted_ && !reading_) refresh("");
@@ -623,7 +592,8 @@ private:
     std::unordered_map<std::string, std::shared_ptr<RedisLink>> links_;   // by node name
     std::set<std::string> known_;                     // the map's nodes and the seeds
     std::vector<std::string> strangers_;              // the other nodes in links_, oldest first
-    std::shared_ptr<MapReading> reading_;             // while a map is asked for
+    std::shared_ptr<StaggeredAsk> reading_;           // while a map is asked for
+    std::vector<std::string> reading_nodes_;          // what it asks, in order
     bool refresh_wanted_ = false;
     std::string avoid_;                               // the node that failed
     RouterClock::time_point next_refresh_{};
@@ -631,7 +601,6 @@ private:
     std::vector<Topology::MastersDone> waiting_masters_;
     RetiredLinks retired_;
     Parking parking_;
-    Timer stagger_;                                   // asks the next node of reading_
 };
 
 ClusterTopology::ClusterTopology(const RedisServers& servers, Millis timeout)

@@ -68,4 +68,48 @@ void Parking::fire() {
     if (wake) wake_();
 }
 
+StaggeredAsk::StaggeredAsk(EventLoop& loop, size_t count, Ask ask, Heard heard, Failed failed)
+    : count_(count), ask_(std::move(ask)), heard_(std::move(heard)), failed_(std::move(failed)),
+      stagger_(loop, [this] { ask_sooner(); }) {}
+
+/* Asks the next server that can be asked, with the stagger timer for the
+ * one after; FAILED when none is left and none is waited for.  Whatever
+ * the callbacks do to the owner's pointer, this round lives to the end
+ * of the call. */
+void StaggeredAsk::ask_next() {
+    const auto self = shared_from_this();
+    while (next_ < count_) {
+        const size_t position = next_++;
+        std::string why;
+        // The round, not the router, is what the reply checks first.
+        auto reply = [round = weak_from_this(), position](LinkResult result) {
+            if (const auto current = round.lock()) current->answered(position, std::move(result));
+        };
+        if (!ask_(position, std::move(reply), why)) {
+            add_error(why);
+            continue;
+        }
+        ++unanswered_;
+        if (next_ < count_) stagger_.arm(RouterClock::now() + kAskStagger);
+        return;
+    }
+    if (unanswered_ == 0) failed_(errors_);
+}
+
+/* The stagger passed: one more server is asked, unless kAsksAtOnce wait
+ * already (the next failure asks it). */
+void StaggeredAsk::ask_sooner() {
+    if (unanswered_ < kAsksAtOnce) ask_next();
+}
+
+void StaggeredAsk::answered(size_t position, LinkResult result) {
+    --unanswered_;
+    std::string why;
+    if (heard_(position, std::move(result), why)) return;
+    add_error(why);
+    ask_next();
+}
+
+void StaggeredAsk::add_error(const std::string& why) { errors_ += (errors_.empty() ? "" : "; ") + why; }
+
 }  // namespace portcullis::store

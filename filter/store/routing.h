@@ -13,6 +13,22 @@
  * time (the earliest asked wins), when the router tries again; release()
  * hands back every parked call, in the order parked, for sending.
  *
+ * A StaggeredAsk is one round of asking servers the same question (a
+ * cluster's slot map, a sentinel's master) until one gives a usable
+ * answer.  It asks the first server at start(), and the next one as soon
+ * as the one before gave no usable answer, or kAskStagger after it
+ * without an answer, with at most kAsksAtOnce unanswered at once: servers
+ * that hang (paused, a lost route) hold a round about kAskStagger each,
+ * not a link's timeout.  ASK(POSITION, REPLY, WHY) sends the question to
+ * the server at POSITION (0 to COUNT-1, the router's order) with REPLY as
+ * the link's callback, or returns false with WHY when it cannot be asked.
+ * HEARD(POSITION, RESULT, WHY) hears each reply while the round lasts:
+ * true when the answer was usable (the router then ends the round), or
+ * false with WHY.  FAILED(ERRORS) hears, once, that every server failed
+ * (each WHY, joined with "; "), maybe within start().  The round ends
+ * when its owner drops it: a reply that comes later finds it gone and is
+ * dropped, and never reaches the router, even one that is gone itself.
+ *
  * RoutedTopology is the Topology both routers are: RouterSettings (and
  * what else the router's SHARED keeps for every loop) made once, and a
  * ROUTER per event loop, made on the loop at its first command, with
@@ -84,6 +100,38 @@ struct RouterSettings {
     RouterSettings(const RedisServers& servers, Millis store_timeout, std::string name)
         : user(servers.user), password(servers.password), timeout(store_timeout), description(std::move(name)),
           health(std::make_shared<StoreHealth>(description)) {}
+};
+
+class StaggeredAsk : public std::enable_shared_from_this<StaggeredAsk> {
+public:
+    using Ask = std::function<bool(size_t position, RedisLink::Done reply, std::string& why)>;
+    using Heard = std::function<bool(size_t position, LinkResult result, std::string& why)>;
+    using Failed = std::function<void(const std::string& errors)>;
+
+    static constexpr auto kAskStagger = std::chrono::milliseconds(50);
+    static constexpr size_t kAsksAtOnce = 4;
+
+    /* Made with std::make_shared (the replies hold weak pointers to it). */
+    StaggeredAsk(EventLoop& loop, size_t count, Ask ask, Heard heard, Failed failed);
+    StaggeredAsk(const StaggeredAsk&) = delete;
+    StaggeredAsk& operator=(const StaggeredAsk&) = delete;
+
+    void start() { ask_next(); }
+
+private:
+    void ask_next();
+    void ask_sooner();
+    void answered(size_t position, LinkResult result);
+    void add_error(const std::string& why);
+
+    size_t count_;
+    Ask ask_;
+    Heard heard_;
+    Failed failed_;
+    size_t next_ = 0;          // the position asked next
+    size_t unanswered_ = 0;
+    std::string errors_;
+    Timer stagger_;            // asks the next one sooner
 };
 
 template <class Shared, class Router>

@@ -102,36 +102,45 @@ public:
     }
 
 private:
-    /* Asks the sentinels, now or once the pause after a failed ask ends. */
+    /* Asks the sentinels, now or once the pause after a failed ask ends:
+     * in turn from the one that answered last, staggered. */
     void ask_again() {
         if (RouterClock::now() < next_ask_) return parking_.wake_at(next_ask_);
         asking_ = true;
-        ask(0, "");
+        const size_t first = first_;
+        const size_t count = sentinels_.size();
+        round_ = std::make_shared<StaggeredAsk>(
+            loop_, count,
+            [this, first, count](size_t position, RedisLink::Done reply, std::string&) {
+                const std::string_view command[] = {"SENTINEL", "get-master-addr-by-name", shared_->master_name};
+                sentinel_link((first + position) % count).command(command, std::move(reply));
+                return true;
+            },
+            [this, first, count](size_t position, LinkResult result, std::string& why) {
+                return named((first + position) % count, std::move(result), why);
+            },
+            [this](const std::string& errors) { not_found("no sentinel named the master: " + errors); });
+        round_->start();
     }
 
     void resume() {
         if (!asking_ && !master_ && (!parking_.empty() || !waiting_masters_.empty())) ask_again();
     }
 
-    /* Asks the ATTEMPT-th sentinel (counted from the one that answered last);
-     * ERRORS is what the ones before said. */
-    void ask(size_t attempt, std::string errors) {
-        const size_t count = sentinels_.size();
-        if (attempt == count) return not_found("no sentinel named the master: " + errors);
-        const size_t index = (first_ + attempt) % count;
-        RedisLink& sentinel = sentinel_link(index);
-        const std::string_view command[] = {"SENTINEL", "get-master-addr-by-name", shared_->master_name};
-        sentinel.command(command, [this, attempt, index, errors = std::move(errors)](LinkResult result) mutable {
-            std::string why;
-            if (!result.ok) {
-                why = result.error;
-            } else if (auto address = master_address(result.reply, why)) {
-                first_ = index;
-                return confirm(std::move(*address));
-            }
-            errors += (errors.empty() ? "sentinel " : "; sentinel ") + shared_->sentinels[index].name + " " + why;
-            ask(attempt + 1, std::move(errors));
-        });
+    /* The sentinel at INDEX answered the current round: true when it
+     * named a master (the round ends; ROLE confirms it). */
+    bool named(size_t index, LinkResult result, std::string& why) {
+        std::string failure;
+        if (!result.ok) {
+            failure = result.error;
+        } else if (auto address = master_address(result.reply, failure)) {
+            first_ = index;
+            round_.reset();
+            confirm(std::move(*address));
+            return true;
+        }
+        why = "sentinel " + shared_->sentinels[index].name + " " + failure;
+        return false;
     }
 
     RedisLink& sentinel_link(size_t index) {
@@ -179,6 +188,7 @@ private:
     }
 
     void not_found(const std::string& error) {
+        round_.reset();
         asking_ = false;
         last_error_ = error;
         next_ask_ = RouterClock::now() + kAskAgainPause;
@@ -290,6 +300,7 @@ private:
     std::shared_ptr<SentinelShared> shared_;
     std::vector<std::unique_ptr<RedisLink>> sentinels_;   // made when first asked
     size_t first_ = 0;                                     // the sentinel asked first
+    std::shared_ptr<StaggeredAsk> round_;                  // while the sentinels are asked
     std::shared_ptr<RedisLink> master_;                    // confirmed; null: ask
     std::shared_ptr<RedisLink> candidate_;                 // waiting for ROLE
     struct Watch {

@@ -8,8 +8,15 @@
  * seconds before the sentinels demote it, and writes there are lost.
  *
  * Each loop finds the master by itself: it asks the sentinels of
- * store.url in turn (the last one that answered first), each within
- * store.timeout, for SENTINEL get-master-addr-by-name store.master, and
+ * store.url in turn (the last one that answered first) for SENTINEL
+ * get-master-addr-by-name store.master, the next one as soon as the one
+ * before names no master (no reply within store.timeout, a refused
+ * connect, nil, an error, an address that is no IP address) or after
+ * 50 ms without an answer, with at most 4 unanswered at once: sentinels
+ * that hang (paused, a lost route) hold the search about 50 ms each, not
+ * store.timeout (routing.h: StaggeredAsk).  The first master named ends
+ * the search; answers that come later are dropped, never confirmed (an
+ * older master), even when the loop's store is gone by then.  The loop
  * confirms the address with ROLE on a new connection (AUTH with
  * store.user and store.password first) before it sends anything there.
  * It asks again after any failure of that connection, after the server

@@ -37,8 +37,13 @@ using test_support::AnsweringRedis;
 using test_support::add;
 using test_support::add_error;
 using test_support::add_on;
+using test_support::asked;
 using test_support::kAddOne;
+using test_support::logged;
+using test_support::logged_past_late_answers;
 using test_support::LoopThread;
+using test_support::paused_servers;
+using test_support::urls_of;
 using Clock = std::chrono::steady_clock;
 
 config::Config::Store cluster_of(const std::string& seeds, Millis timeout = 300ms) {
@@ -94,16 +99,6 @@ std::string slots_reply(const std::vector<std::array<int, 3>>& ranges) {
                 std::to_string(port) + "\r\n";
     }
     return text;
-}
-
-/* The lines logged while RUN ran that hold WHAT. */
-int logged(const std::function<void()>& run, const std::string& what) {
-    testing::internal::CaptureStderr();
-    run();
-    const std::string log = testing::internal::GetCapturedStderr();
-    int lines = 0;
-    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++lines;
-    return lines;
 }
 
 /* A fake node that owns every slot and answers every script with what
@@ -211,41 +206,18 @@ TEST(ClusterSlots, AMapThatServesNoSlotIsPassedOverForTheNextNode) {
     EXPECT_EQ(good.server().count("EVALSHA"), 1u);
 }
 
-/* COUNT nodes that read every command and answer none, as under CLIENT
- * PAUSE or behind a lost route. */
-std::vector<std::unique_ptr<AnsweringRedis>> paused_nodes(size_t count) {
-    std::vector<std::unique_ptr<AnsweringRedis>> nodes;
-    while (nodes.size() < count) {
-        nodes.push_back(std::make_unique<AnsweringRedis>([](const std::vector<std::string>&) { return std::string(); }));
-    }
-    return nodes;
-}
-
-/* store.url: the PAUSED nodes, then LAST. */
-std::string seeds_of(const std::vector<std::unique_ptr<AnsweringRedis>>& paused, const std::string& last) {
-    std::string seeds;
-    for (const auto& node : paused) seeds += node->url() + ", ";
-    return seeds + last;
-}
-
-size_t maps_asked(const std::vector<std::unique_ptr<AnsweringRedis>>& nodes) {
-    size_t asked = 0;
-    for (const auto& node : nodes) asked += node->count("CLUSTER");
-    return asked;
-}
-
 /* Seeds that do not answer hold the map no longer than it takes to ask
  * past them (50 ms each): the first command is answered by the fourth
  * node well within store.timeout, where asking each in turn took 3 times
  * that. */
 TEST(ClusterSlots, NodesThatDoNotAnswerDoNotHoldTheMap) {
-    const auto paused = paused_nodes(3);
+    const auto paused = paused_servers(3);
     FakeNode good([](int) { return std::string(":1\r\n"); });
-    RedisStore store(cluster_of(seeds_of(paused, good.server().url()), 1s));
+    RedisStore store(cluster_of(urls_of(paused, good.server().url()), 1s));
     const auto started = Clock::now();
     EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
     EXPECT_LT(Clock::now() - started, 600ms);
-    EXPECT_EQ(maps_asked(paused), 3u);
+    EXPECT_EQ(asked(paused, "CLUSTER"), 3u);
     EXPECT_EQ(good.server().count("CLUSTER"), 1u);
 }
 
@@ -253,18 +225,18 @@ TEST(ClusterSlots, NodesThatDoNotAnswerDoNotHoldTheMap) {
  * first, the 5th is asked only when one of the 4 fails (after
  * store.timeout), and the good node after that. */
 TEST(ClusterSlots, AReadingWaitsForAtMostFourNodesAtOnce) {
-    const auto paused = paused_nodes(6);
+    const auto paused = paused_servers(6);
     FakeNode good([](int) { return std::string(":1\r\n"); });
-    RedisStore store(cluster_of(seeds_of(paused, good.server().url()), 1s));
+    RedisStore store(cluster_of(urls_of(paused, good.server().url()), 1s));
     LoopThread loop;
     auto first = std::async(std::launch::async, [&] { return loop.run(store, kAddOne, "k"); });
     std::this_thread::sleep_for(500ms);
-    EXPECT_EQ(maps_asked(paused), 4u);
+    EXPECT_EQ(asked(paused, "CLUSTER"), 4u);
     EXPECT_EQ(paused[4]->count("CLUSTER") + paused[5]->count("CLUSTER"), 0u);
     EXPECT_EQ(first.get().error, "redis cluster: no slot map read yet");
     std::this_thread::sleep_for(500ms);   // the 4 fail by 1150 ms, the rest are asked
     EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
-    EXPECT_EQ(maps_asked(paused), 6u);
+    EXPECT_EQ(asked(paused, "CLUSTER"), 6u);
     EXPECT_EQ(good.server().count("CLUSTER"), 1u);
 }
 
@@ -278,15 +250,7 @@ TEST(ClusterSlots, AMapAnsweredAfterTheRefreshEndedIsDropped) {
     });
     FakeNode good([](int) { return std::string(":1\r\n"); });
     RedisStore store(cluster_of(slow.url() + ", " + good.server().url(), 1s));
-    LoopThread loop;
-    const int maps = logged(
-        [&] {
-            EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});   // its loop ends with the slow ask unanswered
-            EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
-            std::this_thread::sleep_for(900ms);   // both slow answers arrive (300 ms each, one after the other)
-            EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
-        },
-        "store: redis cluster slot map version");
+    const int maps = logged_past_late_answers(store, "store: redis cluster slot map version");
     EXPECT_EQ(slow.count("CLUSTER"), 2u);
     EXPECT_EQ(good.server().count("EVALSHA"), 3u);
     EXPECT_EQ(maps, 1);

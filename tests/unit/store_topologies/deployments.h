@@ -10,12 +10,17 @@
  * ends, so the next test finds it whole, though perhaps with another
  * master.  LoopThread is a loop that lives as long as a test, for the
  * tests of what a store remembers between calls.  kAddOne counts calls on
- * a key; add(), add_on() and add_error() run it.
+ * a key; add(), add_on() and add_error() run it.  paused_servers() are
+ * fake servers that never answer (urls_of() lists them in store.url,
+ * asked() counts what they got); logged() counts log lines, and
+ * logged_past_late_answers() those of calls that leave answers to come.
  */
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -24,6 +29,7 @@
 
 #include "config/config.h"
 #include "store/store.h"
+#include "support/answering_redis.h"
 #include "support/redis_topologies.h"
 #include "util/event_loop.h"
 
@@ -145,6 +151,56 @@ inline std::string add_error(store::Store& store, const std::string& key) {
     }
     ADD_FAILURE() << "no StoreError";
     return "";
+}
+
+/* COUNT servers that read every command and answer none, as under CLIENT
+ * PAUSE or behind a lost route. */
+inline std::vector<std::unique_ptr<AnsweringRedis>> paused_servers(size_t count) {
+    std::vector<std::unique_ptr<AnsweringRedis>> servers;
+    while (servers.size() < count) {
+        servers.push_back(std::make_unique<AnsweringRedis>([](const std::vector<std::string>&) { return std::string(); }));
+    }
+    return servers;
+}
+
+/* store.url: the PAUSED servers, then LAST. */
+inline std::string urls_of(const std::vector<std::unique_ptr<AnsweringRedis>>& paused, const std::string& last) {
+    std::string urls;
+    for (const auto& server : paused) urls += server->url() + ", ";
+    return urls + last;
+}
+
+/* How many COMMANDs SERVERS got. */
+inline size_t asked(const std::vector<std::unique_ptr<AnsweringRedis>>& servers, const std::string& command) {
+    size_t count = 0;
+    for (const auto& server : servers) count += server->count(command);
+    return count;
+}
+
+/* The lines logged while RUN ran that hold WHAT. */
+inline int logged(const std::function<void()>& run, const std::string& what) {
+    testing::internal::CaptureStderr();
+    run();
+    const std::string log = testing::internal::GetCapturedStderr();
+    int lines = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++lines;
+    return lines;
+}
+
+/* Three calls of kAddOne on "k", each answered 1, for a server that
+ * answers 300 ms late, one ask after the other: the first on a loop that
+ * ends before its answer, two on a loop that lives on, 900 ms apart (both
+ * late answers come between); the lines logged meanwhile that hold WHAT. */
+inline int logged_past_late_answers(store::Store& store, const std::string& what) {
+    LoopThread loop;
+    return logged(
+        [&] {
+            EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
+            EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
+            std::this_thread::sleep_for(std::chrono::milliseconds(900));
+            EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
+        },
+        what);
 }
 
 }  // namespace portcullis::test_support

@@ -3,7 +3,8 @@
  * dead sentinel skipped (and, down, not making the master be sought
  * again), an unknown master name, a master whose ROLE is
  * not master (nothing written there), READONLY sending the store back to
- * the sentinels.  Against the real group: writes land on the master the
+ * the sentinels, the master found past sentinels that do not answer (at
+ * most 4 waited for at once) and their late answers dropped.  Against the real group: writes land on the master the
  * sentinels name, SENTINEL FAILOVER followed, kill -9 of the master
  * followed and the old master, restarted, never written to, and
  * passwords for the sentinels and for an ACL user of the data servers.
@@ -14,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <optional>
 #include <thread>
 
@@ -29,9 +31,13 @@ using test_support::AnsweringRedis;
 using test_support::add;
 using test_support::add_error;
 using test_support::add_on;
+using test_support::asked;
 using test_support::kAddOne;
+using test_support::logged_past_late_answers;
 using test_support::LoopThread;
+using test_support::paused_servers;
 using test_support::SentinelGroup;
+using test_support::urls_of;
 using Clock = std::chrono::steady_clock;
 
 config::Config::Store sentinels_at(const std::string& urls, const std::string& master = SentinelGroup::kMasterName,
@@ -54,13 +60,23 @@ std::string master_at(int port) {
 
 const std::string kRoleMaster = "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
 
+/* A master whose every script answers VALUE (RESP). */
+AnsweringRedis::Answer master_answering(std::string value) {
+    return [value = std::move(value)](const std::vector<std::string>& args) {
+        return args[0] == "ROLE" ? kRoleMaster : value;
+    };
+}
+
+/* A sentinel that names MASTER, at once, to every command. */
+AnsweringRedis::Answer naming(const AnsweringRedis& master) {
+    return [port = master.port()](const std::vector<std::string>&) { return master_at(port); };
+}
+
 /* A master whose every script answers 1, named by a sentinel listed
  * after one that is down. */
 struct BehindADeadSentinel {
-    AnsweringRedis master{[](const std::vector<std::string>& args) -> std::string {
-        return args[0] == "ROLE" ? kRoleMaster : ":1\r\n";
-    }};
-    AnsweringRedis sentinel{[this](const std::vector<std::string>&) { return master_at(master.port()); }};
+    AnsweringRedis master{master_answering(":1\r\n")};
+    AnsweringRedis sentinel{naming(master)};
     RedisStore store{
         sentinels_at("redis://127.0.0.1:" + std::to_string(test_support::free_port()) + ", " + sentinel.url())};
 };
@@ -112,9 +128,7 @@ TEST(SentinelFake, NothingIsWrittenToAServerWhoseRoleIsNotMaster) {
  * sentinels again and writes to the new master within the same call. */
 TEST(SentinelFake, ReadonlySendsTheStoreBackToTheSentinels) {
     std::atomic<int> named{0};
-    AnsweringRedis fresh([](const std::vector<std::string>& args) -> std::string {
-        return args[0] == "ROLE" ? kRoleMaster : ":7\r\n";
-    });
+    AnsweringRedis fresh(master_answering(":7\r\n"));
     AnsweringRedis old([&named, &fresh](const std::vector<std::string>& args) -> std::string {
         if (args[0] == "ROLE") return kRoleMaster;
         named = fresh.port();
@@ -127,6 +141,70 @@ TEST(SentinelFake, ReadonlySendsTheStoreBackToTheSentinels) {
     EXPECT_EQ(old.count("EVALSHA"), 1u);
     EXPECT_EQ(fresh.count("EVALSHA"), 1u);
     EXPECT_EQ(sentinel.count("SENTINEL"), 2u);
+}
+
+/* A master whose every script answers 1, named by a sentinel listed
+ * after COUNT that do not answer (paused); store.timeout 1 s. */
+struct BehindPausedSentinels {
+    explicit BehindPausedSentinels(size_t count) : paused(paused_servers(count)) {}
+
+    std::vector<std::unique_ptr<AnsweringRedis>> paused;
+    AnsweringRedis master{master_answering(":1\r\n")};
+    AnsweringRedis good{naming(master)};
+    RedisStore store{sentinels_at(urls_of(paused, good.url()), SentinelGroup::kMasterName, 1s)};
+};
+
+/* Sentinels that do not answer hold the search for the master no longer
+ * than it takes to ask past them (50 ms each): the first command is
+ * answered through the fourth sentinel well within store.timeout, where
+ * asking each in turn took 3 times that. */
+TEST(SentinelFake, SentinelsThatDoNotAnswerDoNotHoldTheMaster) {
+    BehindPausedSentinels group(3);
+    auto& [paused, master, good, store] = group;
+    const auto started = Clock::now();
+    EXPECT_EQ(add(store, "k"), std::vector<std::string>{"1"});
+    EXPECT_LT(Clock::now() - started, 600ms);
+    EXPECT_EQ(asked(paused, "SENTINEL"), 3u);
+    EXPECT_EQ(good.count("SENTINEL"), 1u);
+    EXPECT_EQ(master.count("ROLE"), 1u);
+}
+
+/* A search waits for at most 4 sentinels at once: with 5 that do not
+ * answer first, the 5th is asked only when one of the 4 fails (after
+ * store.timeout), and the good one after that. */
+TEST(SentinelFake, ASearchWaitsForAtMostFourSentinelsAtOnce) {
+    BehindPausedSentinels group(5);
+    auto& [paused, master, good, store] = group;
+    LoopThread loop;
+    auto first = std::async(std::launch::async, [&] { return loop.run(store, kAddOne, "k"); });
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(asked(paused, "SENTINEL"), 4u);
+    EXPECT_EQ(paused[4]->count("SENTINEL"), 0u);
+    EXPECT_EQ(first.get().error, "redis sentinel mymaster: no master found yet");
+    std::this_thread::sleep_for(500ms);   // the 4 fail by 1150 ms, the rest are asked
+    EXPECT_EQ(add_on(loop, store, "k"), std::vector<std::string>{"1"});
+    EXPECT_EQ(asked(paused, "SENTINEL"), 5u);
+    EXPECT_EQ(good.count("SENTINEL"), 1u);
+}
+
+/* A sentinel that answers late, after another one named the master: its
+ * answer (here an old master, still saying "master" to ROLE) is dropped,
+ * never asked for its ROLE nor written to, whether the loop that asked
+ * still runs or is gone by then. */
+TEST(SentinelFake, AMasterNamedAfterTheSearchEndedIsDropped) {
+    AnsweringRedis old(master_answering(":2\r\n"));
+    AnsweringRedis fresh(master_answering(":1\r\n"));
+    AnsweringRedis slow([port = old.port()](const std::vector<std::string>& args) -> std::string {
+        if (args[0] == "SENTINEL") std::this_thread::sleep_for(300ms);
+        return master_at(port);
+    });
+    AnsweringRedis good(naming(fresh));
+    RedisStore store(sentinels_at(slow.url() + ", " + good.url(), SentinelGroup::kMasterName, 1s));
+    const int moves = logged_past_late_answers(store, "master moved");
+    EXPECT_EQ(slow.count("SENTINEL"), 2u);
+    EXPECT_EQ(old.count("ROLE"), 0u);
+    EXPECT_EQ(fresh.count("EVALSHA"), 3u);
+    EXPECT_EQ(moves, 0);
 }
 
 /* Counts KEY every 20 ms until a call is answered; the time since SINCE
