@@ -62,7 +62,7 @@ int list(checks::Greylist& greylist, const Filter& filter, Output& out) {
                     ("<" + state.triplet.rcpt + ">").c_str(), utc_time(state.since_ms).c_str(),
                     utc_time(state.expires_at_ms).c_str());
     });
-    out.out("%zu triplets\n", shown);
+    out.out("%zu triplet%s\n", shown, shown == 1 ? "" : "s");
     if (filter.has_sender || filter.has_rcpt) return kExitOk;
 
     size_t networks = 0;
@@ -74,7 +74,7 @@ int list(checks::Greylist& greylist, const Filter& filter, Output& out) {
                     utc_time(state.expires_at_ms).c_str());
         ++networks;
     });
-    out.out("%zu networks\n", networks);
+    out.out("%zu network%s\n", networks, networks == 1 ? "" : "s");
     return kExitOk;
 }
 
@@ -97,7 +97,7 @@ int edit(checks::Greylist& greylist, const GreylistOptions& options, const IpAdd
             out.out("allowed network %s for %s\n", network.c_str(), format_duration(expire).c_str());
         } else {
             const size_t dropped = greylist.drop_network(network);
-            out.out("dropped network %s: %zu records\n", network.c_str(), dropped);
+            out.out("dropped network %s: %zu record%s\n", network.c_str(), dropped, dropped == 1 ? "" : "s");
         }
         return kExitOk;
     }

@@ -155,7 +155,7 @@ int try_command(const ConfigSource& source, const TryOptions& options) {
 
     stage("connect client=" + ip->str());
     if (refuses(reply([&](Session& session) { return session.connect(*ip, "unknown", 0); }))) return kExitOk;
-    stage("helo " + options.helo);
+    stage(options.helo.empty() ? std::string("helo (no name)") : "helo " + options.helo);
     if (refuses(reply([&](Session& session) { return session.helo(options.helo, false); }))) return kExitOk;
     // Addresses as the session takes them: "<>" and "a@b" alike, shown in brackets once.
     const auto bracketed = [](const std::string& address) {
