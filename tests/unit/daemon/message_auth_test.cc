@@ -149,6 +149,10 @@ protected:
 test_support::UnboundServer* SignatureCheck::server_ = nullptr;
 
 TEST_F(SignatureCheck, OneWhoseStreamIsGoneIsNeverRun) {
+    // As in the daemon, libopendkim (and OpenSSL) start before the pool:
+    // at exit its threads then end, and free OpenSSL's state for each,
+    // before OpenSSL's own cleanup (LeakSanitizer saw 904 bytes otherwise).
+    dkim::Verifier starts_the_library;
     const uint64_t parsed_before = dkim::keys_parsed();
     {
         HeldPool held(signature_workers());
