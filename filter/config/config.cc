@@ -95,10 +95,6 @@ size_t pick(std::string_view text, const std::vector<std::string>& names) {
     throw BadValue{in_quotes(text) + " is not one of " + join(names) + suggestion(text, names)};
 }
 
-bool is_digits(std::string_view text) {
-    return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
-}
-
 bool is_port(std::string_view text) {
     if (!is_digits(text) || text.size() > 5) return false;
     const auto port = std::stoul(std::string(text));

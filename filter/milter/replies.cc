@@ -33,8 +33,7 @@ std::string milter_text(std::string_view line) {
 std::optional<std::vector<std::string>> own_reply_lines(const Answer& answer) {
     const char digit = answer.kind == Answer::Kind::reject ? '5' : '4';
     const std::string& code = answer.code;
-    const bool of_its_class = code.size() == 3 && code[0] == digit && code[1] >= '0' && code[1] <= '9' &&
-                              code[2] >= '0' && code[2] <= '9' &&
+    const bool of_its_class = code.size() == 3 && code[0] == digit && is_digits(code.substr(1), 2, 2) &&
                               (answer.xcode.empty() || is_enhanced_code(answer.xcode));
     if (!of_its_class) {
         if (!code.empty()) {

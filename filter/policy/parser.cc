@@ -105,11 +105,6 @@ std::string_view code_classes(ActionKind action) {
     }
 }
 
-bool is_digits(std::string_view text, size_t min, size_t max) {
-    return text.size() >= min && text.size() <= max &&
-           std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
 class Parser {
 public:
     Parser(TokenCursor& cursor, PolicyBuilder& builder) : cursor_(cursor), builder_(builder) {}

@@ -123,13 +123,15 @@ std::string in_quotes(std::string_view text) {
     return out;
 }
 
+bool is_digits(std::string_view text, size_t min, size_t max) {
+    return text.size() >= min && text.size() <= max && text.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
 bool is_enhanced_code(std::string_view code) {
-    const auto digits = [](std::string_view part) {
-        return !part.empty() && part.size() <= 3 && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    };
     const size_t second = code.find('.', 2);
     return code.size() >= 5 && (code[0] == '2' || code[0] == '4' || code[0] == '5') && code[1] == '.' &&
-           second != std::string_view::npos && digits(code.substr(2, second - 2)) && digits(code.substr(second + 1));
+           second != std::string_view::npos && is_digits(code.substr(2, second - 2), 1, 3) &&
+           is_digits(code.substr(second + 1), 1, 3);
 }
 
 std::string errno_message(std::string_view what, int error) {

@@ -69,6 +69,9 @@ inline constexpr std::string_view kMimeSpecials = "()<>@,;:\\\"/[]?=";
 /* 'TEXT': how error messages quote what an administrator wrote. */
 std::string in_quotes(std::string_view text);
 
+/* TEXT is MIN to MAX ASCII digits, nothing else. */
+bool is_digits(std::string_view text, size_t min = 1, size_t max = std::string_view::npos);
+
 /* An RFC 3463 enhanced status code, CLASS.SUBJECT.DETAIL: class 2, 4 or
  * 5, then 1 to 3 digits twice (what libmilter accepts too). */
 bool is_enhanced_code(std::string_view code);

@@ -47,6 +47,19 @@ TEST(ErrnoMessage, WhatThenTheSystemsText) {
     EXPECT_EQ(errno_message("bind"), std::string("bind: ") + std::strerror(EACCES));
 }
 
+TEST(Digits, OnlyAsciiDigitsWithinTheLengthsGiven) {
+    EXPECT_TRUE(is_digits("0"));
+    EXPECT_TRUE(is_digits("65535"));
+    EXPECT_TRUE(is_digits("550", 3, 3));
+    EXPECT_FALSE(is_digits(""));
+    EXPECT_FALSE(is_digits("55", 3, 3));
+    EXPECT_FALSE(is_digits("5500", 3, 3));
+    EXPECT_FALSE(is_digits("5a0"));
+    EXPECT_FALSE(is_digits("-1"));
+    EXPECT_FALSE(is_digits(" 1"));
+    EXPECT_TRUE(is_digits("", 0, 3));
+}
+
 TEST(EnhancedCode, ClassThenOneToThreeDigitsTwice) {
     for (const char* code : {"5.7.1", "4.3.0", "2.0.0", "5.123.456", "4.1.99"}) {
         EXPECT_TRUE(is_enhanced_code(code)) << code;
